@@ -1,0 +1,213 @@
+"""The domain's data: account events on the queue, the evidence gathered for them, and verdicts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+ApiVersion = Literal["v2", "v3"]
+EventKind = Literal["failure", "recovery", "removal"]
+AuthMethod = Literal["oauth", "password", "unknown"]
+Confidence = Literal["high", "medium", "low"]
+NotificationKind = Literal["reconnect", "admin_contact", "operator_alert"]
+Cause = Literal[
+    "recovered",
+    "app_revoked",
+    "admin_disconnected",
+    "admin_session_policy",
+    "eas_sparse_inbox",
+    "imap_sync_errors",
+    "password_changed",
+    "google_testing_mode",
+    "microsoft_token_expired",
+    "sync_stopped",
+    "oauth_revoked",
+    "unknown",
+]
+CAUSES: tuple[Cause, ...] = Cause.__args__  # type: ignore[attr-defined]
+
+# The Nylas webhook types this service acts on, by what they mean for the account.
+FAILURE_TRIGGERS = frozenset({"grant.expired", "account.invalid", "account.stopped", "account.sync_error"})
+# "Stopped" rather than "invalid": the credentials may still be good (rules 3b and 4c).
+STOPPED_TRIGGERS = frozenset({"account.stopped", "account.sync_error"})
+# grant.updated counts only with reauthentication_flag: the webhook drops the others.
+RECOVERY_TRIGGERS = frozenset({"grant.created", "grant.updated", "account.running", "account.connected"})
+REMOVAL_TRIGGERS = frozenset({"grant.deleted"})
+
+
+def event_kind(trigger: str) -> EventKind:
+    if trigger in FAILURE_TRIGGERS:
+        return "failure"
+    if trigger in RECOVERY_TRIGGERS:
+        return "recovery"
+    if trigger in REMOVAL_TRIGGERS:
+        return "removal"
+    raise ValueError(f"{trigger!r} is not an account event this service handles")
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, to the second: sortable as a string, as DynamoDB keys need."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_epoch(seconds: float) -> str:
+    return iso(datetime.fromtimestamp(seconds, UTC))
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class AccountEvent:
+    """One normalized account event: the body of a DiagnosisQueue message (SPEC §2)."""
+
+    event_id: str
+    api_version: ApiVersion
+    trigger: str
+    account_id: str
+    occurred_at: str
+    provider: str | None = None
+    email: str | None = None
+    grant_updated_at: str | None = None
+
+    @property
+    def kind(self) -> EventKind:
+        return event_kind(self.trigger)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AccountEvent:
+        return cls(
+            event_id=str(data["event_id"]),
+            api_version=data["api_version"],
+            trigger=str(data["trigger"]),
+            account_id=str(data["account_id"]),
+            occurred_at=str(data["occurred_at"]),
+            provider=data.get("provider"),
+            email=data.get("email"),
+            grant_updated_at=data.get("grant_updated_at"),
+        )
+
+    @classmethod
+    def from_json(cls, body: str) -> AccountEvent:
+        return cls.from_dict(json.loads(body))
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What Nylas says about the grant (v3) or account (v2) now."""
+
+    exists: bool
+    # v3 grant_status (valid|invalid) or v2 sync_state (running|invalid|stopped|…); None when gone.
+    status: str | None = None
+    billing_state: str | None = None  # v2 only: paid|cancelled|deleted|…
+    provider: str | None = None
+    email: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    inbox_count: int | None = None  # Exchange/EAS only, when Nylas can tell
+
+    @property
+    def healthy(self) -> bool:
+        return self.exists and self.status in ("valid", "running")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the procedure looks at for one failure event; gathered by adapters, judged by pure code."""
+
+    event: AccountEvent
+    state: AccountState
+    provider: str | None
+    email: str | None
+    domain: str | None
+    auth_method: AuthMethod
+    free_mail: bool
+    # From the event history (DynamoDB), all instants as ISO strings.
+    recovered_at: str | None  # a recovery event for this account after this failure
+    removed_by_app: bool  # grant.deleted seen for this grant
+    failures_last_30_days: int  # this account's failures, this one included
+    last_authenticated_at: str | None  # grant_updated_at, created_at or the last recovery before this failure
+    domain_burst_accounts: int  # distinct accounts of the domain failing within the burst window, this one included
+    domain_window_accounts: int  # the same within the long window
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The procedure's thresholds (template parameters)."""
+
+    domain_cluster_threshold: int = 3
+    domain_burst_minutes: int = 15
+    domain_window_days: int = 7
+
+
+@dataclass(frozen=True)
+class Step:
+    step: str
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What the procedure concluded (the pure part of a verdict)."""
+
+    cause: Cause
+    confidence: Confidence
+    summary: str
+    actions: list[str]
+    steps: list[Step]
+    recurring: bool
+
+
+@dataclass(frozen=True)
+class Notification:
+    kind: NotificationKind
+    to: str
+    message_id: str | None
+    sent_at: str | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A stored diagnosis of one failure event (SPEC §6)."""
+
+    event_id: str
+    account_id: str
+    api_version: ApiVersion
+    trigger: str
+    occurred_at: str
+    diagnosed_at: str
+    email: str | None
+    domain: str | None
+    provider: str | None
+    auth_method: AuthMethod
+    cause: Cause
+    confidence: Confidence
+    summary: str
+    actions: list[str]
+    steps: list[Step]
+    evidence: dict[str, Any]
+    recurring: bool
+    notifications: list[Notification] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        return cls(
+            **{
+                **data,
+                "steps": [Step(**s) for s in data.get("steps", [])],
+                "notifications": [Notification(**n) for n in data.get("notifications", [])],
+            }
+        )
