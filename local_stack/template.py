@@ -57,7 +57,7 @@ class LocalStack:
     def resolve(self, value: Any) -> Any:
         """Evaluates the intrinsic functions the template uses for environment values."""
         if isinstance(value, dict) and len(value) == 1:
-            (name, arg), = value.items()
+            ((name, arg),) = value.items()
             if name == "Ref":
                 if arg in self.parameters:
                     return self.parameters[arg]
@@ -119,8 +119,8 @@ def _create_queues(stack: LocalStack, session: boto3.Session, prefix: str) -> No
         attributes: dict[str, str] = {}
         for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "SqsManagedSseEnabled"):
             if key in properties:
-                attributes[key] = str(properties[key]).lower() if isinstance(properties[key], bool) else str(
-                    properties[key]
+                attributes[key] = (
+                    str(properties[key]).lower() if isinstance(properties[key], bool) else str(properties[key])
                 )
         if "RedrivePolicy" in properties:
             policy = properties["RedrivePolicy"]

@@ -96,7 +96,8 @@ def load_handler(function: str) -> ModuleType:
     """
     module_name = f"handler_{function}"
     spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / function / "app.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)

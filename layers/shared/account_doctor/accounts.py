@@ -15,8 +15,24 @@ EXCHANGE_PROVIDERS = frozenset({"eas", "exchange", "ews"})
 # their failures never say anything about one organisation's administrator.
 FREE_MAIL_BRANDS = frozenset(
     {
-        "gmail", "googlemail", "outlook", "hotmail", "live", "msn", "yahoo", "ymail",
-        "icloud", "me", "mac", "aol", "proton", "protonmail", "gmx", "zoho", "yandex", "mail",
+        "gmail",
+        "googlemail",
+        "outlook",
+        "hotmail",
+        "live",
+        "msn",
+        "yahoo",
+        "ymail",
+        "icloud",
+        "me",
+        "mac",
+        "aol",
+        "proton",
+        "protonmail",
+        "gmx",
+        "zoho",
+        "yandex",
+        "mail",
     }
 )
 # Endings a brand's country variants use: hotmail.co.uk, yahoo.co.jp, gmx.de, yandex.ru, …
@@ -47,7 +63,12 @@ def is_free_mail(domain: str) -> bool:
     if len(labels) == 2:
         return labels[0] in FREE_MAIL_BRANDS
     # brand.co.uk / brand.com.au style: the brand sits before a second-level ending and a country code.
-    return len(labels) == 3 and labels[0] in FREE_MAIL_BRANDS and labels[1] in _COUNTRY_SECOND_LEVELS and len(labels[2]) == 2
+    return (
+        len(labels) == 3
+        and labels[0] in FREE_MAIL_BRANDS
+        and labels[1] in _COUNTRY_SECOND_LEVELS
+        and len(labels[2]) == 2
+    )
 
 
 def mask_email(email: str | None) -> str | None:

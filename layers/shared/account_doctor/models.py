@@ -211,3 +211,12 @@ class Verdict:
                 "notifications": [Notification(**n) for n in data.get("notifications", [])],
             }
         )
+
+
+# Each failure event travels the queue twice, sent in one SendMessageBatch by the webhook:
+# a "record" copy, visible at once, writes it into the history so every member of a burst
+# sees the others; a "diagnose" copy, delayed by GraceSeconds, runs the procedure.
+# Recoveries and removals only need recording. The stage is a message attribute, so the
+# body stays exactly the normalized event of SPEC §2.
+STAGE_ATTRIBUTE = "stage"
+Stage = Literal["record", "diagnose"]
