@@ -1,0 +1,180 @@
+"""`python -m local_stack demo|serve`: the local stack for `make demo` and `make serve`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import json
+import shlex
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from local_stack.demo import run_demo, verdict_table
+from local_stack.scenarios import SCENARIOS, load_simulator, v3_notification
+from local_stack.stack import RunningStack, StackOptions, running_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "out"
+# Fixed ports for `serve`, so events/env.local.json can point `sam local invoke` at them.
+SERVE_AWS_PORT = 4566
+SERVE_NYLAS_PORT = 4010
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_stack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="run every scenario through the local stack, check the verdicts, exit")
+    serve = commands.add_parser("serve", help="start the local stack and keep it up for curl and the CLI")
+    for command in (demo, serve):
+        command.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        command.add_argument("--port", type=int, default=3000, help="API port (default 3000, as sam local start-api)")
+        command.add_argument("--grace-seconds", type=int, default=2, help="GraceSeconds for the run (default 2)")
+    demo.add_argument("--out", type=Path, default=OUT / "demo", help="where to write the emails (default out/demo)")
+    serve.add_argument("--aws-port", type=int, default=SERVE_AWS_PORT, help="moto server port (default 4566)")
+    serve.add_argument("--nylas-port", type=int, default=SERVE_NYLAS_PORT, help="Nylas simulator port (default 4010)")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo_command(args)
+    return serve_command(args)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    console = sys.stdout
+    OUT.mkdir(exist_ok=True)
+    log_path = OUT / "local-stack.log"
+
+    def report(line: str) -> None:
+        print(line, file=console, flush=True)
+
+    # The functions log JSON lines and EMF metrics to stdout, as on Lambda; keep them in a file.
+    with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        port = args.port
+        if port and not _port_free(args.host, port):
+            report(f"Port {port} is in use; serving the API on a free port instead.")
+            port = 0
+        options = StackOptions(host=args.host, api_port=port, grace_seconds=args.grace_seconds)
+        with running_stack(options) as stack:
+            report(f"Local stack up: API {stack.api_url}, AWS (moto) {stack.moto.url}, Nylas {stack.simulator.url}")
+            result = run_demo(stack, out_dir=args.out, report=report)
+            operator = stack.resources.parameters["OperatorEmail"]
+    report("")
+    report(verdict_table(result.outcomes, operator))
+    report("")
+    for outcome in result.outcomes:
+        for problem in outcome.problems:
+            report(f"✗ {outcome.scenario.account_id}: {problem}")
+    for problem in result.problems:
+        report(f"✗ {problem}")
+    relative_out = args.out.resolve().relative_to(ROOT) if args.out.resolve().is_relative_to(ROOT) else args.out
+    report(
+        f"{len(result.emails)} emails written to {relative_out}/ (.html and .txt); function log: out/{log_path.name}"
+    )
+    passed = sum(outcome.ok for outcome in result.outcomes)
+    report(
+        f"{passed}/{len(result.outcomes)} scenarios as expected"
+        f"{'' if result.ok else ' — DEMO FAILED'} in {time.monotonic() - started:.1f} s"
+    )
+    return 0 if result.ok else 1
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    options = StackOptions(
+        host=args.host,
+        api_port=args.port,
+        aws_port=args.aws_port,
+        nylas_port=args.nylas_port,
+        grace_seconds=args.grace_seconds,
+    )
+    try:
+        with running_stack(options) as stack:
+            load_simulator(stack.simulator, SCENARIOS)
+            env_file = write_env_file(stack, OUT / "local-stack.env")
+            print(serve_instructions(stack, env_file), file=sys.stderr, flush=True)
+            stop = threading.Event()
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            print(f"A port is already in use ({error}). Is `make serve` already running?", file=sys.stderr)
+            return 1
+        raise
+    print("Local stack stopped.", file=sys.stderr)
+    return 0
+
+
+def write_env_file(stack: RunningStack, path: Path) -> Path:
+    """The functions' environment, for the CLI (`env $(cat out/local-stack.env) account-doctor …`)."""
+    path.parent.mkdir(exist_ok=True)
+    lines = [f"{name}={value}" for name, value in sorted(_cli_environment(stack).items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _cli_environment(stack: RunningStack) -> dict[str, str]:
+    return {
+        **stack.environment,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "DIAGNOSIS_DLQ_URL": stack.dlq_url,
+    }
+
+
+def serve_instructions(stack: RunningStack, env_file: Path) -> str:
+    from account_doctor.webhook import sign
+
+    example = v3_notification(
+        "grant.expired",
+        grant_id="grant-gmail-revoked-1",
+        provider="google",
+        email="kim.revoked@gmail.com",
+        occurred=time.time(),
+        grant_updated_at=int(time.time()) - 40 * 86_400,
+    )
+    body = json.dumps(example, separators=(",", ":"))
+    signature = sign(body.encode(), stack.secret("webhook_secret"))
+    env = f"env $(cat {env_file.relative_to(ROOT) if env_file.is_relative_to(ROOT) else env_file})"
+    cli = ".venv/bin/python -m account_doctor"
+    return "\n".join(
+        [
+            "",
+            f"Account Doctor local stack is up (GraceSeconds={stack.options.grace_seconds}). Ctrl-C stops it.",
+            f"  API       {stack.api_url}   (GET/POST /webhook, GET /accounts/{{id}}, GET /domains/{{domain}})",
+            f"  AWS       {stack.moto.url}   (moto; dashboard at {stack.moto.url}/moto-api/)",
+            f"  Nylas     {stack.simulator.url}   (simulator, loaded with the demo's scenario accounts)",
+            "",
+            "Answer a challenge:",
+            f"  curl -s '{stack.webhook_url}?challenge=hello'",
+            "",
+            "Post a signed v3 grant.expired (signature = hex HMAC-SHA256 of the body with the webhook_secret):",
+            f"  curl -s -X POST {stack.webhook_url} -H 'Content-Type: application/json' \\",
+            f"    -H 'X-Nylas-Signature: {signature}' \\",
+            f"    --data-raw {shlex.quote(body)}",
+            "",
+            f"After {stack.options.grace_seconds} s, read the verdict:",
+            f"  curl -s {stack.api_url}/accounts/grant-gmail-revoked-1",
+            f"  {env} {cli} verdicts grant-gmail-revoked-1",
+            f"  {env} {cli} domain acme.example",
+            f"  {env} {cli} diagnose grant-acme-1",
+            f"  {env} {cli} redrive",
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

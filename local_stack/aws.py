@@ -1,0 +1,147 @@
+"""AWS for the local stack: moto's ThreadedMotoServer on 127.0.0.1, with an outbox of the emails SES accepted.
+
+moto keeps only one body part of an SESv2 message, so the server records every accepted
+`SendEmail` request as it arrived (subject, recipients, text and HTML parts): that is what a
+mailbox would have received, and what `make demo` writes under `out/`.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import io
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+
+SESV2_SEND_PATH = "/v2/email/outbound-emails"
+
+
+@dataclass(frozen=True)
+class SentEmail:
+    """One email SES accepted, as its recipients would see it."""
+
+    message_id: str
+    sender: str
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+    subject: str
+    text: str
+    html: str
+
+    @property
+    def recipients(self) -> list[str]:
+        return [*self.to, *self.cc, *self.bcc]
+
+
+@dataclass
+class Outbox:
+    emails: list[SentEmail] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, sent: SentEmail) -> None:
+        with self._lock:
+            self.emails.append(sent)
+
+    def snapshot(self) -> list[SentEmail]:
+        with self._lock:
+            return list(self.emails)
+
+    def to(self, address: str) -> list[SentEmail]:
+        return [sent for sent in self.snapshot() if address in sent.recipients]
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def capture_sesv2_sends(app: WsgiApp, outbox: Outbox) -> WsgiApp:
+    """WSGI middleware: passes every request to moto, and records the SESv2 sends moto accepted."""
+
+    def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != SESV2_SEND_PATH:
+            return app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request_body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(request_body)
+        status: list[str] = []
+
+        def recording_start_response(code: str, headers: Any, *args: Any) -> Any:
+            status.append(code)
+            return start_response(code, headers, *args)
+
+        response = b"".join(app(environ, recording_start_response))
+        if status and status[0].startswith("200"):
+            outbox.add(_sent_email(json.loads(request_body), json.loads(response)["MessageId"]))
+        return [response]
+
+    return middleware
+
+
+def _sent_email(request: dict[str, Any], message_id: str) -> SentEmail:
+    destination = request.get("Destination", {})
+    content = request["Content"]
+    subject, text, html = "", "", ""
+    if "Simple" in content:
+        simple = content["Simple"]
+        subject = simple["Subject"]["Data"]
+        text = simple["Body"].get("Text", {}).get("Data", "")
+        html = simple["Body"].get("Html", {}).get("Data", "")
+    elif "Raw" in content:
+        message = email.message_from_bytes(base64.b64decode(content["Raw"]["Data"]), policy=email.policy.default)
+        subject = str(message.get("Subject", ""))
+        for part in message.walk():
+            if part.get_content_type() == "text/plain" and not text:
+                text = part.get_content()
+            elif part.get_content_type() == "text/html" and not html:
+                html = part.get_content()
+    return SentEmail(
+        message_id=message_id,
+        sender=request.get("FromEmailAddress", ""),
+        to=list(destination.get("ToAddresses", [])),
+        cc=list(destination.get("CcAddresses", [])),
+        bcc=list(destination.get("BccAddresses", [])),
+        subject=subject,
+        text=text,
+        html=html,
+    )
+
+
+class _QuietRequestHandler(MotoRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        """One line per AWS call would drown the functions' own logs."""
+
+
+class MotoServer(ThreadedMotoServer):
+    """ThreadedMotoServer on a free loopback port, quiet, recording SES sends into `outbox`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(ip_address=host, port=port or free_port(host), verbose=False)
+        self.outbox = Outbox()
+
+    def _server_entry(self) -> None:
+        # As ThreadedMotoServer._server_entry, with the outbox middleware around moto's app.
+        app = capture_sesv2_sends(DomainDispatcherApplication(create_backend_app), self.outbox)
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=_QuietRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+    @property
+    def url(self) -> str:
+        host, port = self.get_host_and_port()
+        return f"http://{host}:{port}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -1,0 +1,191 @@
+"""The stack's REST API over real HTTP, as `sam local start-api` serves it: each request becomes an API Gateway
+REST proxy event for the function the template routes it to, and the function's answer becomes the response.
+
+Routes come from the functions' `Api` events in template.yaml. As with `sam local start-api`, IAM auth on
+the read API is not enforced locally.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from local_stack.functions import LambdaFunction
+
+STAGE = "v1"
+# Bodies that are not text reach the function base64-encoded, as API Gateway does with binary media types.
+_TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
+
+
+def proxy_event(
+    *,
+    method: str,
+    raw_path: str,
+    resource: str,
+    path_parameters: dict[str, str] | None,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """An API Gateway REST (v1 payload) proxy event for one HTTP request."""
+    split = urlsplit(raw_path)
+    query = parse_qsl(split.query, keep_blank_values=True)
+    single_headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        single_headers[name] = value
+        multi_headers.setdefault(name, []).append(value)
+    multi_query: dict[str, list[str]] = {}
+    for name, value in query:
+        multi_query.setdefault(name, []).append(value)
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+    encoded = any(k.lower() == "content-encoding" for k, _ in headers) or not content_type.startswith(_TEXT_TYPES)
+    text_body: str | None
+    if not body:
+        text_body, encoded = None, False
+    elif not encoded:
+        try:
+            text_body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            encoded = True
+    if body and encoded:
+        text_body = base64.b64encode(body).decode("ascii")
+    now = time.time()
+    return {
+        "resource": resource,
+        "path": split.path,
+        "httpMethod": method,
+        "headers": single_headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {name: values[-1] for name, values in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "local",
+            "resourcePath": resource,
+            "httpMethod": method,
+            "extendedRequestId": str(uuid.uuid4()),
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "path": f"/{STAGE}{split.path}",
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": STAGE,
+            "domainPrefix": "localhost",
+            "requestTimeEpoch": int(now * 1000),
+            "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": source_ip, "userAgent": single_headers.get("User-Agent")},
+            "domainName": "localhost",
+            "apiId": "local",
+        },
+        "body": text_body,
+        "isBase64Encoded": encoded,
+    }
+
+
+class ApiGateway:
+    """Serves the template's API routes on host:port in a background thread. Use as a context manager."""
+
+    def __init__(self, functions: list[LambdaFunction], *, host: str = "127.0.0.1", port: int = 3000) -> None:
+        self.functions = functions
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="api-gateway", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> ApiGateway:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ApiGateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def route(self, method: str, path: str) -> tuple[LambdaFunction, str, dict[str, str]] | bool | None:
+        """(function, resource, path parameters) for a request; False if the path exists for another method."""
+        path_exists = False
+        for function in self.functions:
+            for route in function.routes:
+                match = route.pattern.match(path)
+                if not match:
+                    continue
+                if route.method in (method, "ANY"):
+                    return function, route.path, {k: unquote(v) for k, v in match.groupdict().items()}
+                path_exists = True
+        return False if path_exists else None
+
+    def handle(
+        self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        path = urlsplit(raw_path).path
+        # Accept the deployed URL shape too (…/v1/webhook), so a copied production URL works locally.
+        if path.startswith(f"/{STAGE}/"):
+            path = path[len(STAGE) + 1 :]
+            raw_path = raw_path[len(STAGE) + 1 :]
+        found = self.route(method, path)
+        if found is None:
+            return 404, [("Content-Type", "application/json")], b'{"message":"Not Found"}'
+        if found is False:
+            return 405, [("Content-Type", "application/json")], b'{"message":"Method Not Allowed"}'
+        assert isinstance(found, tuple)
+        function, resource, parameters = found
+        event = proxy_event(
+            method=method, raw_path=raw_path, resource=resource, path_parameters=parameters, headers=headers, body=body
+        )
+        try:
+            result = function.invoke(event)
+        except Exception as error:  # what API Gateway answers when the integration fails
+            return 502, [("Content-Type", "application/json")], f'{{"message":"{type(error).__name__}"}}'.encode()
+        return _http_response(result)
+
+
+def _http_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    if not isinstance(result, dict) or "statusCode" not in result:
+        return 502, [("Content-Type", "application/json")], b'{"message":"Internal server error"}'
+    headers: list[tuple[str, str]] = [(k, str(v)) for k, v in (result.get("headers") or {}).items()]
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers.extend((name, str(v)) for v in values if (name, str(v)) not in headers)
+    body = result.get("body") or ""
+    payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
+    return int(result["statusCode"]), headers, payload
+
+
+def _handler_for(gateway: ApiGateway) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            status, headers, payload = gateway.handle(self.command, self.path, list(self.headers.items()), body)
+            self.send_response(status)
+            for name, value in headers:
+                if name.lower() != "content-length":
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: the functions log each request themselves."""
+
+    return Handler
