@@ -302,7 +302,7 @@ def password_changed(e: Evidence, policy: Policy) -> Answer:
 def _not_password(e: Evidence) -> str:
     if e.auth_method == "oauth":
         return "the account signs in with OAuth, not a password."
-    return f"the provider {_provider_name(e)} is not one known to sign in with a password."
+    return _unrecognised(e) or f"{_provider_name(e)} is not a provider known to sign in with a password."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,7 +407,11 @@ def _oauth_hint(e: Evidence) -> str:
 def _not_oauth(e: Evidence) -> str:
     if e.auth_method == "password":
         return "the account signs in with a password, not OAuth."
-    return f"the provider {_provider_name(e)} is not one known to sign in with OAuth."
+    return _unrecognised(e) or f"{_provider_name(e)} is not a provider known to sign in with OAuth."
+
+
+def _unrecognised(e: Evidence) -> str | None:
+    return None if e.provider else "Nylas did not say which provider the account uses."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -517,7 +521,7 @@ _PROVIDER_NAMES = {
 
 def _provider_name(e: Evidence) -> str:
     if not e.provider:
-        return "unnamed provider"
+        return "unidentified"
     return _PROVIDER_NAMES.get(_provider(e), f"'{e.provider}'")
 
 
