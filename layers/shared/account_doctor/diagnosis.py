@@ -118,8 +118,8 @@ def app_revoked(e: Evidence, policy: Policy) -> Answer:
                 ),
             ),
         )
-    if e.event.api_version == "v3" and not e.state.exists:
-        return yes("the grant no longer exists in Nylas (404).", _app_removed_grant())
+    if not e.state.exists:
+        return yes(f"the {_record(e)} no longer exists in Nylas (404).", _app_removed_grant())
     if e.removed_by_app:
         return yes("a grant.deleted event for this grant is in its history.", _app_removed_grant())
     if e.event.api_version == "v2":
