@@ -8,7 +8,7 @@ SAM := $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv lint typecheck unit sam-validate sam-build test bench clean
+.PHONY: help venv lint typecheck unit sam-validate sam-build test demo serve bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -17,6 +17,7 @@ $(BIN)/activate: requirements-dev.txt layers/shared/requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .  # the account-doctor console script
 	touch $@
 
 $(SAM): requirements-sam.txt
@@ -44,6 +45,12 @@ sam-build: $(SAM) ## sam build (the shared layer's dependencies for arm64)
 	$(SAM) build --parallel
 
 test: lint unit sam-validate sam-build ## Every check a change needs
+
+demo: venv ## Every diagnosis scenario through the local stack over HTTP; fails if a verdict is wrong
+	PYTHONPATH=layers/shared:. $(BIN)/python -m local_stack demo
+
+serve: venv ## Keep the local stack up on 127.0.0.1:3000 for curl and the CLI (Ctrl-C stops it)
+	PYTHONPATH=layers/shared:. $(BIN)/python -m local_stack serve
 
 bench: venv ## Performance figures, as ratios measured side by side
 	$(BIN)/python -m bench

@@ -3,7 +3,9 @@
 It finds the stack's tables, queues and secret, in this order: the functions' environment
 variables when they are set (the local stack prints them; `env $(cat out/local-stack.env) …`),
 otherwise the deployed CloudFormation stack named by --stack-name or by samconfig.toml's
---config-env (region and profile likewise). Run from the repository checkout.
+--config-env (region and profile likewise). In AWS the settings are the deployed
+DiagnosisFunction's own environment, so the CLI diagnoses with the thresholds and endpoints
+the service uses.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from account_doctor.settings import Settings, SettingsError
 
 SAMCONFIG = "samconfig.toml"
 DLQ_ENV = "DIAGNOSIS_DLQ_URL"
+DIAGNOSIS_FUNCTION = "DiagnosisFunction"
 # The variables that say "the functions' environment is here": the local stack's, or a deployed one's copied.
 _ENVIRONMENT_MARKERS = ("VERDICTS_TABLE", "DIAGNOSIS_QUEUE_URL")
 
@@ -91,38 +94,27 @@ def _target_from_environment(environ: Mapping[str, str]) -> Target:
 
 
 def _target_from_stack(stack_name: str, session: boto3.Session) -> Target:
-    """The functions' environment as the deployed stack resolves template.yaml's Globals."""
-    from local_stack.template import LocalStack, load_template
-
+    """The settings the deployed DiagnosisFunction runs with: its own environment variables."""
     cloudformation = session.client("cloudformation")
     try:
         stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-        resources = [
-            resource
-            for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name)
-            for resource in page["StackResourceSummaries"]
-        ]
+        function_name = cloudformation.describe_stack_resource(
+            StackName=stack_name, LogicalResourceId=DIAGNOSIS_FUNCTION
+        )["StackResourceDetail"]["PhysicalResourceId"]
     except ClientError as error:
         if "does not exist" in str(error):
             raise OperatorError(
-                f"Stack {stack_name} does not exist in {session.region_name}: deploy it with `sam deploy`, "
-                "or pass --stack-name/--region/--config-env."
+                f"Stack {stack_name} (or its {DIAGNOSIS_FUNCTION}) does not exist in {session.region_name}: "
+                "deploy it with `sam deploy`, or pass --stack-name/--region/--config-env."
             ) from error
         raise
-    template = load_template()
-    resolved = LocalStack(
-        template=template,
-        parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])},
-        physical={r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources},
-    )
-    # Refs to the region and the secret resolve the way CloudFormation does.
-    resolved.parameters.setdefault("AWS::Region", session.region_name or "")
-    environment = resolved.function_environment()
+    configuration = session.client("lambda").get_function_configuration(FunctionName=function_name)
+    environment = configuration.get("Environment", {}).get("Variables", {})
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     try:
         settings = Settings.from_env(environment)
     except SettingsError as error:
-        raise OperatorError(f"Stack {stack_name} does not match this checkout's template.yaml: {error}") from error
+        raise OperatorError(f"{function_name} of stack {stack_name} is not configured as expected: {error}") from error
     return Target(settings, outputs.get("DiagnosisDLQUrl", ""), f"stack {stack_name} ({session.region_name})")
 
 
