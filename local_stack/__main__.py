@@ -51,8 +51,13 @@ def demo_command(args: argparse.Namespace) -> int:
     def report(line: str) -> None:
         print(line, file=console, flush=True)
 
-    # The functions log JSON lines and EMF metrics to stdout, as on Lambda; keep them in a file.
-    with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+    # The functions log JSON lines and EMF metrics to stdout (warnings to stderr), as on Lambda;
+    # keep them in a file so the report stays readable.
+    with (
+        log_path.open("w", encoding="utf-8") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
         port = args.port
         if port and not _port_free(args.host, port):
             report(f"Port {port} is in use; serving the API on a free port instead.")

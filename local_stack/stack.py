@@ -8,6 +8,7 @@ event source mapping. Only the Nylas URLs and the grace period are set for local
 from __future__ import annotations
 
 import os
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -109,6 +110,8 @@ def running_stack(options: StackOptions | None = None) -> Iterator[RunningStack]
     moto.start()
     simulator.start()
     try:
+        # moto's backends are process-wide: start from an empty account even if a stack ran before.
+        urllib.request.urlopen(urllib.request.Request(f"{moto.url}/moto-api/reset", method="POST"), timeout=10)  # noqa: S310
         _point_boto3_at(moto.url)
         resources = provision(
             secret=options.secret,
