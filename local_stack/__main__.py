@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import shlex
+import signal
 import socket
 import sys
 import threading
@@ -15,10 +16,20 @@ from pathlib import Path
 
 from local_stack.demo import run_demo, verdict_table
 from local_stack.scenarios import SCENARIOS, load_simulator, v3_notification
+from local_stack.simulator import Grant
 from local_stack.stack import RunningStack, StackOptions, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out"
+# A Google grant that is not a scenario, for the signed curl example `serve` prints.
+CURL_EXAMPLE_GRANT = Grant(
+    grant_id="grant-curl-example",
+    email="casey.curl@gmail.com",
+    provider="google",
+    grant_status="invalid",
+    created_at=int(time.time()) - 90 * 86_400,
+    updated_at=int(time.time()) - 40 * 86_400,
+)
 # Fixed ports for `serve`, so events/env.local.json can point `sam local invoke` at them.
 SERVE_AWS_PORT = 4566
 SERVE_NYLAS_PORT = 4010
@@ -35,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--grace-seconds", type=int, default=2, help="GraceSeconds for the run (default 2)")
     demo.add_argument("--out", type=Path, default=OUT / "demo", help="where to write the emails (default out/demo)")
     serve.add_argument("--aws-port", type=int, default=SERVE_AWS_PORT, help="moto server port (default 4566)")
+    serve.add_argument("--empty", action="store_true", help="do not post the demo's scenarios at start")
     serve.add_argument("--nylas-port", type=int, default=SERVE_NYLAS_PORT, help="Nylas simulator port (default 4010)")
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -97,6 +109,7 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    console = sys.stdout
     options = StackOptions(
         host=args.host,
         api_port=args.port,
@@ -104,25 +117,43 @@ def serve_command(args: argparse.Namespace) -> int:
         nylas_port=args.nylas_port,
         grace_seconds=args.grace_seconds,
     )
+
+    def report(line: str) -> None:
+        print(line, file=console, flush=True)
+
+    OUT.mkdir(exist_ok=True)
+    log_path = OUT / "local-stack.log"
+    stop = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stop.set())
     try:
-        with running_stack(options) as stack:
-            load_simulator(stack.simulator, SCENARIOS)
+        with (
+            log_path.open("w", encoding="utf-8", buffering=1) as log,
+            contextlib.redirect_stdout(log),
+            contextlib.redirect_stderr(log),
+            running_stack(options) as stack,
+        ):
+            stack.simulator.add_grant(CURL_EXAMPLE_GRANT)
+            if args.empty:
+                load_simulator(stack.simulator, SCENARIOS)
+            else:
+                result = run_demo(stack, out_dir=OUT / "serve", report=report)
+                passed = sum(outcome.ok for outcome in result.outcomes)
+                report(f"Seeded the demo's scenarios: {passed}/{len(result.outcomes)} verdicts as expected.")
             env_file = write_env_file(stack, OUT / "local-stack.env")
-            print(serve_instructions(stack, env_file), file=sys.stderr, flush=True)
-            stop = threading.Event()
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
+            report(serve_instructions(stack, env_file, log_path))
+            stop.wait()
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
-            print(f"A port is already in use ({error}). Is `make serve` already running?", file=sys.stderr)
+            report(f"A port is already in use ({error}). Is `make serve` already running?")
             return 1
         raise
-    print("Local stack stopped.", file=sys.stderr)
+    report("Local stack stopped.")
     return 0
 
 
 def write_env_file(stack: RunningStack, path: Path) -> Path:
-    """The functions' environment, for the CLI (`env $(cat out/local-stack.env) account-doctor …`)."""
+    """The functions' environment, for the CLI (`account-doctor --env-file out/local-stack.env …`)."""
     path.parent.mkdir(exist_ok=True)
     lines = [f"{name}={value}" for name, value in sorted(_cli_environment(stack).items())]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -139,21 +170,30 @@ def _cli_environment(stack: RunningStack) -> dict[str, str]:
     }
 
 
-def serve_instructions(stack: RunningStack, env_file: Path) -> str:
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def sam_env_vars(stack: RunningStack) -> dict[str, dict[str, str]]:
+    """events/env.local.json: each function's environment pointing at `make serve`'s endpoints."""
+    return {logical_id: dict(sorted(stack.environment.items())) for logical_id in sorted(stack.functions)}
+
+
+def serve_instructions(stack: RunningStack, env_file: Path, log_path: Path) -> str:
     from account_doctor.webhook import sign
 
+    grant = CURL_EXAMPLE_GRANT
     example = v3_notification(
         "grant.expired",
-        grant_id="grant-gmail-revoked-1",
-        provider="google",
-        email="kim.revoked@gmail.com",
+        grant_id=grant.grant_id,
+        provider=grant.provider,
+        email=grant.email,
         occurred=time.time(),
-        grant_updated_at=int(time.time()) - 40 * 86_400,
+        grant_updated_at=grant.updated_at,
     )
     body = json.dumps(example, separators=(",", ":"))
     signature = sign(body.encode(), stack.secret("webhook_secret"))
-    env = f"env $(cat {env_file.relative_to(ROOT) if env_file.is_relative_to(ROOT) else env_file})"
-    cli = ".venv/bin/python -m account_doctor"
+    env = _shown(env_file)
     return "\n".join(
         [
             "",
@@ -161,6 +201,8 @@ def serve_instructions(stack: RunningStack, env_file: Path) -> str:
             f"  API       {stack.api_url}   (GET/POST /webhook, GET /accounts/{{id}}, GET /domains/{{domain}})",
             f"  AWS       {stack.moto.url}   (moto; dashboard at {stack.moto.url}/moto-api/)",
             f"  Nylas     {stack.simulator.url}   (simulator, loaded with the demo's scenario accounts)",
+            f"  Logs      tail -f {_shown(log_path)}   (the functions' JSON logs and metrics)",
+            f"  Emails    {_shown(OUT / 'serve')}/ (the seeded scenarios'; later ones: {stack.moto.url}/moto-api/)",
             "",
             "Answer a challenge:",
             f"  curl -s '{stack.webhook_url}?challenge=hello'",
@@ -171,11 +213,14 @@ def serve_instructions(stack: RunningStack, env_file: Path) -> str:
             f"    --data-raw {shlex.quote(body)}",
             "",
             f"After {stack.options.grace_seconds} s, read the verdict:",
-            f"  curl -s {stack.api_url}/accounts/grant-gmail-revoked-1",
-            f"  {env} {cli} verdicts grant-gmail-revoked-1",
-            f"  {env} {cli} domain acme.example",
-            f"  {env} {cli} diagnose grant-acme-1",
-            f"  {env} {cli} redrive",
+            f"  curl -s {stack.api_url}/accounts/{grant.grant_id}",
+            "",
+            "The operator CLI against this stack (from the repository root):",
+            f'  ad() {{ PYTHONPATH=layers/shared .venv/bin/python -m account_doctor --env-file {env} "$@"; }}',
+            f"  ad verdicts {grant.grant_id}",
+            "  ad domain acme.example",
+            "  ad diagnose grant-acme-1        # dry run: prints the steps, sends nothing",
+            "  ad redrive                      # dead-letter queue back onto the diagnosis queue",
             "",
         ]
     )

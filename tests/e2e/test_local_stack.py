@@ -251,3 +251,16 @@ def _wait_for(condition: object, *, timeout: float) -> bool:
             return True
         time.sleep(0.25)
     return False
+
+
+def test_env_local_json_points_sam_local_at_make_serve(stack: RunningStack) -> None:
+    """events/env.local.json is `make serve`'s environment for every function: nothing missing, nothing stale."""
+    from local_stack.__main__ import SERVE_AWS_PORT, SERVE_NYLAS_PORT, sam_env_vars
+
+    expected = json.loads(
+        json.dumps(sam_env_vars(stack))
+        .replace(stack.moto.url, f"http://127.0.0.1:{SERVE_AWS_PORT}")
+        .replace(stack.simulator.url, f"http://127.0.0.1:{SERVE_NYLAS_PORT}")
+    )
+    committed = json.loads((ROOT / "events" / "env.local.json").read_text(encoding="utf-8"))
+    assert committed == expected

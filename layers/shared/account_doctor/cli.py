@@ -1,7 +1,7 @@
 """The operator CLI: diagnose an account on demand (dry run), read verdicts, and redrive the dead-letter queue.
 
 It finds the stack's tables, queues and secret, in this order: the functions' environment
-variables when they are set (the local stack prints them; `env $(cat out/local-stack.env) …`),
+variables when they are set (`--env-file out/local-stack.env` while `make serve` runs),
 otherwise the deployed CloudFormation stack named by --stack-name or by samconfig.toml's
 --config-env (region and profile likewise). In AWS the settings are the deployed
 DiagnosisFunction's own environment, so the CLI diagnoses with the thresholds and endpoints
@@ -64,6 +64,17 @@ def load_samconfig(path: Path, config_env: str) -> dict[str, Any]:
     return parameters
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        raise OperatorError(f"{path} does not exist: start the local stack with `make serve` first")
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, separator, value = line.partition("=")
+        if separator and name.strip() and not name.lstrip().startswith("#"):
+            values[name.strip()] = value
+    return values
+
+
 def resolve_target(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Target:
     if not args.stack_name and all(environ.get(name) for name in _ENVIRONMENT_MARKERS):
         return _target_from_environment(environ)
@@ -72,7 +83,7 @@ def resolve_target(args: argparse.Namespace, environ: Mapping[str, str] = os.env
     if not stack_name:
         raise OperatorError(
             "No stack to act on: pass --stack-name, set stack_name in samconfig.toml, or run with the local "
-            "stack's environment (`env $(cat out/local-stack.env) account-doctor …` while `make serve` runs)."
+            "stack's environment (`account-doctor --env-file out/local-stack.env …` while `make serve` runs)."
         )
     region = args.region or samconfig.get("region") or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     profile = args.profile or samconfig.get("profile")
@@ -332,7 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="account-doctor",
         description="Operate Account Doctor: diagnose an account (dry run), read verdicts, redrive the DLQ.",
-        epilog="Against the local stack: env $(cat out/local-stack.env) account-doctor verdicts ACCOUNT_ID",
+        epilog="Against the local stack: account-doctor --env-file out/local-stack.env verdicts ACCOUNT_ID",
+    )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        help="KEY=VALUE lines to use as the functions' environment (the local stack writes out/local-stack.env)",
     )
     parser.add_argument("--config-env", default="default", help="samconfig.toml environment (default: default)")
     parser.add_argument("--samconfig", default=SAMCONFIG, help="path to samconfig.toml (default: ./samconfig.toml)")
@@ -370,6 +386,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
     try:
+        if args.env_file:
+            os.environ.update(read_env_file(args.env_file))
         target = resolve_target(args)
         code: int = args.run(args, target, out)
         return code
