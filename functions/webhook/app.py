@@ -27,7 +27,8 @@ logger = Logger()
 metrics = Metrics()
 # Only botocore does I/O here; patching everything X-Ray supports would import modules we never use.
 tracer = Tracer(patch_modules=["botocore"])
-queue = DiagnosisQueue(boto3.client("sqs"), settings.diagnosis_queue_url, settings.grace_seconds)
+sqs = boto3.client("sqs")
+queue = DiagnosisQueue(sqs, settings.diagnosis_queue_url, settings.grace_seconds)
 
 
 @metrics.log_metrics
