@@ -8,7 +8,7 @@ SAM := $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv lint typecheck unit sam-validate sam-build test bench clean
+.PHONY: help venv lint typecheck unit fuzz sam-validate sam-build test bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ lint: venv ## ruff and mypy
 
 unit: venv ## pytest (everything but the long fuzz run)
 	$(BIN)/pytest -m "not fuzz"
+
+fuzz: venv ## The long property-based runs (>= 10,000 examples each)
+	$(BIN)/pytest -m fuzz
 
 sam-validate: $(SAM) ## sam validate --lint
 	$(SAM) validate --lint
