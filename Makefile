@@ -8,7 +8,7 @@ SAM := $(SAM_VENV)/bin/sam
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv lint typecheck unit sam-validate sam-build test bench clean
+.PHONY: help venv lint typecheck unit sam-validate sam-build test bench emails clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ test: lint unit sam-validate sam-build ## Every check a change needs
 
 bench: venv ## Performance figures, as ratios measured side by side
 	$(BIN)/python -m bench
+
+emails: venv ## Render every cause's emails to out/emails/<cause>-<kind>.html|.txt
+	PYTHONPATH=layers/shared:. $(BIN)/python -m local_stack.emails
 
 clean: ## Remove build output and generated files
 	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache
