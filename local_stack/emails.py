@@ -88,8 +88,8 @@ _SCENARIOS: dict[Cause, tuple[str, str, str, str]] = {
 }
 
 
-def sample_verdict(cause: Cause, **overrides: object) -> Verdict:
-    """A realistic verdict of this cause (not `recovered`: that one emails nobody)."""
+def sample_verdict(cause: Cause, /, **overrides: object) -> Verdict:
+    """A realistic verdict of this cause (not `recovered`: that one emails nobody); fields overridable."""
     provider, email, trigger, summary = _SCENARIOS[cause]
     api_version = "v2" if trigger.startswith("account.") else "v3"
     domain = email_domain(email)

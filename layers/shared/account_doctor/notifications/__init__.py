@@ -33,8 +33,7 @@ def build_notifier(settings: Settings, *, ses_client: Any | None = None, dynamod
     SES; its records are kept apart from real ones, so a rehearsal never holds back a real email.
     """
     dry_run = settings.notification_mode == "dry-run"
-    client = dynamodb if dynamodb is not None else boto3.client("dynamodb")
-    client = getattr(getattr(client, "meta", None), "client", client)  # a resource's own client
+    client = _dynamodb_client(dynamodb)
     ledger = NotificationLedger(settings.notifications_table, client, namespace="dry-run#" if dry_run else "")
     mailer = None
     if not dry_run:
@@ -44,3 +43,18 @@ def build_notifier(settings: Settings, *, ses_client: Any | None = None, dynamod
             app_name=settings.app_name,
         )
     return EmailNotifier(settings, ledger=ledger, mailer=mailer, reconnect_link=ReconnectLinks(settings))
+
+
+def _dynamodb_client(dynamodb: Any | None) -> Any:
+    """The ledger speaks the low-level API. A resource's own client marshals values itself,
+    so a resource is replaced by a plain client of the same region and endpoint."""
+    if dynamodb is None:
+        return boto3.client("dynamodb")
+    resource_client = getattr(getattr(dynamodb, "meta", None), "client", None)
+    if resource_client is None:
+        return dynamodb
+    return boto3.client(
+        "dynamodb",
+        region_name=resource_client.meta.region_name,
+        endpoint_url=resource_client.meta.endpoint_url,
+    )
