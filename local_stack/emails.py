@@ -38,7 +38,7 @@ def sample_settings(**overrides: str) -> Settings:
         domain_window_days=int(parameters["DomainWindowDays"]),
         notify_cooldown_hours=int(parameters["NotifyCooldownHours"]),
         notification_mode="dry-run" if parameters["NotificationMode"] == "dry-run" else "send",
-        nylas_secret_name="sample-secret",
+        nylas_secret_name="sample-secret",  # noqa: S106 - a placeholder name, no secret
         diagnosis_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/sample",
         events_table="sample-events",
         verdicts_table="sample-verdicts",
