@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from account_doctor.accounts import auth_method, email_domain, is_free_mail
-from account_doctor.models import AccountEvent, AccountState, Cause, Evidence, Step, Verdict
+from account_doctor.models import AccountEvent, AccountState, ApiVersion, Cause, Evidence, Step, Verdict
 from account_doctor.notifications import links
 from account_doctor.notifications.render import compose
 from account_doctor.settings import Settings
@@ -87,11 +87,13 @@ _SCENARIOS: dict[Cause, tuple[str, str, str, str]] = {
     "unknown": ("zimbra", "noah@wonka.com", "account.invalid", "No rule matched."),
 }
 
+SCENARIO_CAUSES: tuple[Cause, ...] = tuple(_SCENARIOS)
+
 
 def sample_verdict(cause: Cause, /, **overrides: object) -> Verdict:
     """A realistic verdict of this cause (not `recovered`: that one emails nobody); fields overridable."""
     provider, email, trigger, summary = _SCENARIOS[cause]
-    api_version = "v2" if trigger.startswith("account.") else "v3"
+    api_version: ApiVersion = "v2" if trigger.startswith("account.") else "v3"
     domain = email_domain(email)
     event = AccountEvent(
         event_id=f"evt-{cause}",
@@ -164,7 +166,7 @@ def render_scenarios(out_dir: Path = OUT_DIR, settings: Settings | None = None) 
     settings = settings or sample_settings()
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for cause in _SCENARIOS:
+    for cause in SCENARIO_CAUSES:
         verdict = sample_verdict(cause)
         for outgoing in compose(verdict, settings, sample_link(verdict, settings)):
             email = outgoing.email
