@@ -31,8 +31,10 @@ def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dic
             value = str(value).split(".", 1)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{suffix}", node.start_mark)
     return {name: value}
 
 
@@ -116,7 +118,7 @@ def _create_queues(stack: LocalStack, session: boto3.Session, prefix: str) -> No
     # Dead-letter queues first: their ARNs go into the redrive policies of the others.
     for logical_id in sorted(pending, key=lambda lid: "RedrivePolicy" in pending[lid]):
         properties = pending[logical_id]
-        attributes: dict[str, str] = {}
+        attributes: dict[Any, str] = {}
         for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "SqsManagedSseEnabled"):
             if key in properties:
                 attributes[key] = (
