@@ -12,6 +12,7 @@ from account_doctor.models import CAUSES, Cause
 from account_doctor.notifications import links
 from account_doctor.notifications.audience import recipients
 from account_doctor.notifications.render import OutgoingEmail, compose
+from account_doctor.notifications.wording import OPERATOR_ACTION
 from local_stack.emails import sample_link, sample_settings, sample_verdict
 
 SETTINGS = sample_settings(AppName="Acme Sync", OperatorEmail="ops@acme.dev")
@@ -173,11 +174,16 @@ def test_operator_alert_carries_cause_evidence_steps_and_action() -> None:
         assert verdict.summary in part
         assert "(recurring)" in part
         assert "Publish the OAuth app now" in part
-        assert "OAuth consent screen" in part
         assert "Did the application revoke access?" in part
         assert str(verdict.email) in part  # the operator needs the real address
         assert '"domain_burst_accounts": 1' in part.replace("&#34;", '"')
         assert "is sent a reconnect email" in part
+
+
+@pytest.mark.parametrize("cause", ["google_testing_mode", "imap_sync_errors", "app_revoked"])
+def test_operator_alert_without_actions_recommends_the_causes_default(cause: Cause) -> None:
+    alert = emails_of(cause, actions=[])["operator_alert"].email
+    assert OPERATOR_ACTION[cause] in alert.text
 
 
 def test_domain_incident_alert_says_later_failures_are_not_alerted() -> None:

@@ -86,11 +86,10 @@ def render_customer(recipient: Recipient, verdict: Verdict, settings: Settings, 
 def render_operator_alert(recipient: Recipient, verdict: Verdict, settings: Settings) -> RenderedEmail:
     app = settings.app_name
     subject = f"{app} alert: {verdict.cause} for {verdict.email or verdict.account_id}"
-    actions = [*verdict.actions]
-    if verdict.cause in OPERATOR_ACTION and OPERATOR_ACTION[verdict.cause] not in actions:
-        actions.append(OPERATOR_ACTION[verdict.cause])
-    if not actions:
-        actions.append("Ask the customer to reconnect the mailbox.")
+    # The diagnosis writes the actions for its finding; the per-cause default covers a verdict without any.
+    actions = list(verdict.actions) or [
+        OPERATOR_ACTION.get(verdict.cause, "Ask the customer to reconnect the mailbox.")
+    ]
     context = {
         "app_name": app,
         "subject": subject,
