@@ -65,5 +65,9 @@ test: lint unit security sam-validate sam-build ## Every check a change needs
 bench: venv ## Performance figures, as ratios measured side by side
 	$(BIN)/python -m bench
 
+.PHONY: emails
+emails: venv ## Render every cause's emails to out/emails/<cause>-<kind>.html|.txt
+	PYTHONPATH=layers/shared:. $(BIN)/python -m local_stack.emails
+
 clean: ## Remove build output and generated files
 	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache
