@@ -1,0 +1,236 @@
+"""What each email says, per cause, in plain words. Plain text only: the templates escape it for HTML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from account_doctor.accounts import EXCHANGE_PROVIDERS, GOOGLE_PROVIDERS, MICROSOFT_PROVIDERS
+from account_doctor.models import Cause
+
+ProviderFamily = Literal["microsoft", "google", "other"]
+
+_PROVIDER_NAMES = {
+    "google": "Google",
+    "gmail": "Gmail",
+    "microsoft": "Microsoft",
+    "office365": "Microsoft 365",
+    "graph": "Microsoft 365",
+    "outlook": "Outlook.com",
+    "eas": "Exchange",
+    "exchange": "Exchange",
+    "ews": "Exchange",
+    "imap": "IMAP",
+    "yahoo": "Yahoo",
+    "icloud": "iCloud",
+    "aol": "AOL",
+}
+
+
+def provider_family(provider: str | None) -> ProviderFamily:
+    name = (provider or "").lower()
+    if name in MICROSOFT_PROVIDERS or name in EXCHANGE_PROVIDERS:
+        return "microsoft"
+    if name in GOOGLE_PROVIDERS:
+        return "google"
+    return "other"
+
+
+def provider_name(provider: str | None) -> str:
+    """Google, Microsoft 365, iCloud…; an unknown provider is shown as written (escaped by the templates)."""
+    if not provider:
+        return "your email provider"
+    return _PROVIDER_NAMES.get(provider.lower(), provider)
+
+
+@dataclass(frozen=True)
+class CustomerCopy:
+    subject: str
+    headline: str
+    paragraphs: tuple[str, ...]
+    hints: tuple[str, ...] = field(default_factory=tuple)
+    button: str = "Reconnect your mailbox"
+
+
+def reconnect_copy(cause: Cause, *, app: str, email: str, provider: str | None) -> CustomerCopy:
+    """The reconnect email's words for a customer-facing cause."""
+    mailbox = f"{email} ({provider_name(provider)})"
+    family = provider_family(provider)
+    name = (provider or "").lower()
+    if cause == "password_changed":
+        password_hints = ["Use your current password: the one saved in the app stopped working."]
+        if name in ("icloud", "yahoo", "aol"):
+            password_hints.append(
+                f"{provider_name(provider)} needs an app-specific password for mail apps, not your account "
+                "password: create a new app password in your account's security settings and use it to reconnect."
+            )
+        return CustomerCopy(
+            subject=f"{app}: your mailbox needs its new password",
+            headline="Your mailbox password changed",
+            paragraphs=(
+                f"{app} signs in to {mailbox} with a password, and that password no longer works. "
+                "This usually happens after the password was changed or reset.",
+                "Reconnect with your current password and syncing resumes where it stopped.",
+            ),
+            hints=tuple(password_hints),
+        )
+    if cause == "eas_sparse_inbox":
+        return CustomerCopy(
+            subject=f"{app}: reconnect your Exchange mailbox",
+            headline="Your inbox is nearly empty, so Exchange stopped syncing",
+            paragraphs=(
+                f"{app} syncs {mailbox} through Exchange ActiveSync. Exchange reports a mailbox whose Inbox "
+                "holds two messages or fewer as unusable, and the connection was marked broken.",
+                "Keep a few messages in your Inbox (move some back from other folders if needed), then reconnect.",
+            ),
+            hints=("Rules or archiving that empty the Inbox automatically will cause this again.",),
+        )
+    if cause == "google_testing_mode":
+        return CustomerCopy(
+            subject=f"{app}: reconnect your Google account",
+            headline="Your Google connection expired",
+            paragraphs=(
+                f"Google ended {app}'s access to {mailbox} seven days after you connected it. "
+                "This is a limit on our side that we are removing; nothing is wrong with your account.",
+                "Reconnect now to resume syncing. We are sorry for the interruption.",
+            ),
+        )
+    if cause == "microsoft_token_expired":
+        return CustomerCopy(
+            subject=f"{app}: reconnect your Microsoft account",
+            headline="Your Microsoft sign-in expired",
+            paragraphs=(
+                f"Microsoft ends a connected app's access after 90 days without a fresh sign-in, and "
+                f"{app}'s access to {mailbox} has now expired.",
+                "Sign in again to resume syncing; it takes a minute.",
+            ),
+        )
+    if cause == "oauth_revoked":
+        hints: tuple[str, ...]
+        if family == "google":
+            hints = (
+                "Changing your Google password signs out connected apps: sign in with the new one.",
+                f"If you removed {app} under Google Account → Security → Third-party apps with account access, "
+                "reconnecting grants it again.",
+                "On a Google Workspace account, your administrator may also restrict third-party apps.",
+            )
+        elif family == "microsoft":
+            hints = (
+                "Changing or resetting your Microsoft password ends connected apps' sessions: sign in with the "
+                "new one.",
+                f"If you removed {app} under My Account → Apps and permissions (myapps.microsoft.com), "
+                "reconnecting grants it again.",
+                "Your organisation's security policies may require you to sign in again from time to time.",
+            )
+        else:
+            hints = ("A password change or a security setting on your account usually causes this.",)
+        return CustomerCopy(
+            subject=f"{app}: reconnect your mailbox",
+            headline="Your mailbox connection was revoked",
+            paragraphs=(
+                f"{provider_name(provider)} no longer accepts {app}'s access to {mailbox}. "
+                "This happens after a password change, when access is removed, or when a security policy "
+                "ends the session.",
+                "Reconnect to resume syncing.",
+            ),
+            hints=hints,
+        )
+    raise ValueError(f"{cause} has no reconnect email")
+
+
+def admin_contact_copy(cause: Cause, *, app: str, email: str, domain: str, accounts: int | None) -> CustomerCopy:
+    """The admin-contact email's words: what happened to the organisation, before the forwardable section."""
+    many = f"{accounts} mailboxes at {domain}" if accounts else f"Several mailboxes at {domain}"
+    if cause == "admin_disconnected":
+        what = (
+            f"{many} lost their connection to {app} within a few minutes of each other, yours ({email}) included. "
+            "Failures this close together mean an administrator of your organisation disconnected the app "
+            "or changed a policy that applies to everyone."
+        )
+    elif cause == "admin_session_policy":
+        what = (
+            f"{many} have lost their connection to {app} over the past days, yours ({email}) included. "
+            "A pattern like this comes from a session policy of your organisation that makes connected apps "
+            "sign in again after a set time."
+        )
+    else:
+        raise ValueError(f"{cause} has no admin-contact email")
+    return CustomerCopy(
+        subject=f"{app}: your organisation's mail administrator needs to act",
+        headline=f"Mailboxes at {domain} were disconnected",
+        paragraphs=(
+            what,
+            "Reconnecting alone would not last: please forward the section below to your IT administrator. "
+            "Once they have made the change, reconnect with the button at the end.",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class AdminSteps:
+    title: str
+    steps: tuple[str, ...]
+
+
+def admin_steps(provider: str | None, *, app: str, cause: Cause) -> AdminSteps:
+    """The concrete console steps for the customer's IT administrator (SPEC §5)."""
+    family = provider_family(provider)
+    if family == "microsoft":
+        return AdminSteps(
+            title="For your Microsoft 365 / Entra ID administrator",
+            steps=(
+                f"Microsoft Entra admin center → Monitoring & health → Sign-in logs: filter on the application "
+                f"“{app}” and the affected users. The failure reason shows whether a policy or an administrator "
+                "ended the sessions.",
+                "Protection → Conditional Access: open the policies that apply to these users and this app and "
+                "check the Session → Sign-in frequency control. A short frequency forces everyone to reconnect; "
+                f"lengthen it or exclude “{app}”.",
+                f"Identity → Applications → Enterprise applications → “{app}” → Permissions: make sure admin "
+                "consent is granted for the organisation (grant it again if it was revoked), and under "
+                "Properties that “Enabled for users to sign-in” is Yes.",
+            ),
+        )
+    if family == "google":
+        return AdminSteps(
+            title="For your Google Workspace administrator",
+            steps=(
+                f"Google Admin console (admin.google.com) → Security → Access and data control → API controls → "
+                f"Manage third-party app access: find “{app}” and set it to Trusted (or at least not Blocked).",
+                "Security → Access and data control → Google Cloud session control: the reauthentication policy "
+                "makes connected apps sign in again after the set frequency. Lengthen it, or tick "
+                "“Exempt trusted apps” once the app is Trusted.",
+                "If an administrator removed the app's access for all users on purpose, reply to this email so "
+                "we can talk about it.",
+            ),
+        )
+    return AdminSteps(
+        title="For your mail administrator",
+        steps=(
+            f"Check whether access for third-party mail apps (OAuth apps, IMAP or Exchange ActiveSync) was "
+            f"disabled or restricted for your users, and allow “{app}”.",
+            "Check for a policy that limits how long connected apps stay signed in, or that reset passwords for "
+            "everyone, and lengthen or exclude it for this app.",
+            "The sign-in or audit logs of your mail system show which rule ended the connections "
+            + ("at the same moment." if cause == "admin_disconnected" else "over the past days."),
+        ),
+    )
+
+
+# What the operating team should do, by cause (shown after the diagnosis' own actions).
+OPERATOR_ACTION: dict[Cause, str] = {
+    "app_revoked": "Your application removed this grant or account (grant deleted, or billing cancelled/"
+    "downgraded). Check the Nylas Dashboard API logs for who did it and whether it was intended.",
+    "admin_disconnected": "An administrator disconnected the app for the whole domain. The customer was asked to "
+    "forward admin instructions; contact their mail administrator if nothing changes.",
+    "admin_session_policy": "A session policy of the domain forces reconnects. Ask the customer's mail "
+    "administrator to extend the session timeout for the app (Microsoft: sign-in frequency; Google: session control).",
+    "eas_sparse_inbox": "Exchange ActiveSync invalidates mailboxes whose Inbox holds two messages or fewer. The "
+    "customer was asked to keep messages in the Inbox and reconnect; consider connecting by EWS or OAuth instead.",
+    "imap_sync_errors": "The IMAP account stopped with sync errors, not bad credentials. Check the account's sync "
+    "logs in the Nylas Dashboard for UID errors and contact Nylas support if they persist.",
+    "google_testing_mode": "Google expires tokens after 7 days while the OAuth app is in Testing mode. Publish it: "
+    "Google Cloud console → APIs & Services → OAuth consent screen → Publish app (and complete verification).",
+    "sync_stopped": "The OAuth grant stopped syncing without being revoked. Check Nylas status and the Dashboard "
+    "sync logs; contact Nylas support if it does not resume.",
+    "unknown": "No rule of the procedure matched. Follow the steps and evidence below and the Nylas Dashboard logs.",
+}
