@@ -138,12 +138,12 @@ def diagnose_command(args: argparse.Namespace, target: Target, out: TextIO) -> i
     from account_doctor.diagnosis import diagnose
     from account_doctor.evidence import EvidenceGatherer
     from account_doctor.history import History
-    from account_doctor.models import AccountEvent, iso
+    from account_doctor.models import AccountEvent, ApiVersion, iso
     from account_doctor.nylas import NylasClient, NylasError
     from account_doctor.service import policy_from
 
     settings = target.settings
-    api_version = "v2" if args.v2 else "v3"
+    api_version: ApiVersion = "v2" if args.v2 else "v3"
     event = AccountEvent(
         event_id=f"cli-{uuid.uuid4()}",
         api_version=api_version,
