@@ -1,0 +1,560 @@
+"""The troubleshooting procedure (SPEC §4): a pure function from evidence to diagnosis, one rule per table row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from account_doctor import accounts
+from account_doctor.models import (
+    STOPPED_TRIGGERS,
+    Cause,
+    Confidence,
+    Diagnosis,
+    Evidence,
+    Policy,
+    Step,
+    parse_iso,
+)
+
+# Google expires the refresh tokens of an OAuth app left in "testing" publishing status
+# 7 days after consent; the margin absorbs when the grant's last authentication was recorded.
+GOOGLE_TESTING_TOKEN_LIFETIME = timedelta(days=7)
+GOOGLE_TESTING_MARGIN = timedelta(hours=12)
+# Microsoft refresh tokens die after 90 days without being used to sign in again.
+MICROSOFT_TOKEN_LIFETIME = timedelta(days=90)
+# Inboxes this small make Exchange ActiveSync sync fail (Nylas's EAS troubleshooting).
+EAS_SPARSE_INBOX_MAX = 2
+# v2 billing states that mean the application itself stopped or downgraded the account.
+APP_REVOKED_BILLING_STATES = frozenset({"cancelled", "deleted"})
+# The "accounts stop frequently" symptom: this many failures of one account in 30 days.
+RECURRING_FAILURES = 3
+
+# Confidence says how directly the evidence shows the cause, not how bad the failure is:
+# - high: the cause is observed, not inferred — Nylas's live state (valid again, 404, billing
+#   cancelled), a grant.deleted in history, a burst of one domain within minutes (nothing but an
+#   administrator's action disconnects several mailboxes at once), or a token dying at exactly
+#   the lifetime Google testing mode / Microsoft refresh tokens are known to have.
+# - medium: the evidence fits the cause but another one fits too — a recovery seen only in history
+#   while Nylas still reports the account broken, failures of a domain spread over days (a session
+#   policy, or coincidence), the Exchange/IMAP quirks (confirmed only in the dashboard), and the
+#   "otherwise" rules for password and OAuth accounts (password change, revocation, policy).
+# - low: no rule recognised the account (rule 5).
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a matching rule concludes."""
+
+    cause: Cause
+    confidence: Confidence
+    summary: str
+    actions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A rule's answer in plain words, and its finding when the rule matches."""
+
+    text: str
+    finding: Finding | None = None
+
+
+def no(text: str) -> Answer:
+    return Answer(f"No: {text}")
+
+
+def yes(text: str, finding: Finding) -> Answer:
+    return Answer(f"Yes: {text}", finding)
+
+
+@dataclass(frozen=True)
+class Rule:
+    step: str
+    question: str  # may name the policy's thresholds, e.g. {domain_burst_minutes}
+    check: Callable[[Evidence, Policy], Answer]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule 0
+
+
+def recovered(e: Evidence, policy: Policy) -> Answer:
+    if e.state.healthy:
+        return yes(
+            f"Nylas reports the {_record(e)} as {e.state.status} again.",
+            Finding("recovered", "high", "The account recovered by itself after the failure; nothing to do.", ()),
+        )
+    if e.recovered_at:
+        return yes(
+            f"a recovery event for this account arrived at {e.recovered_at}, after the failure.",
+            Finding(
+                "recovered",
+                "medium",
+                f"The account was reconnected at {e.recovered_at}, after the failure; nothing to do.",
+                (),
+            ),
+        )
+    return no(f"Nylas reports the {_record(e)} as {_status(e)} and no recovery event arrived after the failure.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule 1
+
+
+def app_revoked(e: Evidence, policy: Policy) -> Answer:
+    api_logs = "Operator: check the Nylas dashboard API logs for this account to find which part of the application "
+    if e.event.api_version == "v2" and e.state.billing_state in APP_REVOKED_BILLING_STATES:
+        return yes(
+            f"the account's billing state is {e.state.billing_state}: the application stopped or downgraded it.",
+            Finding(
+                "app_revoked",
+                "high",
+                f"The application itself stopped this account (billing state {e.state.billing_state}).",
+                (
+                    api_logs + "stopped or downgraded it (see 'Account manually stopped').",
+                    "Operator: if that was not intended, upgrade the account again and ask the customer to reconnect.",
+                ),
+            ),
+        )
+    if not e.state.exists:
+        return yes(f"the {_record(e)} no longer exists in Nylas (404).", _app_removed_grant())
+    if e.removed_by_app:
+        return yes("a grant.deleted event for this grant is in its history.", _app_removed_grant())
+    if e.event.api_version == "v2":
+        return no(f"the account's billing state is {e.state.billing_state or 'not reported'}.")
+    return no("the grant still exists and no grant.deleted event is in its history.")
+
+
+def _app_removed_grant() -> Finding:
+    return Finding(
+        "app_revoked",
+        "high",
+        "The application itself deleted this grant.",
+        (
+            "Operator: check the Nylas dashboard API logs for this grant to find which part of the application "
+            "deleted it.",
+            "Operator: if that was not intended, ask the customer to reconnect.",
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules 2a and 2b: the domain cluster
+
+
+def admin_disconnected(e: Evidence, policy: Policy) -> Answer:
+    within = f"within {_plural(policy.domain_burst_minutes, 'minute')}"
+    cluster = _domain_cluster(e, policy, e.domain_burst_accounts, within)
+    if isinstance(cluster, Answer):
+        return cluster
+    return yes(
+        f"{_plural(e.domain_burst_accounts, 'account')} at {cluster} failed {within}.",
+        Finding(
+            "admin_disconnected",
+            "high",
+            f"{_plural(e.domain_burst_accounts, 'account')} at {cluster} failed {within}: "
+            "their administrator disconnected the app.",
+            (
+                "Customer: forward the admin-contact email to your mail administrator.",
+                f"Operator: raise it with {cluster}'s mail administrator: mailboxes failing at the same time "
+                "means they took action to disconnect the app.",
+                _admin_check(e, "disconnected"),
+                "Customer: reconnect each account once the administrator allows the app again.",
+            ),
+        ),
+    )
+
+
+def admin_session_policy(e: Evidence, policy: Policy) -> Answer:
+    within = f"within {_plural(policy.domain_window_days, 'day')}"
+    cluster = _domain_cluster(e, policy, e.domain_window_accounts, within)
+    if isinstance(cluster, Answer):
+        return cluster
+    return yes(
+        f"{_plural(e.domain_window_accounts, 'account')} at {cluster} failed {within}.",
+        Finding(
+            "admin_session_policy",
+            "medium",
+            f"{_plural(e.domain_window_accounts, 'account')} at {cluster} failed {within}: "
+            "their administrator's session policy keeps signing the app out.",
+            (
+                "Customer: forward the admin-contact email to your mail administrator.",
+                f"Operator: ask {cluster}'s mail administrator to extend the session timeout for the app.",
+                _admin_check(e, "session"),
+                "Customer: reconnect each account once the policy is changed.",
+            ),
+        ),
+    )
+
+
+def _domain_cluster(e: Evidence, policy: Policy, failing: int, within: str) -> str | Answer:
+    """The organisation domain when it has enough failing accounts, else the answer saying why not."""
+    if not e.domain:
+        return no("the account has no email domain to compare.")
+    if e.free_mail:
+        return no(f"{e.domain} is a free-mail domain: its users share no administrator.")
+    if failing < policy.domain_cluster_threshold:
+        return no(
+            f"{_plural(failing, 'account')} at {e.domain} failed {within} ({policy.domain_cluster_threshold} needed)."
+        )
+    return e.domain
+
+
+def _admin_check(e: Evidence, kind: str) -> str:
+    provider = _provider(e)
+    if provider in accounts.MICROSOFT_PROVIDERS:
+        if kind == "disconnected":
+            return (
+                "Microsoft admin: check the Entra ID sign-in logs and the app's enterprise-app consent "
+                "and user assignment; grant consent again if it was removed."
+            )
+        return (
+            "Microsoft admin: check the Entra ID sign-in logs and the Conditional Access sign-in frequency "
+            "that applies to the app; extend it or exempt the app."
+        )
+    if provider in accounts.GOOGLE_PROVIDERS:
+        if kind == "disconnected":
+            return (
+                "Google Workspace admin: in the admin console, check Security > API controls > App access control "
+                "and trust the app again if it was blocked."
+            )
+        return (
+            "Google Workspace admin: check the Google Cloud session control re-authentication policy "
+            "in the admin console; extend it or exempt the app."
+        )
+    if kind == "disconnected":
+        return "Mail administrator: check whether the app's access to the mail server was removed or blocked."
+    return "Mail administrator: check the session or password-expiry policy that applies to the app's sign-ins."
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules 3a, 3b, 3c: password (basic) authentication
+
+
+def eas_sparse_inbox(e: Evidence, policy: Policy) -> Answer:
+    if e.auth_method != "password":
+        return no(_not_password(e))
+    if _provider(e) not in accounts.EXCHANGE_PROVIDERS:
+        return no(f"the provider is {_provider_name(e)}, not Exchange.")
+    count = e.state.inbox_count
+    if count is None:
+        return no("Nylas could not tell how many messages the inbox holds.")
+    if count > EAS_SPARSE_INBOX_MAX:
+        return no(f"the inbox holds {_plural(count, 'message')}.")
+    return yes(
+        f"the Exchange inbox holds {_plural(count, 'message')}, {EAS_SPARSE_INBOX_MAX} or fewer.",
+        Finding(
+            "eas_sparse_inbox",
+            "medium",
+            f"The Exchange inbox holds only {_plural(count, 'message')}, too few for Exchange sync to work.",
+            (
+                f"Customer: make sure the Exchange (EAS) inbox has more than {EAS_SPARSE_INBOX_MAX} messages, "
+                "then reconnect.",
+                "Operator: if it stops again with a fuller inbox, check its sync logs in the Nylas dashboard.",
+            ),
+        ),
+    )
+
+
+def imap_sync_errors(e: Evidence, policy: Policy) -> Answer:
+    if e.auth_method != "password":
+        return no(_not_password(e))
+    if _provider(e) != "imap":
+        return no(f"the provider is {_provider_name(e)}, not IMAP.")
+    if e.event.trigger not in STOPPED_TRIGGERS:
+        return no(f"the trigger is {e.event.trigger}: the credentials were rejected, not the sync.")
+    return yes(
+        f"an IMAP account reported {e.event.trigger}: its credentials may still be good.",
+        Finding(
+            "imap_sync_errors",
+            "medium",
+            "The IMAP account stopped syncing with its password still accepted, most likely on mailbox UID errors.",
+            (
+                "Operator: check the account's sync logs in the Nylas dashboard for IMAP UID errors.",
+                "Operator: if the mail server reports changing or duplicate UIDs, ask the customer's mail provider "
+                "to fix them, then have the customer reconnect.",
+            ),
+        ),
+    )
+
+
+def password_changed(e: Evidence, policy: Policy) -> Answer:
+    if e.auth_method != "password":
+        return no(_not_password(e))
+    return yes(
+        f"the {_provider_name(e)} account signs in with a password.",
+        Finding(
+            "password_changed",
+            "medium",
+            f"The {_provider_name(e)} account's password was most likely changed: it must be reconnected.",
+            (
+                "Customer: reconnect the account with the new password (reconnect email); "
+                "every password change needs a reconnect.",
+                "Customer: if the provider uses app passwords (Yahoo, iCloud, AOL), create a new app password "
+                "to reconnect with.",
+            ),
+        ),
+    )
+
+
+def _not_password(e: Evidence) -> str:
+    if e.auth_method == "oauth":
+        return "the account signs in with OAuth, not a password."
+    return _unrecognised(e) or f"{_provider_name(e)} is not a provider known to sign in with a password."
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules 4a, 4b, 4c, 4d: OAuth
+
+
+def google_testing_mode(e: Evidence, policy: Policy) -> Answer:
+    if e.auth_method != "oauth" or _provider(e) not in accounts.GOOGLE_PROVIDERS:
+        return no(f"the provider is {_provider_name(e)}, not Google OAuth.")
+    age = _token_age(e)
+    if age is None:
+        return no("the time of the last successful authentication is unknown.")
+    if abs(age - GOOGLE_TESTING_TOKEN_LIFETIME) > GOOGLE_TESTING_MARGIN:
+        return no(_failed_after(e, age) + ", not 7 days (± 12 hours).")
+    return yes(
+        _failed_after(e, age) + ", as tokens of a Google app in testing mode do.",
+        Finding(
+            "google_testing_mode",
+            "high",
+            f"The Google token died {_span(age)} after sign-in: the app's Google OAuth consent screen is "
+            "still in testing mode, whose tokens last 7 days.",
+            (
+                "Operator: publish the Google OAuth app out of testing mode (Google Cloud console > OAuth consent "
+                "screen > Publish app), so that tokens stop expiring after 7 days.",
+                "Customer: reconnect the account (reconnect email).",
+            ),
+        ),
+    )
+
+
+def microsoft_token_expired(e: Evidence, policy: Policy) -> Answer:
+    if e.auth_method != "oauth" or _provider(e) not in accounts.MICROSOFT_PROVIDERS:
+        return no(f"the provider is {_provider_name(e)}, not Microsoft OAuth.")
+    age = _token_age(e)
+    if age is None:
+        return no("the time of the last successful authentication is unknown.")
+    if age < MICROSOFT_TOKEN_LIFETIME:
+        return no(_failed_after(e, age) + ", less than 90 days.")
+    return yes(
+        _failed_after(e, age) + ": Microsoft refresh tokens expire after 90 days.",
+        Finding(
+            "microsoft_token_expired",
+            "high",
+            f"The Microsoft token expired: the account had not signed in again for {_span(age)} (limit 90 days).",
+            (
+                "Customer: reconnect the account (reconnect email).",
+                "Microsoft admin: if it recurs sooner, check the Entra ID sign-in logs and the Conditional Access "
+                "sign-in frequency for the app.",
+            ),
+        ),
+    )
+
+
+def sync_stopped(e: Evidence, policy: Policy) -> Answer:
+    if e.auth_method != "oauth":
+        return no(_not_oauth(e))
+    if e.event.trigger not in STOPPED_TRIGGERS:
+        return no(f"the trigger is {e.event.trigger}: the token was rejected, not the sync.")
+    return yes(
+        f"the OAuth account reported {e.event.trigger}: its token may still be good.",
+        Finding(
+            "sync_stopped",
+            "medium",
+            f"The {_provider_name(e)} account stopped syncing although its sign-in may still be valid.",
+            (
+                "Operator: check the account's sync logs in the Nylas dashboard for the error that stopped it.",
+                "Operator: if the error is not on the provider's side, ask the customer to reconnect.",
+            ),
+        ),
+    )
+
+
+def oauth_revoked(e: Evidence, policy: Policy) -> Answer:
+    if e.auth_method != "oauth":
+        return no(_not_oauth(e))
+    return yes(
+        f"the {_provider_name(e)} account signs in with OAuth and its token was rejected.",
+        Finding(
+            "oauth_revoked",
+            "medium",
+            f"The {_provider_name(e)} account's access ended: a password change, a revoked app or a security "
+            "policy signed it out.",
+            ("Customer: reconnect the account (reconnect email).", _oauth_hint(e)),
+        ),
+    )
+
+
+def _oauth_hint(e: Evidence) -> str:
+    if _provider(e) in accounts.MICROSOFT_PROVIDERS:
+        return (
+            "Customer: if it happens again, ask your Microsoft admin to check the Entra ID sign-in logs "
+            "and Conditional Access policies for the app."
+        )
+    if _provider(e) in accounts.GOOGLE_PROVIDERS:
+        return (
+            "Customer: if it happens again, check that the app still has access under Google Account > Security > "
+            "Third-party apps, and ask your Workspace admin whether the app is allowed."
+        )
+    return "Customer: if it happens again, ask your mail administrator whether a security policy signs the app out."
+
+
+def _not_oauth(e: Evidence) -> str:
+    if e.auth_method == "password":
+        return "the account signs in with a password, not OAuth."
+    return _unrecognised(e) or f"{_provider_name(e)} is not a provider known to sign in with OAuth."
+
+
+def _unrecognised(e: Evidence) -> str | None:
+    return None if e.provider else "Nylas did not say which provider the account uses."
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule 5
+
+
+def unknown(e: Evidence, policy: Policy) -> Answer:
+    return yes(
+        f"no rule above applies to the {_provider_name(e)} account.",
+        Finding(
+            "unknown",
+            "low",
+            f"No known cause fits this {_provider_name(e)} account's failure ({e.event.trigger}).",
+            (
+                "Operator: look at the account in the Nylas dashboard (sync logs and API logs) to find the cause.",
+                "Customer: reconnect the account if it stays broken.",
+            ),
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The table, in SPEC §4's order: the first rule that answers with a finding wins.
+
+RULES: tuple[Rule, ...] = (
+    Rule("0", "Did the account recover by itself after the grace period?", recovered),
+    Rule("1", "Did the application itself revoke or remove the account?", app_revoked),
+    Rule(
+        "2a",
+        "Did {domain_cluster_threshold} or more accounts of the same organisation domain fail "
+        "within {domain_burst_minutes} minutes of this one?",
+        admin_disconnected,
+    ),
+    Rule(
+        "2b",
+        "Did {domain_cluster_threshold} or more accounts of the same organisation domain fail "
+        "within {domain_window_days} days?",
+        admin_session_policy,
+    ),
+    Rule("3a", "Is it an Exchange account on a password whose inbox holds 2 messages or fewer?", eas_sparse_inbox),
+    Rule("3b", "Is it an IMAP account on a password that stopped syncing, not rejected?", imap_sync_errors),
+    Rule("3c", "Does the account sign in with a password?", password_changed),
+    Rule("4a", "Is it a Google OAuth account whose token died 7 days (± 12 hours) after sign-in?", google_testing_mode),
+    Rule("4b", "Is it a Microsoft OAuth account not signed in again for 90 days or more?", microsoft_token_expired),
+    Rule("4c", "Is it an OAuth account that stopped syncing rather than losing its token?", sync_stopped),
+    Rule("4d", "Does the account sign in with OAuth?", oauth_revoked),
+    Rule("5", "Does nothing above apply?", unknown),
+)
+
+
+def diagnose(evidence: Evidence, policy: Policy) -> Diagnosis:
+    """Walk the rules in order and stop at the first that matches, recording every question asked."""
+    thresholds = asdict(policy)
+    steps: list[Step] = []
+    for rule in RULES:
+        answer = rule.check(evidence, policy)
+        steps.append(Step(step=rule.step, question=rule.question.format_map(thresholds), answer=answer.text))
+        if answer.finding is not None:
+            return _diagnosis(evidence, answer.finding, steps)
+    raise AssertionError("rule 5 matches every evidence")
+
+
+def _diagnosis(e: Evidence, finding: Finding, steps: list[Step]) -> Diagnosis:
+    failures = e.failures_last_30_days
+    recurring = failures >= RECURRING_FAILURES
+    summary, actions = finding.summary, list(finding.actions)
+    if recurring:
+        summary += f" This account stops frequently: {failures} failures in the last 30 days."
+        actions.append(
+            f"Operator: this account is recurring ({failures} failures in 30 days): compare its earlier "
+            "verdicts to find what keeps stopping it, rather than only reconnecting it again."
+        )
+    return Diagnosis(
+        cause=finding.cause,
+        confidence=finding.confidence,
+        summary=summary,
+        actions=actions,
+        steps=steps,
+        recurring=recurring,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain words
+
+
+def _provider(e: Evidence) -> str:
+    return (e.provider or "").lower()
+
+
+_PROVIDER_NAMES = {
+    "google": "Google",
+    "gmail": "Google",
+    "microsoft": "Microsoft",
+    "office365": "Microsoft",
+    "graph": "Microsoft",
+    "outlook": "Microsoft",
+    "eas": "Exchange",
+    "exchange": "Exchange",
+    "ews": "Exchange",
+    "imap": "IMAP",
+    "yahoo": "Yahoo",
+    "icloud": "iCloud",
+    "aol": "AOL",
+}
+
+
+def _provider_name(e: Evidence) -> str:
+    if not e.provider:
+        return "unidentified"
+    return _PROVIDER_NAMES.get(_provider(e), f"'{e.provider}'")
+
+
+def _record(e: Evidence) -> str:
+    return "grant" if e.event.api_version == "v3" else "account"
+
+
+def _status(e: Evidence) -> str:
+    if not e.state.exists:
+        return "not found"
+    return e.state.status or "without a status"
+
+
+def _token_age(e: Evidence) -> timedelta | None:
+    """How long after its last successful authentication the account failed."""
+    if not e.last_authenticated_at:
+        return None
+    return parse_iso(e.event.occurred_at) - parse_iso(e.last_authenticated_at)
+
+
+def _failed_after(e: Evidence, age: timedelta) -> str:
+    if age < timedelta(0):
+        return f"the last authentication ({e.last_authenticated_at}) is after the failure"
+    return f"it failed {_span(age)} after it last authenticated ({e.last_authenticated_at})"
+
+
+def _span(age: timedelta) -> str:
+    hours, rest = divmod(age.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [(age.days, "day"), (hours, "hour"), (minutes, "minute"), (seconds, "second")]
+    words = [_plural(n, unit) for n, unit in parts if n]
+    return " ".join(words) or "0 seconds"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
