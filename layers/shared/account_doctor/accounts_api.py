@@ -15,7 +15,6 @@ from account_doctor.models import Policy, Verdict, iso
 AccountStatus = Literal["broken", "healthy", "unknown"]
 
 MAX_VERDICTS = 50
-DOMAIN_VERDICT_DAYS = 30
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 
@@ -66,9 +65,7 @@ class AccountsApi:
             name, iso(now - timedelta(minutes=self.policy.domain_burst_minutes)), iso(now)
         )
         window = self.history.domain_failures(name, iso(now - timedelta(days=self.policy.domain_window_days)), iso(now))
-        verdicts = self.history.domain_verdicts(
-            name, since=iso(now - timedelta(days=DOMAIN_VERDICT_DAYS)), limit=MAX_VERDICTS
-        )
+        verdicts = self.history.domain_verdicts(name, limit=MAX_VERDICTS)
         if not window.accounts and not verdicts:
             return None
         return {

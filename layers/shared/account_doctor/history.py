@@ -166,14 +166,17 @@ class History:
         )
         return [_verdict(item) for item, _ in _take(items, limit)]
 
-    def domain_verdicts(self, domain: str, since: str, limit: int = 50) -> list[Verdict]:
-        """The domain's verdicts of events from `since` on, newest first (GSI ByDomain)."""
+    def domain_verdicts(self, domain: str, since: str = "", limit: int = 50) -> list[Verdict]:
+        """The domain's latest verdicts (of events from `since` on), newest first (GSI ByDomain)."""
+        condition, values = "#domain = :domain", {":domain": domain}
+        if since:
+            condition, values = condition + " AND sk >= :since", {**values, ":since": since}
         items = self._query(
             TableName=self._verdicts_table,
             IndexName="ByDomain",
-            KeyConditionExpression="#domain = :domain AND sk >= :since",
+            KeyConditionExpression=condition,
             ExpressionAttributeNames={"#domain": "domain"},
-            ExpressionAttributeValues=_values({":domain": domain, ":since": since}),
+            ExpressionAttributeValues=_values(values),
             ScanIndexForward=False,
             Limit=limit,
         )

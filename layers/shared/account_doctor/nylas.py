@@ -172,8 +172,7 @@ class NylasClient:
                 extra={"status_code": response.status_code},
             )
             raise NylasConfigError(
-                f"Nylas answered {response.status_code}: check {check} in secret "
-                f"{self._settings.nylas_secret_name}"
+                f"Nylas answered {response.status_code}: check {check} in secret {self._settings.nylas_secret_name}"
             )
         if response.status_code != 404 and not response.ok:
             raise NylasUnavailable(f"Nylas answered {response.status_code} to GET {_path(url)}")
