@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from account_doctor.accounts import auth_method, email_domain, is_free_mail
 from account_doctor.history import History, StoredEvent
@@ -65,7 +65,8 @@ class EvidenceGatherer:
         self._history = history
         self._policy = policy
 
-    def gather(self, event: AccountEvent) -> Evidence:
+    def gather(self, event: AccountEvent) -> tuple[Evidence, bool]:
+        """The evidence, and whether the history already holds this failure."""
         state = self._nylas.account_state(event)
         failed_at = parse_iso(event.occurred_at)
         events = self._history.account_events(
@@ -75,12 +76,11 @@ class EvidenceGatherer:
         burst = window = 1  # this account alone: no organisation domain, no cluster
         if domain and not is_free_mail(domain):
             burst_span = timedelta(minutes=self._policy.domain_burst_minutes)
-            burst = self._cluster_size(domain, failed_at - burst_span, failed_at + burst_span, event.account_id)
-            window = self._cluster_size(
-                domain, failed_at - timedelta(days=self._policy.domain_window_days), failed_at, event.account_id
-            )
-        return evidence_from(event, state, events, domain_burst_accounts=burst, domain_window_accounts=window)
-
-    def _cluster_size(self, domain: str, start: datetime, end: datetime, account_id: str) -> int:
-        cluster = self._history.domain_failures(domain, iso(start), iso(end))
-        return len(cluster.accounts | {account_id})
+            window_start = iso(failed_at - timedelta(days=self._policy.domain_window_days))
+            # One query covers both windows: the long one before the failure, the burst around it.
+            cluster = self._history.domain_failures(domain, window_start, iso(failed_at + burst_span))
+            mine = frozenset({event.account_id})
+            burst = len(cluster.accounts_between(iso(failed_at - burst_span), iso(failed_at + burst_span)) | mine)
+            window = len(cluster.accounts_between(window_start, event.occurred_at) | mine)
+        evidence = evidence_from(event, state, events, domain_burst_accounts=burst, domain_window_accounts=window)
+        return evidence, any(e.event_id == event.event_id for e in events)

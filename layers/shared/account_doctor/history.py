@@ -43,10 +43,17 @@ class StoredEvent:
 
 @dataclass(frozen=True)
 class DomainCluster:
-    """The distinct accounts of a domain that failed between two instants, and what the query read."""
+    """A domain's failures between two instants, as (account id, occurred_at), and what the query read."""
 
-    accounts: frozenset[str]
+    failures: tuple[tuple[str, str], ...]
     items_read: int
+
+    @property
+    def accounts(self) -> frozenset[str]:
+        return frozenset(account for account, _ in self.failures)
+
+    def accounts_between(self, start: str, end: str) -> frozenset[str]:
+        return frozenset(account for account, at in self.failures if start <= at <= end)
 
 
 def sort_key(occurred_at: str, event_id: str) -> str:
@@ -118,18 +125,18 @@ class History:
 
     def domain_failures(self, domain: str, start: str, end: str) -> DomainCluster:
         """Distinct accounts of `domain` that failed in [start, end], reading only those failures."""
-        accounts: set[str] = set()
+        failures: list[tuple[str, str]] = []
         read = 0
         for item, scanned in self._query(
             TableName=self._events_table,
             IndexName="DomainFailures",
             KeyConditionExpression="failure_domain = :domain AND occurred_at BETWEEN :start AND :end",
             ExpressionAttributeValues=_values({":domain": domain, ":start": start, ":end": end}),
-            ProjectionExpression="account_id",
+            ProjectionExpression="account_id, occurred_at",
         ):
-            accounts.add(str(item["account_id"]))
+            failures.append((str(item["account_id"]), str(item["occurred_at"])))
             read += scanned
-        return DomainCluster(accounts=frozenset(accounts), items_read=read)
+        return DomainCluster(failures=tuple(failures), items_read=read)
 
     # Verdicts ---------------------------------------------------------------------------------
 

@@ -107,24 +107,27 @@ class DiagnosisService:
         """The verdict of a failure event (made once, reused on retries), and its emails unless it healed."""
         verdict = self._history.get_verdict(event.account_id, event.occurred_at, event.event_id)
         if verdict is None:
+            # Just gathered: a recovery recorded by now would have made the cause "recovered".
             verdict = self._new_verdict(event)
         else:
             logger.info("reusing the verdict of an earlier attempt", extra={"cause": verdict.cause})
+            recovered_at = self._history.recovery_after(event.account_id, event.occurred_at)
+            if recovered_at is not None:
+                logger.info("account recovered since the verdict; nobody is told", extra={"recovered_at": recovered_at})
+                return verdict
         if verdict.cause == "recovered":
             return verdict
-        recovered_at = self._history.recovery_after(event.account_id, event.occurred_at)
-        if recovered_at is not None:
-            logger.info("account recovered after the verdict; nobody is told", extra={"recovered_at": recovered_at})
-            return verdict
         notifications = self._notifier.notify(verdict)
-        self._history.set_notifications(verdict, notifications)
+        if notifications != verdict.notifications:
+            self._history.set_notifications(verdict, notifications)
         return replace(verdict, notifications=notifications)
 
     def _new_verdict(self, event: AccountEvent) -> Verdict:
-        evidence = self._evidence.gather(event)
-        # The "record" copy may not have run (or run before the address was known): make sure
-        # this failure is in the history for the diagnoses of its neighbours.
-        self._history.put_event(replace(event, email=evidence.email, provider=evidence.provider))
+        evidence, recorded = self._evidence.gather(event)
+        if not recorded:
+            # The "record" copy has not run (yet): this failure must be in the history for the
+            # diagnoses of its neighbours.
+            self._history.put_event(replace(event, email=evidence.email, provider=evidence.provider))
         diagnosis = self._diagnose(evidence, self._policy)
         verdict = Verdict(
             event_id=event.event_id,
