@@ -1,0 +1,120 @@
+"""POST/GET /webhook: answers the Nylas challenge, verifies signed webhooks and enqueues their account events.
+
+Routing is two methods on one path, so the event is handled directly rather than through
+Powertools' APIGatewayRestResolver: its import costs ~30 ms, which alone would use most of the
+import budget (≤ 1.3× boto3 plus an SQS client; bench/bench_webhook.py measures it).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+
+from account_doctor import webhook
+from account_doctor.accounts import mask_email
+from account_doctor.credentials import CredentialsError, load_credentials
+from account_doctor.queue import DiagnosisQueue, QueueError
+from account_doctor.settings import get_settings
+
+settings = get_settings()
+logger = Logger()
+metrics = Metrics()
+# Only botocore does I/O here; patching everything X-Ray supports would import modules we never use.
+tracer = Tracer(patch_modules=["botocore"])
+sqs = boto3.client("sqs")
+queue = DiagnosisQueue(sqs, settings.diagnosis_queue_url, settings.grace_seconds)
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    method = event.get("httpMethod")
+    try:
+        if method == "GET":
+            metrics.add_metric(name="Challenges", unit=MetricUnit.Count, value=1)
+            return _response(200, webhook.challenge(event), content_type="text/plain")
+        if method == "POST":
+            return _notification(event)
+    except webhook.WebhookError as error:
+        return _refuse(error)
+    metrics.add_metric(name="RejectedWebhooks", unit=MetricUnit.Count, value=1)
+    return _response(405, json.dumps({"message": "use GET (challenge) or POST (notification)"}))
+
+
+def _notification(event: dict[str, Any]) -> dict[str, Any]:
+    try:
+        credentials = load_credentials(settings.nylas_secret_name)
+    except (ClientError, BotoCoreError, CredentialsError, ValueError) as error:
+        # ValueError covers Powertools' transform and get errors: the secret is unreadable, not the request.
+        logger.exception("cannot read the Nylas secret", extra={"secret_name": settings.nylas_secret_name})
+        raise webhook.NotConfigured("the Nylas credentials are unavailable; retry later") from error
+    received = webhook.read_webhook(
+        event, webhook_secret=credentials.webhook_secret, client_secret=credentials.client_secret
+    )
+    if received.delivery_id:
+        logger.set_correlation_id(received.delivery_id)
+    _count(received)
+    try:
+        sent = queue.enqueue(received.events)
+    except QueueError:
+        logger.exception("could not enqueue; Nylas will retry", extra={"event_ids": _ids(received)})
+        metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=1)
+        return _response(503, json.dumps({"message": "could not enqueue the events; retry later"}))
+    logger.info(
+        "webhook accepted",
+        extra={
+            "api_version": received.api_version,
+            "events": [
+                {
+                    "event_id": e.event_id,
+                    "trigger": e.trigger,
+                    "account_id": e.account_id,
+                    "provider": e.provider,
+                    "email": mask_email(e.email),
+                }
+                for e in received.events
+            ],
+            "ignored": list(received.ignored),
+            "messages_sent": sent,
+        },
+    )
+    return _response(200, json.dumps({"accepted": len(received.events), "ignored": len(received.ignored)}))
+
+
+def _count(received: webhook.Webhook) -> None:
+    """Webhooks by type, and the ignored ones by type (each type is its own dimension value)."""
+    for name, types in (("Webhooks", [e.trigger for e in received.events]), ("IgnoredWebhooks", received.ignored)):
+        for kind in sorted(set(types)):
+            with single_metric(
+                name=name,
+                unit=MetricUnit.Count,
+                value=types.count(kind),
+                default_dimensions=metrics.default_dimensions,
+            ) as metric:
+                metric.add_dimension(name="type", value=kind)
+    metrics.add_metric(name="WebhooksAccepted", unit=MetricUnit.Count, value=1)
+
+
+def _refuse(error: webhook.WebhookError) -> dict[str, Any]:
+    if isinstance(error, webhook.Unauthorized):
+        metrics.add_metric(name="SignatureFailures", unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name="RejectedWebhooks", unit=MetricUnit.Count, value=1)
+    log = logger.error if error.status >= 500 else logger.warning
+    log("webhook refused", extra={"status": error.status, "reason": error.message})
+    return _response(error.status, json.dumps({"message": error.message}))
+
+
+def _ids(received: webhook.Webhook) -> list[str]:
+    return [e.event_id for e in received.events]
+
+
+def _response(status: int, body: str, *, content_type: str = "application/json") -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": content_type}, "body": body}

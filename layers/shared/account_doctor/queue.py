@@ -1,0 +1,65 @@
+"""The DiagnosisQueue adapter: one SendMessageBatch per webhook POST, following the queue contract."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from account_doctor.models import FAILURE_TRIGGERS, STAGE_ATTRIBUTE, AccountEvent, Stage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+SQS_BATCH_LIMIT = 10
+
+
+class QueueError(RuntimeError):
+    """The events could not all be enqueued: answer 5xx so Nylas delivers the webhook again.
+
+    A retry may enqueue some events twice; the consumer is idempotent on event_id, so that is harmless.
+    """
+
+
+def queue_entries(events: Sequence[AccountEvent], grace_seconds: int) -> list[SendMessageBatchRequestEntryTypeDef]:
+    """Every event gets a `record` message at once; a failure also gets a `diagnose` message after the grace period."""
+    entries: list[SendMessageBatchRequestEntryTypeDef] = []
+    for index, event in enumerate(events):
+        body = event.to_json()
+        stages: list[tuple[Stage, int]] = [("record", 0)]
+        if event.trigger in FAILURE_TRIGGERS:
+            stages.append(("diagnose", grace_seconds))
+        for stage, delay in stages:
+            entries.append(
+                {
+                    "Id": f"{index}-{stage}",
+                    "MessageBody": body,
+                    "DelaySeconds": delay,
+                    "MessageAttributes": {STAGE_ATTRIBUTE: {"DataType": "String", "StringValue": stage}},
+                }
+            )
+    return entries
+
+
+class DiagnosisQueue:
+    def __init__(self, client: SQSClient, queue_url: str, grace_seconds: int) -> None:
+        self._client = client
+        self._queue_url = queue_url
+        self._grace_seconds = grace_seconds
+
+    def enqueue(self, events: Sequence[AccountEvent]) -> int:
+        """Sends the events' messages; returns how many. One call unless more than five failures came at once."""
+        entries = queue_entries(events, self._grace_seconds)
+        for start in range(0, len(entries), SQS_BATCH_LIMIT):
+            chunk = entries[start : start + SQS_BATCH_LIMIT]
+            try:
+                response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=chunk)
+            except (ClientError, BotoCoreError) as error:
+                raise QueueError(f"SendMessageBatch to the diagnosis queue failed: {error}") from error
+            failed = response.get("Failed") or []
+            if failed:
+                reasons = ", ".join(f"{f['Id']}: {f.get('Code', '?')}" for f in failed)
+                raise QueueError(f"SQS refused {len(failed)} of {len(chunk)} messages ({reasons})")
+        return len(entries)

@@ -1,0 +1,286 @@
+"""The contracts operators rely on, read from template.yaml itself.
+
+IAM assertions run on the template as the SAM transform expands it (policy templates become real
+statements), so they check what CloudFormation would deploy, not what the SAM shorthand suggests.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+from local_stack.template import load_template
+
+FUNCTIONS = ("WebhookFunction", "DiagnosisFunction", "AccountsApiFunction")
+
+# SPEC §7: every parameter with a working default.
+SPEC_DEFAULTS = {
+    "NylasApiUri": "https://api.us.nylas.com",
+    "NylasV2ApiUri": "https://api.nylas.com",
+    "GraceSeconds": 120,
+    "DomainClusterThreshold": 3,
+    "DomainBurstMinutes": 15,
+    "DomainWindowDays": 7,
+    "NotifyCooldownHours": 24,
+    "NotificationMode": "send",
+}
+SPEC_FREE_FORM = ("AppName", "SenderEmail", "OperatorEmail", "ReauthUrlTemplate")
+
+# The only AWS managed policies a function role may carry (logging, tracing, polling its queue).
+ALLOWED_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+}
+SENDER_IDENTITY_ARN = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SenderEmail}"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def deployed(template: dict[str, Any]) -> dict[str, Any]:
+    """The CloudFormation template the SAM transform produces (what `sam deploy` would create)."""
+    sam = copy.deepcopy(template)
+    for resource in sam["Resources"].values():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):  # the transform wants packaged code; `sam build` does this
+            if key in properties:
+                properties[key] = "s3://bucket/key"
+    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name="us-east-1"))
+    deployed: dict[str, Any] = translator.translate(sam, parameter_values={}, get_managed_policy_map=dict)
+    return deployed
+
+
+def resource(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = template["Resources"][logical_id]
+    return found
+
+
+def function_setting(template: dict[str, Any], function: str, name: str) -> Any:
+    """A function's own property, or the Globals value it inherits."""
+    properties = resource(template, function)["Properties"]
+    return properties.get(name, template["Globals"]["Function"].get(name))
+
+
+def role_statements(deployed: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = deployed["Resources"][f"{function}Role"]["Properties"]
+    return [statement for policy in role.get("Policies", []) for statement in policy["PolicyDocument"]["Statement"]]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def references(value: Any) -> Iterator[str]:
+    """Every logical id a value points at through Ref or Fn::GetAtt, however deeply nested."""
+    if isinstance(value, dict):
+        for key, argument in value.items():
+            if key == "Ref" and isinstance(argument, str):
+                yield argument
+            elif key == "Fn::GetAtt":
+                yield as_list(argument)[0].split(".")[0]
+            else:
+                yield from references(argument)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references(item)
+
+
+# --- Parameters and settings -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "default"), SPEC_DEFAULTS.items())
+def test_spec_parameters_have_their_documented_defaults(template: dict[str, Any], name: str, default: Any) -> None:
+    assert template["Parameters"][name]["Default"] == default
+
+
+@pytest.mark.parametrize("name", SPEC_FREE_FORM)
+def test_free_form_parameters_have_a_default(template: dict[str, Any], name: str) -> None:
+    assert "Default" in template["Parameters"][name]
+
+
+def test_notification_mode_is_send_or_dry_run(template: dict[str, Any]) -> None:
+    assert sorted(template["Parameters"]["NotificationMode"]["AllowedValues"]) == ["dry-run", "send"]
+
+
+def test_every_spec_parameter_reaches_the_functions(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    passed = {ref for value in variables.values() for ref in references(value)}
+    assert set(SPEC_DEFAULTS) | set(SPEC_FREE_FORM) <= passed
+
+
+def test_functions_get_the_name_of_the_stacks_own_secret(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["NYLAS_SECRET_NAME"] == {"Ref": "NylasSecret"}
+    assert resource(template, "NylasSecret")["Type"] == "AWS::SecretsManager::Secret"
+    for function in FUNCTIONS:  # a function-level Environment must not drop or repoint it
+        own = resource(template, function)["Properties"].get("Environment", {}).get("Variables", {})
+        assert own.get("NYLAS_SECRET_NAME", {"Ref": "NylasSecret"}) == {"Ref": "NylasSecret"}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_functions_run_python_3_11_on_arm64(template: dict[str, Any], function: str) -> None:
+    assert function_setting(template, function, "Runtime") == "python3.11"
+    assert function_setting(template, function, "Architectures") == ["arm64"]
+
+
+def test_shared_layer_is_built_for_the_functions_runtime(template: dict[str, Any]) -> None:
+    layer = resource(template, "SharedLayer")
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.11"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.11", "BuildArchitecture": "arm64"}
+
+
+# --- Queue ---------------------------------------------------------------------------------------
+
+
+def test_queue_moves_a_message_to_the_dlq_after_five_receives(template: dict[str, Any]) -> None:
+    redrive = resource(template, "DiagnosisQueue")["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == 5
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DiagnosisDLQ", "Arn"]}
+    assert resource(template, "DiagnosisDLQ")["Type"] == "AWS::SQS::Queue"
+
+
+def test_queue_visibility_covers_six_diagnosis_timeouts(template: dict[str, Any]) -> None:
+    timeout = function_setting(template, "DiagnosisFunction", "Timeout")
+    assert resource(template, "DiagnosisQueue")["Properties"]["VisibilityTimeout"] >= 6 * timeout
+
+
+@pytest.mark.parametrize("queue", ["DiagnosisQueue", "DiagnosisDLQ"])
+def test_queues_are_encrypted_at_rest(template: dict[str, Any], queue: str) -> None:
+    properties = resource(template, queue)["Properties"]
+    assert properties.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in properties
+
+
+def test_diagnosis_reports_partial_batch_failures(template: dict[str, Any]) -> None:
+    events = resource(template, "DiagnosisFunction")["Properties"]["Events"]
+    sqs = [event["Properties"] for event in events.values() if event["Type"] == "SQS"]
+    assert len(sqs) == 1
+    assert sqs[0]["Queue"] == {"Fn::GetAtt": ["DiagnosisQueue", "Arn"]}
+    assert "ReportBatchItemFailures" in sqs[0]["FunctionResponseTypes"]
+
+
+# --- API -----------------------------------------------------------------------------------------
+
+
+def api_routes(template: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(method, path) -> (function, effective authorizer) for every API Gateway route."""
+    routes = {}
+    for function in FUNCTIONS:
+        for event in resource(template, function)["Properties"].get("Events", {}).values():
+            if event["Type"] != "Api":
+                continue
+            properties = event["Properties"]
+            api = resource(template, properties["RestApiId"]["Ref"])
+            default = api["Properties"].get("Auth", {}).get("DefaultAuthorizer", "NONE")
+            authorizer = properties.get("Auth", {}).get("Authorizer", default)
+            routes[(properties["Method"].upper(), properties["Path"])] = (function, authorizer)
+    return routes
+
+
+def test_accounts_routes_require_iam_and_only_the_webhook_is_public(template: dict[str, Any]) -> None:
+    assert api_routes(template) == {
+        ("GET", "/webhook"): ("WebhookFunction", "NONE"),
+        ("POST", "/webhook"): ("WebhookFunction", "NONE"),
+        ("GET", "/accounts/{account_id}"): ("AccountsApiFunction", "AWS_IAM"),
+        ("GET", "/domains/{domain}"): ("AccountsApiFunction", "AWS_IAM"),
+    }
+
+
+def test_api_access_logs_go_to_a_log_group_with_retention(template: dict[str, Any]) -> None:
+    setting = resource(template, "Api")["Properties"]["AccessLogSetting"]
+    (group,) = references(setting["DestinationArn"])
+    assert resource(template, group)["Type"] == "AWS::Logs::LogGroup"
+    assert resource(template, group)["Properties"]["RetentionInDays"] > 0
+
+
+# --- Least privilege ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_statement_allows_every_action_on_every_resource(deployed: dict[str, Any], function: str) -> None:
+    for statement in role_statements(deployed, function):
+        actions = as_list(statement["Action"])
+        wildcard_action = any(action == "*" or action.endswith(":*") for action in actions)
+        assert not (wildcard_action and "*" in as_list(statement["Resource"])), statement
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_roles_carry_only_logging_tracing_and_polling_managed_policies(deployed: dict[str, Any], function: str) -> None:
+    managed = set(deployed["Resources"][f"{function}Role"]["Properties"].get("ManagedPolicyArns", []))
+    assert managed <= ALLOWED_MANAGED_POLICIES
+
+
+def test_webhook_may_only_send_to_the_queue_and_read_the_secret(deployed: dict[str, Any]) -> None:
+    statements = role_statements(deployed, "WebhookFunction")
+    granted: dict[str, set[str]] = {}
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            granted.setdefault(action, set()).update(references(statement["Resource"]))
+    assert granted == {"sqs:SendMessage*": {"DiagnosisQueue"}, "secretsmanager:GetSecretValue": {"NylasSecret"}}
+
+
+def test_ses_sending_is_scoped_to_the_sender_identity(deployed: dict[str, Any]) -> None:
+    ses = [
+        statement
+        for function in FUNCTIONS
+        for statement in role_statements(deployed, function)
+        if any(action.lower().startswith("ses:") for action in as_list(statement["Action"]))
+    ]
+    assert ses, "the diagnosis function must be allowed to send email"
+    for statement in ses:
+        assert [action.lower() for action in as_list(statement["Action"])] == ["ses:sendemail"]
+        for arn in as_list(statement["Resource"]):
+            assert arn == {"Fn::Sub": SENDER_IDENTITY_ARN}
+
+
+# --- Data ----------------------------------------------------------------------------------------
+
+
+def test_idempotency_records_expire(template: dict[str, Any]) -> None:
+    ttl = resource(template, "IdempotencyTable")["Properties"]["TimeToLiveSpecification"]
+    # Powertools' DynamoDBPersistenceLayer writes its expiry to the attribute "expiration".
+    assert ttl == {"AttributeName": "expiration", "Enabled": True}
+
+
+@pytest.mark.parametrize("table", ["EventsTable", "VerdictsTable", "NotificationsTable"])
+def test_data_tables_have_point_in_time_recovery(template: dict[str, Any], table: str) -> None:
+    properties = resource(template, table)["Properties"]
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_logs_to_a_group_with_retention(template: dict[str, Any], function: str) -> None:
+    groups = [
+        item["Properties"]
+        for item in template["Resources"].values()
+        if item["Type"] == "AWS::Logs::LogGroup"
+        and item["Properties"].get("LogGroupName") == {"Fn::Sub": f"/aws/lambda/${{{function}}}"}
+    ]
+    assert len(groups) == 1
+    assert groups[0]["RetentionInDays"] > 0
+
+
+# --- Suppressions --------------------------------------------------------------------------------
+
+
+def test_every_accepted_finding_has_a_written_reason(template: dict[str, Any]) -> None:
+    skips = [
+        (logical_id, skip)
+        for logical_id, item in template["Resources"].items()
+        for skip in item.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips, "the template suppresses nothing: drop this test or the suppressions were lost"
+    for logical_id, skip in skips:
+        assert skip["id"].startswith(("CKV_", "CKV2_")), (logical_id, skip)
+        assert len(skip.get("comment", "").split()) >= 8, f"{logical_id} skips {skip['id']} without a reason"
