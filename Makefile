@@ -19,7 +19,8 @@ $(BIN)/activate: requirements-dev.txt layers/shared/requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
-	$(BIN)/pip install --quiet --no-deps -e .  # the account-doctor console script
+	@# The project itself, editable: `account-doctor` and `python -m account_doctor` work from the venv.
+	$(BIN)/pip install --quiet --no-deps --editable .
 	touch $@
 
 $(SAM): requirements-sam.txt

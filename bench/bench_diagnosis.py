@@ -1,0 +1,263 @@
+"""DiagnosisFunction figures: a batch's Nylas calls overlap; a domain-cluster query reads O(cluster) items.
+
+1. A batch of 10 diagnose records whose Nylas calls each take 100 ms, against one such record
+   (target: the batch takes at most 2× as long). Nylas is a local HTTP server that sleeps 100 ms
+   per answer; AWS is moto in-process with the template's tables.
+2. The items one domain-cluster query reads with 1,000 and with 100,000 events in the history
+   (target: ratio ≤ 1.1), from DynamoDB's ScannedCount.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from account_doctor.history import EVENT_RETENTION_DAYS, History, sort_key
+from account_doctor.models import AccountEvent, Notification, Verdict
+from account_doctor.settings import get_settings
+from bench.figures import Figure
+from local_stack.sample_sqs_events import sqs_batch, sqs_record
+from local_stack.template import provision
+
+ROOT = Path(__file__).resolve().parent.parent
+NYLAS_LATENCY_SECONDS = 0.100
+SECRET = {"webhook_secret": "w", "api_key": "k", "client_id": "c", "client_secret": "s"}
+
+
+class _SlowNylas(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        time.sleep(NYLAS_LATENCY_SECONDS)
+        grant_id = self.path.rstrip("/").rsplit("/", 1)[-1]
+        body = json.dumps(
+            {
+                "request_id": "bench",
+                "data": {
+                    "id": grant_id,
+                    "grant_status": "invalid",
+                    "provider": "google",
+                    "email": f"{grant_id}@bench.example",
+                    "created_at": 1_700_000_000,
+                    "updated_at": 1_731_000_000,
+                },
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _SilentNotifier:
+    def notify(self, verdict: Verdict) -> list[Notification]:
+        return []
+
+
+_QUIET = {
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+
+
+@contextmanager
+def _stack(parameters: dict[str, str]) -> Iterator[None]:
+    """The template's resources in moto in-process."""
+    with _environment(_QUIET), mock_aws():
+        stack = provision(secret=SECRET, parameters=parameters)
+        os.environ.update({**stack.function_environment(), **_QUIET})
+        get_settings.cache_clear()
+        yield
+
+
+@contextmanager
+def _moto_server_stack(parameters: dict[str, str]) -> Iterator[None]:
+    """The template's resources in a moto server in its own process: DynamoDB calls are I/O, as in Lambda."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        with _environment({**_QUIET, "AWS_ENDPOINT_URL": endpoint}):
+            stack = provision(secret=SECRET, parameters=parameters)
+            os.environ.update({**stack.function_environment(), **_QUIET})
+            get_settings.cache_clear()
+            yield
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _diagnosis_handler() -> ModuleType:
+    try:
+        import account_doctor.notifications as notifications
+    except ImportError:  # until the SES notifier is merged
+        notifications = ModuleType("account_doctor.notifications")
+        sys.modules["account_doctor.notifications"] = notifications
+    notifications.build_notifier = lambda settings: _SilentNotifier()  # type: ignore[attr-defined]
+    spec = importlib.util.spec_from_file_location("bench_diagnosis_app", ROOT / "functions/diagnosis/app.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Context:
+    function_name = "bench"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    aws_request_id = "bench"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+def _batch(run: int, size: int) -> dict[str, Any]:
+    events = [
+        AccountEvent(
+            event_id=f"bench-{run}-{size}-{index}",
+            api_version="v3",
+            trigger="grant.expired",
+            account_id=f"grant-{run}-{size}-{index}",
+            occurred_at="2024-11-19T10:00:00Z",
+            provider="google",
+            email=f"user{index}@bench{run}.example",
+            grant_updated_at="2024-10-01T00:00:00Z",
+        )
+        for index in range(size)
+    ]
+    return sqs_batch(sqs_record(event, "diagnose") for event in events)
+
+
+def batch_latency() -> Figure:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowNylas)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with _moto_server_stack({"NylasApiUri": f"http://127.0.0.1:{server.server_port}"}):
+            handler = _diagnosis_handler()
+            context = _Context()
+            handler.lambda_handler(_batch(0, 1), context)  # warm: secret, connections, imports
+            singles: list[float] = []
+            batches: list[float] = []
+            for run in range(1, 6):
+                for size, timings in ((1, singles), (10, batches)):
+                    started = time.perf_counter()
+                    response = handler.lambda_handler(_batch(run, size), context)
+                    timings.append(time.perf_counter() - started)
+                    assert response["batchItemFailures"] == [], response
+    finally:
+        server.shutdown()
+    return Figure(
+        name="diagnosis batch of 10, Nylas 100 ms each",
+        measured=statistics.median(batches) * 1000,
+        reference=statistics.median(singles) * 1000,
+        unit="ms",
+        target_ratio=2.0,
+        reference_name="one record",
+    )
+
+
+def _fill(table: str, total: int) -> None:
+    """`total` failure events: a few in the queried domain's window, the rest elsewhere or earlier."""
+    client = boto3.client("dynamodb")
+    expires = str(1_732_000_000 + EVENT_RETENTION_DAYS * 86_400)
+    items: list[Any] = []
+    for index in range(total):
+        if index < 5:  # the cluster the query is about: 5 accounts of cluster.example in the window
+            domain, at = "cluster.example", f"2024-11-19T10:0{index}:00Z"
+        elif index % 100 == 0:  # the same domain, months earlier: outside the window
+            domain, at = "cluster.example", f"2024-0{1 + index % 8}-01T00:00:00Z"
+        else:
+            domain, at = f"org{index % 997}.example", f"2024-11-{10 + index % 10:02d}T{index % 24:02d}:00:00Z"
+        event_id = f"e{index}"
+        account_id = f"a{index}"
+        items.append(
+            {
+                "PutRequest": {
+                    "Item": {
+                        "account_id": {"S": account_id},
+                        "sk": {"S": sort_key(at, event_id)},
+                        "event_id": {"S": event_id},
+                        "trigger": {"S": "grant.expired"},
+                        "kind": {"S": "failure"},
+                        "occurred_at": {"S": at},
+                        "failure_domain": {"S": domain},
+                        "expires_at": {"N": expires},
+                    }
+                }
+            }
+        )
+    for start in range(0, len(items), 25):
+        client.batch_write_item(RequestItems={table: items[start : start + 25]})
+
+
+def cluster_items_read(total: int) -> int:
+    with _stack({}):
+        settings = get_settings()
+        _fill(settings.events_table, total)
+        history = History(settings.events_table, settings.verdicts_table)
+        cluster = history.domain_failures("cluster.example", "2024-11-19T09:45:00Z", "2024-11-19T10:15:00Z")
+        assert len(cluster.accounts) == 5, cluster
+        return cluster.items_read
+
+
+def run() -> list[Figure]:
+    small = cluster_items_read(1_000)
+    large = cluster_items_read(100_000)
+    return [
+        batch_latency(),
+        Figure(
+            name="domain-cluster query, items read with 100,000 history items",
+            measured=large,
+            reference=small,
+            unit="items",
+            target_ratio=1.1,
+            reference_name="1,000 history items",
+        ),
+    ]

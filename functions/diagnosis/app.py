@@ -1,0 +1,42 @@
+"""DiagnosisFunction: consumes DiagnosisQueue batches; each record is recorded or diagnosed on its own thread."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from account_doctor.notifications import build_notifier
+from account_doctor.service import build_consumer
+from account_doctor.settings import get_settings
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+settings = get_settings()
+consumer = build_consumer(settings, build_notifier(settings))
+# As many threads as the event source mapping's BatchSize: a batch's Nylas calls all overlap.
+executor = ThreadPoolExecutor(max_workers=10, thread_name_prefix="record")
+# Powertools' way to process a batch's records concurrently, each failing on its own.
+processor = AsyncBatchProcessor(event_type=EventType.SQS)
+
+
+async def record_handler(record: SQSRecord) -> dict[str, Any]:
+    return await asyncio.get_running_loop().run_in_executor(executor, consumer.handle, record)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    consumer.idempotency.register_lambda_context(context)
+    return async_process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,208 @@
+"""The Nylas API client: what Nylas says about a grant (v3) or account (v2) right now (SPEC §3).
+
+The one HTTP client setup of the project: a `requests.Session` whose adapter retries
+timeouts, 429 (honouring Retry-After) and 5xx with backoff. When the retries run out the
+caller gets `NylasUnavailable` and the queue message is retried later; when Nylas rejects
+*our* credentials it gets `NylasConfigError`, never a verdict built on that answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from aws_lambda_powertools import Logger
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from account_doctor.accounts import EXCHANGE_PROVIDERS, mask_email
+from account_doctor.credentials import NylasCredentials, load_credentials
+from account_doctor.models import AccountEvent, AccountState, from_epoch
+from account_doctor.settings import Settings
+
+logger = Logger(child=True)
+
+# (connect, read) seconds. The Lambda timeout is 60 s; a batch overlaps its calls, so one
+# stuck call costs at most the read timeout times the attempts, well inside it.
+TIMEOUTS = (3.05, 10.0)
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A Retry-After longer than this is not waited out inside the invocation: the message goes
+# back to the queue and its visibility timeout does the waiting.
+MAX_RETRY_AFTER_SECONDS = 15.0
+
+
+class NylasError(RuntimeError):
+    """Nylas could not answer; the queue message is retried."""
+
+
+class NylasUnavailable(NylasError):
+    """Timeouts, 429 or 5xx beyond the retries, or an unexpected answer."""
+
+
+class NylasConfigError(NylasError):
+    """Nylas rejected our credentials (401/403): the secret holds a wrong api_key or client_secret."""
+
+
+class _BoundedRetry(Retry):
+    """urllib3's Retry, except that an absurd Retry-After fails fast instead of stalling the batch."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        seconds = super().get_retry_after(response)
+        if seconds is not None and seconds > MAX_RETRY_AFTER_SECONDS:
+            raise NylasUnavailable(f"Nylas asked to retry after {seconds:.0f} s; leaving it to the queue")
+        return seconds
+
+
+def build_session(*, total_retries: int = 3, backoff_factor: float = 0.5, pool_size: int = 16) -> requests.Session:
+    retry = _BoundedRetry(
+        total=total_retries,
+        connect=total_retries,
+        read=total_retries,
+        status=total_retries,
+        backoff_factor=backoff_factor,
+        backoff_max=8,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET"}),
+        respect_retry_after_header=True,
+        raise_on_status=True,
+    )
+    # Pool as large as a batch, so the batch's concurrent calls never queue for a connection.
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
+    session = requests.Session()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["Accept"] = "application/json"
+    return session
+
+
+class NylasClient:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        credentials: Callable[[], NylasCredentials] | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._settings = settings
+        # Read on every call: Powertools caches the secret, and a rotated one is picked up.
+        self._credentials = credentials or (lambda: load_credentials(settings.nylas_secret_name))
+        self._session = session or build_session()
+
+    def account_state(self, event: AccountEvent) -> AccountState:
+        if event.api_version == "v2":
+            return self.v2_account(event.account_id)
+        return self.grant(event.account_id)
+
+    def grant(self, grant_id: str) -> AccountState:
+        """v3 `GET /v3/grants/{id}`; a 404 means the grant is gone."""
+        credentials = self._credentials()
+        headers = {"Authorization": f"Bearer {credentials.api_key}"}
+        url = f"{self._settings.nylas_api_uri}/v3/grants/{_segment(grant_id)}"
+        response = self._get(url, headers=headers, check="api_key")
+        if response.status_code == 404:
+            return AccountState(exists=False)
+        grant = _json(response).get("data") or {}
+        provider = _text(grant.get("provider"))
+        state = AccountState(
+            exists=True,
+            status=_text(grant.get("grant_status")),
+            provider=provider,
+            email=_text(grant.get("email")),
+            created_at=_epoch(grant.get("created_at")),
+            updated_at=_epoch(grant.get("updated_at")),
+        )
+        if provider and provider.lower() in EXCHANGE_PROVIDERS:
+            state = replace(state, inbox_count=self._inbox_count(grant_id, headers))
+        logger.debug("grant state", extra={"status": state.status, "email": mask_email(state.email)})
+        return state
+
+    def v2_account(self, account_id: str) -> AccountState:
+        """v2 `GET /a/{client_id}/accounts/{id}`, HTTP Basic with the client secret."""
+        credentials = self._credentials()
+        url = f"{self._settings.nylas_v2_api_uri}/a/{_segment(credentials.client_id)}/accounts/{_segment(account_id)}"
+        response = self._get(url, auth=(credentials.client_secret, ""), check="client_id/client_secret")
+        if response.status_code == 404:
+            return AccountState(exists=False)
+        account = _json(response)
+        return AccountState(
+            exists=True,
+            status=_text(account.get("sync_state")),
+            billing_state=_text(account.get("billing_state")),
+            provider=_text(account.get("provider")),
+            email=_text(account.get("email_address") or account.get("email")),
+        )
+
+    def _inbox_count(self, grant_id: str, headers: dict[str, str]) -> int | None:
+        """The INBOX folder's total_count, or None when Nylas cannot tell (an invalid grant usually cannot)."""
+        url = f"{self._settings.nylas_api_uri}/v3/grants/{_segment(grant_id)}/folders"
+        try:
+            response = self._session.get(url, headers=headers, timeout=TIMEOUTS)
+        except requests.RequestException:
+            return None
+        if response.status_code != 200:
+            return None
+        try:
+            folders = response.json().get("data") or []
+        except ValueError:
+            return None
+        for folder in folders:
+            if not isinstance(folder, dict):
+                continue
+            names = {str(folder.get("id", "")).upper(), str(folder.get("name", "")).upper()}
+            attributes = {str(a).lower() for a in folder.get("attributes") or []}
+            if "INBOX" in names or "\\inbox" in attributes:
+                count = folder.get("total_count")
+                return int(count) if isinstance(count, int) else None
+        return None
+
+    def _get(self, url: str, *, check: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self._session.get(url, timeout=TIMEOUTS, **kwargs)
+        except NylasUnavailable:
+            raise
+        except requests.RequestException as error:
+            raise NylasUnavailable(f"Nylas did not answer GET {_path(url)}: {type(error).__name__}") from error
+        if response.status_code in (401, 403):
+            logger.error(
+                f"Nylas rejected our credentials ({response.status_code}) for GET {_path(url)}: "
+                f"check {check} in secret {self._settings.nylas_secret_name}",
+                extra={"status_code": response.status_code},
+            )
+            raise NylasConfigError(
+                f"Nylas answered {response.status_code}: check {check} in secret {self._settings.nylas_secret_name}"
+            )
+        if response.status_code != 404 and not response.ok:
+            raise NylasUnavailable(f"Nylas answered {response.status_code} to GET {_path(url)}")
+        return response
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _path(url: str) -> str:
+    """The URL without its host, for logs (ids only, no credentials ever travel in URLs)."""
+    return "/" + url.split("://", 1)[-1].split("/", 1)[-1]
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as error:
+        raise NylasUnavailable(f"Nylas answered {response.status_code} with a body that is not JSON") from error
+    if not isinstance(body, dict):
+        raise NylasUnavailable("Nylas answered with JSON that is not an object")
+    return body
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _epoch(value: Any) -> str | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return from_epoch(value)
+    return None

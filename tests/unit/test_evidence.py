@@ -1,0 +1,74 @@
+"""evidence_from: what the history and Nylas's answer say about one failure (no I/O)."""
+
+from __future__ import annotations
+
+from account_doctor.evidence import evidence_from
+from account_doctor.history import StoredEvent
+from account_doctor.models import AccountEvent, AccountState
+
+FAILED_AT = "2024-11-19T10:00:00Z"
+EVENT = AccountEvent(
+    event_id="evt-now",
+    api_version="v3",
+    trigger="grant.expired",
+    account_id="g1",
+    occurred_at=FAILED_AT,
+    provider="google",
+    email="Ana@Acme.Example",
+    grant_updated_at="2024-11-12T09:00:00Z",
+)
+STATE = AccountState(exists=True, status="invalid", provider="google", created_at="2024-10-01T00:00:00Z")
+
+
+def stored(trigger: str, at: str, event_id: str | None = None) -> StoredEvent:
+    kind = {"grant.expired": "failure", "grant.updated": "recovery", "grant.deleted": "removal"}[trigger]
+    return StoredEvent(
+        event_id=event_id or f"{trigger}@{at}", account_id="g1", trigger=trigger, kind=kind, occurred_at=at
+    )  # type: ignore[arg-type]
+
+
+def gather(*events: StoredEvent, event: AccountEvent = EVENT, state: AccountState = STATE):  # type: ignore[no-untyped-def]
+    return evidence_from(event, state, events, domain_burst_accounts=1, domain_window_accounts=1)
+
+
+def test_domain_and_auth_method_follow_the_address_and_provider() -> None:
+    evidence = gather()
+    assert (evidence.domain, evidence.free_mail, evidence.auth_method) == ("acme.example", False, "oauth")
+
+
+def test_free_mail_is_recognised() -> None:
+    evidence = gather(event=AccountEvent(**{**EVENT.__dict__, "email": "x@hotmail.co.uk"}))
+    assert (evidence.domain, evidence.free_mail) == ("hotmail.co.uk", True)
+
+
+def test_v2_address_comes_from_nylas() -> None:
+    v2 = AccountEvent(event_id="e", api_version="v2", trigger="account.invalid", account_id="g1", occurred_at=FAILED_AT)
+    evidence = gather(
+        event=v2, state=AccountState(exists=True, status="invalid", provider="imap", email="b@corp.example")
+    )
+    assert (evidence.email, evidence.provider, evidence.auth_method) == ("b@corp.example", "imap", "password")
+
+
+def test_a_recovery_after_the_failure_is_found_and_one_before_it_is_not() -> None:
+    assert gather(stored("grant.updated", "2024-11-19T09:00:00Z")).recovered_at is None
+    assert gather(stored("grant.updated", "2024-11-19T10:01:00Z")).recovered_at == "2024-11-19T10:01:00Z"
+
+
+def test_failures_in_30_days_count_this_one_once() -> None:
+    evidence = gather(
+        stored("grant.expired", "2024-10-19T09:59:59Z"),  # 30 days and a second before: out
+        stored("grant.expired", "2024-10-20T10:00:00Z"),
+        stored("grant.expired", FAILED_AT, event_id="evt-now"),  # this failure, already recorded
+    )
+    assert evidence.failures_last_30_days == 2
+
+
+def test_last_authentication_is_the_latest_of_grant_update_creation_and_recoveries_before() -> None:
+    assert gather().last_authenticated_at == "2024-11-12T09:00:00Z"
+    later = gather(stored("grant.updated", "2024-11-15T00:00:00Z"), stored("grant.updated", "2024-11-20T00:00:00Z"))
+    assert later.last_authenticated_at == "2024-11-15T00:00:00Z"
+
+
+def test_removal_by_the_app_is_seen() -> None:
+    assert gather().removed_by_app is False
+    assert gather(stored("grant.deleted", "2024-11-19T10:00:30Z")).removed_by_app is True
