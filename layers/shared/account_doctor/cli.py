@@ -156,7 +156,7 @@ def diagnose_command(args: argparse.Namespace, target: Target, out: TextIO) -> i
     policy = policy_from(settings)
     history = History(settings.events_table, settings.verdicts_table)
     try:
-        evidence = EvidenceGatherer(NylasClient(settings), history, policy).gather(event)
+        evidence, _recorded = EvidenceGatherer(NylasClient(settings), history, policy).gather(event)
     except NylasError as error:
         raise OperatorError(f"Nylas did not answer for {args.account_id}: {error}") from error
     diagnosis = diagnose(evidence, policy)
