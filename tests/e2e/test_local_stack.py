@@ -6,6 +6,7 @@ what `make demo` runs); test_make_demo.py runs the `make demo` command itself.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -264,3 +265,15 @@ def test_env_local_json_points_sam_local_at_make_serve(stack: RunningStack) -> N
     )
     committed = json.loads((ROOT / "events" / "env.local.json").read_text(encoding="utf-8"))
     assert committed == expected
+
+
+def test_the_demo_fails_when_a_verdict_differs(stack: RunningStack, tmp_path: Path) -> None:
+    """`make demo` is a check: a scenario whose verdict is not the expected one fails the run."""
+    yahoo = next(s for s in SCENARIOS if s.account_id == "grant-yahoo")
+    wrong = dataclasses.replace(
+        yahoo, account_id="grant-yahoo-again", email="ivan.again@yahoo.com", expected_cause="oauth_revoked"
+    )
+    result = run_demo(stack, out_dir=tmp_path, scenarios=[wrong], report=lambda _line: None)
+    assert not result.ok
+    assert result.outcomes[0].cause == "password_changed"
+    assert "cause password_changed, expected oauth_revoked" in result.outcomes[0].problems
