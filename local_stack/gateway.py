@@ -8,9 +8,11 @@ the read API is not enforced locally.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -18,7 +20,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from local_stack.functions import LambdaFunction
 
 STAGE = "v1"
-# Bodies that are not text reach the function base64-encoded, as API Gateway does with binary media types.
+# Bodies that are not text, or whose type matches the API's BinaryMediaTypes, reach the function
+# base64-encoded, as API Gateway hands them over.
 _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
 
 
@@ -31,6 +34,7 @@ def proxy_event(
     headers: list[tuple[str, str]],
     body: bytes,
     source_ip: str = "127.0.0.1",
+    binary_media_types: Sequence[str] = (),
 ) -> dict[str, Any]:
     """An API Gateway REST (v1 payload) proxy event for one HTTP request."""
     split = urlsplit(raw_path)
@@ -43,8 +47,12 @@ def proxy_event(
     multi_query: dict[str, list[str]] = {}
     for name, value in query:
         multi_query.setdefault(name, []).append(value)
-    content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
-    encoded = any(k.lower() == "content-encoding" for k, _ in headers) or not content_type.startswith(_TEXT_TYPES)
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), "").split(";")[0].strip()
+    encoded = (
+        any(k.lower() == "content-encoding" for k, _ in headers)
+        or not content_type.startswith(_TEXT_TYPES)
+        or any(fnmatch.fnmatch(content_type or "*", pattern) for pattern in binary_media_types)
+    )
     text_body: str | None
     if not body:
         text_body, encoded = None, False
@@ -91,8 +99,16 @@ def proxy_event(
 class ApiGateway:
     """Serves the template's API routes on host:port in a background thread. Use as a context manager."""
 
-    def __init__(self, functions: list[LambdaFunction], *, host: str = "127.0.0.1", port: int = 3000) -> None:
+    def __init__(
+        self,
+        functions: list[LambdaFunction],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        binary_media_types: Sequence[str] = (),
+    ) -> None:
         self.functions = functions
+        self.binary_media_types = list(binary_media_types)
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="api-gateway", daemon=True)
@@ -146,7 +162,13 @@ class ApiGateway:
         assert isinstance(found, tuple)
         function, resource, parameters = found
         event = proxy_event(
-            method=method, raw_path=raw_path, resource=resource, path_parameters=parameters, headers=headers, body=body
+            method=method,
+            raw_path=raw_path,
+            resource=resource,
+            path_parameters=parameters,
+            headers=headers,
+            body=body,
+            binary_media_types=self.binary_media_types,
         )
         try:
             result = function.invoke(event)
@@ -189,3 +211,13 @@ def _handler_for(gateway: ApiGateway) -> type[BaseHTTPRequestHandler]:
             """Quiet: the functions log each request themselves."""
 
     return Handler
+
+
+def binary_media_types(template: dict[str, Any]) -> list[str]:
+    """The REST APIs' BinaryMediaTypes, with CloudFormation's ~1 escape for / undone."""
+    return [
+        str(media_type).replace("~1", "/")
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Api"
+        for media_type in resource.get("Properties", {}).get("BinaryMediaTypes", [])
+    ]

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities import parameters as powertools_parameters
 from account_doctor.settings import get_settings
 from local_stack.aws import MotoServer, Outbox
 from local_stack.functions import LambdaFunction, functions_from_template
-from local_stack.gateway import ApiGateway
+from local_stack.gateway import ApiGateway, binary_media_types
 from local_stack.poller import SqsPoller, wait_until_drained
 from local_stack.simulator import NylasSimulator
 from local_stack.template import LocalStack, provision
@@ -133,7 +133,10 @@ def running_stack(options: StackOptions | None = None) -> Iterator[RunningStack]
         powertools_parameters.clear_caches()  # type: ignore[no-untyped-call]
         functions = functions_from_template(resources.template)
         gateway = ApiGateway(
-            [f for f in functions.values() if f.routes], host=options.host, port=options.api_port
+            [f for f in functions.values() if f.routes],
+            host=options.host,
+            port=options.api_port,
+            binary_media_types=binary_media_types(resources.template),
         ).start()
         pollers = [
             SqsPoller(
