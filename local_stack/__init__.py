@@ -1,0 +1,1 @@
+"""The embedded local stack: moto, a Nylas simulator, the REST API over HTTP and the queue poller (make demo/serve)."""

@@ -65,8 +65,8 @@ class LambdaFunction:
         return self._entry
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        entry = self.load()
-        with _INVOCATION_LOCK:
+        with _INVOCATION_LOCK:  # the cold start too: two first requests must not import the module twice
+            entry = self.load()
             return entry(event, LambdaContext(self.logical_id, self.timeout_seconds))
 
 
