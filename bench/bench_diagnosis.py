@@ -29,7 +29,7 @@ import boto3
 from moto import mock_aws
 
 from account_doctor.history import EVENT_RETENTION_DAYS, History, sort_key
-from account_doctor.models import AccountEvent, Notification, Verdict
+from account_doctor.models import AccountEvent
 from account_doctor.settings import get_settings
 from bench.figures import Figure
 from local_stack.sample_sqs_events import sqs_batch, sqs_record
@@ -37,7 +37,13 @@ from local_stack.template import provision
 
 ROOT = Path(__file__).resolve().parent.parent
 NYLAS_LATENCY_SECONDS = 0.100
-SECRET = {"webhook_secret": "w", "api_key": "k", "client_id": "c", "client_secret": "s"}
+SECRET = {
+    "webhook_secret": "w",
+    "api_key": "k",
+    "client_id": "c",
+    "client_secret": "s",
+    "redirect_uri": "https://app.example.com/callback",
+}
 
 
 class _SlowNylas(BaseHTTPRequestHandler):
@@ -65,11 +71,6 @@ class _SlowNylas(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-class _SilentNotifier:
-    def notify(self, verdict: Verdict) -> list[Notification]:
-        return []
 
 
 _QUIET = {
@@ -132,12 +133,7 @@ def _moto_server_stack(parameters: dict[str, str]) -> Iterator[None]:
 
 
 def _diagnosis_handler() -> ModuleType:
-    try:
-        import account_doctor.notifications as notifications
-    except ImportError:  # until the SES notifier is merged
-        notifications = ModuleType("account_doctor.notifications")
-        sys.modules["account_doctor.notifications"] = notifications
-    notifications.build_notifier = lambda settings: _SilentNotifier()  # type: ignore[attr-defined]
+    """functions/diagnosis/app.py as a cold start builds it: the real notifier (NotificationMode=dry-run)."""
     spec = importlib.util.spec_from_file_location("bench_diagnosis_app", ROOT / "functions/diagnosis/app.py")
     assert spec
     assert spec.loader
@@ -179,7 +175,9 @@ def batch_latency() -> Figure:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowNylas)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with _moto_server_stack({"NylasApiUri": f"http://127.0.0.1:{server.server_port}"}):
+        with _moto_server_stack(
+            {"NylasApiUri": f"http://127.0.0.1:{server.server_port}", "NotificationMode": "dry-run"}
+        ):
             handler = _diagnosis_handler()
             context = _Context()
             handler.lambda_handler(_batch(0, 1), context)  # warm: secret, connections, imports

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -38,6 +37,7 @@ from account_doctor.models import (
 from account_doctor.nylas import NylasClient, NylasConfigError
 from account_doctor.ports import Notifier
 from account_doctor.settings import Settings
+from account_doctor.tally import tally
 
 logger = Logger(child=True)
 
@@ -153,8 +153,7 @@ class DiagnosisService:
             stored = self._history.get_verdict(event.account_id, event.occurred_at, event.event_id)
             assert stored is not None
             return stored
-        with single_metric(name="Verdicts", unit=MetricUnit.Count, value=1) as metric:
-            metric.add_dimension(name="cause", value=verdict.cause)
+        tally.count("Verdicts", "cause", verdict.cause)
         logger.info(
             "verdict",
             extra={"cause": verdict.cause, "confidence": verdict.confidence, "email": mask_email(verdict.email)},
@@ -187,8 +186,7 @@ class QueueConsumer:
             )
             return result
         except NylasConfigError:
-            with single_metric(name="NylasConfigErrors", unit=MetricUnit.Count, value=1):
-                pass
+            tally.count("NylasConfigErrors")
             raise
         finally:
             logger.thread_safe_remove_keys(["correlation_id", "stage"])
