@@ -104,7 +104,10 @@ class NylasClient:
         response = self._get(url, headers=headers, check="api_key")
         if response.status_code == 404:
             return AccountState(exists=False)
-        grant = _json(response).get("data") or {}
+        grant = _json(response).get("data")
+        if not isinstance(grant, dict) or not isinstance(grant.get("grant_status"), str):
+            # Without the grant's status any verdict would be a guess: fail, and let the queue retry.
+            raise NylasUnavailable("Nylas answered a grant without data.grant_status")
         provider = _text(grant.get("provider"))
         state = AccountState(
             exists=True,
@@ -127,6 +130,8 @@ class NylasClient:
         if response.status_code == 404:
             return AccountState(exists=False)
         account = _json(response)
+        if not isinstance(account.get("sync_state"), str):
+            raise NylasUnavailable("Nylas answered an account without sync_state")
         return AccountState(
             exists=True,
             status=_text(account.get("sync_state")),
