@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -123,15 +124,18 @@ def run(
 
 
 @pytest.fixture
-def webhook(aws: LocalStack) -> tuple[Any, list[Any]]:
+def webhook(aws: LocalStack) -> Iterator[tuple[Any, list[Any]]]:
     handler = load_handler("webhook")
     sent: list[Any] = []
     handler.sqs.meta.events.register(
         "provide-client-params.sqs.SendMessageBatch", lambda params, **_: sent.append(params["Entries"])
     )
-    # Quiet logs: thousands of refusals would flood the captured output.
+    # Quiet logs: thousands of refusals would flood the captured output. The level belongs to the
+    # service's shared logger, so it is restored: later tests (and the log-hygiene check) need its records.
+    level = handler.logger.log_level
     handler.logger.setLevel("CRITICAL")
-    return handler, sent
+    yield handler, sent
+    handler.logger.setLevel(level)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -8,6 +8,7 @@ caller gets `NylasUnavailable` and the queue message is retried later; when Nyla
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -189,8 +190,9 @@ def _segment(value: str) -> str:
 
 
 def _path(url: str) -> str:
-    """The URL without its host, for logs (ids only, no credentials ever travel in URLs)."""
-    return "/" + url.split("://", 1)[-1].split("/", 1)[-1]
+    """The URL without its host, for logs: ids only, and v2's client_id (a credential) as a placeholder."""
+    path = "/" + url.split("://", 1)[-1].split("/", 1)[-1]
+    return re.sub(r"^/a/[^/]+/", "/a/{client_id}/", path)
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
