@@ -18,6 +18,9 @@ from moto import mock_aws
 from account_doctor.settings import get_settings
 from local_stack.template import LocalStack, provision
 
+# Every test fails when the code logged a secret or a full email address (see tests/log_hygiene.py).
+pytest_plugins = ["tests.log_hygiene"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "events"
 

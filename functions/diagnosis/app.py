@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,8 +27,9 @@ settings = get_settings()
 consumer = build_consumer(settings, build_notifier(settings))
 # As many threads as the event source mapping's BatchSize: a batch's Nylas calls all overlap.
 executor = ThreadPoolExecutor(max_workers=10, thread_name_prefix="record")
-# Powertools' way to process a batch's records concurrently, each failing on its own.
-processor = AsyncBatchProcessor(event_type=EventType.SQS)
+# Powertools' way to process a batch's records concurrently, each failing on its own. Given the
+# logger, it logs every failed record with its traceback (otherwise a partial failure is silent).
+processor = AsyncBatchProcessor(event_type=EventType.SQS, logger=logging.getLogger(logger.name))
 
 
 async def record_handler(record: SQSRecord) -> dict[str, Any]:

@@ -1,4 +1,11 @@
-"""Random bodies, headers, signatures and encodings at the real handler: only 200/400/401/413, no enqueue unsigned."""
+"""Random bodies, headers, signatures and encodings at the real handler: only 200/400/401/413, no enqueue unsigned.
+
+The requests cover JSON that is almost a Nylas payload, random JSON and bytes, bodies over the 256 KiB
+cap, JSON nested far past the parser's recursion limit, invalid UTF-8 (raw and behind base64), text in
+other Unicode encodings, gzip bombs (validly signed, decompressing far past the cap), truncation,
+every casing of the headers, headers only in multiValueHeaders, and odd isBase64Encoded values.
+Each call's memory is traced: its peak stays under MEMORY_BOUND whatever the body.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,15 @@ import gzip
 import hashlib
 import hmac
 import json
+import tracemalloc
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from account_doctor.webhook import MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES
 from local_stack.template import LocalStack
 from tests.conftest import TEST_SECRET, FakeLambdaContext, load_handler
 
@@ -54,20 +64,51 @@ deltas = st.fixed_dictionaries(
     },
 )
 v2_payloads = st.fixed_dictionaries({"deltas": st.one_of(st.lists(deltas, max_size=12), json_values)})
+# A call may hold the body (≤ 256 KiB, plus its base64 text), the decompressed body (≤ 1 MiB) and
+# what json makes of it; a decompression without its cap would need 64 MiB for the largest bomb.
+MEMORY_BOUND = 24 * 1024 * 1024
+# Validly signed compressed deliveries that inflate to just past the cap, 8× and 64× it.
+BOMBS = [gzip.compress(b" " * (n * MAX_DECOMPRESSED_BYTES + 1), compresslevel=9, mtime=0) for n in (1, 8, 64)]
+
+
+def nested(depth: int, opener: bytes, closer: bytes) -> bytes:
+    return opener * depth + b"1" + closer * depth
+
+
+deep_json = st.tuples(
+    st.integers(50, 100_000), st.sampled_from([(b"[", b"]"), (b'{"a":', b"}"), (b'{"data":{"object":', b"}}")])
+).map(lambda t: nested(t[0], *t[1]))
+huge_json = st.integers(MAX_BODY_BYTES - 64, MAX_BODY_BYTES + 4096).map(
+    lambda n: b'{"type":"grant.expired","pad":"' + b"x" * n + b'"}'
+)
+invalid_utf8 = st.tuples(
+    v3_payloads, st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80"])
+).map(lambda t: json.dumps(t[0]).encode()[:-1] + b', "x": "' + t[1] + b'"}')
+other_encodings = st.tuples(v3_payloads, st.sampled_from(["utf-16", "utf-32", "utf-8-sig", "latin-1"])).map(
+    lambda t: json.dumps(t[0], ensure_ascii=False).encode(t[1], "replace")
+)
 bodies = st.one_of(
     v3_payloads.map(lambda p: json.dumps(p).encode()),
     v2_payloads.map(lambda p: json.dumps(p).encode()),
     json_values.map(lambda p: json.dumps(p).encode()),
     st.binary(max_size=300),
+    deep_json,
+    huge_json,
+    invalid_utf8,
+    other_encodings,
 )
 
 
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[dict[str, Any], bytes, bool]:
     """An API Gateway POST, the bytes its signature was meant to cover, and whether that signature is genuine."""
-    payload = draw(bodies)
-    gzipped = draw(st.booleans())
-    wire = gzip.compress(payload, mtime=0) if gzipped else payload
+    bomb = draw(st.integers(0, 14)) == 0
+    if bomb:
+        wire, gzipped = draw(st.sampled_from(BOMBS)), True
+    else:
+        payload = draw(bodies)
+        gzipped = draw(st.booleans())
+        wire = gzip.compress(payload, mtime=0) if gzipped else payload
     if draw(st.integers(0, 9)) == 0:
         wire = wire[: draw(st.integers(0, len(wire)))]  # truncated in transit
     how = draw(st.sampled_from(["v3", "v2", "wrong-key", "random", "missing", "mangled"]))
@@ -88,33 +129,48 @@ def requests(draw: st.DrawFn) -> tuple[dict[str, Any], bytes, bool]:
         name = "".join(c.upper() if draw(st.booleans()) else c for c in "x-nylas-signature")
         headers[name] = signature
     if gzipped or draw(st.booleans()):
-        headers[draw(st.sampled_from(["Content-Encoding", "content-encoding"]))] = draw(
-            st.sampled_from(["gzip", "GZIP", "identity", "br", ""])
-        )
+        name = "".join(c.upper() if draw(st.booleans()) else c for c in "content-encoding")
+        headers[name] = draw(st.sampled_from(["gzip", "GZIP", " gzip ", "identity", "br", "gzip, br", ""]))
     b64 = gzipped or draw(st.booleans())
     if b64:
         body: Any = base64.b64encode(wire).decode()
         if draw(st.integers(0, 19)) == 0:
             body = body + "!"
+        flag: Any = draw(st.sampled_from([True, True, True, "true", 1, None]))
     else:
         body = wire.decode("utf-8", "surrogateescape")
+        flag = draw(st.sampled_from([False, False, "false", 0, None]))
     if draw(st.integers(0, 29)) == 0:
         body = draw(st.one_of(st.none(), st.integers(), st.text(max_size=20)))
-    event = {"httpMethod": "POST", "headers": headers, "body": body, "isBase64Encoded": b64}
+    event: dict[str, Any] = {"httpMethod": "POST", "body": body, "isBase64Encoded": flag}
+    if draw(st.integers(0, 4)) == 0:  # only the multi-value form, as a REST API may hand it over
+        event["multiValueHeaders"] = {key: [value] for key, value in headers.items()}
+    else:
+        event["headers"] = headers
     return event, wire, how in ("v3", "v2")
 
 
 def run(
     handler: Any, lambda_context: FakeLambdaContext, sent: list[Any], case: tuple[dict[str, Any], bytes, bool]
 ) -> None:
-    event, _wire, _genuine = case
+    event, wire, _genuine = case
     sent.clear()
+    tracemalloc.reset_peak()
+    before = tracemalloc.get_traced_memory()[0]  # what hypothesis et al. hold already
     response = handler.lambda_handler(event, lambda_context)
+    peak = tracemalloc.get_traced_memory()[1] - before
+    assert peak < MEMORY_BOUND, f"one call peaked at {peak / 2**20:.1f} MiB"
     assert response["statusCode"] in (200, 400, 401, 413), response
+    headers = event.get("headers") or {k: v[0] for k, v in event.get("multiValueHeaders", {}).items()}
+    signature = next((v for k, v in headers.items() if k.lower() == "x-nylas-signature"), None)
+    if wire in BOMBS and event["isBase64Encoded"] is True and event["body"] == base64.b64encode(wire).decode():
+        encoding = next((v for k, v in headers.items() if k.lower() == "content-encoding"), "")
+        if encoding.strip().lower() == "gzip" and signature == hmac.new(KEYS[0].encode(), wire, "sha256").hexdigest():
+            assert response["statusCode"] == 413  # verified, then refused while inflating: never inflated whole
     if sent:
         # Whatever reached SQS was validly signed with one of the two keys over the bytes received.
-        signature = next(v for k, v in event["headers"].items() if k.lower() == "x-nylas-signature")
-        raw = base64.b64decode(event["body"]) if event["isBase64Encoded"] else event["body"].encode()
+        assert signature is not None
+        raw = base64.b64decode(event["body"]) if event["isBase64Encoded"] is True else event["body"].encode()
         valid = {hmac.new(key.encode(), raw, hashlib.sha256).hexdigest() for key in KEYS}
         assert signature.strip().lower() in valid
         assert response["statusCode"] == 200
@@ -123,15 +179,20 @@ def run(
 
 
 @pytest.fixture
-def webhook(aws: LocalStack) -> tuple[Any, list[Any]]:
+def webhook(aws: LocalStack) -> Iterator[tuple[Any, list[Any]]]:
     handler = load_handler("webhook")
     sent: list[Any] = []
     handler.sqs.meta.events.register(
         "provide-client-params.sqs.SendMessageBatch", lambda params, **_: sent.append(params["Entries"])
     )
-    # Quiet logs: thousands of refusals would flood the captured output.
+    # Quiet logs: thousands of refusals would flood the captured output. The level belongs to the
+    # service's shared logger, so it is restored: later tests (and the log-hygiene check) need its records.
+    level = handler.logger.log_level
     handler.logger.setLevel("CRITICAL")
-    return handler, sent
+    tracemalloc.start()
+    yield handler, sent
+    tracemalloc.stop()
+    handler.logger.setLevel(level)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

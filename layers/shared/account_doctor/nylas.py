@@ -8,6 +8,7 @@ caller gets `NylasUnavailable` and the queue message is retried later; when Nyla
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -104,7 +105,10 @@ class NylasClient:
         response = self._get(url, headers=headers, check="api_key")
         if response.status_code == 404:
             return AccountState(exists=False)
-        grant = _json(response).get("data") or {}
+        grant = _json(response).get("data")
+        if not isinstance(grant, dict) or not isinstance(grant.get("grant_status"), str):
+            # Without the grant's status any verdict would be a guess: fail, and let the queue retry.
+            raise NylasUnavailable("Nylas answered a grant without data.grant_status")
         provider = _text(grant.get("provider"))
         state = AccountState(
             exists=True,
@@ -127,6 +131,8 @@ class NylasClient:
         if response.status_code == 404:
             return AccountState(exists=False)
         account = _json(response)
+        if not isinstance(account.get("sync_state"), str):
+            raise NylasUnavailable("Nylas answered an account without sync_state")
         return AccountState(
             exists=True,
             status=_text(account.get("sync_state")),
@@ -184,8 +190,9 @@ def _segment(value: str) -> str:
 
 
 def _path(url: str) -> str:
-    """The URL without its host, for logs (ids only, no credentials ever travel in URLs)."""
-    return "/" + url.split("://", 1)[-1].split("/", 1)[-1]
+    """The URL without its host, for logs: ids only, and v2's client_id (a credential) as a placeholder."""
+    path = "/" + url.split("://", 1)[-1].split("/", 1)[-1]
+    return re.sub(r"^/a/[^/]+/", "/a/{client_id}/", path)
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
