@@ -266,7 +266,12 @@ def test_a_redrive_racing_the_diagnosis_makes_one_verdict_and_one_email_each(
     assert all(o is None or type(o).__name__ == "NotificationError" for o in outcomes), outcomes
     assert sum(pipeline.emails().values()) <= 2
     assert max(pipeline.emails().values(), default=0) == 1
-    for consumer, record, outcome in ((first, diagnose, outcomes[0]), (second, SQSRecord(redrive), outcomes[1])):
+    redelivered_diagnose = SQSRecord(sqs_record(s.event, "diagnose", receive_count=2))
+    redelivered_redrive = {**redrive, "attributes": {**redrive["attributes"], "ApproximateReceiveCount": "2"}}
+    for consumer, record, outcome in (
+        (first, redelivered_diagnose, outcomes[0]),
+        (second, SQSRecord(redelivered_redrive), outcomes[1]),
+    ):
         if outcome is not None:
-            consumer.handle(record)  # the redelivery
+            consumer.handle(record)  # the redelivery, which SQS counts as a second receive
     assert_diagnosed_once(pipeline, s, {str(s.event.email): 1, OPERATOR: 1})
