@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import requests
 
@@ -41,7 +41,7 @@ class Workload:
         return len(self.posts) - self.duplicates
 
 
-def _account(index: int, rng: random.Random, recovers: bool) -> Scenario:
+def _account(index: int, rng: random.Random, recovers: bool, prefix: str) -> Scenario:
     api_version = "v2" if index % 3 == 0 else "v3"
     half = index // 2
     domain = ORG_DOMAINS[half % len(ORG_DOMAINS)] if index % 2 else FREE_MAIL[half % len(FREE_MAIL)]
@@ -52,10 +52,10 @@ def _account(index: int, rng: random.Random, recovers: bool) -> Scenario:
     else:
         provider = "microsoft" if api_version == "v3" else "office365"
     return Scenario(
-        account_id=f"load-{api_version}-{index:05d}",
+        account_id=f"{prefix}{api_version}-{index:05d}",
         api_version=api_version,  # type: ignore[arg-type]
         provider=provider,
-        email=f"user{index:05d}@{domain}",
+        email=f"{prefix}user{index:05d}@{domain}",
         trigger="grant.expired" if api_version == "v3" else "account.invalid",
         expected_cause="recovered" if recovers else "",
         story="load test account",
@@ -101,8 +101,20 @@ def _events(webhook: Webhook) -> tuple[AccountEvent, ...]:
     return (normalize_v3(payload) if "specversion" in payload else normalize_v2(payload)).events
 
 
-def build(total: int, *, seed: int = 6, duplicate_share: float = 0.2, now: float | None = None) -> Workload:
-    """`total` posts: (1 - duplicate_share) of them distinct, the rest exact repeats posted later."""
+def build(
+    total: int,
+    *,
+    seed: int = 6,
+    duplicate_share: float = 0.2,
+    mixed: bool = True,
+    prefix: str = "load-",
+    now: float | None = None,
+) -> Workload:
+    """`total` posts: (1 - duplicate_share) of them distinct, the rest exact repeats posted later.
+
+    Unless `mixed` is False (then: one failure per account, nothing else), every tenth account's
+    recovery is posted before its failure, and every tenth fails a second time an hour earlier.
+    """
     rng = random.Random(seed)
     now = time.time() if now is None else now
     duplicates = int(total * duplicate_share)
@@ -111,11 +123,13 @@ def build(total: int, *, seed: int = 6, duplicate_share: float = 0.2, now: float
     recovered_first: list[Scenario] = []
     index = 0
     while len(distinct) < total - duplicates:
-        recovers = index % 10 == 0
-        account = _account(index, rng, recovers)
+        recovers = mixed and index % 10 == 0
+        account = _account(index, rng, recovers, prefix)
         accounts.append(account)
         failed = now - rng.uniform(0, 600)
-        signed_with = "webhook_secret" if account.api_version == "v3" else "client_secret"
+        signed_with: Literal["webhook_secret", "client_secret"] = (
+            "webhook_secret" if account.api_version == "v3" else "client_secret"
+        )
         if recovers:
             # Out of order: the recovery is posted before the failure it follows.
             recovered_first.append(account)
@@ -123,7 +137,7 @@ def build(total: int, *, seed: int = 6, duplicate_share: float = 0.2, now: float
             distinct.append(Webhook(_failure(account, failed), signed_with, [account.account_id]))
         else:
             distinct.append(Webhook(_failure(account, failed), signed_with, [account.account_id]))
-            if index % 10 == 1:  # the same account fails again an hour later: within the email cooldown
+            if mixed and index % 10 == 1:  # the same account fails again an hour later: within the email cooldown
                 distinct.append(Webhook(_failure(account, failed - 3600), signed_with, [account.account_id]))
         index += 1
     distinct = distinct[: total - duplicates]
