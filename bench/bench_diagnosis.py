@@ -2,7 +2,11 @@
 
 1. A batch of 10 diagnose records whose Nylas calls each take 100 ms, against one such record
    (target: the batch takes at most 2× as long). Nylas is a local HTTP server that sleeps 100 ms
-   per answer; AWS is moto in-process with the template's tables.
+   per answer; AWS is a moto server in its own process with the template's tables, so DynamoDB
+   calls are I/O for the function as in Lambda; the notifier is the real one in NotificationMode
+   dry-run (it renders and records every email in the ledger, without SES). The record copies
+   are processed first, untimed, as in production where they run GraceSeconds before the diagnosis.
+   The AWS calls per diagnosed record are printed.
 2. The items one domain-cluster query reads with 1,000 and with 100,000 events in the history
    (target: ratio ≤ 1.1), from DynamoDB's ScannedCount.
 """
@@ -18,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,10 +31,11 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+from botocore.client import BaseClient
 from moto import mock_aws
 
 from account_doctor.history import EVENT_RETENTION_DAYS, History, sort_key
-from account_doctor.models import AccountEvent, Notification, Verdict
+from account_doctor.models import AccountEvent
 from account_doctor.settings import get_settings
 from bench.figures import Figure
 from local_stack.sample_sqs_events import sqs_batch, sqs_record
@@ -37,10 +43,18 @@ from local_stack.template import provision
 
 ROOT = Path(__file__).resolve().parent.parent
 NYLAS_LATENCY_SECONDS = 0.100
-SECRET = {"webhook_secret": "w", "api_key": "k", "client_id": "c", "client_secret": "s"}
+SECRET = {
+    "webhook_secret": "w",
+    "api_key": "k",
+    "client_id": "c",
+    "client_secret": "s",
+    "redirect_uri": "https://app.example.com/callback",
+}
 
 
 class _SlowNylas(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Nylas's API: the client reuses its connections
+
     def do_GET(self) -> None:
         time.sleep(NYLAS_LATENCY_SECONDS)
         grant_id = self.path.rstrip("/").rsplit("/", 1)[-1]
@@ -65,11 +79,6 @@ class _SlowNylas(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-class _SilentNotifier:
-    def notify(self, verdict: Verdict) -> list[Notification]:
-        return []
 
 
 _QUIET = {
@@ -105,7 +114,7 @@ def _stack(parameters: dict[str, str]) -> Iterator[None]:
 
 
 @contextmanager
-def _moto_server_stack(parameters: dict[str, str]) -> Iterator[None]:
+def _moto_server_stack(parameters: dict[str, str]) -> Iterator[int]:
     """The template's resources in a moto server in its own process: DynamoDB calls are I/O, as in Lambda."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -125,19 +134,23 @@ def _moto_server_stack(parameters: dict[str, str]) -> Iterator[None]:
             stack = provision(secret=SECRET, parameters=parameters)
             os.environ.update({**stack.function_environment(), **_QUIET})
             get_settings.cache_clear()
-            yield
+            yield server.pid
     finally:
         server.terminate()
         server.wait(timeout=10)
 
 
-def _diagnosis_handler() -> ModuleType:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of another process (Linux /proc; NaN elsewhere)."""
     try:
-        import account_doctor.notifications as notifications
-    except ImportError:  # until the SES notifier is merged
-        notifications = ModuleType("account_doctor.notifications")
-        sys.modules["account_doctor.notifications"] = notifications
-    notifications.build_notifier = lambda settings: _SilentNotifier()  # type: ignore[attr-defined]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _diagnosis_handler() -> ModuleType:
+    """functions/diagnosis/app.py as a cold start builds it: the real notifier (NotificationMode=dry-run)."""
     spec = importlib.util.spec_from_file_location("bench_diagnosis_app", ROOT / "functions/diagnosis/app.py")
     assert spec
     assert spec.loader
@@ -158,8 +171,8 @@ class _Context:
         return 60_000
 
 
-def _batch(run: int, size: int) -> dict[str, Any]:
-    events = [
+def _events(run: int, size: int) -> list[AccountEvent]:
+    return [
         AccountEvent(
             event_id=f"bench-{run}-{size}-{index}",
             api_version="v3",
@@ -167,30 +180,91 @@ def _batch(run: int, size: int) -> dict[str, Any]:
             account_id=f"grant-{run}-{size}-{index}",
             occurred_at="2024-11-19T10:00:00Z",
             provider="google",
-            email=f"user{index}@bench{run}.example",
+            # One organisation each: every record does the single one's work (no domain cluster,
+            # whose verdict sends more email), so the ratio measures overlap, not extra work.
+            email=f"user@bench{run}-{size}-{index}.example",
             grant_updated_at="2024-10-01T00:00:00Z",
         )
         for index in range(size)
     ]
-    return sqs_batch(sqs_record(event, "diagnose") for event in events)
+
+
+def _batches(run: int, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The record copies (in production processed on receipt, GraceSeconds earlier) and the diagnose copies."""
+    events = _events(run, size)
+    return (
+        sqs_batch(sqs_record(event, "record") for event in events),
+        sqs_batch(sqs_record(event, "diagnose") for event in events),
+    )
+
+
+class _AwsCalls:
+    """Counts every AWS API call this process makes (all clients, all sessions), by operation."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        # botocore's one funnel for every API call (private, hence getattr): a bench-only probe.
+        original = getattr(BaseClient, "_make_api_call")  # noqa: B009
+        calls = self
+
+        def counted(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+            with calls._lock:
+                calls.counts[f"{client.meta.service_model.service_name}.{operation}"] += 1
+            return original(client, operation, params)
+
+        setattr(BaseClient, "_make_api_call", counted)  # noqa: B010
+        try:
+            yield
+        finally:
+            setattr(BaseClient, "_make_api_call", original)  # noqa: B010
 
 
 def batch_latency() -> Figure:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowNylas)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with _moto_server_stack({"NylasApiUri": f"http://127.0.0.1:{server.server_port}"}):
+        with _moto_server_stack(
+            {"NylasApiUri": f"http://127.0.0.1:{server.server_port}", "NotificationMode": "dry-run"}
+        ) as moto_pid:
             handler = _diagnosis_handler()
             context = _Context()
-            handler.lambda_handler(_batch(0, 1), context)  # warm: secret, connections, imports
+            for warm in _batches(0, 1):  # warm: secret, connections, imports
+                handler.lambda_handler(warm, context)
             singles: list[float] = []
             batches: list[float] = []
+            # CPU seconds of this process (the function) and of the moto server, per run and size.
+            cpu: dict[int, list[tuple[float, float]]] = {1: [], 10: []}
+            calls = _AwsCalls()
             for run in range(1, 6):
                 for size, timings in ((1, singles), (10, batches)):
-                    started = time.perf_counter()
-                    response = handler.lambda_handler(_batch(run, size), context)
-                    timings.append(time.perf_counter() - started)
+                    record, diagnose = _batches(run, size)
+                    assert handler.lambda_handler(record, context)["batchItemFailures"] == []
+                    calls.counts.clear()
+                    with calls.counting():
+                        ours, moto = time.process_time(), _cpu_seconds(moto_pid)
+                        started = time.perf_counter()
+                        response = handler.lambda_handler(diagnose, context)
+                        timings.append(time.perf_counter() - started)
+                        cpu[size].append((time.process_time() - ours, _cpu_seconds(moto_pid) - moto))
                     assert response["batchItemFailures"] == [], response
+                    per_record = {name: count / size for name, count in sorted(calls.counts.items())}
+                    if run == 1:
+                        print(
+                            f"diagnose, batch of {size}: {sum(per_record.values()):.1f} AWS calls per record",
+                            per_record,
+                            file=sys.stderr,
+                        )
+        for size, spent in cpu.items():
+            print(
+                f"diagnose, batch of {size}: CPU ms, median: function "
+                f"{statistics.median(ours for ours, _ in spent) * 1000:.0f}, "
+                f"moto server {statistics.median(moto for _, moto in spent) * 1000:.0f}",
+                file=sys.stderr,
+            )
     finally:
         server.shutdown()
     return Figure(

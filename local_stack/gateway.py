@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import base64
 import fnmatch
-import threading
 import time
 import uuid
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local_stack.functions import LambdaFunction
+from local_stack.loopback import LoopbackServer
 
 STAGE = "v1"
 # Bodies that are not text, or whose type matches the API's BinaryMediaTypes, reach the function
@@ -96,7 +96,7 @@ def proxy_event(
     }
 
 
-class ApiGateway:
+class ApiGateway(LoopbackServer):
     """Serves the template's API routes on host:port in a background thread. Use as a context manager."""
 
     def __init__(
@@ -109,29 +109,7 @@ class ApiGateway:
     ) -> None:
         self.functions = functions
         self.binary_media_types = list(binary_media_types)
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="api-gateway", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> ApiGateway:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> ApiGateway:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(_handler_for(self), host=host, port=port, name="api-gateway")
 
     def route(self, method: str, path: str) -> tuple[LambdaFunction, str, dict[str, str]] | bool | None:
         """(function, resource, path parameters) for a request; False if the path exists for another method."""

@@ -18,8 +18,10 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from local_stack.loopback import LoopbackServer
 
 
 @dataclass
@@ -104,7 +106,7 @@ _V3_FOLDERS = re.compile(r"^/v3/grants/(?P<grant_id>[^/]+)/folders$")
 _V2_ACCOUNT = re.compile(r"^/a/(?P<client_id>[^/]+)/accounts/(?P<account_id>[^/]+)$")
 
 
-class NylasSimulator:
+class NylasSimulator(LoopbackServer):
     """Serves the simulated Nylas API on 127.0.0.1 in a background thread. Use as a context manager."""
 
     def __init__(self, *, api_key: str, client_id: str, client_secret: str, host: str = "127.0.0.1", port: int = 0):
@@ -118,29 +120,7 @@ class NylasSimulator:
         # Every call, by account id: lets tests see what the diagnosis asked for.
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="nylas-simulator", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> NylasSimulator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> NylasSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(_handler_for(self), host=host, port=port, name="nylas-simulator")
 
     def add_grant(self, grant: Grant) -> None:
         with self._lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
@@ -15,8 +15,9 @@ from account_doctor.history import History
 from account_doctor.service import policy_from
 from account_doctor.settings import get_settings
 
+# No Powertools Metrics: a read has nothing to count that API Gateway's own request, latency and
+# error metrics do not already show.
 logger = Logger()
-metrics = Metrics()
 tracer = Tracer()
 app = APIGatewayRestResolver()
 
@@ -50,6 +51,5 @@ def get_domain(domain: str) -> dict[str, Any]:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

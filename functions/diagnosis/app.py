@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -15,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from account_doctor.notifications import build_notifier
 from account_doctor.service import build_consumer
 from account_doctor.settings import get_settings
+from account_doctor.tally import tally
 
 logger = Logger()
 metrics = Metrics()
@@ -37,6 +39,16 @@ async def record_handler(record: SQSRecord) -> dict[str, Any]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     consumer.idempotency.register_lambda_context(context)
-    return async_process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    records = len(event.get("Records", []))
+    failed = records  # unless the batch says otherwise: Powertools raises when every record failed
+    try:
+        response = async_process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+        failed = len(response["batchItemFailures"])
+        return response
+    finally:
+        # Metrics are added here, on the handler's thread, never from the record threads.
+        metrics.add_metric(name="RecordsProcessed", unit=MetricUnit.Count, value=records - failed)
+        metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=failed)
+        tally.publish(metrics)

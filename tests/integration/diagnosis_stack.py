@@ -1,17 +1,15 @@
-"""Helpers for driving DiagnosisFunction in-process: Nylas answers per scenario, a recording notifier."""
+"""Helpers for driving DiagnosisFunction in-process: Nylas answers per scenario, the handler cold-started."""
 
 from __future__ import annotations
 
-import sys
-import threading
+import functools
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
 import pytest
 import responses
 
-from account_doctor.models import Notification, Verdict
-from account_doctor.settings import Settings
 from local_stack.sample_sqs_events import (
     Scenario,
     nylas_v2_account,
@@ -45,40 +43,26 @@ def answer(mock: responses.RequestsMock, s: Scenario) -> None:
             mock.get(f"{grant_url(account_id)}/folders", json=nylas_v3_folders(s.nylas))
 
 
-class RecordingNotifier:
-    """The Notifier port, recording instead of emailing: one notification per verdict, never twice."""
+def diagnosis_handler(monkeypatch: pytest.MonkeyPatch, *, ses_client: Any | None = None) -> ModuleType:
+    """functions/diagnosis/app.py, cold-started as in Lambda: the real notifier, on moto's SES.
 
-    def __init__(self) -> None:
-        self.sent: dict[str, list[Notification]] = {}
-        self.calls: list[str] = []
-        self._lock = threading.Lock()
-
-    def notify(self, verdict: Verdict) -> list[Notification]:
-        with self._lock:
-            self.calls.append(verdict.event_id)
-            if verdict.event_id not in self.sent:
-                kind = "operator_alert" if verdict.cause in ("unknown", "sync_stopped") else "reconnect"
-                to = "operators@example.com" if kind == "operator_alert" else verdict.email or ""
-                self.sent[verdict.event_id] = [
-                    Notification(kind=kind, to=to, message_id=f"msg-{verdict.event_id}", sent_at=verdict.diagnosed_at)
-                ]
-            return self.sent[verdict.event_id]
-
-
-def diagnosis_handler(monkeypatch: pytest.MonkeyPatch, notifier: RecordingNotifier) -> ModuleType:
-    """functions/diagnosis/app.py, cold-started with the recording notifier in place of SES."""
-
-    def build(settings: Settings) -> RecordingNotifier:
-        return notifier
-
-    try:
+    `ses_client` replaces only the SES client the notifier sends with (e.g. one that throttles).
+    """
+    if ses_client is not None:
         import account_doctor.notifications as notifications
-    except ImportError:  # the SES notifier lives on another branch until it is merged
-        notifications = ModuleType("account_doctor.notifications")
-        monkeypatch.setitem(sys.modules, "account_doctor.notifications", notifications)
-    monkeypatch.setattr(notifications, "build_notifier", build, raising=False)
+
+        monkeypatch.setattr(
+            notifications, "build_notifier", functools.partial(notifications.build_notifier, ses_client=ses_client)
+        )
     return load_handler("diagnosis")
 
 
 def failed_ids(response: dict[str, Any]) -> list[str]:
     return sorted(item["itemIdentifier"] for item in response["batchItemFailures"])
+
+
+def answer_history(mock: responses.RequestsMock, s: Scenario) -> None:
+    """Registers Nylas's answers for the accounts in the scenario's history (a domain cluster's neighbours)."""
+    for event in s.history:
+        state = replace(s.nylas, email=event.email or s.nylas.email, provider=event.provider or s.nylas.provider)
+        mock.get(grant_url(event.account_id), json=nylas_v3_grant(state, event.account_id))

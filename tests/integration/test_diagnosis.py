@@ -1,32 +1,48 @@
 """DiagnosisFunction and AccountsApiFunction end to end, in-process: queue records → verdicts → read API.
 
-AWS is moto with the template's own tables; Nylas answers at its real URLs through `responses`;
-the Notifier port is a recording one (the SES notifier has its own tests).
+AWS is moto with the template's own tables and SES; Nylas answers at its real URLs through `responses`;
+the notifier is the real one the handler builds at cold start, so the emails asserted are the ones
+moto's SES accepted.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
 import responses
 
 from account_doctor.history import History
+from account_doctor.models import CAUSES
+from account_doctor.notifications import DRY_RUN_MESSAGE_ID
 from account_doctor.settings import get_settings
-from local_stack.sample_sqs_events import SCENARIOS, Scenario, history_batch, scenario, scenario_batch
+from account_doctor.tally import tally
+from local_stack.sample_sqs_events import (
+    SCENARIOS,
+    Scenario,
+    history_batch,
+    scenario,
+    scenario_batch,
+    sqs_batch,
+    sqs_record,
+)
 from local_stack.template import LocalStack
 from tests.conftest import EVENTS_DIR, FakeLambdaContext, load_event, load_handler
 from tests.integration.diagnosis_stack import (
-    RecordingNotifier,
     answer,
+    answer_history,
     diagnosis_handler,
     failed_ids,
     grant_url,
 )
+from tests.integration.ses import OPERATOR, FlakySes, Received, hosted_auth_href, ses_outbox
 
 
 @pytest.fixture
@@ -36,13 +52,8 @@ def nylas() -> Iterator[responses.RequestsMock]:
 
 
 @pytest.fixture
-def notifier() -> RecordingNotifier:
-    return RecordingNotifier()
-
-
-@pytest.fixture
-def handler(aws: LocalStack, monkeypatch: pytest.MonkeyPatch, notifier: RecordingNotifier) -> ModuleType:
-    return diagnosis_handler(monkeypatch, notifier)
+def handler(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return diagnosis_handler(monkeypatch)
 
 
 @pytest.fixture
@@ -76,14 +87,45 @@ def run_scenario(handler: ModuleType, s: Scenario, context: FakeLambdaContext) -
     assert failed_ids(invoke(handler, scenario_batch(s), context)) == []
 
 
+# Who SPEC §4 says is told, per cause: (the customer's email, operator alerted, hosted-auth provider of the link).
+TOLD: dict[str, tuple[str | None, bool, str]] = {
+    "recovered": (None, False, ""),
+    "app_revoked": (None, True, ""),
+    "admin_disconnected": ("admin_contact", True, "microsoft"),
+    "admin_session_policy": ("admin_contact", True, "google"),
+    "eas_sparse_inbox": ("reconnect", True, "ews"),
+    "imap_sync_errors": (None, True, ""),
+    "password_changed": ("reconnect", False, "yahoo"),
+    "google_testing_mode": ("reconnect", True, "google"),
+    "microsoft_token_expired": ("reconnect", False, "microsoft"),
+    "sync_stopped": (None, True, ""),
+    "oauth_revoked": ("reconnect", False, "google"),
+    "unknown": (None, True, ""),
+}
+
+
+def test_every_cause_has_a_scenario_and_a_row() -> None:
+    assert sorted(s.cause for s in SCENARIOS) == sorted(TOLD) == sorted(CAUSES)
+
+
+def customer_of(s: Scenario) -> str:
+    return s.event.email or s.nylas.email  # v2 events learn the address from Nylas
+
+
+def by_recipient(outbox: list[Received]) -> dict[str, Received]:
+    received = {message.to[0]: message for message in outbox}
+    assert all(len(message.to) == 1 for message in outbox)
+    assert len(received) == len(outbox), "someone received two emails"
+    return received
+
+
 @pytest.mark.parametrize("s", SCENARIOS, ids=[s.cause for s in SCENARIOS])
-def test_each_cause_from_queue_record_to_stored_verdict_and_read_api(
+def test_each_cause_from_queue_record_to_stored_verdict_emails_and_read_api(
     s: Scenario,
     handler: ModuleType,
     api: ModuleType,
     history: History,
     nylas: responses.RequestsMock,
-    notifier: RecordingNotifier,
     lambda_context: FakeLambdaContext,
 ) -> None:
     answer(nylas, s)
@@ -92,20 +134,36 @@ def test_each_cause_from_queue_record_to_stored_verdict_and_read_api(
     verdict = history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id)
     assert verdict is not None
     assert verdict.cause == s.cause
-    assert verdict.email == (s.event.email or s.nylas.email)  # v2 events learn the address from Nylas
+    assert verdict.email == customer_of(s)
     assert verdict.steps
     assert verdict.steps[-1].answer  # every step recorded with its answer
-    if s.cause == "recovered":
-        assert notifier.calls == []
-        assert verdict.notifications == []
-    else:
-        assert notifier.calls == [s.event.event_id]
-        assert verdict.notifications == notifier.sent[s.event.event_id]
+
+    customer_kind, operator_alerted, provider = TOLD[s.cause]
+    expected = ([(customer_kind, customer_of(s))] if customer_kind else []) + (
+        [("operator_alert", OPERATOR)] if operator_alerted else []
+    )
+    received = by_recipient(ses_outbox())
+    assert sorted(received) == sorted(to for _, to in expected)
+    # The verdict names every email SES took, with SES's own message id.
+    assert [(n.kind, n.to, n.message_id) for n in verdict.notifications] == [
+        (kind, to, received[to].message_id) for kind, to in expected
+    ]
+    assert all(n.sent_at for n in verdict.notifications)
+    for to, message in received.items():
+        assert message.subject.startswith("Account Doctor")
+        assert message.source == "Account Doctor <account-doctor@example.com>"
+        if to == OPERATOR:
+            assert f"alert: {s.cause}" in message.subject
+            assert "<script" not in message.html
+        else:
+            assert f'href="{hosted_auth_href(to, provider)}"' in message.html
+            assert ('id="admin-section"' in message.html) == (customer_kind == "admin_contact")
 
     status, body = get(api, f"/accounts/{s.event.account_id}", lambda_context)
     assert status == 200
     assert body["status"] == ("healthy" if s.cause == "recovered" else "broken")
     assert body["latest_verdict"]["cause"] == s.cause
+    assert body["latest_verdict"]["notifications"] == [asdict(n) for n in verdict.notifications]
     assert [v["event_id"] for v in body["verdicts"]] == [s.event.event_id]
 
 
@@ -123,65 +181,94 @@ def test_domain_cluster_members_see_each_other(
     assert body["verdicts"][0]["evidence"]["domain_burst_accounts"] == 3
 
 
+def test_three_accounts_of_one_domain_each_get_the_admin_email_and_the_operator_one_alert(
+    handler: ModuleType, history: History, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
+) -> None:
+    s = scenario("admin_disconnected")
+    answer(nylas, s)
+    answer_history(nylas, s)
+    members = (*s.history, s.event)
+    assert failed_ids(invoke(handler, history_batch(s), lambda_context)) == []
+    # All three diagnoses in one batch, on concurrent threads: the incident is claimed once.
+    batch = sqs_batch([sqs_record(s.event, "record"), *(sqs_record(e, "diagnose") for e in members)])
+    assert failed_ids(invoke(handler, batch, lambda_context)) == []
+
+    outbox = ses_outbox()
+    customers = sorted(str(e.email) for e in members)
+    assert sorted(m.to[0] for m in outbox if m.to != [OPERATOR]) == customers
+    assert [m.to for m in outbox].count([OPERATOR]) == 1
+    assert all('id="admin-section"' in m.html for m in outbox if m.to != [OPERATOR])
+    verdicts = [history.get_verdict(e.account_id, e.occurred_at, e.event_id) for e in members]
+    assert all(v is not None and v.cause == "admin_disconnected" for v in verdicts)
+    told = [(n.kind, n.to) for v in verdicts if v is not None for n in v.notifications]
+    assert sorted(told) == sorted([("admin_contact", to) for to in customers] + [("operator_alert", OPERATOR)])
+
+
 def test_a_redelivered_batch_does_nothing_twice(
     handler: ModuleType,
     history: History,
     nylas: responses.RequestsMock,
-    notifier: RecordingNotifier,
     lambda_context: FakeLambdaContext,
+    aws: LocalStack,
 ) -> None:
-    s = scenario("oauth_revoked")
+    s = scenario("google_testing_mode")
     answer(nylas, s)
     run_scenario(handler, s, lambda_context)
+    sent = ses_outbox()
+    assert len(sent) == 2
     calls = len(nylas.calls)
     run_scenario(handler, s, lambda_context)
     assert len(nylas.calls) == calls  # the idempotency record answered; Nylas was not asked again
-    assert notifier.calls == [s.event.event_id]
-    assert len(history.account_verdicts(s.event.account_id)) == 1
+    assert ses_outbox() == sent
+
+    # Past the idempotency records' lifetime the message is processed again: the stored verdict
+    # and the notification ledger still keep it from emailing anyone twice.
+    client = boto3.client("dynamodb")
+    table = aws.physical["IdempotencyTable"]
+    for item in client.scan(TableName=table)["Items"]:
+        client.delete_item(TableName=table, Key={"id": item["id"]})
+    run_scenario(handler, s, lambda_context)
+    assert ses_outbox() == sent
+    (verdict,) = history.account_verdicts(s.event.account_id)
+    assert sorted(n.message_id for n in verdict.notifications) == sorted(m.message_id for m in sent)
 
 
-def test_a_retry_after_the_notifier_failed_reuses_the_verdict(
-    handler: ModuleType,
+def test_ses_throttling_on_the_first_attempt_retries_only_the_missing_email(
+    aws: LocalStack,
     history: History,
     nylas: responses.RequestsMock,
-    notifier: RecordingNotifier,
     lambda_context: FakeLambdaContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    s = scenario("oauth_revoked")
+    s = scenario("google_testing_mode")  # a reconnect email to the customer (sent first) and an operator alert
     answer(nylas, s)
-    working = notifier.notify
+    handler = diagnosis_handler(monkeypatch, ses_client=FlakySes(failures=1))
 
-    def failing(verdict: Any) -> Any:
-        raise RuntimeError("SES throttled")
-
-    monkeypatch.setattr(notifier, "notify", failing)
     response = invoke(handler, scenario_batch(s), lambda_context)
-    assert failed_ids(response) == [f"{s.event.event_id}-diagnose"]
+    assert failed_ids(response) == [f"{s.event.event_id}-diagnose"]  # back to the queue
+    assert [m.to for m in ses_outbox()] == [[OPERATOR]]
     first = history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id)
     assert first is not None
-    assert first.notifications == []
+    assert first.cause == "google_testing_mode"
 
-    monkeypatch.setattr(notifier, "notify", working)
-    assert failed_ids(invoke(handler, scenario_batch(s), lambda_context)) == []
-    again = history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id)
-    assert again is not None
-    assert again.diagnosed_at == first.diagnosed_at
-    assert len(again.notifications) == 1
-    assert len(history.account_verdicts(s.event.account_id)) == 1
+    # The queue redelivers the diagnose message.
+    retry = sqs_batch([sqs_record(s.event, "diagnose", receive_count=2)])
+    assert failed_ids(invoke(handler, retry, lambda_context)) == []
+    outbox = ses_outbox()
+    assert [m.to for m in outbox] == [[OPERATOR], [customer_of(s)]]
+    (verdict,) = history.account_verdicts(s.event.account_id)
+    assert verdict.diagnosed_at == first.diagnosed_at  # the same verdict, not a second one
+    assert sorted((n.kind, n.message_id) for n in verdict.notifications) == sorted(
+        [("operator_alert", outbox[0].message_id), ("reconnect", outbox[1].message_id)]
+    )
 
 
 def test_a_recovery_recorded_after_the_failure_silences_the_verdict(
     handler: ModuleType,
     history: History,
     nylas: responses.RequestsMock,
-    notifier: RecordingNotifier,
     lambda_context: FakeLambdaContext,
 ) -> None:
-    from dataclasses import replace
-
-    from local_stack.sample_sqs_events import sqs_batch, sqs_record
-
     s = scenario("oauth_revoked")
     answer(nylas, s)
     recovery = replace(s.event, event_id="evt-reauth", trigger="grant.updated", occurred_at="2024-11-19T10:01:00Z")
@@ -190,7 +277,92 @@ def test_a_recovery_recorded_after_the_failure_silences_the_verdict(
     verdict = history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id)
     assert verdict is not None
     assert verdict.cause == "recovered"
-    assert notifier.calls == []
+    assert verdict.notifications == []
+    assert ses_outbox() == []
+
+
+def test_a_recovery_between_a_failed_attempt_and_its_retry_sends_nothing(
+    aws: LocalStack,
+    history: History,
+    nylas: responses.RequestsMock,
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = scenario("google_testing_mode")
+    answer(nylas, s)
+    handler = diagnosis_handler(monkeypatch, ses_client=FlakySes(failures=2))  # SES down for the first attempt
+    assert failed_ids(invoke(handler, scenario_batch(s), lambda_context)) == [f"{s.event.event_id}-diagnose"]
+    recovery = replace(s.event, event_id="evt-reauth", trigger="grant.updated", occurred_at="2024-11-19T10:05:00Z")
+    assert failed_ids(invoke(handler, sqs_batch([sqs_record(recovery, "record")]), lambda_context)) == []
+
+    retry = sqs_batch([sqs_record(s.event, "diagnose", receive_count=2)])
+    assert failed_ids(invoke(handler, retry, lambda_context)) == []
+    assert ses_outbox() == []
+    (verdict,) = history.account_verdicts(s.event.account_id)
+    assert verdict.notifications == []
+
+
+def test_two_failures_of_one_account_inside_the_cooldown_email_the_customer_once(
+    handler: ModuleType, history: History, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
+) -> None:
+    s = scenario("oauth_revoked")
+    answer(nylas, s)
+    again = replace(s.event, event_id="evt-oauth-again", occurred_at="2024-11-19T11:00:00Z")
+    assert failed_ids(invoke(handler, scenario_batch(s), lambda_context)) == []
+    assert failed_ids(invoke(handler, scenario_batch(replace(s, event=again)), lambda_context)) == []
+
+    assert [m.to for m in ses_outbox()] == [[customer_of(s)]]
+    verdicts = {v.event_id: v for v in history.account_verdicts(s.event.account_id)}
+    assert [v.cause for v in verdicts.values()] == ["oauth_revoked", "oauth_revoked"]
+    assert [n.kind for n in verdicts[s.event.event_id].notifications] == ["reconnect"]
+    assert verdicts[again.event_id].notifications == []
+
+
+@pytest.mark.parametrize("stack_parameters", [{"NotificationMode": "dry-run"}])
+def test_dry_run_records_what_would_be_sent_and_sends_nothing(
+    handler: ModuleType, history: History, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
+) -> None:
+    s = scenario("google_testing_mode")
+    answer(nylas, s)
+    run_scenario(handler, s, lambda_context)
+    verdict = history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id)
+    assert verdict is not None
+    assert [(n.kind, n.to, n.message_id) for n in verdict.notifications] == [
+        ("reconnect", customer_of(s), DRY_RUN_MESSAGE_ID),
+        ("operator_alert", OPERATOR, DRY_RUN_MESSAGE_ID),
+    ]
+    assert ses_outbox() == []
+
+
+def test_metrics_count_verdicts_by_cause_and_emails_by_kind(
+    handler: ModuleType,
+    nylas: responses.RequestsMock,
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    s = scenario("google_testing_mode")
+    answer(nylas, s)
+    tally.drain()  # what earlier tests counted outside a handler (the notifier called directly)
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "No application metrics to publish" would fail the test
+        run_scenario(handler, s, lambda_context)
+        run_scenario(handler, s, lambda_context)  # a redelivery: no verdict, no email, still metrics
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+
+    def total(name: str, **dimensions: str) -> float:
+        return sum(
+            sum(b[name]) if isinstance(b[name], list) else b[name]
+            for b in blobs
+            if name in b and all(b.get(k) == v for k, v in dimensions.items())
+        )
+
+    assert total("Verdicts", cause="google_testing_mode") == 1
+    assert total("EmailsSent", kind="reconnect") == 1
+    assert total("EmailsSent", kind="operator_alert") == 1
+    assert total("RecordsProcessed") == 4
+    assert total("RecordsFailed") == 0
+    assert all(b["service"] == "account-doctor" for b in blobs)
 
 
 def test_one_record_whose_nylas_call_keeps_failing_is_the_only_one_reported(
@@ -231,7 +403,6 @@ def test_rejected_api_key_is_a_configuration_error_not_a_verdict(
     handler: ModuleType,
     history: History,
     nylas: responses.RequestsMock,
-    notifier: RecordingNotifier,
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
@@ -241,7 +412,7 @@ def test_rejected_api_key_is_a_configuration_error_not_a_verdict(
     response = invoke(handler, scenario_batch(s), lambda_context)
     assert failed_ids(response) == [f"{s.event.event_id}-diagnose"]  # retried by the queue
     assert history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id) is None
-    assert notifier.calls == []
+    assert ses_outbox() == []
     assert "check api_key in secret account-doctor-NylasSecret" in caplog.text
     assert '"NylasConfigErrors":[1.0]' in capsys.readouterr().out
 
@@ -292,11 +463,9 @@ def test_bad_input_is_400_never_500(api: ModuleType, lambda_context: FakeLambdaC
 def test_failures_now_count_in_the_domain_windows(
     handler: ModuleType, api: ModuleType, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
 ) -> None:
-    from dataclasses import replace
     from datetime import UTC, datetime, timedelta
 
     from account_doctor.models import iso
-    from local_stack.sample_sqs_events import sqs_batch, sqs_record
 
     now = datetime.now(UTC)
     events = [

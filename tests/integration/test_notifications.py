@@ -5,15 +5,13 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.ses.models import ses_backends
 
 from account_doctor.models import CAUSES, Cause, Verdict
 from account_doctor.notifications import DRY_RUN_MESSAGE_ID, NotificationError, build_notifier
@@ -24,23 +22,7 @@ from account_doctor.settings import get_settings
 from local_stack.emails import sample_verdict
 from local_stack.template import LocalStack
 from tests.conftest import TEST_SECRET
-
-OPERATOR = "operators@example.com"  # template.yaml's OperatorEmail default
-SENDER = "account-doctor@example.com"
-
-
-@dataclass(frozen=True)
-class Received:
-    to: list[str]
-    source: str
-    subject: str
-    html: str
-
-
-def ses_outbox() -> list[Received]:
-    """What moto's SES accepted for delivery (it keeps the HTML part when there is one)."""
-    backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
-    return [Received(m.destinations["ToAddresses"], m.source, m.subject, m.body) for m in backend.sent_messages]
+from tests.integration.ses import OPERATOR, SENDER, FlakySes, ses_outbox
 
 
 def hosted_link(verdict: Verdict, provider: str) -> str:
@@ -60,22 +42,6 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-class FlakySes:
-    """SES that answers Throttling to the first `failures` sends, then sends for real."""
-
-    def __init__(self, failures: int) -> None:
-        self._client = boto3.client("sesv2")
-        self.failures = failures
-
-    def send_email(self, **request: Any) -> Any:
-        if self.failures:
-            self.failures -= 1
-            raise ClientError(
-                {"Error": {"Code": "Throttling", "Message": "Maximum sending rate exceeded."}}, "SendEmail"
-            )
-        return self._client.send_email(**request)
 
 
 class DynamoDbFailingOn:

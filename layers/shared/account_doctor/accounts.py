@@ -11,6 +11,23 @@ MICROSOFT_PROVIDERS = frozenset({"microsoft", "office365", "graph", "outlook"})
 # Exchange by password: v2 says "eas"/"exchange", v3 says "ews".
 EXCHANGE_PROVIDERS = frozenset({"eas", "exchange", "ews"})
 
+# How people call each provider, for summaries and emails.
+PROVIDER_NAMES = {
+    "google": "Google",
+    "gmail": "Gmail",
+    "microsoft": "Microsoft",
+    "office365": "Microsoft 365",
+    "graph": "Microsoft 365",
+    "outlook": "Outlook.com",
+    "eas": "Exchange",
+    "exchange": "Exchange",
+    "ews": "Exchange",
+    "imap": "IMAP",
+    "yahoo": "Yahoo",
+    "icloud": "iCloud",
+    "aol": "AOL",
+}
+
 # Consumer mailbox services: thousands of unrelated people share these domains, so
 # their failures never say anything about one organisation's administrator.
 FREE_MAIL_BRANDS = frozenset(

@@ -502,27 +502,10 @@ def _provider(e: Evidence) -> str:
     return (e.provider or "").lower()
 
 
-_PROVIDER_NAMES = {
-    "google": "Google",
-    "gmail": "Google",
-    "microsoft": "Microsoft",
-    "office365": "Microsoft",
-    "graph": "Microsoft",
-    "outlook": "Microsoft",
-    "eas": "Exchange",
-    "exchange": "Exchange",
-    "ews": "Exchange",
-    "imap": "IMAP",
-    "yahoo": "Yahoo",
-    "icloud": "iCloud",
-    "aol": "AOL",
-}
-
-
 def _provider_name(e: Evidence) -> str:
     if not e.provider:
         return "unidentified"
-    return _PROVIDER_NAMES.get(_provider(e), f"'{e.provider}'")
+    return accounts.PROVIDER_NAMES.get(_provider(e), f"'{e.provider}'")
 
 
 def _record(e: Evidence) -> str:

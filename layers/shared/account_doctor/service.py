@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -38,6 +37,7 @@ from account_doctor.models import (
 from account_doctor.nylas import NylasClient, NylasConfigError
 from account_doctor.ports import Notifier
 from account_doctor.settings import Settings
+from account_doctor.tally import tally
 
 logger = Logger(child=True)
 
@@ -80,13 +80,13 @@ class DiagnosisService:
         self._clock = clock
         self._evidence = EvidenceGatherer(nylas, history, policy)
 
-    def process(self, event: AccountEvent, stage: Stage | None) -> dict[str, Any]:
+    def process(self, event: AccountEvent, stage: Stage | None, *, first_delivery: bool = False) -> dict[str, Any]:
         """Runs one stage (both when the message carries none, e.g. a hand-made redrive)."""
         outcome: dict[str, Any] = {"event_id": event.event_id}
         if stage in (None, "record"):
             outcome["recorded"] = self.record(event)
         if stage in (None, "diagnose") and event.kind == "failure":
-            verdict = self.diagnose(event)
+            verdict = self.diagnose(event, first_delivery=first_delivery)
             outcome.update(cause=verdict.cause, notifications=len(verdict.notifications))
         return outcome
 
@@ -103,13 +103,21 @@ class DiagnosisService:
         )
         return stored
 
-    def diagnose(self, event: AccountEvent) -> Verdict:
-        """The verdict of a failure event (made once, reused on retries), and its emails unless it healed."""
-        verdict = self._history.get_verdict(event.account_id, event.occurred_at, event.event_id)
+    def diagnose(self, event: AccountEvent, *, first_delivery: bool = False) -> Verdict:
+        """The verdict of a failure event (made once, reused on retries), and its emails unless it healed.
+
+        On a message's first delivery no earlier attempt can have left a verdict, so it is not looked
+        up; a duplicate from elsewhere (a webhook retried by Nylas) still finds it when its own
+        conditional write fails.
+        """
+        verdict = (
+            None if first_delivery else self._history.get_verdict(event.account_id, event.occurred_at, event.event_id)
+        )
+        reused = verdict is not None
         if verdict is None:
             # Just gathered: a recovery recorded by now would have made the cause "recovered".
-            verdict = self._new_verdict(event)
-        else:
+            verdict, reused = self._new_verdict(event)
+        if reused:
             logger.info("reusing the verdict of an earlier attempt", extra={"cause": verdict.cause})
             recovered_at = self._history.recovery_after(event.account_id, event.occurred_at)
             if recovered_at is not None:
@@ -122,7 +130,8 @@ class DiagnosisService:
             self._history.set_notifications(verdict, notifications)
         return replace(verdict, notifications=notifications)
 
-    def _new_verdict(self, event: AccountEvent) -> Verdict:
+    def _new_verdict(self, event: AccountEvent) -> tuple[Verdict, bool]:
+        """The verdict made now, or the one another attempt stored first (then True)."""
         evidence, recorded = self._evidence.gather(event)
         if not recorded:
             # The "record" copy has not run (yet): this failure must be in the history for the
@@ -152,14 +161,13 @@ class DiagnosisService:
             # Another attempt got there first: its verdict is the one.
             stored = self._history.get_verdict(event.account_id, event.occurred_at, event.event_id)
             assert stored is not None
-            return stored
-        with single_metric(name="Verdicts", unit=MetricUnit.Count, value=1) as metric:
-            metric.add_dimension(name="cause", value=verdict.cause)
+            return stored, True
+        tally.count("Verdicts", "cause", verdict.cause)
         logger.info(
             "verdict",
             extra={"cause": verdict.cause, "confidence": verdict.confidence, "email": mask_email(verdict.email)},
         )
-        return verdict
+        return verdict, False
 
 
 class QueueConsumer:
@@ -181,20 +189,30 @@ class QueueConsumer:
         stage: Stage | None = "record" if value == "record" else "diagnose" if value == "diagnose" else None
         # Records run on several threads: the correlation id belongs to this thread's logs only.
         logger.thread_safe_append_keys(correlation_id=event.event_id, stage=stage or "record+diagnose")
+        # Outside the idempotency key ([event_id, stage]): only a hint that no earlier attempt ran.
+        first_delivery = record.attributes.approximate_receive_count == "1"
         try:
             result: dict[str, Any] = self._process_once(
-                message={"event_id": event.event_id, "stage": stage, "event": asdict(event)}
+                message={
+                    "event_id": event.event_id,
+                    "stage": stage,
+                    "event": asdict(event),
+                    "first_delivery": first_delivery,
+                }
             )
             return result
         except NylasConfigError:
-            with single_metric(name="NylasConfigErrors", unit=MetricUnit.Count, value=1):
-                pass
+            tally.count("NylasConfigErrors")
             raise
         finally:
             logger.thread_safe_remove_keys(["correlation_id", "stage"])
 
     def _process_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        return self._service.process(AccountEvent.from_dict(message["event"]), message["stage"])
+        return self._service.process(
+            AccountEvent.from_dict(message["event"]),
+            message["stage"],
+            first_delivery=bool(message.get("first_delivery")),
+        )
 
 
 def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose | None = None) -> QueueConsumer:

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 
 from account_doctor.accounts import mask_email
 from account_doctor.credentials import NylasCredentials, load_credentials
@@ -17,9 +16,9 @@ from account_doctor.notifications.audience import recipients
 from account_doctor.notifications.ledger import NotificationLedger
 from account_doctor.notifications.render import OutgoingEmail, RenderedEmail, compose
 from account_doctor.settings import Settings
+from account_doctor.tally import tally
 
 logger = Logger(child=True)
-metrics = Metrics()
 
 # The message_id recorded for an email NotificationMode=dry-run rendered but did not send.
 DRY_RUN_MESSAGE_ID = "dry-run"
@@ -112,7 +111,7 @@ class EmailNotifier:
         now = self._clock()
         if not self._passes_gate(verdict, outgoing, now):
             logger.info(f"email held back by its {recipient.gate} gate", extra=log)
-            metrics.add_metric(name="EmailsHeldBack", unit=MetricUnit.Count, value=1)
+            tally.count("EmailsHeldBack", "kind", recipient.kind)
             return None
         already = self._ledger.begin(verdict.event_id, recipient.audience, recipient.kind, recipient.to, now)
         if already is not None:
@@ -130,7 +129,7 @@ class EmailNotifier:
             "email sent" if self._mailer else "email rendered (dry-run)", extra={**log, "message_id": message_id}
         )
         if self._mailer is not None:
-            metrics.add_metric(name="EmailsSent", unit=MetricUnit.Count, value=1)
+            tally.count("EmailsSent", "kind", recipient.kind)
         return notification
 
     def _passes_gate(self, verdict: Verdict, outgoing: OutgoingEmail, now: datetime) -> bool:

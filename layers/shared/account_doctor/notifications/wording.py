@@ -5,26 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from account_doctor.accounts import EXCHANGE_PROVIDERS, GOOGLE_PROVIDERS, MICROSOFT_PROVIDERS
+from account_doctor.accounts import EXCHANGE_PROVIDERS, GOOGLE_PROVIDERS, MICROSOFT_PROVIDERS, PROVIDER_NAMES
 from account_doctor.models import Cause
 
 ProviderFamily = Literal["microsoft", "google", "other"]
-
-_PROVIDER_NAMES = {
-    "google": "Google",
-    "gmail": "Gmail",
-    "microsoft": "Microsoft",
-    "office365": "Microsoft 365",
-    "graph": "Microsoft 365",
-    "outlook": "Outlook.com",
-    "eas": "Exchange",
-    "exchange": "Exchange",
-    "ews": "Exchange",
-    "imap": "IMAP",
-    "yahoo": "Yahoo",
-    "icloud": "iCloud",
-    "aol": "AOL",
-}
 
 
 def provider_family(provider: str | None) -> ProviderFamily:
@@ -40,7 +24,7 @@ def provider_name(provider: str | None) -> str:
     """Google, Microsoft 365, iCloud…; an unknown provider is shown as written (escaped by the templates)."""
     if not provider:
         return "your email provider"
-    return _PROVIDER_NAMES.get(provider.lower(), provider)
+    return PROVIDER_NAMES.get(provider.lower(), provider)
 
 
 @dataclass(frozen=True)
