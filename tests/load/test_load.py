@@ -36,7 +36,7 @@ def loaded() -> Iterator[tuple[RunningStack, load.Workload, load.PostResults]]:
     with running_stack(StackOptions(api_port=0, log_level="WARNING")) as stack:
         load.register(stack, workload)
         results = load.post_workload(stack, workload, workers=WORKERS)
-        drained = stack.wait_until_drained(timeout=60 + WEBHOOKS * 0.2)
+        drained = stack.wait_until_drained(timeout=60 + WEBHOOKS * 0.5)
         print(
             f"\n{len(results.statuses)} webhooks in {results.elapsed:.1f} s: {results.throughput:.0f} webhooks/s, "
             f"latency p50 {results.percentile(0.5) * 1000:.0f} ms, p99 {results.percentile(0.99) * 1000:.0f} ms "
