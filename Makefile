@@ -10,7 +10,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv lint typecheck unit fuzz security sam-validate sam-build test demo serve bench clean
+.PHONY: help venv lint typecheck unit load fuzz security sam-validate sam-build test demo serve bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ security: venv $(CHECKOV) ## cfn-lint (with the serverless rules) and checkov on
 	@# --skip-download: offline, no Prisma Cloud mappings. Every failed check fails the build; accepted
 	@# findings are suppressed in template.yaml with a written reason.
 	$(CHECKOV) --file template.yaml --framework cloudformation --skip-download --compact --quiet
+
+load: venv ## The full load test: 2,000 signed webhooks through the local stack (make test runs 300)
+	LOAD_WEBHOOKS=2000 $(BIN)/pytest -m load -s --timeout=1800 tests/load
 
 fuzz: venv ## The long property-based runs (>= 10,000 examples each)
 	$(BIN)/pytest -m fuzz

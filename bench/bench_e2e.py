@@ -1,0 +1,196 @@
+"""End-to-end local throughput: the whole stack (HTTP API, webhook, moto SQS/DynamoDB/SES, diagnosis, simulator).
+
+One local stack (grace period 0, so a verdict is due as soon as the queue delivers), three figures:
+(a) webhook HTTP cost: the load workload (mixed v2/v3, 20 % repeats, recoveries first) POSTed with
+    8 workers while the queue pollers are paused, vs. bare round trips through the same server
+    and function (the `?challenge=` GET: no signature, no AWS call) at the same concurrency.
+    Seconds per request = elapsed / requests, i.e. the inverse of throughput.
+(b) accepted-to-verdict: N failures of N accounts posted at once, time until all N verdicts are
+    stored, per event, vs. the same for 1 lone failure. Batching (10 per SQS batch) should make
+    an event in a burst cost no more than a lone event does.
+(c) end-to-end throughput: the load workload on new accounts with the diagnosis running, first POST
+    until the queue is drained, per failure event, vs. (b)'s burst per event: repeats and recoveries
+    should add little (target 1.5×). Webhook p50/p99 here include waiting for the diagnosis, since
+    the local stack runs one invocation at a time (as one Lambda sandbox would, not as AWS scales).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from bench.figures import Figure
+from local_stack import load
+from local_stack.poller import SqsPoller
+from local_stack.scenarios import Webhook
+from local_stack.stack import RunningStack, StackOptions, running_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+LOAD_WEBHOOKS = 300
+BURST = 100
+WORKERS = 8
+
+
+def _verdict_count(stack: RunningStack, dynamodb: Any) -> int:
+    table = stack.environment["VERDICTS_TABLE"]
+    return int(dynamodb.scan(TableName=table, Select="COUNT", ConsistentRead=True)["Count"])
+
+
+def _accepted_to_verdicts(stack: RunningStack, webhooks: list[Webhook], dynamodb: Any) -> float:
+    """Seconds from the first POST until every one of these webhooks' failures has its verdict."""
+    before = _verdict_count(stack, dynamodb)
+    start = time.perf_counter()
+    results = load.post_all(stack.webhook_url, load.signed(stack, webhooks), workers=WORKERS)
+    assert set(results.statuses) == {200}, results.statuses
+    done = load.wait_for(lambda: _verdict_count(stack, dynamodb) >= before + len(webhooks), timeout=300, interval=0.05)
+    assert done, "verdicts did not all arrive"
+    return time.perf_counter() - start
+
+
+def _burst(prefix: str, count: int) -> tuple[load.Workload, list[Webhook]]:
+    """`count` distinct failures of `count` accounts nobody has seen (no repeats, no recoveries)."""
+    workload = load.build(count, duplicate_share=0, mixed=False, prefix=prefix)
+    return workload, workload.posts
+
+
+def _pause_diagnosis(stack: RunningStack) -> list[SqsPoller]:
+    """Stops the queue pollers; returns fresh ones, not yet started, to resume with."""
+    for poller in stack.pollers:
+        poller.stop()
+    return [
+        SqsPoller(
+            function=p.function,
+            queue_url=p.queue_url,
+            queue_arn=p.queue_arn,
+            batch_size=p.batch_size,
+            visibility_timeout=p.visibility_timeout,
+        )
+        for p in stack.pollers
+    ]
+
+
+def _latencies(m: dict[str, float], results: load.PostResults, name: str) -> None:
+    m[f"{name}_per_request"] = results.elapsed / len(results.statuses)
+    m[f"{name}_p50"] = results.percentile(0.5)
+    m[f"{name}_p99"] = results.percentile(0.99)
+
+
+def measure() -> dict[str, float]:
+    m: dict[str, float] = {}
+    with running_stack(StackOptions(api_port=0, grace_seconds=0, log_level="ERROR")) as stack:
+        dynamodb = boto3.client("dynamodb", endpoint_url=stack.moto.url)
+        # (b) one lone failure, then a burst of BURST, each on accounts nobody has seen.
+        single, single_hooks = _burst("single-", 1)
+        burst, burst_hooks = _burst("burst-", BURST)
+        warm, warm_hooks = _burst("warm-", 1)
+        for workload in (warm, single, burst):
+            load.register(stack, workload)
+        _accepted_to_verdicts(stack, warm_hooks, dynamodb)  # both functions imported: the lone event runs warm
+        m["single"] = _accepted_to_verdicts(stack, single_hooks, dynamodb)
+        m["burst"] = _accepted_to_verdicts(stack, burst_hooks, dynamodb)
+        assert stack.wait_until_drained(timeout=120)
+
+        # (a) with the diagnosis paused: bare round trips, then the workload, at the same concurrency.
+        resume = _pause_diagnosis(stack)
+        try:
+            bare = load.post_all(f"{stack.webhook_url}?challenge=bench", [(b"", {})] * LOAD_WEBHOOKS, method="GET")
+            assert set(bare.statuses) == {200}, bare.statuses
+            _latencies(m, bare, "bare")
+            paused = load.build(LOAD_WEBHOOKS, prefix="paused-")
+            load.register(stack, paused)
+            posted = load.post_workload(stack, paused, workers=WORKERS)
+            assert set(posted.statuses) == {200}, posted.statuses
+            _latencies(m, posted, "paused")
+        finally:
+            stack.pollers[:] = [poller.start() for poller in resume]
+        assert stack.wait_until_drained(timeout=300)
+
+        # (c) the same workload on new accounts with the diagnosis running: first POST to last verdict.
+        workload = load.build(LOAD_WEBHOOKS, prefix="live-")
+        load.register(stack, workload)
+        start = time.perf_counter()
+        live = load.post_workload(stack, workload, workers=WORKERS)
+        assert set(live.statuses) == {200}, live.statuses
+        assert stack.wait_until_drained(timeout=300)
+        m["live_total"] = time.perf_counter() - start
+        m["live_events"] = len(workload.failures)
+        _latencies(m, live, "live")
+        for poller in stack.pollers:
+            poller.stop()
+    return m
+
+
+def measure_in_fresh_interpreter() -> dict[str, float]:
+    """measure() in its own process: the stack must not share boto3 clients, moto mocks or module caches
+    with the other benchmarks of `make bench` (one stack per process, and a clean one)."""
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory) / "figures.json"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "shared"), str(ROOT)])}
+        subprocess.run(
+            [sys.executable, "-m", "bench.bench_e2e", str(out)],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,  # the functions' log and metric lines
+            timeout=1800,
+        )
+        figures: dict[str, float] = json.loads(out.read_text(encoding="utf-8"))
+        return figures
+
+
+def run() -> list[Figure]:
+    m = measure_in_fresh_interpreter()
+    ms = 1000.0
+    burst_per_event = m["burst"] / BURST * ms
+    live_per_event = m["live_total"] / m["live_events"] * ms
+    return [
+        Figure(
+            name=(
+                f"webhook over HTTP, {LOAD_WEBHOOKS} mixed webhooks, {WORKERS} workers, diagnosis paused: "
+                f"{1 / m['paused_per_request']:.0f}/s, p50 {m['paused_p50'] * ms:.0f} ms, "
+                f"p99 {m['paused_p99'] * ms:.0f} ms (bare GET: {1 / m['bare_per_request']:.0f}/s, "
+                f"p50 {m['bare_p50'] * ms:.0f} ms, p99 {m['bare_p99'] * ms:.0f} ms)"
+            ),
+            measured=m["paused_per_request"] * ms,
+            reference=m["bare_per_request"] * ms,
+            unit="ms/request",
+            target_ratio=5,
+            reference_name="bare ?challenge= GET round trip, same server and concurrency",
+        ),
+        Figure(
+            name=(
+                f"accepted-to-verdict per event, burst of {BURST} failures ({m['burst']:.1f} s in all) "
+                f"vs 1 lone failure ({m['single'] * ms:.0f} ms), grace 0"
+            ),
+            measured=burst_per_event,
+            reference=m["single"] * ms,
+            unit="ms/event",
+            target_ratio=1.0,
+            reference_name="1 lone failure, accepted to verdict",
+        ),
+        Figure(
+            name=(
+                f"end-to-end, {LOAD_WEBHOOKS} mixed webhooks (20% repeats, recoveries first) with the diagnosis "
+                f"running, first POST to queue drained: {LOAD_WEBHOOKS / m['live_total']:.1f} webhooks/s, "
+                f"{m['live_events']:.0f} failure verdicts in {m['live_total']:.1f} s; webhook p50 "
+                f"{m['live_p50'] * ms:.0f} ms, p99 {m['live_p99'] * ms:.0f} ms"
+            ),
+            measured=live_per_event,
+            reference=burst_per_event,
+            unit="ms/failure event",
+            target_ratio=1.5,
+            reference_name=f"burst of {BURST} plain failures, per event",
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    Path(sys.argv[1]).write_text(json.dumps(measure()), encoding="utf-8")
