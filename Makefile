@@ -44,8 +44,8 @@ lint: venv ## ruff and mypy
 	@# Every function's handler is called app.py, so each is type-checked on its own.
 	@for fn in functions/*/; do $(BIN)/mypy $$fn/app.py || exit 1; done
 
-unit: venv ## pytest (everything but the long fuzz run)
-	$(BIN)/pytest -m "not fuzz"
+unit: venv ## pytest (everything but the long fuzz and load runs)
+	$(BIN)/pytest -m "not fuzz and not load"
 
 security: venv $(CHECKOV) ## cfn-lint (with the serverless rules) and checkov on template.yaml: no finding left unexplained
 	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
@@ -53,7 +53,7 @@ security: venv $(CHECKOV) ## cfn-lint (with the serverless rules) and checkov on
 	@# findings are suppressed in template.yaml with a written reason.
 	$(CHECKOV) --file template.yaml --framework cloudformation --skip-download --compact --quiet
 
-load: venv ## The full load test: 2,000 signed webhooks through the local stack (make test runs 300)
+load: venv ## The load test: 2,000 signed webhooks through the local stack over HTTP (LOAD_WEBHOOKS=300 for a quick run)
 	LOAD_WEBHOOKS=2000 $(BIN)/pytest -m load -s --timeout=1800 tests/load
 
 fuzz: venv ## The long property-based runs (>= 10,000 examples each)
