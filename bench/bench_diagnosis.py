@@ -132,7 +132,8 @@ def _moto_server_stack(parameters: dict[str, str]) -> Iterator[int]:
                 time.sleep(0.1)
         with _environment({**_QUIET, "AWS_ENDPOINT_URL": endpoint}):
             stack = provision(secret=SECRET, parameters=parameters)
-            os.environ.update({**stack.function_environment(), **_QUIET})
+            # The template declares AWS_ENDPOINT_URL empty (for `sam local invoke`): keep moto's.
+            os.environ.update({**stack.function_environment(), **_QUIET, "AWS_ENDPOINT_URL": endpoint})
             get_settings.cache_clear()
             yield server.pid
     finally:

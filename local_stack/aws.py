@@ -115,6 +115,24 @@ def _sent_email(request: dict[str, Any], message_id: str) -> SentEmail:
     )
 
 
+def one_dynamodb_call_at_a_time(app: WsgiApp) -> WsgiApp:
+    """WSGI middleware: moto's DynamoDB backend is not thread-safe, so its calls are handled one at a time.
+
+    Under load, a query iterating a table while another thread wrote to it failed with "dictionary
+    changed size during iteration". moto is CPU-bound under the GIL, so this costs little throughput.
+    Other services are left concurrent: an SQS long poll holds its request open while it waits.
+    """
+    lock = threading.Lock()
+
+    def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return app(environ, start_response)
+        with lock:
+            return list(app(environ, start_response))
+
+    return middleware
+
+
 class _QuietRequestHandler(MotoRequestHandler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         """One line per AWS call would drown the functions' own logs."""
@@ -129,7 +147,7 @@ class MotoServer(ThreadedMotoServer):
 
     def _server_entry(self) -> None:
         # As ThreadedMotoServer._server_entry, with the outbox middleware around moto's app.
-        app = capture_sesv2_sends(DomainDispatcherApplication(create_backend_app), self.outbox)
+        app = one_dynamodb_call_at_a_time(capture_sesv2_sends(DomainDispatcherApplication(create_backend_app), self.outbox))
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=_QuietRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()
