@@ -147,7 +147,9 @@ class MotoServer(ThreadedMotoServer):
 
     def _server_entry(self) -> None:
         # As ThreadedMotoServer._server_entry, with the outbox middleware around moto's app.
-        app = one_dynamodb_call_at_a_time(capture_sesv2_sends(DomainDispatcherApplication(create_backend_app), self.outbox))
+        app = one_dynamodb_call_at_a_time(
+            capture_sesv2_sends(DomainDispatcherApplication(create_backend_app), self.outbox)
+        )
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=_QuietRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()

@@ -167,6 +167,15 @@ def test_redelivery_sends_nothing_again(aws: LocalStack) -> None:
     assert len(ses_outbox()) == 2
 
 
+def test_a_verdict_wrongly_called_fresh_still_sends_nothing_twice(aws: LocalStack) -> None:
+    # `fresh` only skips the up-front ledger read; the conditional intent write is the guard.
+    verdict = sample_verdict("google_testing_mode")
+    first = build_notifier(get_settings()).notify(verdict, fresh=True)
+    again = build_notifier(get_settings()).notify(verdict, fresh=True)
+    assert again == first
+    assert len(ses_outbox()) == 2
+
+
 def test_an_event_rediagnosed_on_retry_emails_each_person_once(aws: LocalStack) -> None:
     notifier = build_notifier(get_settings())
     first = notifier.notify(sample_verdict("oauth_revoked", domain="wayne.com"))

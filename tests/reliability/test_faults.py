@@ -191,9 +191,10 @@ def test_the_same_record_on_two_workers_at_once(
 
     atomic_moto_dynamodb(monkeypatch)
     s = scenario("google_testing_mode")
-    second_done = threading.Event()
+    first_in_nylas, second_done = threading.Event(), threading.Event()
 
     def slow_nylas(request: Any) -> tuple[int, dict[str, str], str]:
+        first_in_nylas.set()
         assert second_done.wait(10), "the second worker never finished"
         import json
 
@@ -215,7 +216,8 @@ def test_the_same_record_on_two_workers_at_once(
 
     with ThreadPoolExecutor(2) as pool:
         one = pool.submit(run, first)
-        assert not one.done()
+        # The second delivery arrives while the first one holds the record (it is waiting on Nylas).
+        assert first_in_nylas.wait(10), "the first worker never reached Nylas"
         two = pool.submit(run, second)
         outcomes = [one.result(20), two.result(20)]
 

@@ -125,7 +125,7 @@ class DiagnosisService:
                 return verdict
         if verdict.cause == "recovered":
             return verdict
-        notifications = self._notifier.notify(verdict)
+        notifications = self._notifier.notify(verdict, fresh=not reused)
         if notifications != verdict.notifications:
             self._history.set_notifications(verdict, notifications)
         return replace(verdict, notifications=notifications)

@@ -77,7 +77,7 @@ class EmailNotifier:
         self._reconnect_link = reconnect_link
         self._clock = clock
 
-    def notify(self, verdict: Verdict) -> list[Notification]:
+    def notify(self, verdict: Verdict, *, fresh: bool = False) -> list[Notification]:
         if verdict.cause == "recovered":
             return []
         planned = recipients(verdict, self._settings.operator_email)
@@ -88,7 +88,7 @@ class EmailNotifier:
         # a verdict whose customer email SES refused, and the retry sends only what is missing.
         for outgoing in compose(verdict, self._settings, link):
             try:
-                notification = self._deliver(verdict, outgoing)
+                notification = self._deliver(verdict, outgoing, fresh=fresh)
             except Exception as error:
                 failures.append(error)
                 continue
@@ -101,10 +101,12 @@ class EmailNotifier:
             ) from failures[0]
         return notifications
 
-    def _deliver(self, verdict: Verdict, outgoing: OutgoingEmail) -> Notification | None:
+    def _deliver(self, verdict: Verdict, outgoing: OutgoingEmail, *, fresh: bool) -> Notification | None:
         recipient, email = outgoing.recipient, outgoing.email
         log = {"event_id": verdict.event_id, "kind": recipient.kind, "to": mask_email(recipient.to)}
-        already = self._ledger.sent(verdict.event_id, recipient.audience)
+        # A retry finds what an earlier attempt sent before its gate is asked again (a cooldown may
+        # have passed to another event since). A fresh verdict has nothing sent: one read saved.
+        already = None if fresh else self._ledger.sent(verdict.event_id, recipient.audience)
         if already is not None:
             logger.info("email already sent for this event", extra=log)
             return already
