@@ -7,6 +7,7 @@ and writes bench/RESULTS.md with the machine and date.
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import sys
 from datetime import UTC, datetime
@@ -15,6 +16,15 @@ from pathlib import Path
 from bench.figures import Figure
 
 HERE = Path(__file__).resolve().parent
+
+
+def _cpu_model() -> str:
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    return models[0] if models else platform.processor() or "unknown CPU"
 
 
 def main() -> int:
@@ -29,7 +39,8 @@ def main() -> int:
     table = Figure.table(figures)
     print(table)
     machine = (
-        f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}, {platform.system()}"
+        f"{_cpu_model()}, {os.cpu_count()} cores, {platform.machine()}, "
+        f"{platform.python_implementation()} {platform.python_version()}, {platform.system()} {platform.release()}"
     )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if not only:

@@ -183,15 +183,19 @@ def diagnose_command(args: argparse.Namespace, target: Target, out: TextIO) -> i
     return 0
 
 
+def _write_json(answer: Any, out: TextIO) -> int:
+    json.dump(answer, out, indent=2, default=str)
+    out.write("\n")
+    return 0
+
+
 def verdicts_command(args: argparse.Namespace, target: Target, out: TextIO) -> int:
     api = _accounts_api(target)
     answer = api.account(args.account_id)
     if answer is None:
         raise OperatorError(f"No events or verdicts for account {args.account_id} in {target.source}.")
     if args.json:
-        json.dump(answer, out, indent=2, default=str)
-        out.write("\n")
-        return 0
+        return _write_json(answer, out)
     out.write(f"Account {answer['account_id']}: {answer['status']} ({len(answer['verdicts'])} verdicts)\n")
     for verdict in answer["verdicts"]:
         out.write(
@@ -213,9 +217,7 @@ def domain_command(args: argparse.Namespace, target: Target, out: TextIO) -> int
     if answer is None:
         raise OperatorError(f"No failures or verdicts for domain {args.domain} in {target.source}.")
     if args.json:
-        json.dump(answer, out, indent=2, default=str)
-        out.write("\n")
-        return 0
+        return _write_json(answer, out)
     out.write(f"Domain {answer['domain']}{' (free mail: never clusters)' if answer.get('free_mail') else ''}\n")
     for window in ("burst", "window"):
         part = answer.get(window) or {}
