@@ -38,6 +38,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities import parameters as powertools_parameters
 from botocore.client import BaseClient
 from moto import mock_aws
 
@@ -110,6 +111,8 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
         os.environ.clear()
         os.environ.update(saved)
         get_settings.cache_clear()
+        # The cached secret and its client (bound to this stack's endpoint) must not reach the next bench.
+        powertools_parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 @contextmanager

@@ -41,10 +41,13 @@ class Workload:
         return len(self.posts) - self.duplicates
 
 
-def _account(index: int, rng: random.Random, recovers: bool, prefix: str) -> Scenario:
+def _account(index: int, rng: random.Random, recovers: bool, prefix: str, own_domain: bool) -> Scenario:
     api_version = "v2" if index % 3 == 0 else "v3"
     half = index // 2
-    domain = ORG_DOMAINS[half % len(ORG_DOMAINS)] if index % 2 else FREE_MAIL[half % len(FREE_MAIL)]
+    if own_domain:
+        domain = f"{prefix}org{index:05d}.example"
+    else:
+        domain = ORG_DOMAINS[half % len(ORG_DOMAINS)] if index % 2 else FREE_MAIL[half % len(FREE_MAIL)]
     if domain.startswith(("gmail", "org0")) or (domain.startswith("org") and index % 4 == 1):
         provider = "google" if api_version == "v3" else "gmail"
     elif domain.startswith("yahoo"):
@@ -107,6 +110,7 @@ def build(
     seed: int = 6,
     duplicate_share: float = 0.2,
     mixed: bool = True,
+    own_domains: bool = False,
     prefix: str = "load-",
     now: float | None = None,
 ) -> Workload:
@@ -114,6 +118,7 @@ def build(
 
     Unless `mixed` is False (then: one failure per account, nothing else), every tenth account's
     recovery is posted before its failure, and every tenth fails a second time an hour earlier.
+    With `own_domains`, every account is alone in its organisation domain: no domain cluster forms.
     """
     rng = random.Random(seed)
     now = time.time() if now is None else now
@@ -124,7 +129,7 @@ def build(
     index = 0
     while len(distinct) < total - duplicates:
         recovers = mixed and index % 10 == 0
-        account = _account(index, rng, recovers, prefix)
+        account = _account(index, rng, recovers, prefix, own_domains)
         accounts.append(account)
         failed = now - rng.uniform(0, 600)
         signed_with: Literal["webhook_secret", "client_secret"] = (
