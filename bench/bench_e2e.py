@@ -6,9 +6,9 @@ One local stack (grace period 0, so a verdict is due as soon as the queue delive
     and function (the `?challenge=` GET: no signature, no AWS call) at the same concurrency.
     Seconds per request = elapsed / requests, i.e. the inverse of throughput.
 (b) accepted-to-verdict: N failures of N accounts (each in its own organisation, so no domain
-    cluster adds work) posted at once, time until all N verdicts are
-    stored, per event, vs. the same for 1 lone failure (median of 5). Batching (10 per SQS batch) should make
-    an event in a burst cost no more than a lone event does.
+    cluster adds work) posted at once, time until all N verdicts are stored, per event, vs. the
+    same for 1 lone failure (median of 5). Batching (10 per SQS batch) should make an event in a
+    burst cost no more than a lone event does.
 (c) end-to-end throughput: the load workload on new accounts with the diagnosis running, first POST
     until the queue is drained, per failure event, vs. (b)'s burst per event: repeats and recoveries
     should add little (target 1.5×). Webhook p50/p99 here include waiting for the diagnosis, since

@@ -21,7 +21,7 @@ import requests
 
 from account_doctor.models import AccountEvent
 from account_doctor.webhook import normalize_v2, normalize_v3, sign
-from local_stack.scenarios import DAY, Scenario, Webhook, load_simulator, v2_delta, v3_notification
+from local_stack.scenarios import Scenario, Webhook, load_simulator, v2_delta, v3_failure, v3_notification
 from local_stack.stack import RunningStack
 
 ORG_DOMAINS = tuple(f"org{n:02d}.example" for n in range(12))
@@ -69,15 +69,7 @@ def _account(index: int, rng: random.Random, recovers: bool, prefix: str, own_do
 
 def _failure(account: Scenario, occurred: float) -> bytes:
     if account.api_version == "v3":
-        authenticated = int(time.time() - account.authenticated_days_ago * DAY)
-        payload = v3_notification(
-            account.trigger,
-            grant_id=account.account_id,
-            provider=account.provider,
-            email=account.email,
-            occurred=occurred,
-            grant_updated_at=authenticated,
-        )
+        payload = v3_failure(account, occurred=occurred, now=time.time())
     else:
         payload = {"deltas": [v2_delta(account.trigger, account_id=account.account_id, occurred=occurred)]}
     return json.dumps(payload, separators=(",", ":")).encode()

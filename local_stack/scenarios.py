@@ -304,6 +304,18 @@ def v2_delta(trigger: str, *, account_id: str, occurred: float) -> dict[str, Any
     }
 
 
+def v3_failure(scenario: Scenario, *, occurred: float, now: float) -> dict[str, Any]:
+    """The v3 notification of the scenario's failure, its grant last authenticated as the scenario says."""
+    return v3_notification(
+        scenario.trigger,
+        grant_id=scenario.account_id,
+        provider=scenario.provider,
+        email=scenario.email,
+        occurred=occurred,
+        grant_updated_at=int(now - scenario.authenticated_days_ago * DAY),
+    )
+
+
 def webhooks(scenarios: Iterable[Scenario] = SCENARIOS, *, now: float | None = None) -> list[Webhook]:
     """What Nylas sends for the scenarios: a v3 POST per event, and one v2 POST carrying every v2 delta."""
     now = time.time() if now is None else now
@@ -316,15 +328,7 @@ def webhooks(scenarios: Iterable[Scenario] = SCENARIOS, *, now: float | None = N
             deltas.append(v2_delta(scenario.trigger, account_id=scenario.account_id, occurred=occurred))
             v2_accounts.append(scenario.account_id)
             continue
-        authenticated = int(now - scenario.authenticated_days_ago * DAY)
-        failure = v3_notification(
-            scenario.trigger,
-            grant_id=scenario.account_id,
-            provider=scenario.provider,
-            email=scenario.email,
-            occurred=occurred,
-            grant_updated_at=authenticated,
-        )
+        failure = v3_failure(scenario, occurred=occurred, now=now)
         posts.append(Webhook(_body(failure), "webhook_secret", [scenario.account_id]))
         if scenario.reauthenticated:
             recovery = v3_notification(
