@@ -72,9 +72,16 @@ class LocalStack:
             return str(value)
         raise ValueError(f"template value {value!r} cannot be resolved locally")
 
-    def function_environment(self) -> dict[str, str]:
-        """Globals.Function.Environment.Variables with every reference replaced by the local resource."""
-        variables = self.template["Globals"]["Function"]["Environment"]["Variables"]
+    def function_environment(self, function: str | None = None) -> dict[str, str]:
+        """A function's environment (Globals plus its own variables), every reference resolved locally.
+
+        Without a function: every function's variables together, as one process running them all (the
+        local stack, the tests) needs them. Functions agree on the value of every variable they share.
+        """
+        variables = dict(self.template["Globals"]["Function"]["Environment"]["Variables"])
+        for logical_id, properties in self.resources_of("AWS::Serverless::Function").items():
+            if function is None or logical_id == function:
+                variables.update(properties.get("Environment", {}).get("Variables", {}))
         return {name: self.resolve(value) for name, value in variables.items()}
 
     def resources_of(self, resource_type: str) -> dict[str, dict[str, Any]]:
@@ -109,6 +116,8 @@ def provision(
     _create_tables(stack, session, prefix)
     _create_secrets(stack, session, prefix, secret)
     _create_identities(stack, session)
+    _create_event_buses(stack, session, prefix)
+    _create_configuration_sets(stack, session, prefix)
     return stack
 
 
@@ -174,3 +183,21 @@ def _create_identities(stack: LocalStack, session: boto3.Session) -> None:
         identity = stack.resolve(properties["EmailIdentity"])
         ses.create_email_identity(EmailIdentity=identity)
         stack.physical[logical_id] = identity
+
+
+def _create_event_buses(stack: LocalStack, session: boto3.Session, prefix: str) -> None:
+    events = session.client("events")
+    for logical_id in stack.resources_of("AWS::Events::EventBus"):
+        name = f"{prefix}-{logical_id}"
+        arn = events.create_event_bus(Name=name)["EventBusArn"]
+        stack.physical[logical_id] = name
+        stack.attributes[(logical_id, "Arn")] = arn
+        stack.attributes[(logical_id, "Name")] = name
+
+
+def _create_configuration_sets(stack: LocalStack, session: boto3.Session, prefix: str) -> None:
+    ses = session.client("sesv2")
+    for logical_id in stack.resources_of("AWS::SES::ConfigurationSet"):
+        name = f"{prefix}-{logical_id}"
+        ses.create_configuration_set(ConfigurationSetName=name)
+        stack.physical[logical_id] = name

@@ -11,10 +11,12 @@ ApiVersion = Literal["v2", "v3"]
 EventKind = Literal["failure", "recovery", "removal"]
 AuthMethod = Literal["oauth", "password", "unknown"]
 Confidence = Literal["high", "medium", "low"]
-NotificationKind = Literal["reconnect", "admin_contact", "operator_alert"]
+NotificationKind = Literal["reconnect", "admin_contact", "outage_notice", "operator_alert"]
+NotificationStatus = Literal["sent", "held", "dry_run", "rejected", "delivered", "bounced", "complained"]
 Cause = Literal[
     "recovered",
     "app_revoked",
+    "connector_outage",
     "admin_disconnected",
     "admin_session_policy",
     "eas_sparse_inbox",
@@ -147,6 +149,7 @@ class Policy:
     domain_cluster_threshold: int = 3
     domain_burst_minutes: int = 15
     domain_window_days: int = 7
+    connector_outage_threshold: int = 10
 
 
 @dataclass(frozen=True)
@@ -170,10 +173,14 @@ class Diagnosis:
 
 @dataclass(frozen=True)
 class Notification:
+    """One email of a verdict (SPEC §6): who, and what became of it."""
+
     kind: NotificationKind
     to: str
-    message_id: str | None
-    sent_at: str | None
+    status: NotificationStatus
+    message_id: str | None = None
+    sent_at: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

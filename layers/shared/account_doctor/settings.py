@@ -1,4 +1,9 @@
-"""Settings, read once from the environment variables that template.yaml sets on every function."""
+"""Settings, read once from the environment variables that template.yaml sets on each function.
+
+Each function gets only the variables it uses (least privilege, and a template that says what each
+function depends on), so there is one settings class per function; the CLI and the local stack use
+the diagnosis function's, the fullest.
+"""
 
 from __future__ import annotations
 
@@ -6,70 +11,140 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cache
-from typing import Literal, cast
+from typing import Literal, Self, TypeVar, cast
+
+from account_doctor.models import Policy
 
 NotificationMode = Literal["send", "dry-run"]
+
+# Variables whose empty value is meaningful ("none"): everything else must be set.
+_OPTIONAL = frozenset({"reauth_url_template", "reply_to_email", "event_bus_name", "configuration_set_name"})
 
 
 class SettingsError(RuntimeError):
     """The function's environment is incomplete or malformed: fix template.yaml or samconfig.toml."""
 
 
+class _FromEnvironment:
+    """Parses the dataclass's fields from upper-cased environment variables, reporting every problem at once."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Self:
+        problems: list[str] = []
+        values: dict[str, object] = {}
+        for field in fields(cls):  # type: ignore[arg-type]
+            name = field.name.upper()
+            raw = environ.get(name)
+            if raw is None or (raw == "" and field.name not in _OPTIONAL):
+                problems.append(f"{name} is not set")
+                continue
+            if field.type == "int":
+                try:
+                    number = int(raw)
+                except ValueError:
+                    problems.append(f"{name} must be a whole number, got {raw!r}")
+                    continue
+                if number < 0:
+                    problems.append(f"{name} must not be negative, got {raw!r}")
+                values[field.name] = number
+            else:
+                values[field.name] = raw.rstrip("/") if name.endswith("_URI") else raw
+        mode = values.get("notification_mode")
+        if mode is not None and mode not in ("send", "dry-run"):
+            problems.append(f"NOTIFICATION_MODE must be 'send' or 'dry-run', got {mode!r}")
+        if problems:
+            raise SettingsError(
+                "Account Doctor is misconfigured: "
+                + "; ".join(problems)
+                + ". These variables come from template.yaml (each function's Environment); "
+                "deploy with `sam deploy` or set them before invoking locally."
+            )
+        return cls(**values)
+
+
 @dataclass(frozen=True)
-class Settings:
+class WebhookSettings(_FromEnvironment):
+    """WebhookFunction: verify, screen stale deliveries, enqueue."""
+
+    nylas_secret_name: str
+    diagnosis_queue_url: str
+    grace_seconds: int
+    webhook_max_age_hours: int
+
+
+@dataclass(frozen=True)
+class Settings(_FromEnvironment):
+    """DiagnosisFunction (and the operator CLI, which diagnoses with the deployed function's settings)."""
+
     nylas_api_uri: str
     nylas_v2_api_uri: str
     app_name: str
     sender_email: str
     operator_email: str
+    reply_to_email: str
     reauth_url_template: str
-    grace_seconds: int
     domain_cluster_threshold: int
     domain_burst_minutes: int
     domain_window_days: int
+    connector_outage_threshold: int
     notify_cooldown_hours: int
+    sweep_notify_days: int
     notification_mode: NotificationMode
+    configuration_set_name: str
     nylas_secret_name: str
     diagnosis_queue_url: str
+    event_bus_name: str
     events_table: str
     verdicts_table: str
+    incidents_table: str
     notifications_table: str
     idempotency_table: str
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        problems: list[str] = []
-        values: dict[str, object] = {}
-        for field in fields(cls):
-            name = field.name.upper()
-            raw = environ.get(name)
-            # An empty ReauthUrlTemplate is meaningful (use Nylas hosted auth); anything else must be set.
-            if raw is None or (raw == "" and field.name != "reauth_url_template"):
-                problems.append(f"{name} is not set")
-                continue
-            if field.type == "int":
-                try:
-                    values[field.name] = int(raw)
-                except ValueError:
-                    problems.append(f"{name} must be a whole number, got {raw!r}")
-                    continue
-                if cast(int, values[field.name]) < 0:
-                    problems.append(f"{name} must not be negative, got {raw!r}")
-            else:
-                values[field.name] = raw.rstrip("/") if name.endswith("_URI") else raw
-        if values.get("notification_mode") not in (None, "send", "dry-run"):
-            problems.append(f"NOTIFICATION_MODE must be 'send' or 'dry-run', got {values['notification_mode']!r}")
-        if problems:
-            raise SettingsError(
-                "Account Doctor is misconfigured: "
-                + "; ".join(problems)
-                + ". These variables come from template.yaml (Globals.Function.Environment); "
-                "deploy with `sam deploy` or set them before invoking locally."
-            )
-        return cls(**values)  # type: ignore[arg-type]
+    @property
+    def policy(self) -> Policy:
+        return policy_of(self)
+
+
+@dataclass(frozen=True)
+class ReadApiSettings(_FromEnvironment):
+    """AccountsApiFunction: reads the stores, and asks the diagnosis queue to release or resolve incidents."""
+
+    domain_cluster_threshold: int
+    domain_burst_minutes: int
+    domain_window_days: int
+    connector_outage_threshold: int
+    diagnosis_queue_url: str
+    event_bus_name: str
+    events_table: str
+    verdicts_table: str
+    incidents_table: str
+
+    @property
+    def policy(self) -> Policy:
+        return policy_of(self)
+
+
+def policy_of(settings: Settings | ReadApiSettings) -> Policy:
+    """The procedure's thresholds, as the template parameters set them."""
+    return Policy(
+        domain_cluster_threshold=settings.domain_cluster_threshold,
+        domain_burst_minutes=settings.domain_burst_minutes,
+        domain_window_days=settings.domain_window_days,
+        connector_outage_threshold=settings.connector_outage_threshold,
+    )
+
+
+AnySettings = TypeVar("AnySettings", WebhookSettings, Settings, ReadApiSettings)
 
 
 @cache
-def get_settings() -> Settings:
-    """The settings of this process, parsed on first use and then reused by every invocation."""
-    return Settings.from_env(os.environ)
+def _cached(kind: type[_FromEnvironment]) -> _FromEnvironment:
+    return kind.from_env(os.environ)
+
+
+def get_settings(kind: type[AnySettings] = Settings) -> AnySettings:  # type: ignore[assignment]
+    """This process's settings of one kind, parsed on first use and then reused by every invocation."""
+    return cast(AnySettings, _cached(kind))
+
+
+get_settings.cache_clear = _cached.cache_clear  # type: ignore[attr-defined]
