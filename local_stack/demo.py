@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from account_doctor.accounts import mask_email
+from account_doctor.addresses import mask_email
 from local_stack.aws import SentEmail
 from local_stack.scenarios import SCENARIOS, Scenario, expected_operator_alerts, load_simulator, webhooks
 from local_stack.stack import RunningStack

@@ -10,7 +10,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from account_doctor.accounts import auth_method, email_domain, is_free_mail
+from account_doctor.providers import auth_method
+from account_doctor.addresses import email_domain, is_free_mail
 from account_doctor.models import AccountEvent, AccountState, ApiVersion, Cause, Evidence, Step, Verdict
 from account_doctor.notifications import links
 from account_doctor.notifications.render import compose

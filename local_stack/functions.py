@@ -8,17 +8,14 @@ concurrent invocations, and neither must we.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local_stack.payloads import FakeLambdaContext, load_module
 from local_stack.template import TEMPLATE_PATH
 
 ROOT = TEMPLATE_PATH.parent
@@ -54,37 +51,14 @@ class LambdaFunction:
             path = self.code_dir / f"{module_name}.py"
             if not path.exists():
                 raise FileNotFoundError(f"{self.logical_id}: {path.relative_to(ROOT)} does not exist yet")
-            unique = f"local_stack_fn_{self.logical_id}"
-            spec = importlib.util.spec_from_file_location(unique, path)
-            assert spec
-            assert spec.loader
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[unique] = module
-            spec.loader.exec_module(module)
+            module = load_module(path, f"local_stack_fn_{self.logical_id}")
             self._entry = getattr(module, function_name)
         return self._entry
 
     def invoke(self, event: dict[str, Any]) -> Any:
         with _INVOCATION_LOCK:  # the cold start too: two first requests must not import the module twice
             entry = self.load()
-            return entry(event, LambdaContext(self.logical_id, self.timeout_seconds))
-
-
-class LambdaContext:
-    """The attributes of the Lambda context object that handlers and Powertools read."""
-
-    def __init__(self, function_name: str, timeout_seconds: int) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 256
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+            return entry(event, FakeLambdaContext(self.logical_id, self.timeout_seconds))
 
 
 def functions_from_template(template: dict[str, Any]) -> dict[str, LambdaFunction]:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local_stack.functions import LambdaFunction
 from local_stack.loopback import LoopbackServer
+from local_stack.payloads import api_gateway_event
 
 STAGE = "v1"
 # Bodies that are not text, or whose type matches the API's BinaryMediaTypes, reach the function
@@ -38,62 +39,32 @@ def proxy_event(
 ) -> dict[str, Any]:
     """An API Gateway REST (v1 payload) proxy event for one HTTP request."""
     split = urlsplit(raw_path)
-    query = parse_qsl(split.query, keep_blank_values=True)
-    single_headers: dict[str, str] = {}
-    multi_headers: dict[str, list[str]] = {}
-    for name, value in headers:
-        single_headers[name] = value
-        multi_headers.setdefault(name, []).append(value)
-    multi_query: dict[str, list[str]] = {}
-    for name, value in query:
-        multi_query.setdefault(name, []).append(value)
     content_type = next((v for k, v in headers if k.lower() == "content-type"), "").split(";")[0].strip()
     encoded = (
         any(k.lower() == "content-encoding" for k, _ in headers)
         or not content_type.startswith(_TEXT_TYPES)
         or any(fnmatch.fnmatch(content_type or "*", pattern) for pattern in binary_media_types)
     )
-    text_body: str | None
-    if not body:
-        text_body, encoded = None, False
-    elif not encoded:
+    if not encoded:
         try:
-            text_body = body.decode("utf-8")
+            body.decode("utf-8")
         except UnicodeDecodeError:
             encoded = True
-    if body and encoded:
-        text_body = base64.b64encode(body).decode("ascii")
-    now = time.time()
-    return {
-        "resource": resource,
-        "path": split.path,
-        "httpMethod": method,
-        "headers": single_headers or None,
-        "multiValueHeaders": multi_headers or None,
-        "queryStringParameters": {name: values[-1] for name, values in multi_query.items()} or None,
-        "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": path_parameters or None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourceId": "local",
-            "resourcePath": resource,
-            "httpMethod": method,
-            "extendedRequestId": str(uuid.uuid4()),
-            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "path": f"/{STAGE}{split.path}",
-            "accountId": "123456789012",
-            "protocol": "HTTP/1.1",
-            "stage": STAGE,
-            "domainPrefix": "localhost",
-            "requestTimeEpoch": int(now * 1000),
-            "requestId": str(uuid.uuid4()),
-            "identity": {"sourceIp": source_ip, "userAgent": single_headers.get("User-Agent")},
-            "domainName": "localhost",
-            "apiId": "local",
-        },
-        "body": text_body,
-        "isBase64Encoded": encoded,
-    }
+    return api_gateway_event(
+        method,
+        split.path,
+        resource=resource,
+        path_parameters=path_parameters,
+        headers=headers,
+        query=parse_qsl(split.query, keep_blank_values=True),
+        body=body,
+        base64_encoded=encoded,
+        source_ip=source_ip,
+        request_id=str(uuid.uuid4()),
+        request_time_ms=int(time.time() * 1000),
+        api_id="local",
+        stage=STAGE,
+    )
 
 
 class ApiGateway(LoopbackServer):

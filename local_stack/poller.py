@@ -9,7 +9,6 @@ batch is left for redelivery, as Lambda does.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 
 import boto3
 
+from local_stack import payloads
 from local_stack.functions import LambdaFunction
 
 
@@ -115,36 +115,22 @@ class SqsPoller:
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """The event Lambda hands a function for a batch of SQS messages."""
-    region = queue_arn.split(":")[3]
-    return {"Records": [_record(message, queue_arn, region) for message in messages]}
-
-
-def _record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
-    attributes = {
-        name: {
-            "stringValue": value.get("StringValue"),
-            "binaryValue": value.get("BinaryValue"),
-            "stringListValues": [],
-            "binaryListValues": [],
-            "dataType": value["DataType"],
-        }
-        for name, value in message.get("MessageAttributes", {}).items()
-    }
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {
-            key: str(message.get("Attributes", {}).get(key, ""))
-            for key in ("ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp")
-        },
-        "messageAttributes": attributes,
-        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    }
+    """The event Lambda hands a function for a batch of received SQS messages."""
+    return payloads.sqs_event(
+        payloads.sqs_record(
+            message_id=message["MessageId"],
+            receipt_handle=message["ReceiptHandle"],
+            body=message["Body"],
+            attributes={
+                key: str(message.get("Attributes", {}).get(key, ""))
+                for key in ("ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp")
+            },
+            message_attributes=message.get("MessageAttributes", {}),
+            queue_arn=queue_arn,
+            md5_of_body=message.get("MD5OfBody"),
+        )
+        for message in messages
+    )
 
 
 def queue_depth(queue_url: str, sqs: Any = None) -> int:

@@ -1,19 +1,21 @@
-"""The demo's scenario accounts: one per cause of SPEC §4, the Nylas state behind each, the webhooks that tell.
+"""Scenarios: an account's failure, the Nylas state behind it, the webhooks that tell; and the demo's accounts.
 
-Each scenario says what Nylas will answer about the account (loaded into the simulator), which
-webhooks Nylas sends (v3 CloudEvents or v2 deltas), and what the diagnosis must conclude: the
-cause and which emails go out. `make demo` and the e2e test check every one of them.
+Each scenario says what Nylas will answer about the account (loaded into the simulator, or answered
+through `responses` in tests), which webhooks Nylas sends (v3 CloudEvents or v2 deltas), and what
+the diagnosis must conclude: the cause and which emails go out. `SCENARIOS` are the demo's accounts,
+one or more per cause of SPEC §4, which `make demo` and the e2e test check; the queue's per-cause
+scenarios behind events/sqs-*.json are in `local_stack.sample_sqs_events`.
 """
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from account_doctor.models import AccountEvent, from_epoch
+from local_stack.payloads import json_body, v2_delta, v3_notification
 from local_stack.simulator import Grant, NylasSimulator, V2Account
 
 CustomerEmail = Literal["reconnect", "admin_contact"]
@@ -22,6 +24,12 @@ DAY = 86_400
 
 @dataclass(frozen=True)
 class Scenario:
+    """One account's failure: how Nylas reports it, what Nylas answers about the account, what the diagnosis concludes.
+
+    Times are ages in days before `now`, the moment the scenario is played: the wall clock for the
+    demo, a fixed date for events/ and the tests.
+    """
+
     account_id: str
     api_version: Literal["v2", "v3"]
     provider: str
@@ -32,7 +40,7 @@ class Scenario:
     customer_email: CustomerEmail | None = None
     # Operator alerts are one per domain incident: scenarios of one incident share the key.
     operator_alert: str | None = None
-    # v3 grant / v2 account state that the simulator answers with.
+    # v3 grant / v2 account state that Nylas answers with.
     status: str = "invalid"
     billing_state: str = "paid"
     authenticated_days_ago: float = 30.0
@@ -40,6 +48,53 @@ class Scenario:
     failed_days_ago: float = 0.0
     exists: bool = True
     reauthenticated: bool = False  # a grant.updated with reauthentication_flag follows the failure
+    # Failures already in the history when this one arrives (a domain cluster's neighbours).
+    history: tuple[Scenario, ...] = ()
+
+    def failed_at(self, now: float) -> float:
+        return now - self.failed_days_ago * DAY
+
+    def authenticated_at(self, now: float) -> int:
+        return round(now - self.authenticated_days_ago * DAY)
+
+    def account_event(self, now: float) -> AccountEvent:
+        """The failure as the webhook hands it to the queue; v2 deltas carry no address or provider."""
+        v3 = self.api_version == "v3"
+        return AccountEvent(
+            event_id=f"evt-{self.account_id}",
+            api_version=self.api_version,
+            trigger=self.trigger,
+            account_id=self.account_id,
+            occurred_at=from_epoch(round(self.failed_at(now))),
+            provider=self.provider if v3 else None,
+            email=self.email if v3 else None,
+            grant_updated_at=from_epoch(self.authenticated_at(now)) if v3 else None,
+        )
+
+    def nylas_state(self, now: float) -> Grant | V2Account | None:
+        """What Nylas describes at `now`: the v3 grant or v2 account, None when it is gone (404)."""
+        if not self.exists:
+            return None
+        if self.api_version == "v2":
+            return V2Account(
+                account_id=self.account_id,
+                email=self.email,
+                provider=self.provider,
+                sync_state=self.status,
+                billing_state=self.billing_state,
+            )
+        authenticated = self.authenticated_at(now)
+        grant = Grant(
+            grant_id=self.account_id,
+            email=self.email,
+            provider=self.provider,
+            grant_status=self.status,
+            created_at=authenticated - 30 * DAY,
+            updated_at=round(now) if self.status == "valid" else authenticated,
+        )
+        if self.inbox_count is not None:
+            grant.folders = [("Inbox", self.inbox_count), ("Sent Items", 3)]
+        return grant
 
 
 def _org(domain: str, name: str) -> str:
@@ -221,6 +276,22 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 
+# A grant that broke while no webhook reached Account Doctor: no webhook is ever posted for it, so it is not in
+# SCENARIOS. Loaded into the simulator like the others (`load_simulator(simulator, [MISSED_WEBHOOK])`), it is
+# found by the reconciliation sweep (SPEC §3b; `local_stack.sweep_demo.run_sweep`). It broke a few hours ago
+# (the grant's updated_at), well within SweepNotifyDays, so the customer gets the reconnect email.
+MISSED_WEBHOOK = Scenario(
+    "grant-missed-webhook",
+    "v3",
+    "icloud",
+    "pia.missed@icloud.com",
+    "grant.expired",
+    "password_changed",
+    "iCloud app password changed while the webhook endpoint was down: found by the sweep",
+    customer_email="reconnect",
+    authenticated_days_ago=0.125,
+)
+
 
 def load_simulator(
     simulator: NylasSimulator, scenarios: Iterable[Scenario] = SCENARIOS, *, now: float | None = None
@@ -228,31 +299,11 @@ def load_simulator(
     """Gives the simulator each scenario's grant (v3) or account (v2), as Nylas would describe it now."""
     now = time.time() if now is None else now
     for scenario in scenarios:
-        if not scenario.exists:
-            continue
-        if scenario.api_version == "v3":
-            authenticated = int(now - scenario.authenticated_days_ago * DAY)
-            grant = Grant(
-                grant_id=scenario.account_id,
-                email=scenario.email,
-                provider=scenario.provider,
-                grant_status=scenario.status,
-                created_at=authenticated - 30 * DAY,
-                updated_at=int(now) if scenario.status == "valid" else authenticated,
-            )
-            if scenario.inbox_count is not None:
-                grant.folders = [("Inbox", scenario.inbox_count), ("Sent Items", 3)]
-            simulator.add_grant(grant)
-        else:
-            simulator.add_account(
-                V2Account(
-                    account_id=scenario.account_id,
-                    email=scenario.email,
-                    provider=scenario.provider,
-                    sync_state=scenario.status,
-                    billing_state=scenario.billing_state,
-                )
-            )
+        state = scenario.nylas_state(now)
+        if isinstance(state, Grant):
+            simulator.add_grant(state)
+        elif isinstance(state, V2Account):
+            simulator.add_account(state)
 
 
 @dataclass(frozen=True)
@@ -264,46 +315,6 @@ class Webhook:
     accounts: list[str] = field(default_factory=list)
 
 
-def v3_notification(
-    trigger: str, *, grant_id: str, provider: str, email: str, occurred: float, **object_fields: Any
-) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "type": trigger,
-        "source": "/nylas/system",
-        "id": str(uuid.uuid4()),
-        "time": int(occurred),
-        "webhook_delivery_attempt": 1,
-        "data": {
-            "application_id": "local-application",
-            "object": {
-                "code": 25009,
-                "grant_id": grant_id,
-                "integration_id": "local-integration",
-                "provider": provider,
-                "email": email,
-                **object_fields,
-            },
-        },
-    }
-
-
-def v2_delta(trigger: str, *, account_id: str, occurred: float) -> dict[str, Any]:
-    return {
-        "date": int(occurred),
-        "object": "account",
-        "type": trigger,
-        "object_data": {
-            "namespace_id": account_id,
-            "account_id": account_id,
-            "object": "account",
-            "attributes": None,
-            "id": account_id,
-            "metadata": None,
-        },
-    }
-
-
 def v3_failure(scenario: Scenario, *, occurred: float, now: float) -> dict[str, Any]:
     """The v3 notification of the scenario's failure, its grant last authenticated as the scenario says."""
     return v3_notification(
@@ -312,7 +323,8 @@ def v3_failure(scenario: Scenario, *, occurred: float, now: float) -> dict[str, 
         provider=scenario.provider,
         email=scenario.email,
         occurred=occurred,
-        grant_updated_at=int(now - scenario.authenticated_days_ago * DAY),
+        grant_updated_at=scenario.authenticated_at(now),
+        code=25009,  # "the grant's token expired": what Nylas sends with grant.expired
     )
 
 
@@ -329,7 +341,7 @@ def webhooks(scenarios: Iterable[Scenario] = SCENARIOS, *, now: float | None = N
             v2_accounts.append(scenario.account_id)
             continue
         failure = v3_failure(scenario, occurred=occurred, now=now)
-        posts.append(Webhook(_body(failure), "webhook_secret", [scenario.account_id]))
+        posts.append(Webhook(json_body(failure), "webhook_secret", [scenario.account_id]))
         if scenario.reauthenticated:
             recovery = v3_notification(
                 "grant.updated",
@@ -340,14 +352,10 @@ def webhooks(scenarios: Iterable[Scenario] = SCENARIOS, *, now: float | None = N
                 reauthentication_flag=True,
                 grant_updated_at=int(occurred + 1),
             )
-            posts.append(Webhook(_body(recovery), "webhook_secret", [scenario.account_id]))
+            posts.append(Webhook(json_body(recovery), "webhook_secret", [scenario.account_id]))
     if deltas:
-        posts.append(Webhook(_body({"deltas": deltas}), "client_secret", v2_accounts))
+        posts.append(Webhook(json_body({"deltas": deltas}), "client_secret", v2_accounts))
     return posts
-
-
-def _body(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def expected_operator_alerts(scenarios: Iterable[Scenario] = SCENARIOS) -> int:

@@ -1,10 +1,14 @@
 """A Nylas API simulator: the v3 grant and v2 account endpoints the diagnosis reads, with their real paths and auth.
 
-It answers like the real API does for the calls Account Doctor makes (SPEC §3):
+It answers like the real API does for the calls Account Doctor makes (SPEC §3, §3b):
 - v3 `GET /v3/grants/{grant_id}` and `GET /v3/grants/{grant_id}/folders`, `Authorization: Bearer {api_key}`;
-- v2 `GET /a/{client_id}/accounts/{account_id}`, HTTP Basic with the client secret as user, empty password.
+- v3 `GET /v3/grants?grant_status=…&limit=…&offset=…`: `{"request_id", "data": [grants], "limit", "offset"}`,
+  newest grant first (Nylas sorts by created_at, descending);
+- v2 `GET /a/{client_id}/accounts/{account_id}`, HTTP Basic with the client secret as user, empty password;
+- v2 `GET /a/{client_id}/accounts?limit=…&offset=…`: a JSON array of accounts, in a stable order.
 Wrong or missing credentials get `401`, unknown grants and accounts `404`, as Nylas does.
-Faults (a status code for the next N calls, a delay) can be injected per account for reliability tests.
+Faults (a status code for the next N calls, a delay) can be injected per account, or per page of a list
+(`inject_page_fault`), for reliability tests.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import parse_qs
 
+from local_stack import payloads
 from local_stack.loopback import LoopbackServer
 
 
@@ -38,35 +44,17 @@ class Grant:
     folders: list[tuple[str, int]] = field(default_factory=lambda: [("Inbox", 120), ("Sent Items", 40)])
 
     def to_api(self) -> dict[str, Any]:
-        return {
-            "id": self.grant_id,
-            "grant_status": self.grant_status,
-            "provider": self.provider,
-            "email": self.email,
-            "scope": [],
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "provider_user_id": self.grant_id,
-            "settings": {},
-            "ip": "203.0.113.10",
-            "state": "",
-            "user_agent": "Mozilla/5.0",
-        }
+        return payloads.nylas_v3_grant(
+            self.grant_id,
+            status=self.grant_status,
+            provider=self.provider,
+            email=self.email,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
 
     def folders_api(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": f"{self.grant_id}-folder-{index}",
-                "grant_id": self.grant_id,
-                "object": "folder",
-                "name": name,
-                "attributes": ["\\Inbox"] if name.lower() == "inbox" else [],
-                "total_count": total,
-                "unread_count": 0,
-                "system_folder": True,
-            }
-            for index, (name, total) in enumerate(self.folders)
-        ]
+        return payloads.nylas_v3_folders(self.grant_id, self.folders)
 
 
 @dataclass
@@ -80,16 +68,13 @@ class V2Account:
     billing_state: str = "paid"  # paid | cancelled | deleted | …
 
     def to_api(self) -> dict[str, Any]:
-        return {
-            "account_id": self.account_id,
-            "id": self.account_id,
-            "namespace_id": self.account_id,
-            "email": self.email,
-            "provider": self.provider,
-            "sync_state": self.sync_state,
-            "billing_state": self.billing_state,
-            "trial": False,
-        }
+        return payloads.nylas_v2_account(
+            self.account_id,
+            sync_state=self.sync_state,
+            billing_state=self.billing_state,
+            provider=self.provider,
+            email=self.email,
+        )
 
 
 @dataclass
@@ -104,6 +89,16 @@ class Fault:
 _V3_GRANT = re.compile(r"^/v3/grants/(?P<grant_id>[^/]+)$")
 _V3_FOLDERS = re.compile(r"^/v3/grants/(?P<grant_id>[^/]+)/folders$")
 _V2_ACCOUNT = re.compile(r"^/a/(?P<client_id>[^/]+)/accounts/(?P<account_id>[^/]+)$")
+_V3_GRANTS = re.compile(r"^/v3/grants/?$")
+_V2_ACCOUNTS = re.compile(r"^/a/(?P<client_id>[^/]+)/accounts/?$")
+# Nylas's default page sizes, and the largest page the simulator hands out.
+V3_DEFAULT_LIMIT = 10
+V2_DEFAULT_LIMIT = 100
+MAX_LIMIT = 200
+# The keys `calls` counts the list requests under (every other key is an account id).
+V3_LIST = "GET /v3/grants"
+V2_LIST = "GET /a/{client_id}/accounts"
+ListApi = Literal["v3", "v2"]
 
 
 class NylasSimulator(LoopbackServer):
@@ -134,12 +129,33 @@ class NylasSimulator(LoopbackServer):
         with self._lock:
             self.faults[account_id] = Fault(status=status, times=times, retry_after=retry_after)
 
+    def inject_page_fault(
+        self, api: ListApi, offset: int, status: int, *, times: int = 1, retry_after: int | None = None
+    ) -> None:
+        """Answer the next `times` list requests of `api` ("v3" grants, "v2" accounts) at `offset` with `status`."""
+        with self._lock:
+            self.faults[_page_key(api, offset)] = Fault(status=status, times=times, retry_after=retry_after)
+
+    @property
+    def list_calls(self) -> int:
+        """List requests answered so far, both APIs, faults included."""
+        with self._lock:
+            return self.calls[V3_LIST] + self.calls[V2_LIST]
+
     # Request handling, called from the server's threads.
 
-    def answer(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def answer(self, path: str, authorization: str | None) -> tuple[int, Any, dict[str, str]]:
         """(status, JSON body, extra headers) for one GET."""
-        path = path.split("?", 1)[0]
+        path, _, query = path.partition("?")
         request_id = str(uuid.uuid4())
+        if _V3_GRANTS.match(path):
+            if not self._bearer_ok(authorization):
+                return 401, _v3_error(request_id, "unauthorized", "Unauthorized"), {}
+            return self._list_grants(request_id, parse_qs(query))
+        if match := _V2_ACCOUNTS.match(path):
+            if match["client_id"] != self.client_id or not self._basic_ok(authorization):
+                return 401, {"message": "Unauthorized", "type": "api_error"}, {}
+            return self._list_accounts(parse_qs(query))
         if match := _V3_GRANT.match(path) or _V3_FOLDERS.match(path):
             if not self._bearer_ok(authorization):
                 return 401, _v3_error(request_id, "unauthorized", "Unauthorized"), {}
@@ -166,9 +182,36 @@ class NylasSimulator(LoopbackServer):
             return 200, account.to_api(), {}
         return 404, {"message": f"no route for {path}", "type": "invalid_request_error"}, {}
 
-    def _take_fault(self, account_id: str) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+    def _list_grants(self, request_id: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        paging = _paging(query, V3_DEFAULT_LIMIT)
+        if paging is None:
+            return 400, _v3_error(request_id, "invalid_request_error", "limit and offset must be whole numbers"), {}
+        limit, offset = paging
+        if fault := self._take_fault(_page_key("v3", offset), counted_as=V3_LIST):
+            return fault
+        wanted = query.get("grant_status", [None])[0]
         with self._lock:
-            self.calls[account_id] += 1
+            grants = [g for g in self.grants.values() if wanted is None or g.grant_status == wanted]
+        grants.sort(key=lambda g: (-g.created_at, g.grant_id))
+        data = [g.to_api() for g in grants[offset : offset + limit]]
+        return 200, {"request_id": request_id, "data": data, "limit": limit, "offset": offset}, {}
+
+    def _list_accounts(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        paging = _paging(query, V2_DEFAULT_LIMIT)
+        if paging is None:
+            return 400, {"message": "limit and offset must be whole numbers", "type": "invalid_request_error"}, {}
+        limit, offset = paging
+        if fault := self._take_fault(_page_key("v2", offset), counted_as=V2_LIST):
+            return fault
+        with self._lock:
+            accounts = sorted(self.accounts.values(), key=lambda a: a.account_id)
+        return 200, [a.to_api() for a in accounts[offset : offset + limit]], {}
+
+    def _take_fault(
+        self, account_id: str, *, counted_as: str | None = None
+    ) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        with self._lock:
+            self.calls[counted_as or account_id] += 1
             fault = self.faults.get(account_id)
             if fault is None or fault.times <= 0:
                 return None
@@ -188,6 +231,22 @@ class NylasSimulator(LoopbackServer):
         except (ValueError, UnicodeDecodeError):
             return False
         return hmac.compare_digest(user.encode(), self.client_secret.encode())
+
+
+def _page_key(api: ListApi, offset: int) -> str:
+    return f"{V3_LIST if api == 'v3' else V2_LIST}?offset={offset}"
+
+
+def _paging(query: dict[str, list[str]], default_limit: int) -> tuple[int, int] | None:
+    """(limit, offset) of a list request, the limit capped as Nylas caps it; None when malformed."""
+    try:
+        limit = int(query.get("limit", [str(default_limit)])[0])
+        offset = int(query.get("offset", ["0"])[0])
+    except ValueError:
+        return None
+    if limit < 1 or offset < 0:
+        return None
+    return min(limit, MAX_LIMIT), offset
 
 
 def _v3_error(request_id: str, kind: str, message: str) -> dict[str, Any]:

@@ -19,24 +19,15 @@ from aws_lambda_powertools.utilities import parameters as powertools_parameters
 
 from account_doctor.settings import get_settings
 from local_stack.aws import MotoServer, Outbox
+from local_stack.bus import BusCapture, capture_bus
 from local_stack.functions import LambdaFunction, functions_from_template
 from local_stack.gateway import ApiGateway, binary_media_types
+from local_stack.payloads import TEST_SECRET
 from local_stack.poller import SqsPoller, wait_until_drained
 from local_stack.simulator import NylasSimulator
 from local_stack.template import LocalStack, provision
 
 REGION = "us-east-1"
-
-# The local stack's Nylas credentials; events/README.md documents the same values, which sign the
-# sample events, so a signed curl example and `sam local invoke -e events/…` agree with each other.
-LOCAL_SECRET = {
-    "webhook_secret": "test-webhook-secret",
-    "api_key": "nyk_test_api_key",
-    "client_id": "test-client-id",
-    "client_secret": "test-client-secret",
-    "redirect_uri": "https://app.example.com/nylas/callback",
-}
-
 
 @dataclass
 class StackOptions:
@@ -48,7 +39,7 @@ class StackOptions:
     # Redeliver a failed message after this many seconds rather than the queue's 6 minutes.
     visibility_timeout: int | None = 5
     parameters: dict[str, str] = field(default_factory=dict)  # other template parameter overrides
-    secret: dict[str, str] = field(default_factory=lambda: dict(LOCAL_SECRET))
+    secret: dict[str, str] = field(default_factory=lambda: dict(TEST_SECRET))
     log_level: str = "INFO"
 
 
@@ -64,6 +55,8 @@ class RunningStack:
     gateway: ApiGateway
     pollers: list[SqsPoller]
     environment: dict[str, str]
+    # A rule on the stack's event bus to a queue: `local_stack.bus.captured_events` reads what was published.
+    bus_capture: BusCapture | None = None
 
     @property
     def api_url(self) -> str:
@@ -123,6 +116,7 @@ def running_stack(options: StackOptions | None = None) -> Iterator[RunningStack]
             },
             session=boto3.Session(region_name=REGION),
         )
+        bus_capture = capture_bus(resources, boto3.Session(region_name=REGION))
         environment = {
             **resources.function_environment(),
             "AWS_ENDPOINT_URL": moto.url,
@@ -157,6 +151,7 @@ def running_stack(options: StackOptions | None = None) -> Iterator[RunningStack]
             gateway=gateway,
             pollers=pollers,
             environment=environment,
+            bus_capture=bus_capture,
         )
     finally:
         for poller in pollers:

@@ -13,38 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
+from cfnlint.decode import decode
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "template.yaml"
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags (!Ref, !GetAtt, !Sub, …) as their long forms."""
-
-
-def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:
-        raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{suffix}", node.start_mark)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        template: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
-    return template
+    """The template with its short-form tags (!Ref, !GetAtt, !Sub, …) in their long forms, as cfn-lint reads it."""
+    template, problems = decode(str(path))
+    if problems or template is None:
+        raise ValueError(f"{path} cannot be read: " + "; ".join(str(problem) for problem in problems))
+    # cfn-lint's nodes are dict/list/str subclasses carrying line numbers, defined per call: they cannot be
+    # pickled. Plain JSON values are all the local stack and the tests need.
+    plain: dict[str, Any] = json.loads(json.dumps(template))
+    return plain
 
 
 @dataclass
@@ -76,7 +58,10 @@ class LocalStack:
         """A function's environment (Globals plus its own variables), every reference resolved locally.
 
         Without a function: every function's variables together, as one process running them all (the
-        local stack, the tests) needs them. Functions agree on the value of every variable they share.
+        local stack, the tests) needs them. Functions agree on the value of every variable they share but
+        NYLAS_SECRET_NAME: WebhookFunction's names its own secret (verification keys only) and comes first
+        in the template, so the merged value is the API credentials' secret the diagnosis and the CLI need;
+        every local secret holds the full test credentials, so the webhook verifies with either.
         """
         variables = dict(self.template["Globals"]["Function"]["Environment"]["Variables"])
         for logical_id, properties in self.resources_of("AWS::Serverless::Function").items():
@@ -170,7 +155,8 @@ def _create_tables(stack: LocalStack, session: boto3.Session, prefix: str) -> No
 def _create_secrets(stack: LocalStack, session: boto3.Session, prefix: str, secret: Mapping[str, str]) -> None:
     secretsmanager = session.client("secretsmanager")
     for logical_id, properties in stack.resources_of("AWS::SecretsManager::Secret").items():
-        # The template's value is an empty skeleton: keep its keys, fill them with the given credentials.
+        # The template creates its secrets empty (a redeploy must never overwrite what the operator put in);
+        # locally each gets the given credentials, keyed as SPEC §7 names them.
         value = {**json.loads(properties.get("SecretString", "{}")), **secret}
         name = f"{prefix}-{logical_id}"
         secretsmanager.create_secret(Name=name, SecretString=json.dumps(value))

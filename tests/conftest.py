@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -16,6 +12,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from account_doctor.settings import get_settings
+from local_stack.payloads import TEST_SECRET, FakeLambdaContext
 from local_stack.template import LocalStack, provision
 
 # Every test fails when the code logged a secret or a full email address (see tests/log_hygiene.py).
@@ -23,15 +20,6 @@ pytest_plugins = ["tests.log_hygiene"]
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "events"
-
-# The credentials every sample event in events/ is signed with (documented in events/README.md).
-TEST_SECRET = {
-    "webhook_secret": "test-webhook-secret",
-    "api_key": "nyk_test_api_key",
-    "client_id": "test-client-id",
-    "client_secret": "test-client-secret",
-    "redirect_uri": "https://app.example.com/nylas/callback",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -68,19 +56,6 @@ def aws(monkeypatch: pytest.MonkeyPatch, stack_parameters: dict[str, str]) -> It
         yield stack
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "account-doctor-test"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:account-doctor-test"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
-
-
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
@@ -89,19 +64,3 @@ def lambda_context() -> FakeLambdaContext:
 def load_event(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
     return event
-
-
-def load_handler(function: str) -> ModuleType:
-    """Imports functions/<function>/app.py afresh, under a unique name (every handler module is called app).
-
-    Fresh per call, so the module-level clients a handler builds at cold start are built
-    inside the test's moto mock and with the test's environment, as on a real cold start.
-    """
-    module_name = f"handler_{function}"
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / function / "app.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module

@@ -18,7 +18,7 @@ from collections.abc import Generator
 
 import pytest
 
-from tests.conftest import TEST_SECRET
+from local_stack.payloads import TEST_SECRET
 
 EMAIL = re.compile(r'[^\s"*]+@[^\s"]+\.[a-z]+')
 SECRETS = {key: value for key, value in TEST_SECRET.items() if value}

@@ -1,19 +1,23 @@
-"""AccountsApiFunction: GET /accounts/{account_id} and GET /domains/{domain} over the verdicts (IAM-authenticated)."""
+"""AccountsApiFunction: the IAM-authenticated read API over accounts, domains and incidents (SPEC §6)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from account_doctor.accounts_api import AccountsApi, InvalidRequest
-from account_doctor.history import History
-from account_doctor.service import policy_from
-from account_doctor.settings import get_settings
+from account_doctor.accounts_api import AccountsApi, InvalidRequest, page_limit
+from account_doctor.events_out import publisher_for
+from account_doctor.queue import ReleaseQueue
+from account_doctor.settings import ReadApiSettings, get_settings
+from account_doctor.stores.dynamo import InvalidCursor, Table, dynamodb_client
+from account_doctor.stores.events import EventHistory
+from account_doctor.stores.incidents import IncidentStore
+from account_doctor.stores.verdicts import VerdictStore
 
 # No Powertools Metrics: a read has nothing to count that API Gateway's own request, latency and
 # error metrics do not already show.
@@ -21,32 +25,84 @@ logger = Logger()
 tracer = Tracer()
 app = APIGatewayRestResolver()
 
-settings = get_settings()
-api = AccountsApi(History(settings.events_table, settings.verdicts_table), policy_from(settings))
+settings = get_settings(ReadApiSettings)
+_client = dynamodb_client()
+api = AccountsApi(
+    events=EventHistory(Table(settings.events_table, _client)),
+    verdicts=VerdictStore(Table(settings.verdicts_table, _client)),
+    incidents=IncidentStore(Table(settings.incidents_table, _client)),
+    policy=settings.policy,
+    publisher=publisher_for(settings.event_bus_name),
+    enqueue_release=ReleaseQueue(settings.diagnosis_queue_url).send,
+)
+
+
+@app.exception_handler(InvalidRequest)
+@app.exception_handler(InvalidCursor)
+def bad_request(error: ValueError) -> Response[str]:
+    """Every malformed id, domain, status, limit or cursor: a 400 that says what is expected."""
+    return Response(status_code=400, content_type="application/json", body=_json({"message": str(error)}))
+
+
+def _json(value: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def _paging() -> tuple[int, str | None]:
+    return page_limit(app.current_event.get_query_string_value("limit")), app.current_event.get_query_string_value("next")
+
+
+def _found(answer: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    if answer is None:
+        raise NotFoundError(f"no {what}")
+    return answer
+
+
+@app.get("/accounts")
+@tracer.capture_method
+def list_accounts() -> dict[str, Any]:
+    status = app.current_event.get_query_string_value("status", "broken")
+    if status != "broken":
+        raise InvalidRequest("status must be broken (the list of accounts whose latest event is a failure)")
+    return api.broken_accounts(*_paging())
 
 
 @app.get("/accounts/<account_id>")
 @tracer.capture_method
 def get_account(account_id: str) -> dict[str, Any]:
-    try:
-        account = api.account(account_id)
-    except InvalidRequest as error:
-        raise BadRequestError(str(error)) from error
-    if account is None:
-        raise NotFoundError(f"no events or verdicts for account {account_id}")
-    return account
+    return _found(api.account(account_id, *_paging()), f"events or verdicts for account {account_id}")
 
 
 @app.get("/domains/<domain>")
 @tracer.capture_method
 def get_domain(domain: str) -> dict[str, Any]:
-    try:
-        found = api.domain(domain)
-    except InvalidRequest as error:
-        raise BadRequestError(str(error)) from error
-    if found is None:
-        raise NotFoundError(f"no failures or verdicts for domain {domain}")
-    return found
+    return _found(api.domain(domain, *_paging()), f"failures or verdicts for domain {domain}")
+
+
+@app.get("/incidents")
+@tracer.capture_method
+def list_incidents() -> dict[str, Any]:
+    return api.incidents_list(app.current_event.get_query_string_value("status", "open"), *_paging())
+
+
+@app.get("/incidents/<incident_id>")
+@tracer.capture_method
+def get_incident(incident_id: str) -> dict[str, Any]:
+    return _found(api.incident(incident_id, *_paging()), f"incident {incident_id}")
+
+
+@app.post("/incidents/<incident_id>/release")
+@tracer.capture_method
+def release_incident(incident_id: str) -> dict[str, Any]:
+    return _found(api.release_incident(incident_id), f"incident {incident_id}")
+
+
+@app.post("/incidents/<incident_id>/resolve")
+@tracer.capture_method
+def resolve_incident(incident_id: str) -> dict[str, Any]:
+    return _found(api.resolve_incident(incident_id), f"incident {incident_id}")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -8,21 +8,21 @@ import budget (≤ 1.3× boto3 plus an SQS client; bench/bench_webhook.py measur
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 
 from account_doctor import webhook
-from account_doctor.accounts import mask_email
-from account_doctor.credentials import CredentialsError, load_credentials
+from account_doctor.addresses import mask_email
+from account_doctor.credentials import SecretUnavailable, WebhookKeySource
 from account_doctor.queue import DiagnosisQueue, QueueError
-from account_doctor.settings import get_settings
+from account_doctor.settings import WebhookSettings, get_settings
 
-settings = get_settings()
+settings = get_settings(WebhookSettings)
 logger = Logger()
 metrics = Metrics()
 # No Powertools Tracer here: the X-Ray SDK (with wrapt and asyncio) costs 40-60 ms of every cold
@@ -30,6 +30,10 @@ metrics = Metrics()
 # still comes from `Tracing: Active` in template.yaml; the diagnosis and read API use the Tracer.
 sqs = boto3.client("sqs")
 queue = DiagnosisQueue(sqs, settings.diagnosis_queue_url, settings.grace_seconds)
+# Only the verification keys: this function's role cannot read the secret holding the Nylas api_key.
+webhook_keys = WebhookKeySource(settings.nylas_secret_name)
+# Now, in Unix seconds, for judging event times. Tests replaying the sample events (dated 2024) set it.
+clock = time.time
 
 
 @metrics.log_metrics
@@ -49,14 +53,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def _notification(event: dict[str, Any]) -> dict[str, Any]:
+    request = webhook.signed_request(event)  # an unsigned request is refused before the secret is read
     try:
-        credentials = load_credentials(settings.nylas_secret_name)
-    except (ClientError, BotoCoreError, CredentialsError, ValueError) as error:
-        # ValueError covers Powertools' transform and get errors: the secret is unreadable, not the request.
-        logger.exception("cannot read the Nylas secret", extra={"secret_name": settings.nylas_secret_name})
-        raise webhook.NotConfigured("the Nylas credentials are unavailable; retry later") from error
-    received = webhook.read_webhook(
-        event, webhook_secret=credentials.webhook_secret, client_secret=credentials.client_secret
+        keys = webhook_keys()
+    except SecretUnavailable as error:
+        if not error.remembered:  # the read itself failed just now: its traceback once, not on every retry
+            logger.exception("cannot read the Nylas webhook secret", extra={"secret_name": settings.nylas_secret_name})
+        raise webhook.NotConfigured("the Nylas webhook secret is unavailable; retry later") from error
+    received = webhook.screen(
+        webhook.verify(request, webhook_secret=keys.webhook_secret, client_secret=keys.client_secret),
+        now=clock(),
+        max_age_hours=settings.webhook_max_age_hours,
     )
     if received.delivery_id:
         logger.set_correlation_id(received.delivery_id)
@@ -85,7 +92,10 @@ def _notification(event: dict[str, Any]) -> dict[str, Any]:
             "messages_sent": sent,
         },
     )
-    return _response(200, json.dumps({"accepted": len(received.events), "ignored": len(received.ignored)}))
+    answer = {"accepted": len(received.events), "ignored": len(received.ignored)}
+    if received.stale:
+        answer["stale"] = len(received.stale)
+    return _response(200, json.dumps(answer))
 
 
 def _count(received: webhook.Webhook) -> None:
@@ -99,12 +109,32 @@ def _count(received: webhook.Webhook) -> None:
                 default_dimensions=metrics.default_dimensions,
             ) as metric:
                 metric.add_dimension(name="type", value=kind)
+    if received.stale:
+        # Acknowledged so Nylas stops retrying, but not acted on (SPEC §2); the sweep covers a genuine miss.
+        metrics.add_metric(name="StaleWebhooks", unit=MetricUnit.Count, value=len(received.stale))
+        logger.warning(
+            "stale account events acknowledged, not enqueued",
+            extra={
+                "stale": [
+                    {
+                        "event_id": e.event_id,
+                        "trigger": e.trigger,
+                        "account_id": e.account_id,
+                        "occurred_at": e.occurred_at,
+                    }
+                    for e in received.stale
+                ],
+                "max_age_hours": settings.webhook_max_age_hours,
+            },
+        )
     metrics.add_metric(name="WebhooksAccepted", unit=MetricUnit.Count, value=1)
 
 
 def _refuse(error: webhook.WebhookError) -> dict[str, Any]:
     if isinstance(error, webhook.Unauthorized):
         metrics.add_metric(name="SignatureFailures", unit=MetricUnit.Count, value=1)
+    elif isinstance(error, webhook.NotConfigured):
+        metrics.add_metric(name="WebhookSecretUnavailable", unit=MetricUnit.Count, value=1)
     else:
         metrics.add_metric(name="RejectedWebhooks", unit=MetricUnit.Count, value=1)
     log = logger.error if error.status >= 500 else logger.warning

@@ -7,6 +7,8 @@ statements), so they check what CloudFormation would deploy, not what the SAM sh
 from __future__ import annotations
 
 import copy
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +19,9 @@ from samtranslator.translator.translator import Translator
 
 from local_stack.template import load_template
 
-FUNCTIONS = ("WebhookFunction", "DiagnosisFunction", "AccountsApiFunction")
+FUNCTIONS = tuple(
+    name for name, item in load_template()["Resources"].items() if item["Type"] == "AWS::Serverless::Function"
+)
 
 # SPEC §7: every parameter with a working default.
 SPEC_DEFAULTS = {
@@ -29,8 +33,16 @@ SPEC_DEFAULTS = {
     "DomainWindowDays": 7,
     "NotifyCooldownHours": 24,
     "NotificationMode": "send",
+    "ConnectorOutageThreshold": 10,
+    "SweepIntervalMinutes": 60,
+    "SweepNotifyDays": 7,
+    "WebhookMaxAgeHours": 72,
+    "ReplyToEmail": "",
+    "SlackWebhookUrl": "",
 }
 SPEC_FREE_FORM = ("AppName", "SenderEmail", "OperatorEmail", "ReauthUrlTemplate")
+# Parameters the stack's resources use rather than a function (the sweep's schedule, the Slack destination).
+USED_BY_RESOURCES = ("SweepIntervalMinutes", "SlackWebhookUrl")
 
 # The only AWS managed policies a function role may carry (logging, tracing, polling its queue).
 ALLOWED_MANAGED_POLICIES = {
@@ -39,6 +51,47 @@ ALLOWED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
 }
 SENDER_IDENTITY_ARN = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SenderEmail}"
+CONFIGURATION_SET_ARN = (
+    "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${EmailConfigurationSet}"
+)
+
+# SPEC §7 / issue 14: each function's DynamoDB actions are exactly the calls its code makes, per table and
+# index (a TransactWriteItems is authorised as the PutItem/UpdateItem of each of its items). Change this list
+# and the template's statements together when a store starts or stops making a call.
+DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
+    "WebhookFunction": {},
+    "DiagnosisFunction": {
+        # put_event: a transaction of the event (Put), its account state and connector count (Update).
+        "EventsTable": {"PutItem", "UpdateItem", "Query"},
+        "EventsTable/index/DomainFailures": {"Query"},
+        "EventsTable/index/ConnectorFailures": {"Query"},
+        "VerdictsTable": {"PutItem", "UpdateItem", "Query"},
+        "NotificationsTable": {"GetItem", "PutItem", "UpdateItem"},
+        # Powertools' DynamoDBPersistenceLayer: get, put (conditional), update, delete on failure.
+        "IdempotencyTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
+        # resolve() deletes the open-incident pointer (conditionally) when every member has recovered.
+        "IncidentsTable": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"},
+        "IncidentsTable/index/ByIncident": {"Query"},
+        "IncidentsTable/index/ByStatus": {"Query"},
+    },
+    "AccountsApiFunction": {
+        "EventsTable": {"GetItem", "Query"},
+        "EventsTable/index/DomainFailures": {"Query"},
+        "EventsTable/index/BrokenAccounts": {"Query"},
+        "VerdictsTable": {"Query"},
+        "VerdictsTable/index/ByDomain": {"Query"},
+        # POST /incidents/{id}/resolve: the incident's status (Update) and its open-incident pointer (Delete).
+        "IncidentsTable": {"GetItem", "BatchGetItem", "UpdateItem", "DeleteItem"},
+        "IncidentsTable/index/ByIncident": {"Query"},
+        "IncidentsTable/index/ByStatus": {"Query"},
+    },
+    # Whether an account's history already holds the failure the sweep found (its latest events).
+    "SweepFunction": {"EventsTable": {"Query"}},
+}
+# Never needed by this code: a Scan reads a whole table, a BatchWriteItem writes without conditions.
+NEVER_GRANTED = {"Scan", "BatchWriteItem", "PartiQLSelect", "PartiQLInsert", "PartiQLUpdate", "PartiQLDelete"}
+# Deleting is how Powertools releases an idempotency record and how an incident frees its key; nothing else.
+DELETABLE = {"IdempotencyTable", "IncidentsTable"}
 
 
 @pytest.fixture(scope="module")
@@ -112,19 +165,35 @@ def test_notification_mode_is_send_or_dry_run(template: dict[str, Any]) -> None:
     assert sorted(template["Parameters"]["NotificationMode"]["AllowedValues"]) == ["dry-run", "send"]
 
 
+def environment(template: dict[str, Any], function: str) -> dict[str, Any]:
+    """A function's variables: the Globals plus its own (its own win, as in Lambda)."""
+    own = resource(template, function)["Properties"].get("Environment", {}).get("Variables", {})
+    return {**template["Globals"]["Function"]["Environment"]["Variables"], **own}
+
+
 def test_every_spec_parameter_reaches_the_functions(template: dict[str, Any]) -> None:
-    variables = template["Globals"]["Function"]["Environment"]["Variables"]
-    passed = {ref for value in variables.values() for ref in references(value)}
-    assert set(SPEC_DEFAULTS) | set(SPEC_FREE_FORM) <= passed
+    passed = {ref for function in FUNCTIONS for value in environment(template, function).values() for ref in references(value)}
+    assert (set(SPEC_DEFAULTS) | set(SPEC_FREE_FORM)) - set(USED_BY_RESOURCES) <= passed
 
 
-def test_functions_get_the_name_of_the_stacks_own_secret(template: dict[str, Any]) -> None:
-    variables = template["Globals"]["Function"]["Environment"]["Variables"]
-    assert variables["NYLAS_SECRET_NAME"] == {"Ref": "NylasSecret"}
-    assert resource(template, "NylasSecret")["Type"] == "AWS::SecretsManager::Secret"
-    for function in FUNCTIONS:  # a function-level Environment must not drop or repoint it
-        own = resource(template, function)["Properties"].get("Environment", {}).get("Variables", {})
-        assert own.get("NYLAS_SECRET_NAME", {"Ref": "NylasSecret"}) == {"Ref": "NylasSecret"}
+@pytest.mark.parametrize("parameter", USED_BY_RESOURCES)
+def test_parameters_for_the_stack_itself_are_used_by_its_resources(template: dict[str, Any], parameter: str) -> None:
+    used = set(references(template["Resources"])) | set(re.findall(r"\$\{(\w+)\}", json.dumps(template["Resources"])))
+    assert parameter in used
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_function_reads_only_the_secret_it_is_told_about(deployed: dict[str, Any], template: dict[str, Any], function: str) -> None:
+    named = set(references(environment(template, function).get("NYLAS_SECRET_NAME")))
+    for secret in named:
+        assert resource(template, secret)["Type"] == "AWS::SecretsManager::Secret"
+    readable = {
+        ref
+        for statement in role_statements(deployed, function)
+        if "secretsmanager:GetSecretValue" in as_list(statement["Action"])
+        for ref in references(statement["Resource"])
+    }
+    assert readable == named
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -220,14 +289,17 @@ def test_roles_carry_only_logging_tracing_and_polling_managed_policies(deployed:
     assert managed <= ALLOWED_MANAGED_POLICIES
 
 
-def test_webhook_may_only_send_to_the_queue_and_read_the_secret(deployed: dict[str, Any]) -> None:
+def test_webhook_may_only_send_to_the_queue_and_read_its_own_secret(deployed: dict[str, Any], template: dict[str, Any]) -> None:
     statements = role_statements(deployed, "WebhookFunction")
     granted: dict[str, set[str]] = {}
     for statement in statements:
         assert statement["Effect"] == "Allow"
         for action in as_list(statement["Action"]):
             granted.setdefault(action, set()).update(references(statement["Resource"]))
-    assert granted == {"sqs:SendMessage*": {"DiagnosisQueue"}, "secretsmanager:GetSecretValue": {"NylasSecret"}}
+    (secret,) = references(environment(template, "WebhookFunction")["NYLAS_SECRET_NAME"])
+    # Not NylasSecret: the internet-facing function must not be able to read api_key (SPEC §7).
+    assert secret != "NylasSecret"
+    assert granted == {"sqs:SendMessage*": {"DiagnosisQueue"}, "secretsmanager:GetSecretValue": {secret}}
 
 
 def test_ses_sending_is_scoped_to_the_sender_identity(deployed: dict[str, Any]) -> None:
@@ -240,8 +312,86 @@ def test_ses_sending_is_scoped_to_the_sender_identity(deployed: dict[str, Any]) 
     assert ses, "the diagnosis function must be allowed to send email"
     for statement in ses:
         assert [action.lower() for action in as_list(statement["Action"])] == ["ses:sendemail"]
+        # SESv2 SendEmail with ConfigurationSetName is authorised against the identity and the configuration set.
+        assert sorted(as_list(statement["Resource"]), key=str) == [
+            {"Fn::Sub": CONFIGURATION_SET_ARN},
+            {"Fn::Sub": SENDER_IDENTITY_ARN},
+        ]
+
+
+def dynamodb_grants(deployed: dict[str, Any], function: str) -> dict[str, set[str]]:
+    """{"Table" or "Table/index/Name": {actions without the dynamodb: prefix}} of a function's role."""
+    granted: dict[str, set[str]] = {}
+    for statement in role_statements(deployed, function):
+        actions = [action for action in as_list(statement["Action"]) if action.lower().startswith("dynamodb:")]
+        if not actions:
+            continue
+        assert statement["Effect"] == "Allow"
         for arn in as_list(statement["Resource"]):
-            assert arn == {"Fn::Sub": SENDER_IDENTITY_ARN}
+            target = table_or_index(arn)
+            granted.setdefault(target, set()).update(action.split(":", 1)[1] for action in actions)
+    return granted
+
+
+def table_or_index(arn: Any) -> str:
+    """`!GetAtt T.Arn` -> "T"; `!Sub ${T.Arn}/index/I` -> "T/index/I"; anything else (a wildcard) fails."""
+    if isinstance(arn, dict) and "Fn::GetAtt" in arn:
+        logical_id, attribute = as_list(arn["Fn::GetAtt"])[:2] if isinstance(arn["Fn::GetAtt"], list) else arn["Fn::GetAtt"].split(".")
+        assert attribute == "Arn", arn
+        return str(logical_id)
+    if isinstance(arn, dict) and isinstance(arn.get("Fn::Sub"), str):
+        text: str = arn["Fn::Sub"]
+        table, _, rest = text.partition(".Arn}")
+        assert table.startswith("${") and rest.startswith("/index/") and "*" not in rest, arn
+        return table[2:] + rest
+    raise AssertionError(f"a DynamoDB grant on {arn!r}: name one table or index of this template")
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_may_make_exactly_the_dynamodb_calls_it_makes(deployed: dict[str, Any], function: str) -> None:
+    assert function in DYNAMODB_GRANTS, f"list {function}'s DynamoDB calls per table and index in DYNAMODB_GRANTS"
+    assert dynamodb_grants(deployed, function) == DYNAMODB_GRANTS[function]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_function_may_scan_batch_write_or_delete_data(deployed: dict[str, Any], function: str) -> None:
+    for target, actions in dynamodb_grants(deployed, function).items():
+        assert not actions & NEVER_GRANTED, (target, actions)
+        assert "*" not in actions, target
+        if "DeleteItem" in actions:
+            assert target in DELETABLE, target
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_granted_index_exists(deployed: dict[str, Any], template: dict[str, Any], function: str) -> None:
+    for target in dynamodb_grants(deployed, function):
+        table, _, index = target.partition("/index/")
+        assert resource(template, table)["Type"] == "AWS::DynamoDB::Table"
+        if index:
+            indexes = {gsi["IndexName"] for gsi in resource(template, table)["Properties"].get("GlobalSecondaryIndexes", [])}
+            assert index in indexes, f"{function} may query {target}, which {table} does not define"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_functions_that_publish_may_put_events_on_the_stack_bus_only(
+    deployed: dict[str, Any], template: dict[str, Any], function: str
+) -> None:
+    publishes = "EVENT_BUS_NAME" in environment(template, function)
+    targets = [
+        set(references(statement["Resource"]))
+        for statement in role_statements(deployed, function)
+        if "events:PutEvents" in as_list(statement["Action"])
+    ]
+    assert targets == ([{"EventBus"}] if publishes else [])
+
+
+def test_the_read_api_may_queue_releases(deployed: dict[str, Any]) -> None:
+    sends = [
+        set(references(statement["Resource"]))
+        for statement in role_statements(deployed, "AccountsApiFunction")
+        if any(action.startswith("sqs:SendMessage") for action in as_list(statement["Action"]))
+    ]
+    assert sends == [{"DiagnosisQueue"}]
 
 
 # --- Data ----------------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import responses
 
+from local_stack.payloads import TEST_SECRET, load_handler
 from local_stack.sample_sqs_events import (
     Scenario,
     nylas_v2_account,
     nylas_v3_folders,
     nylas_v3_grant,
 )
-from tests.conftest import TEST_SECRET, load_handler
 
 V3 = "https://api.us.nylas.com"
 V2 = "https://api.nylas.com"

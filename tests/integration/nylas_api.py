@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import responses
+
+from local_stack.payloads import (
+    TEST_SECRET,
+    nylas_v2_account,
+    nylas_v3_answer,
+    nylas_v3_error,
+    nylas_v3_folders,
+    nylas_v3_grant,
+)
 
 V3 = "https://api.us.nylas.com"
 V2 = "https://api.nylas.com"
-CLIENT_ID = "test-client-id"
+
+
+def grant_url(grant_id: str) -> str:
+    return f"{V3}/v3/grants/{grant_id}"
+
+
+def v2_account_url(account_id: str) -> str:
+    return f"{V2}/a/{TEST_SECRET['client_id']}/accounts/{account_id}"
 
 
 def grant(
@@ -22,32 +36,18 @@ def grant(
     updated_at: int = 1_731_000_000,
     inbox_count: int | None = None,
 ) -> None:
-    body: dict[str, Any] = {
-        "request_id": "req-1",
-        "data": {
-            "id": grant_id,
-            "grant_status": status,
-            "provider": provider,
-            "email": email,
-            "created_at": created_at,
-            "updated_at": updated_at,
-        },
-    }
-    mock.get(f"{V3}/v3/grants/{grant_id}", json=body)
+    """The grant, and its folders when `inbox_count` is given (as for Exchange, whose inbox rule 3a reads)."""
+    data = nylas_v3_grant(
+        grant_id, status=status, provider=provider, email=email, created_at=created_at, updated_at=updated_at
+    )
+    mock.get(grant_url(grant_id), json=nylas_v3_answer(data))
     if inbox_count is not None:
-        folders = [
-            {"id": "SENT", "name": "Sent Items", "total_count": 40},
-            {"id": "AAMkInbox", "name": "Inbox", "attributes": ["\\Inbox"], "total_count": inbox_count},
-        ]
-        mock.get(f"{V3}/v3/grants/{grant_id}/folders", json={"request_id": "req-2", "data": folders})
+        folders = nylas_v3_folders(grant_id, [("Sent Items", 40), ("Inbox", inbox_count)])
+        mock.get(f"{grant_url(grant_id)}/folders", json=nylas_v3_answer(folders))
 
 
 def grant_gone(mock: responses.RequestsMock, grant_id: str) -> None:
-    mock.get(
-        f"{V3}/v3/grants/{grant_id}",
-        status=404,
-        json={"request_id": "req-3", "error": {"type": "not_found_error", "message": "grant not found"}},
-    )
+    mock.get(grant_url(grant_id), status=404, json=nylas_v3_error("not_found_error", "grant not found"))
 
 
 def v2_account(
@@ -59,13 +59,7 @@ def v2_account(
     provider: str = "imap",
     email: str = "user@example.com",
 ) -> None:
-    body = {
-        "id": account_id,
-        "account_id": account_id,
-        "object": "account",
-        "sync_state": sync_state,
-        "billing_state": billing_state,
-        "provider": provider,
-        "email_address": email,
-    }
-    mock.get(f"{V2}/a/{CLIENT_ID}/accounts/{account_id}", json=body)
+    body = nylas_v2_account(
+        account_id, sync_state=sync_state, billing_state=billing_state, provider=provider, email=email
+    )
+    mock.get(v2_account_url(account_id), json=body)

@@ -24,6 +24,7 @@ from account_doctor.models import CAUSES
 from account_doctor.notifications import DRY_RUN_MESSAGE_ID
 from account_doctor.settings import get_settings
 from account_doctor.tally import tally
+from local_stack.payloads import FakeLambdaContext, load_handler
 from local_stack.sample_sqs_events import (
     SCENARIOS,
     Scenario,
@@ -34,7 +35,7 @@ from local_stack.sample_sqs_events import (
     sqs_record,
 )
 from local_stack.template import LocalStack
-from tests.conftest import EVENTS_DIR, FakeLambdaContext, load_event, load_handler
+from tests.conftest import EVENTS_DIR, load_event
 from tests.integration.diagnosis_stack import (
     answer,
     answer_history,

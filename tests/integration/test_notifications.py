@@ -20,8 +20,8 @@ from account_doctor.notifications.mailer import SesMailer
 from account_doctor.notifications.service import EmailNotifier, ReconnectLinks
 from account_doctor.settings import get_settings
 from local_stack.emails import sample_verdict
+from local_stack.payloads import TEST_SECRET
 from local_stack.template import LocalStack
-from tests.conftest import TEST_SECRET
 from tests.integration.ses import OPERATOR, SENDER, FlakySes, ses_outbox
 
 

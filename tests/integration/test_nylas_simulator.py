@@ -10,9 +10,9 @@ import requests
 
 from account_doctor.nylas import NylasClient, NylasUnavailable
 from account_doctor.settings import get_settings
+from local_stack.payloads import TEST_SECRET
 from local_stack.simulator import Grant, NylasSimulator, V2Account
 from local_stack.template import LocalStack
-from tests.conftest import TEST_SECRET
 
 
 @pytest.fixture

@@ -1,4 +1,9 @@
-"""Every events/webhook-*.json through the real handler, against the template's queue and secret in moto."""
+"""Every events/webhook-*.json through the real handler, against the template's queue and secret in moto.
+
+The sample events are dated 2024-11-19 (local_stack.payloads.SAMPLE_TIME) and the webhook acknowledges
+account events older than WebhookMaxAgeHours without enqueueing them (SPEC §2), so the handler under
+test runs at the events' own time: its `clock` is set to REPLAY_AT.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,21 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from account_doctor.credentials import FAILURE_MAX_AGE_SECONDS, WebhookKeySource
+from account_doctor.settings import WebhookSettings, get_settings
+from local_stack.payloads import SAMPLE_TIME as NOW
+from local_stack.payloads import TEST_SECRET, FakeLambdaContext, json_body, load_handler, signed_webhook_event, v2_delta
 from local_stack.sample_events import write_events
 from local_stack.template import LocalStack
-from tests.conftest import EVENTS_DIR, TEST_SECRET, FakeLambdaContext, load_event, load_handler
+from tests.conftest import EVENTS_DIR, load_event
+
+# Ten minutes after the sample events' time: every one of them (dated NOW to NOW + 300 s) is fresh.
+REPLAY_AT = NOW + 600
 
 GRANT = "e1f4c2a0-7d1b-4c8e-9a57-3b6f0d2e8c11"
 V2_ACCOUNT = "5tgncdmczat02216u7d6uypyi"
@@ -147,18 +162,58 @@ def test_committed_events_are_what_the_generator_writes(tmp_path: Path) -> None:
 
 
 class SentBatches:
-    """Records every SendMessageBatch the handler's own SQS client makes (the delayed ones cannot be received yet)."""
+    """Records every message the handler's own SQS client sends, by SendMessageBatch or SendMessage.
+
+    Recorded as the client is asked to send (the delayed ones cannot be received yet), each call as its
+    list of entries: a SendMessage counts as a call of one entry.
+    """
 
     def __init__(self, handler: ModuleType) -> None:
         self.calls: list[list[dict[str, Any]]] = []
-        handler.sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", self._record)
+        events = handler.sqs.meta.events
+        events.register("provide-client-params.sqs.SendMessageBatch", self._record_batch)
+        events.register("provide-client-params.sqs.SendMessage", self._record_one)
 
-    def _record(self, params: dict[str, Any], **_: Any) -> None:
+    def _record_batch(self, params: dict[str, Any], **_: Any) -> None:
         self.calls.append(list(params["Entries"]))
+
+    def _record_one(self, params: dict[str, Any], **_: Any) -> None:
+        self.calls.append([{key: value for key, value in params.items() if key != "QueueUrl"}])
 
     @property
     def entries(self) -> list[dict[str, Any]]:
         return [entry for call in self.calls for entry in call]
+
+
+def use_webhook_environment(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WebhookFunction's own environment: its NYLAS_SECRET_NAME names NylasWebhookSecret, not the API keys'.
+
+    The `aws` fixture sets every function's variables at once, where the diagnosis's secret name wins.
+    """
+    for name, value in stack.function_environment("WebhookFunction").items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    assert get_settings(WebhookSettings).nylas_secret_name == stack.physical["NylasWebhookSecret"]
+
+
+def cold_webhook(stack: LocalStack, monkeypatch: pytest.MonkeyPatch, *, now: float = REPLAY_AT) -> ModuleType:
+    """A cold-started WebhookFunction with its own environment, whose clock reads `now`."""
+    use_webhook_environment(stack, monkeypatch)
+    handler = load_handler("webhook")
+    handler.clock = lambda: now
+    return handler
+
+
+@pytest.fixture
+def webhook_environment(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> LocalStack:
+    use_webhook_environment(aws, monkeypatch)
+    return aws
+
+
+@pytest.fixture
+def webhook_handler(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The WebhookFunction at the sample events' time (REPLAY_AT)."""
+    return cold_webhook(aws, monkeypatch)
 
 
 def drain(stack: LocalStack) -> list[tuple[dict[str, Any], str]]:
@@ -190,10 +245,12 @@ def key(item: tuple[dict[str, Any], str]) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_webhook_event(name: str, aws: LocalStack, lambda_context: FakeLambdaContext) -> None:
+def test_webhook_event(
+    name: str, aws: LocalStack, webhook_handler: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
     status, expected_body, expected_messages, expected_calls = CASES[name]
     grace = int(aws.parameters["GraceSeconds"])
-    handler = load_handler("webhook")
+    handler = webhook_handler
     sent = SentBatches(handler)
 
     response = handler.lambda_handler(load_event(name), lambda_context)
@@ -225,8 +282,10 @@ def test_webhook_event(name: str, aws: LocalStack, lambda_context: FakeLambdaCon
     assert delayed_count(aws) == sum(1 for *_, delayed in expected_messages if delayed)
 
 
-def test_a_nylas_retry_enqueues_the_same_event_ids(aws: LocalStack, lambda_context: FakeLambdaContext) -> None:
-    handler = load_handler("webhook")
+def test_a_nylas_retry_enqueues_the_same_event_ids(
+    webhook_handler: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    handler = webhook_handler
     sent = SentBatches(handler)
     for _ in range(2):
         assert handler.lambda_handler(load_event("webhook-v2-multi-delta.json"), lambda_context)["statusCode"] == 200
@@ -234,8 +293,10 @@ def test_a_nylas_retry_enqueues_the_same_event_ids(aws: LocalStack, lambda_conte
     assert first == second
 
 
-def test_sqs_unavailable_answers_503_so_nylas_retries(aws: LocalStack, lambda_context: FakeLambdaContext) -> None:
-    handler = load_handler("webhook")
+def test_sqs_unavailable_answers_503_so_nylas_retries(
+    aws: LocalStack, webhook_handler: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    handler = webhook_handler
     handler.sqs.delete_queue(QueueUrl=aws.physical["DiagnosisQueue"])
 
     response = handler.lambda_handler(load_event("webhook-v3-grant-expired.json"), lambda_context)
@@ -244,9 +305,11 @@ def test_sqs_unavailable_answers_503_so_nylas_retries(aws: LocalStack, lambda_co
     assert "retry" in json.loads(response["body"])["message"]
 
 
-def test_partial_batch_failure_is_not_claimed_as_success(aws: LocalStack, lambda_context: FakeLambdaContext) -> None:
+def test_partial_batch_failure_is_not_claimed_as_success(
+    webhook_handler: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
     """The burst needs two batches; the first lands, the second is partly refused: Nylas must retry the POST."""
-    handler = load_handler("webhook")
+    handler = webhook_handler
     with Stubber(handler.sqs) as stub:
         stub.add_response(
             "send_message_batch",
@@ -269,8 +332,8 @@ def test_partial_batch_failure_is_not_claimed_as_success(aws: LocalStack, lambda
     assert json.loads(response["body"]) == {"message": "could not enqueue the events; retry later"}
 
 
-def test_logs_mask_email_and_carry_the_event_id(aws: LocalStack, lambda_context: FakeLambdaContext) -> None:
-    handler = load_handler("webhook")
+def test_logs_mask_email_and_carry_the_event_id(webhook_handler: ModuleType, lambda_context: FakeLambdaContext) -> None:
+    handler = webhook_handler
     stream = io.StringIO()
     handler.logger.registered_handler.setStream(stream)
     handler.lambda_handler(load_event("webhook-v3-grant-expired.json"), lambda_context)
@@ -281,3 +344,202 @@ def test_logs_mask_email_and_carry_the_event_id(aws: LocalStack, lambda_context:
     accepted = next(line for line in logs if line["message"] == "webhook accepted")
     assert accepted["correlation_id"] == "d7a5e4c3-0b21-4a77-9f1e-1c2d3e4f5a01"
     assert accepted["events"][0]["email"] == "j***@acme-corp.com"
+
+
+# --- the secret unavailable (SPEC §2): 401 unsigned, 503 signed, one read per failure period -------------
+class SecretReads:
+    """Counts the GetSecretValue calls Powertools makes; while `throttled`, each is refused as throttled."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.throttled = False
+
+    def __call__(self, **_: Any) -> None:
+        self.count += 1
+        if self.throttled:  # what the client raises once botocore's own retries are used up
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetSecretValue")
+
+
+@pytest.fixture
+def secret_reads(webhook_environment: LocalStack, monkeypatch: pytest.MonkeyPatch) -> SecretReads:
+    reads = SecretReads()
+    client = boto3.client("secretsmanager")
+    client.meta.events.register("before-call.secrets-manager.GetSecretValue", reads)
+    monkeypatch.setitem(DEFAULT_PROVIDERS, "secrets", SecretsProvider(boto3_client=client))
+    return reads
+
+
+def _delete(name: str, reads: SecretReads) -> None:
+    boto3.client("secretsmanager").delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+
+
+def _never_set(name: str, reads: SecretReads) -> None:
+    """As a fresh deployment leaves it: the stack creates the secret without a value (template.yaml)."""
+    secretsmanager = boto3.client("secretsmanager")
+    secretsmanager.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    secretsmanager.create_secret(Name=name)
+
+
+def _throttle(name: str, reads: SecretReads) -> None:
+    reads.throttled = True
+
+
+def _not_json(name: str, reads: SecretReads) -> None:
+    boto3.client("secretsmanager").put_secret_value(SecretId=name, SecretString="webhook_secret=abc")
+
+
+def _not_an_object(name: str, reads: SecretReads) -> None:
+    boto3.client("secretsmanager").put_secret_value(SecretId=name, SecretString='["abc"]')
+
+
+def _repair(name: str, reads: SecretReads) -> None:
+    reads.throttled = False
+    secretsmanager = boto3.client("secretsmanager")
+    value = json.dumps({"webhook_secret": TEST_SECRET["webhook_secret"], "client_secret": TEST_SECRET["client_secret"]})
+    try:
+        secretsmanager.put_secret_value(SecretId=name, SecretString=value)
+    except secretsmanager.exceptions.ResourceNotFoundException:
+        secretsmanager.create_secret(Name=name, SecretString=value)
+
+
+SECRET_FAULTS = {
+    "deleted": _delete,
+    "never-set": _never_set,
+    "throttled": _throttle,
+    "not-json": _not_json,
+    "json-not-an-object": _not_an_object,
+}
+
+
+@pytest.mark.parametrize("fault", sorted(SECRET_FAULTS))
+def test_an_unreadable_secret_answers_401_unsigned_and_503_signed(
+    fault: str,
+    webhook_handler: ModuleType,
+    secret_reads: SecretReads,
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    handler = webhook_handler
+    name = get_settings(WebhookSettings).nylas_secret_name
+    elapsed = [0.0]  # seconds since the first failed read, on the key source's own clock
+    handler.webhook_keys = WebhookKeySource(name, clock=lambda: elapsed[0])
+    sent = SentBatches(handler)
+    SECRET_FAULTS[fault](name, secret_reads)
+
+    def status(file: str) -> int:
+        code: int = handler.lambda_handler(load_event(file), lambda_context)["statusCode"]
+        return code
+
+    assert status("webhook-missing-signature.json") == 401
+    assert secret_reads.count == 0  # refused before the secret is read
+    response = handler.lambda_handler(load_event("webhook-v3-grant-expired.json"), lambda_context)
+    assert response["statusCode"] == 503  # Nylas retries; never a 500 or 502
+    assert "retry later" in json.loads(response["body"])["message"]
+    assert secret_reads.count == 1
+
+    elapsed[0] = FAILURE_MAX_AGE_SECONDS - 0.1  # within the failure's max age: answered without a read
+    assert status("webhook-v3-grant-expired.json") == 503
+    assert status("webhook-v2-account-invalid.json") == 503
+    assert status("webhook-missing-signature.json") == 401
+    assert status("webhook-challenge.json") == 200  # the challenge needs no secret
+    assert secret_reads.count == 1
+    assert sent.calls == []
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert sum(blob.get("WebhookSecretUnavailable", [0])[0] for blob in metrics) == 3
+
+    _repair(name, secret_reads)  # the operator fixes it: picked up on the first request after the max age
+    elapsed[0] = FAILURE_MAX_AGE_SECONDS
+    assert status("webhook-v3-grant-expired.json") == 200
+    assert secret_reads.count == 2
+    assert len(sent.calls) == 1
+
+
+def test_the_webhook_reads_only_its_own_secret(
+    aws: LocalStack, webhook_handler: ModuleType, secret_reads: SecretReads, lambda_context: FakeLambdaContext
+) -> None:
+    """The API credentials' secret can be gone entirely: the webhook never needs it (SPEC §7)."""
+    boto3.client("secretsmanager").delete_secret(SecretId=aws.physical["NylasSecret"], ForceDeleteWithoutRecovery=True)
+    _repair(aws.physical["NylasWebhookSecret"], secret_reads)  # only webhook_secret and client_secret in it
+    for name in ("webhook-v3-grant-expired.json", "webhook-v2-account-invalid.json"):
+        assert webhook_handler.lambda_handler(load_event(name), lambda_context)["statusCode"] == 200
+
+
+# --- stale or implausible events (SPEC §2): acknowledged, not enqueued, counted ----------------------------
+def max_age_seconds(stack: LocalStack) -> int:
+    return int(stack.parameters["WebhookMaxAgeHours"]) * 3600
+
+
+STALE_FILES = ["webhook-v3-grant-expired.json", "webhook-v3-grant-expired-gzip.json", "webhook-v2-account-invalid.json"]
+
+
+@pytest.mark.parametrize("file", STALE_FILES)
+@pytest.mark.parametrize(
+    ("case", "seconds_after_the_event"),
+    [("replayed-after-the-max-age", "max_age+1"), ("dated-over-15-minutes-ahead", "-901")],
+)
+def test_a_stale_signed_webhook_changes_nothing(
+    file: str,
+    case: str,
+    seconds_after_the_event: str,
+    aws: LocalStack,
+    webhook_handler: ModuleType,
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    offset = max_age_seconds(aws) + 1 if seconds_after_the_event == "max_age+1" else int(seconds_after_the_event)
+    webhook_handler.clock = lambda: NOW + offset
+    sent = SentBatches(webhook_handler)
+
+    response = webhook_handler.lambda_handler(load_event(file), lambda_context)
+
+    assert response["statusCode"] == 200  # acknowledged: Nylas stops retrying it
+    assert json.loads(response["body"]) == {"accepted": 0, "ignored": 0, "stale": 1}
+    assert sent.calls == []
+    assert drain(aws) == []
+    assert delayed_count(aws) == 0
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert sum(blob.get("StaleWebhooks", [0])[0] for blob in metrics) == 1
+
+
+@pytest.mark.parametrize(
+    ("case", "seconds_after_the_event"),
+    [("exactly-the-max-age", "max_age"), ("exactly-15-minutes-ahead", "-900"), ("at-once", "0")],
+)
+def test_events_at_the_limits_are_accepted(
+    case: str,
+    seconds_after_the_event: str,
+    aws: LocalStack,
+    webhook_handler: ModuleType,
+    lambda_context: FakeLambdaContext,
+) -> None:
+    offset = max_age_seconds(aws) if seconds_after_the_event == "max_age" else int(seconds_after_the_event)
+    webhook_handler.clock = lambda: NOW + offset
+    sent = SentBatches(webhook_handler)
+    response = webhook_handler.lambda_handler(load_event("webhook-v3-grant-expired.json"), lambda_context)
+    assert json.loads(response["body"]) == {"accepted": 1, "ignored": 0}
+    assert len(sent.entries) == 2  # record + diagnose
+
+
+def test_a_multi_delta_post_enqueues_only_its_fresh_deltas(
+    aws: LocalStack, webhook_handler: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    old = REPLAY_AT - max_age_seconds(aws) - 60
+    body = json_body(
+        {
+            "deltas": [
+                v2_delta("account.invalid", account_id="replayedaccount", occurred=old),
+                v2_delta("account.stopped", account_id="freshaccount", occurred=REPLAY_AT - 60),
+            ]
+        }
+    )
+    sent = SentBatches(webhook_handler)
+
+    response = webhook_handler.lambda_handler(signed_webhook_event(body, TEST_SECRET["client_secret"]), lambda_context)
+
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"accepted": 1, "ignored": 0, "stale": 1}
+    assert len(sent.calls) == 1
+    assert [(json.loads(e["MessageBody"])["account_id"], e["DelaySeconds"] > 0) for e in sent.entries] == [
+        ("freshaccount", False),
+        ("freshaccount", True),
+    ]

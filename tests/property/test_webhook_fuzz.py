@@ -23,8 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from account_doctor.webhook import MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES
+from local_stack.payloads import TEST_SECRET, FakeLambdaContext
 from local_stack.template import LocalStack
-from tests.conftest import TEST_SECRET, FakeLambdaContext, load_handler
+from tests.integration.test_webhook_handler import SentBatches, cold_webhook
 
 KEYS = (TEST_SECRET["webhook_secret"], TEST_SECRET["client_secret"])
 TRIGGERS = ["grant.expired", "grant.deleted", "grant.created", "grant.updated", "message.created"]
@@ -179,12 +180,9 @@ def run(
 
 
 @pytest.fixture
-def webhook(aws: LocalStack) -> Iterator[tuple[Any, list[Any]]]:
-    handler = load_handler("webhook")
-    sent: list[Any] = []
-    handler.sqs.meta.events.register(
-        "provide-client-params.sqs.SendMessageBatch", lambda params, **_: sent.append(params["Entries"])
-    )
+def webhook(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[Any]]]:
+    handler = cold_webhook(aws, monkeypatch)
+    sent = SentBatches(handler).calls  # every SQS send API: SendMessageBatch and SendMessage
     # Quiet logs: thousands of refusals would flood the captured output. The level belongs to the
     # service's shared logger, so it is restored: later tests (and the log-hygiene check) need its records.
     level = handler.logger.log_level

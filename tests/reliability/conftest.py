@@ -8,8 +8,8 @@ import boto3
 import pytest
 import responses
 
+from local_stack.payloads import FakeLambdaContext
 from local_stack.template import LocalStack
-from tests.conftest import FakeLambdaContext
 from tests.reliability.pipeline import AwsFaults, Pipeline
 
 

@@ -22,8 +22,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from account_doctor.history import History
 from account_doctor.models import AccountEvent, Verdict
 from account_doctor.settings import get_settings
+from local_stack.payloads import FakeLambdaContext, load_handler
 from local_stack.sample_sqs_events import sqs_batch, sqs_record
-from tests.conftest import FakeLambdaContext, load_handler
 from tests.integration.diagnosis_stack import failed_ids
 from tests.integration.test_notifications import ses_outbox
 

@@ -16,11 +16,12 @@ import pytest
 from aws_lambda_powertools.utilities.parameters import base as parameters_base
 
 from account_doctor.credentials import SECRET_MAX_AGE_SECONDS
-from account_doctor.settings import get_settings
+from account_doctor.settings import WebhookSettings, get_settings
 from account_doctor.webhook import sign
+from local_stack.payloads import TEST_SECRET, FakeLambdaContext
 from local_stack.template import LocalStack
-from tests.conftest import TEST_SECRET, FakeLambdaContext, load_event, load_handler
-from tests.integration.test_webhook_handler import SentBatches
+from tests.conftest import load_event
+from tests.integration.test_webhook_handler import SentBatches, cold_webhook
 
 NEW_SECRET = "rotated-webhook-secret"
 
@@ -57,15 +58,16 @@ def post(handler: ModuleType, secret: str, context: FakeLambdaContext) -> int:
 
 
 def test_a_rotated_webhook_secret_takes_over_when_the_cache_expires(
-    aws: LocalStack, clock: type[MovableClock], lambda_context: FakeLambdaContext
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch, clock: type[MovableClock], lambda_context: FakeLambdaContext
 ) -> None:
-    handler = load_handler("webhook")
+    handler = cold_webhook(aws, monkeypatch)  # at the sample event's own time
     sent = SentBatches(handler)
     old = TEST_SECRET["webhook_secret"]
 
     assert post(handler, old, lambda_context) == 200  # a warm function, its secret cached
-    rotated = json.dumps({**TEST_SECRET, "webhook_secret": NEW_SECRET})
-    boto3.client("secretsmanager").put_secret_value(SecretId=get_settings().nylas_secret_name, SecretString=rotated)
+    rotated = json.dumps({"webhook_secret": NEW_SECRET, "client_secret": TEST_SECRET["client_secret"]})
+    secret = get_settings(WebhookSettings).nylas_secret_name  # the webhook's own secret (NylasWebhookSecret)
+    boto3.client("secretsmanager").put_secret_value(SecretId=secret, SecretString=rotated)
 
     # Within the max age the cached (previous) secret still decides.
     clock.offset = timedelta(seconds=SECRET_MAX_AGE_SECONDS - 1)

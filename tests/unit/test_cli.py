@@ -1,38 +1,571 @@
-"""The operator CLI's errors say what to do: no stack, unknown config environment, no local stack file."""
+"""The operator CLI as an operator sees it: answers (tables, masked addresses, --json as the read API returns
+it, paging), and every mistake as one line on stderr with exit status 2, never a traceback."""
 
 from __future__ import annotations
 
 import io
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+import responses
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from account_doctor import cli
+from account_doctor.accounts_api import InvalidRequest
+from account_doctor.models import AccountEvent
+from account_doctor.settings import Settings
+from account_doctor.stores.dynamo import Table
+from account_doctor.stores.events import EventHistory
+from account_doctor_cli import main as cli
+from account_doctor_cli import stack
+from account_doctor_cli.commands import ReadApi
+from local_stack.template import LocalStack
+from tests.integration import nylas_api
+
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}$")
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = cli.main(argv, out=io.StringIO())
-    return code, capsys.readouterr().err
+# ---------------------------------------------------------------------------------------------
+# An in-memory read API with the AccountsApi's interface: lists page by `limit` and an index cursor.
 
 
-def test_missing_stack_names_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+def _page(items: list[dict[str, Any]], limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    if cursor is not None and not cursor.isdigit():
+        raise InvalidRequest("next is not a cursor this API returned; pass the `next` value of the previous page")
+    start = int(cursor or 0)
+    end = start + limit
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+@dataclass
+class FakeReadApi:
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    domains: dict[str, dict[str, Any]] = field(default_factory=dict)
+    broken: list[dict[str, Any]] = field(default_factory=list)
+    incidents_by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    def account(self, account_id: str, *, limit: int, cursor: str | None) -> dict[str, Any] | None:
+        if not ACCOUNT_ID.match(account_id):
+            raise InvalidRequest("account_id must be a Nylas grant or account id (letters, digits, - _ . : @ + =)")
+        found = self.accounts.get(account_id)
+        if found is None:
+            return None
+        verdicts, following = _page(found["verdicts"], limit, cursor)
+        return {**found, "verdicts": verdicts, "next": following}
+
+    def domain(self, domain: str, *, limit: int, cursor: str | None) -> dict[str, Any] | None:
+        if "." not in domain or " " in domain:
+            raise InvalidRequest("domain must be an email domain such as example.com")
+        found = self.domains.get(domain)
+        if found is None:
+            return None
+        verdicts, following = _page(found["verdicts"], limit, cursor)
+        return {**found, "verdicts": verdicts, "next": following}
+
+    def broken_accounts(self, *, limit: int, cursor: str | None) -> dict[str, Any]:
+        accounts, following = _page(self.broken, limit, cursor)
+        return {"accounts": accounts, "next": following}
+
+    def incidents(self, *, status: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        chosen = [
+            {k: v for k, v in i.items() if k != "members"}
+            for i in self.incidents_by_id.values()
+            if status == "all" or i["status"] == status
+        ]
+        incidents, following = _page(chosen, limit, cursor)
+        return {"incidents": incidents, "next": following}
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        return self.incidents_by_id.get(incident_id)
+
+    def release_incident(self, incident_id: str) -> dict[str, Any] | None:
+        self.calls.append(("release", incident_id))
+        found = self.incidents_by_id.get(incident_id)
+        return None if found is None else {**found, "held_emails": 0}
+
+    def resolve_incident(self, incident_id: str) -> dict[str, Any] | None:
+        self.calls.append(("resolve", incident_id))
+        found = self.incidents_by_id.get(incident_id)
+        return None if found is None else {**found, "status": "resolved"}
+
+
+def _verdict(n: int, cause: str = "password_changed") -> dict[str, Any]:
+    return {
+        "event_id": f"evt-{n}",
+        "account_id": "grant-yahoo",
+        "trigger": "grant.expired",
+        "occurred_at": f"2026-11-{20 - n:02d}T10:00:00Z",
+        "cause": cause,
+        "confidence": "high",
+        "summary": "The password changed.",
+        "actions": ["Reconnect the mailbox."],
+        "recurring": n == 0,
+        "notifications": [
+            {"kind": "reconnect", "to": "ivy.long@yahoo.com", "status": "sent", "sent_at": "2026-11-20T10:03:00Z"}
+        ],
+    }
+
+
+INCIDENT = {
+    "incident_id": "inc-acme-1",
+    "kind": "domain",
+    "key": "acme.example",
+    "cause": "admin_disconnected",
+    "status": "open",
+    "accounts": 3,
+    "domains": 1,
+    "opened_at": "2026-11-20T10:00:00Z",
+    "last_failure_at": "2026-11-20T10:09:00Z",
+    "held_emails": 2,
+    "members": [
+        {"account_id": "grant-acme-1", "email": "ann.smith@acme.example", "latest_cause": "admin_disconnected",
+         "recovered": False},
+        {"account_id": "grant-acme-2", "email": "bob.jones@acme.example", "latest_cause": "admin_disconnected",
+         "recovered": True},
+    ],
+}  # fmt: skip
+
+
+def _fake() -> FakeReadApi:
+    return FakeReadApi(
+        accounts={
+            "grant-yahoo": {
+                "account_id": "grant-yahoo",
+                "status": "broken",
+                "latest_verdict": _verdict(0),
+                "verdicts": [_verdict(n) for n in range(5)],
+            }
+        },
+        domains={
+            "acme.example": {
+                "domain": "acme.example",
+                "free_mail": False,
+                "cluster_threshold": 3,
+                "burst": {"minutes": 15, "failing_accounts": 3, "account_ids": ["grant-acme-1"]},
+                "window": {"days": 7, "failing_accounts": 3, "account_ids": ["grant-acme-1"]},
+                "verdicts": [{**_verdict(n, "admin_disconnected"), "account_id": f"grant-acme-{n}"} for n in range(3)],
+            }
+        },
+        broken=[
+            {
+                "account_id": f"grant-{n}",
+                "email": f"user{n}.name@example.org",
+                "provider": "google",
+                "since": f"2026-11-2{n}T08:00:00Z",
+                "latest_verdict": _verdict(n, "oauth_revoked"),
+            }
+            for n in range(3)
+        ],
+        incidents_by_id={"inc-acme-1": INCIDENT},
+    )
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def environment(aws: LocalStack) -> LocalStack:
+    """The stack's resources in moto, with the functions' environment set: the CLI's target is found from it."""
+    return aws
+
+
+@pytest.fixture
+def cli_run(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    def run(*argv: str, api: ReadApi | None = None) -> Run:
+        out = io.StringIO()
+        code = cli.main(list(argv), out=out, read_api=None if api is None else (lambda _settings: api))
+        captured = capsys.readouterr()
+        return Run(code, out.getvalue() + captured.out, captured.err)
+
+    return run
+
+
+def assert_operator_mistake(run: Run, *expected: str) -> None:
+    """Exit status 2, one line on stderr that starts with the program's name, nothing on stdout."""
+    assert run.code == 2, run
+    assert "Traceback" not in run.err
+    assert run.err.startswith("account-doctor: "), run.err
+    assert run.err.endswith("\n"), run.err
+    assert run.err.count("\n") == 1, run.err
+    assert run.out == ""
+    for text in expected:
+        assert text in run.err
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the stack: each mistake is one line and exit 2
+
+
+def test_missing_stack_names_the_fix(cli_run: Callable[..., Run]) -> None:
     with mock_aws():
-        code, err = run(["--stack-name", "nope", "--region", "eu-west-1", "verdicts", "grant-1"], capsys)
-    assert code == 2
-    assert "Stack nope" in err
-    assert "eu-west-1" in err
-    assert "sam deploy" in err
+        run = cli_run("--stack-name", "nope", "--region", "eu-west-1", "verdicts", "grant-1")
+    assert_operator_mistake(run, "stack nope", "eu-west-1", "sam deploy")
 
 
-def test_unknown_config_env(capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run(["--config-env", "staging", "redrive"], capsys)
-    assert code == 2
-    assert "no [staging] environment" in err
-    assert "default, prod" in err
+def test_unknown_config_env(cli_run: Callable[..., Run]) -> None:
+    assert_operator_mistake(cli_run("--config-env", "staging", "redrive"), "no [staging] environment", "default, prod")
 
 
-def test_env_file_must_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run(["--env-file", str(tmp_path / "missing.env"), "verdicts", "grant-1"], capsys)
-    assert code == 2
-    assert "make serve" in err
+def test_samconfig_without_a_stack_name(cli_run: Callable[..., Run], tmp_path: Path) -> None:
+    samconfig = tmp_path / "samconfig.toml"
+    samconfig.write_text('version = 0.1\n[default.global.parameters]\nregion = "eu-west-1"\n', encoding="utf-8")
+    assert_operator_mistake(cli_run("--samconfig", str(samconfig), "broken"), "--stack-name", "make serve")
+
+
+def test_env_file_must_exist(cli_run: Callable[..., Run], tmp_path: Path) -> None:
+    assert_operator_mistake(
+        cli_run("--env-file", str(tmp_path / "missing.env"), "verdicts", "grant-1"), "missing.env", "make serve"
+    )
+
+
+def test_env_file_must_hold_the_functions_environment(cli_run: Callable[..., Run], tmp_path: Path) -> None:
+    env_file = tmp_path / "other.env"
+    env_file.write_text("# not ours\nFOO=bar\n", encoding="utf-8")
+    assert_operator_mistake(cli_run("--env-file", str(env_file), "broken"), "VERDICTS_TABLE", "out/local-stack.env")
+
+
+def test_incomplete_environment_names_the_missing_variables(
+    cli_run: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VERDICTS_TABLE", "verdicts")
+    monkeypatch.setenv("DIAGNOSIS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/q")
+    assert_operator_mistake(cli_run("broken"), "EVENTS_TABLE is not set")
+
+
+@pytest.fixture
+def no_aws_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No credentials or region from anywhere: environment, ~/.aws, or the instance metadata service."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.usefixtures("no_aws_configuration")
+def test_no_aws_credentials(cli_run: Callable[..., Run]) -> None:
+    assert_operator_mistake(
+        cli_run("--stack-name", "account-doctor", "--region", "eu-west-1", "verdicts", "grant-1"),
+        "no usable AWS credentials",
+        "--profile",
+    )
+
+
+@pytest.mark.usefixtures("no_aws_configuration")
+def test_no_aws_region(cli_run: Callable[..., Run], tmp_path: Path) -> None:
+    run = cli_run("--samconfig", str(tmp_path / "none.toml"), "--stack-name", "account-doctor", "broken")
+    assert_operator_mistake(run, "no AWS region", "--region")
+
+
+@pytest.mark.usefixtures("no_aws_configuration")
+def test_unknown_aws_profile(cli_run: Callable[..., Run]) -> None:
+    run = cli_run("--stack-name", "account-doctor", "--profile", "nope", "--region", "eu-west-1", "broken")
+    assert_operator_mistake(run, "nope", "--profile")
+
+
+def test_access_denied_on_describe(cli_run: Callable[..., Run], monkeypatch: pytest.MonkeyPatch) -> None:
+    class DeniedSession:
+        region_name = "eu-west-1"
+
+        def __init__(self, **_: Any) -> None:
+            pass
+
+        def client(self, _service: str) -> Any:
+            return self
+
+        def describe_stacks(self, **_: Any) -> Any:
+            error = {"Code": "AccessDenied", "Message": "User: arn:aws:iam::1:user/x is not authorized\nto describe"}
+            raise ClientError({"Error": error}, "DescribeStacks")
+
+    monkeypatch.setattr(stack.boto3, "Session", DeniedSession)
+    run = cli_run("--stack-name", "account-doctor", "broken")
+    assert_operator_mistake(run, "AccessDenied", "not authorized to describe")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading through the read API: answers, --json, paging, and the mistakes
+
+
+@pytest.mark.usefixtures("environment")
+def test_verdicts_prints_the_account_with_masked_addresses(cli_run: Callable[..., Run]) -> None:
+    run = cli_run("verdicts", "grant-yahoo", "--limit", "2", api=_fake())
+    assert run.code == 0, run.err
+    assert run.out.startswith("Account grant-yahoo: broken (2 verdicts)\n")
+    assert "password_changed (high, recurring)" in run.out
+    assert "✉ reconnect to i***@yahoo.com (sent, 2026-11-20T10:03:00Z)" in run.out
+    assert "ivy.long" not in run.out
+    assert "More: --all for every page, or --cursor 2 for the next." in run.out
+
+
+@pytest.mark.usefixtures("environment")
+def test_verdicts_all_follows_every_page(cli_run: Callable[..., Run]) -> None:
+    run = cli_run("verdicts", "grant-yahoo", "--limit", "2", "--all", "--json", api=_fake())
+    answer = json.loads(run.out)
+    assert [v["event_id"] for v in answer["verdicts"]] == [f"evt-{n}" for n in range(5)]
+    assert answer["next"] is None
+
+
+@pytest.mark.usefixtures("environment")
+def test_verdicts_cursor_starts_at_that_page(cli_run: Callable[..., Run]) -> None:
+    run = cli_run("verdicts", "grant-yahoo", "--limit", "2", "--cursor", "4", "--json", api=_fake())
+    assert [v["event_id"] for v in json.loads(run.out)["verdicts"]] == ["evt-4"]
+
+
+@pytest.mark.usefixtures("environment")
+def test_domain_prints_the_windows_and_a_verdict_table(cli_run: Callable[..., Run]) -> None:
+    run = cli_run("domain", "acme.example", api=_fake())
+    assert run.code == 0, run.err
+    assert "failing accounts in the last 15 min: 3 (threshold 3)" in run.out
+    assert re.search(r"^OCCURRED\s+ACCOUNT\s+CAUSE\s+INCIDENT$", run.out, re.MULTILINE)
+    assert re.search(r"^2026-11-18T10:00:00Z\s+grant-acme-2\s+admin_disconnected\s+-$", run.out, re.MULTILINE)
+
+
+@pytest.mark.usefixtures("environment")
+def test_broken_is_a_table_with_masked_addresses(cli_run: Callable[..., Run]) -> None:
+    run = cli_run("broken", api=_fake())
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    assert re.fullmatch(r"ACCOUNT\s+EMAIL\s+PROVIDER\s+SINCE\s+CAUSE", lines[0])
+    assert re.fullmatch(r"grant-0\s+u\*\*\*@example\.org\s+google\s+2026-11-20T08:00:00Z\s+oauth_revoked", lines[1])
+    assert "user0.name" not in run.out
+    assert len(lines) == 4
+
+
+@pytest.mark.usefixtures("environment")
+def test_broken_pages(cli_run: Callable[..., Run]) -> None:
+    first = json.loads(cli_run("broken", "--limit", "2", "--json", api=_fake()).out)
+    assert [a["account_id"] for a in first["accounts"]] == ["grant-0", "grant-1"]
+    assert first["next"] == "2"
+    every = json.loads(cli_run("broken", "--limit", "1", "--all", "--json", api=_fake()).out)
+    assert [a["account_id"] for a in every["accounts"]] == ["grant-0", "grant-1", "grant-2"]
+    assert every["next"] is None
+
+
+@pytest.mark.usefixtures("environment")
+def test_no_broken_accounts_says_so(cli_run: Callable[..., Run]) -> None:
+    run = cli_run("broken", api=FakeReadApi())
+    assert run.code == 0
+    assert run.out.startswith("No broken accounts in the environment")
+
+
+@pytest.mark.usefixtures("environment")
+def test_incidents_table_by_status(cli_run: Callable[..., Run]) -> None:
+    run = cli_run("incidents", api=_fake())
+    assert run.code == 0, run.err
+    header, row = run.out.splitlines()
+    assert header.split() == ["INCIDENT", "KIND", "KEY", "CAUSE", "STATUS", "ACCOUNTS", "DOMAINS", "OPENED", "LAST",
+                              "FAILURE", "HELD"]  # fmt: skip
+    assert row.split() == ["inc-acme-1", "domain", "acme.example", "admin_disconnected", "open", "3", "1",
+                           "2026-11-20T10:00:00Z", "2026-11-20T10:09:00Z", "2"]  # fmt: skip
+    assert cli_run("incidents", "--status", "resolved", api=_fake()).out.startswith("No resolved incidents")
+
+
+@pytest.mark.usefixtures("environment")
+def test_incident_shows_its_members_masked_and_how_to_release(cli_run: Callable[..., Run]) -> None:
+    run = cli_run("incident", "inc-acme-1", api=_fake())
+    assert run.code == 0, run.err
+    assert "Incident inc-acme-1: domain acme.example, cause admin_disconnected, open" in run.out
+    assert "2 customer emails held" in run.out
+    assert "account-doctor incident release inc-acme-1" in run.out
+    assert re.search(r"^grant-acme-1\s+a\*\*\*@acme\.example\s+admin_disconnected\s+no$", run.out, re.MULTILINE)
+    assert re.search(r"^grant-acme-2\s+b\*\*\*@acme\.example\s+admin_disconnected\s+yes$", run.out, re.MULTILINE)
+    assert "ann.smith" not in run.out
+
+
+@pytest.mark.usefixtures("environment")
+@pytest.mark.parametrize(
+    ("action", "said"), [("release", "Released the held customer emails"), ("resolve", "Resolved")]
+)
+def test_incident_release_and_resolve_call_the_api(cli_run: Callable[..., Run], action: str, said: str) -> None:
+    api = _fake()
+    run = cli_run("incident", action, "inc-acme-1", api=api)
+    assert run.code == 0, run.err
+    assert api.calls == [(action, "inc-acme-1")]
+    assert run.out.startswith(f"{said} ")
+
+
+@pytest.mark.usefixtures("environment")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["verdicts", "grant-yahoo"],
+        ["domain", "acme.example"],
+        ["broken"],
+        ["incidents", "--status", "all"],
+        ["incident", "inc-acme-1"],
+        ["incident", "release", "inc-acme-1"],
+        ["incident", "resolve", "inc-acme-1"],
+    ],
+    ids=lambda argv: "-".join(argv[:2]),
+)
+def test_json_is_the_read_api_answer(cli_run: Callable[..., Run], argv: list[str]) -> None:
+    """--json prints exactly what the read API answers (here a fake of it), unmasked, and nothing else."""
+    expected_api, api = _fake(), _fake()
+    expected: dict[str, Any] | None = {
+        "verdicts": lambda: expected_api.account("grant-yahoo", limit=50, cursor=None),
+        "domain": lambda: expected_api.domain("acme.example", limit=50, cursor=None),
+        "broken": lambda: expected_api.broken_accounts(limit=50, cursor=None),
+        "incidents": lambda: expected_api.incidents(status="all", limit=50, cursor=None),
+        "incident": lambda: {
+            "release": expected_api.release_incident,
+            "resolve": expected_api.resolve_incident,
+        }.get(argv[1], expected_api.incident)(argv[-1]),
+    }[argv[0]]()
+    run = cli_run(*argv, "--json", api=api)
+    assert run.code == 0, run.err
+    assert json.loads(run.out) == expected
+    assert run.err == ""
+
+
+@pytest.mark.usefixtures("environment")
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["verdicts", "grant never/seen"], "account_id must be a Nylas grant or account id"),
+        (["verdicts", "grant-never-seen"], "No events or verdicts for account grant-never-seen"),
+        (["domain", "not a domain"], "domain must be an email domain"),
+        (["domain", "never.example"], "No failures or verdicts for domain never.example"),
+        (["incident", "inc-nope"], "unknown incident inc-nope"),
+        (["incident", "release", "inc-nope"], "unknown incident inc-nope"),
+        (["incident", "resolve", "inc-nope", "--json"], "unknown incident inc-nope"),
+        (["incident", "close", "inc-acme-1"], "incident [release|resolve] INCIDENT_ID"),
+        (["broken", "--cursor", "not-ours"], "next is not a cursor this API returned"),
+    ],
+    ids=lambda value: value[0] if isinstance(value, list) and len(value) == 2 else None,
+)
+def test_read_mistakes_are_one_line(cli_run: Callable[..., Run], argv: list[str], expected: str) -> None:
+    assert_operator_mistake(cli_run(*argv, api=_fake()), expected)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["broken", "--limit", "0"],
+        ["broken", "--limit", "101"],
+        ["incidents", "--status", "closed"],
+        ["redrive", "--max", "x"],
+    ],
+)
+def test_usage_mistakes_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv, out=io.StringIO())
+    assert exit_.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# diagnose: the account's latest recorded failure, against moto and Nylas at its real URLs
+
+
+@pytest.fixture
+def nylas() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def _history(environment: LocalStack) -> EventHistory:
+    return EventHistory(Table(Settings.from_env(environment.function_environment()).events_table))
+
+
+def _event(account_id: str, trigger: str, at: str, *, api_version: str, **extra: Any) -> AccountEvent:
+    return AccountEvent.from_dict(
+        {"event_id": f"{account_id}-{at}", "api_version": api_version, "trigger": trigger, "account_id": account_id,
+         "occurred_at": at, **extra}
+    )  # fmt: skip
+
+
+def test_diagnose_uses_the_stored_version_and_failure_time(
+    cli_run: Callable[..., Run], environment: LocalStack, nylas: responses.RequestsMock
+) -> None:
+    history = _history(environment)
+    history.put_event(_event("acct-imap", "account.running", "2026-11-01T09:00:00Z", api_version="v2"))
+    history.put_event(
+        _event("acct-imap", "account.stopped", "2026-11-10T09:00:00Z", api_version="v2", provider="imap",
+               email="sam.stone@example.org")
+    )  # fmt: skip
+    nylas_api.v2_account(nylas, "acct-imap", sync_state="stopped", provider="imap", email="sam.stone@example.org")
+
+    run = cli_run("diagnose", "acct-imap")
+    assert run.code == 0, run.err
+    assert run.out.startswith(
+        "Diagnosing v2 account acct-imap: its latest failure, account.stopped at 2026-11-10T09:00:00Z"
+    )
+    assert "Verdict: imap_sync_errors" in run.out
+    assert run.out.endswith("Dry run: nothing was recorded and no email was sent.\n")
+
+    answer = json.loads(cli_run("diagnose", "acct-imap", "--json").out)
+    assert answer["from_history"] is True
+    assert answer["evidence"]["event"]["api_version"] == "v2"
+    assert answer["evidence"]["event"]["occurred_at"] == "2026-11-10T09:00:00Z"
+    assert answer["evidence"]["event"]["event_id"] == "acct-imap-2026-11-10T09:00:00Z"
+    assert answer["evidence"]["failures_last_30_days"] == 1
+    assert answer["diagnosis"]["cause"] == "imap_sync_errors"
+
+
+@pytest.mark.usefixtures("environment")
+def test_diagnose_without_history_diagnoses_as_of_now(
+    cli_run: Callable[..., Run], nylas: responses.RequestsMock
+) -> None:
+    nylas_api.grant(nylas, "grant-fresh", provider="microsoft", email="kim.lee@example.org")
+    run = cli_run("diagnose", "grant-fresh")
+    assert run.code == 0, run.err
+    assert run.out.startswith("Diagnosing v3 account grant-fresh as if it reported grant.expired now")
+    assert "Verdict: " in run.out
+
+
+@pytest.mark.usefixtures("environment")
+def test_diagnose_unknown_account_is_a_mistake(cli_run: Callable[..., Run], nylas: responses.RequestsMock) -> None:
+    nylas_api.grant_gone(nylas, "grant-typo")
+    assert_operator_mistake(cli_run("diagnose", "grant-typo"), "unknown account grant-typo", "--v2")
+
+
+@pytest.mark.usefixtures("environment")
+def test_diagnose_malformed_account_id(cli_run: Callable[..., Run]) -> None:
+    assert_operator_mistake(cli_run("diagnose", "../grants"), "not a Nylas grant or account id")
+
+
+def test_diagnose_version_conflict_is_a_mistake(cli_run: Callable[..., Run], environment: LocalStack) -> None:
+    _history(environment).put_event(_event("grant-g", "grant.expired", "2026-11-10T09:00:00Z", api_version="v3"))
+    assert_operator_mistake(cli_run("diagnose", "grant-g", "--v2"), "its history says v3", "--v2 says v2")
+
+
+@pytest.mark.usefixtures("environment")
+def test_diagnose_rejected_nylas_credentials(cli_run: Callable[..., Run], nylas: responses.RequestsMock) -> None:
+    nylas.get(f"{nylas_api.V3}/v3/grants/grant-1", status=401, json={"error": {"type": "unauthorized"}})
+    assert_operator_mistake(cli_run("diagnose", "grant-1"), "Nylas answered 401", "api_key")
+
+
+# ---------------------------------------------------------------------------------------------
+# redrive
+
+
+def test_redrive_json_counts_the_moved_messages(cli_run: Callable[..., Run], environment: LocalStack,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import boto3
+
+    sqs = boto3.client("sqs")
+    dlq_url = sqs.create_queue(QueueName="cli-test-dlq")["QueueUrl"]
+    for n in range(3):
+        sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps({"n": n}))
+    monkeypatch.setenv(stack.DLQ_ENV, dlq_url)
+    run = cli_run("redrive", "--json")
+    assert run.code == 0, run.err
+    answer = json.loads(run.out)
+    assert answer["moved"] == 3
+    assert answer["from"] == dlq_url
+
+
+@pytest.mark.usefixtures("environment")
+def test_redrive_without_a_dlq_url(cli_run: Callable[..., Run], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(stack.DLQ_ENV, raising=False)
+    assert_operator_mistake(cli_run("redrive"), stack.DLQ_ENV)

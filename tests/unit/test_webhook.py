@@ -10,19 +10,23 @@ from typing import Any
 
 import pytest
 
-from account_doctor.models import AccountEvent
+from account_doctor.models import AccountEvent, from_epoch
 from account_doctor.queue import queue_entries
 from account_doctor.webhook import (
     MAX_BODY_BYTES,
+    MAX_FUTURE_SECONDS,
     BadRequest,
     NotConfigured,
     PayloadTooLarge,
     Unauthorized,
+    Webhook,
     WebhookError,
     challenge,
     decompress,
     read_webhook,
+    screen,
     sign,
+    signed_request,
 )
 
 V3_KEY = "whsec-v3"
@@ -328,3 +332,64 @@ def test_queue_entries_follow_the_stage_contract() -> None:
         ("1-record", recovery.to_json(), 0, "record"),
         ("2-record", removal.to_json(), 0, "record"),
     ]
+
+
+# --- before any key is needed ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "event",
+    [
+        post(v3(), signature=None),
+        post(v3(), signature=""),
+        post(v3(), signature=None, headers={"Content-Encoding": "br"}),
+    ],
+    ids=["no-header", "empty-header", "no-header-odd-encoding"],
+)
+def test_an_unsigned_request_is_refused_without_a_key(event: dict[str, Any]) -> None:
+    """signed_request takes no key: the handler calls it before reading the secret (SPEC §2)."""
+    with pytest.raises(Unauthorized, match="missing X-Nylas-Signature"):
+        signed_request(event)
+
+
+def test_signed_request_keeps_the_exact_bytes_and_the_encoding() -> None:
+    body = gzip.compress(v3(), mtime=0)
+    request = signed_request(post(body, headers={"Content-Encoding": " GZip "}, b64=True))
+    assert (request.body, request.signature, request.compressed) == (body, sign(body, V3_KEY), True)
+
+
+# --- stale or implausible events (SPEC §2) ------------------------------------------------------------
+NOW = 1_800_000_000
+MAX_AGE_HOURS = 72
+
+
+def at(seconds: float, account: str = "acc") -> AccountEvent:
+    return AccountEvent(f"e-{account}", "v2", "account.invalid", account, from_epoch(seconds))
+
+
+# (id, event time relative to now, stale?)
+TIMES = [
+    ("now", 0, False),
+    ("an-hour-ago", -3600, False),
+    ("exactly-the-max-age", -MAX_AGE_HOURS * 3600, False),
+    ("a-second-past-the-max-age", -MAX_AGE_HOURS * 3600 - 1, True),
+    ("a-month-ago-replayed", -30 * 86400, True),
+    ("clock-skew-ahead", 60, False),
+    ("exactly-15-minutes-ahead", MAX_FUTURE_SECONDS, False),
+    ("a-second-more-than-15-minutes-ahead", MAX_FUTURE_SECONDS + 1, True),
+    ("next-year", 365 * 86400, True),
+    ("epoch-zero", -NOW, True),
+]
+
+
+@pytest.mark.parametrize(("offset", "stale"), [t[1:] for t in TIMES], ids=[t[0] for t in TIMES])
+def test_screen_sets_aside_events_too_old_or_too_far_ahead(offset: int, stale: bool) -> None:
+    event = at(NOW + offset)
+    screened = screen(Webhook("v2", (event,), ()), now=NOW, max_age_hours=MAX_AGE_HOURS)
+    assert (screened.events, screened.stale) == (((), (event,)) if stale else ((event,), ()))
+
+
+def test_screen_keeps_the_fresh_deltas_of_a_mixed_post_in_order() -> None:
+    fresh_a, old, fresh_b = at(NOW - 10, "a"), at(NOW - 100 * 3600, "old"), at(NOW, "b")
+    received = Webhook("v2", (fresh_a, old, fresh_b), ("message.created",), "e-a")
+    screened = screen(received, now=NOW, max_age_hours=MAX_AGE_HOURS)
+    assert screened == Webhook("v2", (fresh_a, fresh_b), ("message.created",), "e-a", stale=(old,))
+    assert screened.failures == 2

@@ -1,4 +1,4 @@
-"""The read API's answers (SPEC §6): an account's status and verdicts, a domain's failing accounts and verdicts."""
+"""The read API's answers (SPEC §6): accounts, domains, broken accounts and incidents, every list in pages."""
 
 from __future__ import annotations
 
@@ -8,65 +8,118 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from account_doctor.accounts import is_free_mail
-from account_doctor.history import History
-from account_doctor.models import Policy, Verdict, iso
+from account_doctor.addresses import is_free_mail
+from account_doctor.events_out import Publisher
+from account_doctor.models import Policy, Release, Verdict, iso
+from account_doctor.stores.events import EventHistory
+from account_doctor.stores.incidents import IncidentStore
+from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 
 AccountStatus = Literal["broken", "healthy", "unknown"]
 
-MAX_VERDICTS = 50
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}$")
+_INCIDENT_ID = re.compile(r"^(domain|connector|testing_mode)-[A-Za-z0-9._-]{1,300}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+INCIDENT_STATUSES = ("open", "resolved", "all")
 
 
 class InvalidRequest(ValueError):
-    """The caller's input cannot name an account or a domain; the message says what is expected."""
+    """The caller's input cannot name an account, domain or incident, or a paging parameter is wrong."""
+
+
+def page_limit(raw: str | int | None) -> int:
+    """`limit` of a list: 1 to 100, default 50."""
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except (TypeError, ValueError) as error:
+        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}") from error
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    return limit
+
+
+def incident_id_of(raw: str) -> str:
+    if not _INCIDENT_ID.match(raw):
+        raise InvalidRequest("incident_id must be an id the incidents list returned, e.g. domain-acme.com-20261122T0812-1a2b3c4d5e")
+    return raw
 
 
 @dataclass(frozen=True)
 class AccountsApi:
-    history: History
+    events: EventHistory
+    verdicts: VerdictStore
+    incidents: IncidentStore
     policy: Policy
+    publisher: Publisher | None = None
+    enqueue_release: Callable[[Release], None] | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-    def account(self, account_id: str) -> dict[str, Any] | None:
-        """The account's status and verdicts (newest first); None when the history has never seen it."""
+    # Accounts -----------------------------------------------------------------------------------
+
+    def account(self, account_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any] | None:
+        """The account's status and verdicts (newest first, in pages); None when the history never saw it."""
         if not _ACCOUNT_ID.match(account_id):
             raise InvalidRequest("account_id must be a Nylas grant or account id (letters, digits, - _ . : @ + =)")
-        verdicts = self.history.account_verdicts(account_id, limit=MAX_VERDICTS)
-        latest_event = self.history.latest_event(account_id)
-        if not verdicts and latest_event is None:
+        page = self.verdicts.account_verdicts(account_id, limit=limit, cursor=cursor)
+        verdicts = page_verdicts(page)
+        state = self.events.state(account_id)
+        if not verdicts and state is None and cursor is None:
             return None
-        latest = verdicts[0] if verdicts else None
+        latest = self.verdicts.latest(account_id) if cursor else (verdicts[0] if verdicts else None)
         return {
             "account_id": account_id,
-            "status": self._status(account_id, latest, latest_event.kind if latest_event else None),
+            "status": self._status(latest, state),
             "latest_verdict": latest.to_dict() if latest else None,
             "verdicts": [verdict.to_dict() for verdict in verdicts],
+            "next": page.next,
         }
 
-    def _status(self, account_id: str, latest: Verdict | None, latest_kind: str | None) -> AccountStatus:
+    @staticmethod
+    def _status(latest: Verdict | None, state: dict[str, Any] | None) -> AccountStatus:
+        latest_kind = (state or {}).get("latest_kind")
+        if latest_kind == "recovery":
+            return "healthy"
         if latest is None:
             # Events but no verdict yet: a failure still in its grace period is not known to be broken.
-            return "healthy" if latest_kind == "recovery" else "unknown"
+            return "unknown"
         if latest.cause == "recovered":
-            return "healthy"
-        if self.history.recovery_after(account_id, latest.occurred_at) is not None:
             return "healthy"
         return "broken"
 
-    def domain(self, domain: str) -> dict[str, Any] | None:
+    def broken_accounts(self, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+        """Every account whose latest event is a failure, newest first (SPEC §6)."""
+        page = self.events.broken_accounts(limit, cursor)
+        accounts = []
+        for item in page.items:
+            latest = self.verdicts.latest(str(item["account_id"]))
+            accounts.append(
+                {
+                    "account_id": item["account_id"],
+                    "email": item.get("email"),
+                    "provider": item.get("provider"),
+                    "since": item.get("since"),
+                    "latest_verdict": latest.to_dict() if latest else None,
+                }
+            )
+        return {"accounts": accounts, "next": page.next}
+
+    # Domains ------------------------------------------------------------------------------------
+
+    def domain(self, domain: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any] | None:
         """Distinct failing accounts of the domain in the burst and long windows up to now, and its verdicts."""
         name = domain.strip().lower().rstrip(".")
         if not _DOMAIN.match(name):
             raise InvalidRequest("domain must be an email domain such as example.com")
         now = self.clock()
-        burst = self.history.domain_failures(
-            name, iso(now - timedelta(minutes=self.policy.domain_burst_minutes)), iso(now)
-        )
-        window = self.history.domain_failures(name, iso(now - timedelta(days=self.policy.domain_window_days)), iso(now))
-        verdicts = self.history.domain_verdicts(name, limit=MAX_VERDICTS)
-        if not window.accounts and not verdicts:
+        window = self.events.domain_failures(name, iso(now - timedelta(days=self.policy.domain_window_days)), iso(now))
+        burst_start = iso(now - timedelta(minutes=self.policy.domain_burst_minutes))
+        burst = window.accounts_between(burst_start, iso(now))
+        page = self.verdicts.domain_verdicts(name, limit=limit, cursor=cursor)
+        if not window.accounts and not page.items and cursor is None:
             return None
         return {
             "domain": name,
@@ -74,13 +127,52 @@ class AccountsApi:
             "cluster_threshold": self.policy.domain_cluster_threshold,
             "burst": {
                 "minutes": self.policy.domain_burst_minutes,
-                "failing_accounts": len(burst.accounts),
-                "account_ids": sorted(burst.accounts),
+                "failing_accounts": len(burst),
+                "account_ids": sorted(burst)[:MAX_LIMIT],
             },
             "window": {
                 "days": self.policy.domain_window_days,
                 "failing_accounts": len(window.accounts),
-                "account_ids": sorted(window.accounts),
+                "account_ids": sorted(window.accounts)[:MAX_LIMIT],
             },
-            "verdicts": [verdict.to_dict() for verdict in verdicts],
+            "verdicts": page.items,
+            "next": page.next,
         }
+
+    # Incidents ----------------------------------------------------------------------------------
+
+    def incidents_list(self, status: str = "open", limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+        if status not in INCIDENT_STATUSES:
+            raise InvalidRequest("status must be open, resolved or all")
+        found, following = self.incidents.by_status(status, limit, cursor) if status != "all" else self.incidents.by_status("all", limit, cursor)
+        return {"incidents": [incident.to_dict() for incident in found], "next": following}
+
+    def incident(self, incident_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any] | None:
+        found = self.incidents.get(incident_id_of(incident_id))
+        if found is None:
+            return None
+        members, following = self.incidents.members(found.incident_id, limit, cursor)
+        return {**found.to_dict(), "members": [member.to_dict() for member in members], "next": following}
+
+    def resolve_incident(self, incident_id: str) -> dict[str, Any] | None:
+        """Marks the incident resolved (SPEC §4b): nothing is released by it."""
+        before = self.incidents.get(incident_id_of(incident_id))
+        if before is None:
+            return None
+        after = self.incidents.resolve(before.incident_id, iso(self.clock()))
+        if after is None:
+            return None
+        if before.status == "open" and after.status == "resolved" and self.publisher is not None:
+            self.publisher.publish_incident("IncidentResolved", after.to_dict())
+        return after.to_dict()
+
+    def release_incident(self, incident_id: str) -> dict[str, Any] | None:
+        """Sends the held reconnect emails to every member still broken (through the diagnosis queue)."""
+        found = self.incidents.get(incident_id_of(incident_id))
+        if found is None:
+            return None
+        first = self.incidents.mark_released(found.incident_id, iso(self.clock()))
+        if first and self.enqueue_release is not None:
+            self.enqueue_release(Release(found.incident_id))
+        released = self.incidents.get(found.incident_id)
+        return {**(released or found).to_dict(), "release": "started" if first else "already released"}

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from account_doctor import accounts
+from account_doctor import providers
 from account_doctor.models import (
     STOPPED_TRIGGERS,
     Cause,
@@ -30,6 +30,9 @@ EAS_SPARSE_INBOX_MAX = 2
 APP_REVOKED_BILLING_STATES = frozenset({"cancelled", "deleted"})
 # The "accounts stop frequently" symptom: this many failures of one account in 30 days.
 RECURRING_FAILURES = 3
+# Rule 1b: a connector outage spans organisations, and stands out from the connector's usual failure rate.
+CONNECTOR_OUTAGE_MIN_DOMAINS = 3
+CONNECTOR_OUTAGE_BASELINE_FACTOR = 5
 
 # Confidence says how directly the evidence shows the cause, not how bad the failure is:
 # - high: the cause is observed, not inferred — Nylas's live state (valid again, 404, billing
@@ -118,10 +121,23 @@ def app_revoked(e: Evidence, policy: Policy) -> Answer:
                 ),
             ),
         )
-    if not e.state.exists:
-        return yes(f"the {_record(e)} no longer exists in Nylas (404).", _app_removed_grant())
     if e.removed_by_app:
         return yes("a grant.deleted event for this grant is in its history.", _app_removed_grant())
+    if not e.state.exists:
+        return yes(
+            f"the {_record(e)} no longer exists in Nylas (404), and no grant.deleted event is in its history.",
+            Finding(
+                "app_revoked",
+                "medium",
+                "The grant no longer exists in Nylas (404): the application most likely deleted it, or NylasApiUri "
+                "points at the wrong region (US vs EU) and Nylas cannot find it there.",
+                (
+                    "Operator: check that the NylasApiUri parameter names the region of your Nylas application "
+                    "(https://api.us.nylas.com or https://api.eu.nylas.com).",
+                    *_app_removed_grant().actions,
+                ),
+            ),
+        )
     if e.event.api_version == "v2":
         return no(f"the account's billing state is {e.state.billing_state or 'not reported'}.")
     return no("the grant still exists and no grant.deleted event is in its history.")
@@ -138,6 +154,55 @@ def _app_removed_grant() -> Finding:
             "Operator: if that was not intended, ask the customer to reconnect.",
         ),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule 1b: the app's own connector
+
+
+def connector_outage(e: Evidence, policy: Policy) -> Answer:
+    if not e.connector:
+        return no("the account's provider has no known Nylas connector.")
+    name = providers.connector_name(e.connector)
+    within = f"within {_plural(policy.domain_burst_minutes, 'minute')}"
+    failing = e.connector_burst_accounts
+    if failing < policy.connector_outage_threshold:
+        return no(
+            f"{_plural(failing, 'account')} of the {name} connector failed {within} "
+            f"({policy.connector_outage_threshold} needed)."
+        )
+    if e.connector_burst_domains < CONNECTOR_OUTAGE_MIN_DOMAINS:
+        return no(
+            f"the {_plural(failing, 'failing account')} of the {name} connector come from "
+            f"{_plural(e.connector_burst_domains, 'email domain')} ({CONNECTOR_OUTAGE_MIN_DOMAINS} needed): "
+            "one organisation, not the connector."
+        )
+    usual = e.connector_usual_failures
+    if failing < CONNECTOR_OUTAGE_BASELINE_FACTOR * usual:
+        return no(
+            f"{_plural(failing, 'account')} of the {name} connector failed {within}, within "
+            f"{CONNECTOR_OUTAGE_BASELINE_FACTOR}× its usual {usual:.1f} failures in such a window."
+        )
+    return yes(
+        f"{_plural(failing, 'account')} of the {name} connector from {_plural(e.connector_burst_domains, 'domain')} "
+        f"failed {within}, {_times(failing, usual)} its usual {usual:.1f}.",
+        Finding(
+            "connector_outage",
+            "high",
+            f"The {name} connector is failing for everyone: {_plural(failing, 'account')} from "
+            f"{_plural(e.connector_burst_domains, 'email domain')} failed {within}. Reconnecting cannot work until "
+            "the connector is fixed; customer emails are held.",
+            (
+                *(f"Operator: {cause}" for cause in providers.connector_outage_causes(e.connector)),
+                "Operator: once the connector works again, run `account-doctor incident release INCIDENT_ID` to "
+                "send the held reconnect emails to the accounts still broken.",
+            ),
+        ),
+    )
+
+
+def _times(failing: int, usual: float) -> str:
+    return "with none usually" if usual == 0 else f"{failing / usual:.0f}×"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,30 +268,7 @@ def _domain_cluster(e: Evidence, policy: Policy, failing: int, within: str) -> s
 
 
 def _admin_check(e: Evidence, kind: str) -> str:
-    provider = _provider(e)
-    if provider in accounts.MICROSOFT_PROVIDERS:
-        if kind == "disconnected":
-            return (
-                "Microsoft admin: check the Entra ID sign-in logs and the app's enterprise-app consent "
-                "and user assignment; grant consent again if it was removed."
-            )
-        return (
-            "Microsoft admin: check the Entra ID sign-in logs and the Conditional Access sign-in frequency "
-            "that applies to the app; extend it or exempt the app."
-        )
-    if provider in accounts.GOOGLE_PROVIDERS:
-        if kind == "disconnected":
-            return (
-                "Google Workspace admin: in the admin console, check Security > API controls > App access control "
-                "and trust the app again if it was blocked."
-            )
-        return (
-            "Google Workspace admin: check the Google Cloud session control re-authentication policy "
-            "in the admin console; extend it or exempt the app."
-        )
-    if kind == "disconnected":
-        return "Mail administrator: check whether the app's access to the mail server was removed or blocked."
-    return "Mail administrator: check the session or password-expiry policy that applies to the app's sign-ins."
+    return providers.admin_check(e.provider, disconnected=kind == "disconnected")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +278,7 @@ def _admin_check(e: Evidence, kind: str) -> str:
 def eas_sparse_inbox(e: Evidence, policy: Policy) -> Answer:
     if e.auth_method != "password":
         return no(_not_password(e))
-    if _provider(e) not in accounts.EXCHANGE_PROVIDERS:
+    if _provider(e) not in providers.EXCHANGE_PROVIDERS:
         return no(f"the provider is {_provider_name(e)}, not Exchange.")
     count = e.state.inbox_count
     if count is None:
@@ -310,19 +352,25 @@ def _not_password(e: Evidence) -> str:
 
 
 def google_testing_mode(e: Evidence, policy: Policy) -> Answer:
-    if e.auth_method != "oauth" or _provider(e) not in accounts.GOOGLE_PROVIDERS:
+    if e.auth_method != "oauth" or _provider(e) not in providers.GOOGLE_PROVIDERS:
         return no(f"the provider is {_provider_name(e)}, not Google OAuth.")
-    age = _token_age(e)
-    if age is None:
-        return no("the time of the last successful authentication is unknown.")
-    if abs(age - GOOGLE_TESTING_TOKEN_LIFETIME) > GOOGLE_TESTING_MARGIN:
-        return no(_failed_after(e, age) + ", not 7 days (± 12 hours).")
+    if not e.consents:
+        return no("no consent time is known (grant creation, re-authentication or grant update).")
+    failed_at = parse_iso(e.event.occurred_at)
+    ages = sorted((failed_at - parse_iso(consent), consent) for consent in e.consents)
+    matching = [
+        (age, consent) for age, consent in ages if abs(age - GOOGLE_TESTING_TOKEN_LIFETIME) <= GOOGLE_TESTING_MARGIN
+    ]
+    if not matching:
+        seen = ", ".join(_span(age) if age >= timedelta(0) else "after the failure" for age, _ in ages)
+        return no(f"it failed {seen} after its consents, not 7 days (± 12 hours) after any.")
+    age, consent = matching[0]
     return yes(
-        _failed_after(e, age) + ", as tokens of a Google app in testing mode do.",
+        f"it failed {_span(age)} after a consent ({consent}), as tokens of a Google app in testing mode do.",
         Finding(
             "google_testing_mode",
             "high",
-            f"The Google token died {_span(age)} after sign-in: the app's Google OAuth consent screen is "
+            f"The Google token died {_span(age)} after consent: the app's Google OAuth consent screen is "
             "still in testing mode, whose tokens last 7 days.",
             (
                 "Operator: publish the Google OAuth app out of testing mode (Google Cloud console > OAuth consent "
@@ -334,11 +382,11 @@ def google_testing_mode(e: Evidence, policy: Policy) -> Answer:
 
 
 def microsoft_token_expired(e: Evidence, policy: Policy) -> Answer:
-    if e.auth_method != "oauth" or _provider(e) not in accounts.MICROSOFT_PROVIDERS:
+    if e.auth_method != "oauth" or _provider(e) not in providers.MICROSOFT_PROVIDERS:
         return no(f"the provider is {_provider_name(e)}, not Microsoft OAuth.")
-    age = _token_age(e)
-    if age is None:
-        return no("the time of the last successful authentication is unknown.")
+    if not e.last_refreshed_at:
+        return no("no token refresh or re-authentication time is known (the grant's creation alone says nothing).")
+    age = parse_iso(e.event.occurred_at) - parse_iso(e.last_refreshed_at)
     if age < MICROSOFT_TOKEN_LIFETIME:
         return no(_failed_after(e, age) + ", less than 90 days.")
     return yes(
@@ -391,12 +439,12 @@ def oauth_revoked(e: Evidence, policy: Policy) -> Answer:
 
 
 def _oauth_hint(e: Evidence) -> str:
-    if _provider(e) in accounts.MICROSOFT_PROVIDERS:
+    if _provider(e) in providers.MICROSOFT_PROVIDERS:
         return (
             "Customer: if it happens again, ask your Microsoft admin to check the Entra ID sign-in logs "
             "and Conditional Access policies for the app."
         )
-    if _provider(e) in accounts.GOOGLE_PROVIDERS:
+    if _provider(e) in providers.GOOGLE_PROVIDERS:
         return (
             "Customer: if it happens again, check that the app still has access under Google Account > Security > "
             "Third-party apps, and ask your Workspace admin whether the app is allowed."
@@ -439,6 +487,12 @@ def unknown(e: Evidence, policy: Policy) -> Answer:
 RULES: tuple[Rule, ...] = (
     Rule("0", "Did the account recover by itself after the grace period?", recovered),
     Rule("1", "Did the application itself revoke or remove the account?", app_revoked),
+    Rule(
+        "1b",
+        "Did {connector_outage_threshold} or more accounts of the same connector, from 3 or more email domains, "
+        "fail within {domain_burst_minutes} minutes of this one, 5 times its usual rate or more?",
+        connector_outage,
+    ),
     Rule(
         "2a",
         "Did {domain_cluster_threshold} or more accounts of the same organisation domain fail "
@@ -503,9 +557,7 @@ def _provider(e: Evidence) -> str:
 
 
 def _provider_name(e: Evidence) -> str:
-    if not e.provider:
-        return "unidentified"
-    return accounts.PROVIDER_NAMES.get(_provider(e), f"'{e.provider}'")
+    return providers.display_name(e.provider)
 
 
 def _record(e: Evidence) -> str:
@@ -518,17 +570,10 @@ def _status(e: Evidence) -> str:
     return e.state.status or "without a status"
 
 
-def _token_age(e: Evidence) -> timedelta | None:
-    """How long after its last successful authentication the account failed."""
-    if not e.last_authenticated_at:
-        return None
-    return parse_iso(e.event.occurred_at) - parse_iso(e.last_authenticated_at)
-
-
 def _failed_after(e: Evidence, age: timedelta) -> str:
     if age < timedelta(0):
-        return f"the last authentication ({e.last_authenticated_at}) is after the failure"
-    return f"it failed {_span(age)} after it last authenticated ({e.last_authenticated_at})"
+        return f"the last re-authentication ({e.last_refreshed_at}) is after the failure"
+    return f"it failed {_span(age)} after its last token refresh or re-authentication ({e.last_refreshed_at})"
 
 
 def _span(age: timedelta) -> str:

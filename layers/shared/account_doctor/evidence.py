@@ -1,19 +1,59 @@
-"""Gathers the evidence for one failure event: Nylas's current state, the account's history, the domain cluster."""
+"""Gathers the evidence for one failure event: Nylas's current state, the account's history, the clusters.
+
+The cluster questions (rules 1b, 2a, 2b) are answered from an open incident's counts when one exists, so
+a diagnosis reads the same few items whether its incident has 3 members or 5,000; only before an incident
+opens are the failures around this one read from the history's sparse indexes (a handful, by definition).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from account_doctor.accounts import auth_method, email_domain, is_free_mail
-from account_doctor.history import History, StoredEvent
+from account_doctor.addresses import email_domain, is_free_mail
 from account_doctor.models import AccountEvent, AccountState, Evidence, Policy, iso, parse_iso
-from account_doctor.nylas import NylasClient
+from account_doctor.ports import NylasApi
+from account_doctor.providers import auth_method, connector
+from account_doctor.stores.events import Cluster, EventHistory, StoredEvent
+from account_doctor.stores.incidents import IncidentKey, IncidentStore, Live
 
 RECURRING_WINDOW_DAYS = 30
 # How far back the account's own history is read: the last re-authentication matters up to
 # the Microsoft rule's 90 days; the history keeps 180.
 ACCOUNT_LOOKBACK_DAYS = 120
+TESTING_MODE_KEY = "google"
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """The evidence, and what was read on the way that the incident logic needs again."""
+
+    evidence: Evidence
+    recorded: bool  # the history already holds this failure
+    live: dict[IncidentKey, Live] = field(default_factory=dict)
+    domain_cluster: Cluster | None = None
+    connector_cluster: Cluster | None = None
+
+
+def incident_keys(domain: str | None, free_mail: bool, failure_connector: str | None) -> list[IncidentKey]:
+    keys: list[IncidentKey] = []
+    if domain and not free_mail:
+        keys.append(IncidentKey("domain", domain))
+    if failure_connector:
+        keys.append(IncidentKey("connector", failure_connector))
+    if failure_connector == TESTING_MODE_KEY:
+        keys.append(IncidentKey("testing_mode", TESTING_MODE_KEY))
+    return keys
+
+
+def joinable(live: Live | None, at: str, policy: Policy) -> Live | None:
+    """The incident a failure at `at` joins: open, and its latest failure within its rule's window."""
+    if live is None:
+        return None
+    short = live.cause in ("admin_disconnected", "connector_outage")
+    window = timedelta(minutes=policy.domain_burst_minutes) if short else timedelta(days=policy.domain_window_days)
+    return live if abs(parse_iso(at) - parse_iso(live.last_failure_at)) <= window else None
 
 
 def evidence_from(
@@ -23,6 +63,10 @@ def evidence_from(
     *,
     domain_burst_accounts: int,
     domain_window_accounts: int,
+    connector_burst_accounts: int = 1,
+    connector_burst_domains: int = 1,
+    connector_usual_failures: float = 0.0,
+    incident_id: str | None = None,
 ) -> Evidence:
     """The evidence, from what was read: no I/O here."""
     provider = state.provider or event.provider
@@ -37,11 +81,8 @@ def evidence_from(
     # This failure counts even if its "record" copy has not been stored yet.
     failures = {e.event_id for e in events if e.kind == "failure" and month_ago <= e.occurred_at <= failed_at}
     failures.add(event.event_id)
-    authenticated = [
-        moment
-        for moment in (event.grant_updated_at, state.created_at, *recoveries_before)
-        if moment is not None and moment <= failed_at
-    ]
+    refreshes = [m for m in (event.grant_updated_at, *recoveries_before) if m is not None and m <= failed_at]
+    consents = sorted({m for m in (state.created_at, *refreshes) if m is not None and m <= failed_at})
     return Evidence(
         event=event,
         state=state,
@@ -53,34 +94,85 @@ def evidence_from(
         recovered_at=recoveries_after[0] if recoveries_after else None,
         removed_by_app=any(e.kind == "removal" for e in events),
         failures_last_30_days=len(failures),
-        last_authenticated_at=max(authenticated) if authenticated else None,
+        consents=tuple(consents),
+        last_refreshed_at=max(refreshes) if refreshes else None,
         domain_burst_accounts=domain_burst_accounts,
         domain_window_accounts=domain_window_accounts,
+        connector=connector(provider),
+        connector_burst_accounts=connector_burst_accounts,
+        connector_burst_domains=connector_burst_domains,
+        connector_usual_failures=connector_usual_failures,
+        incident_id=incident_id,
     )
 
 
 class EvidenceGatherer:
-    def __init__(self, nylas: NylasClient, history: History, policy: Policy) -> None:
+    def __init__(self, nylas: NylasApi, history: EventHistory, incidents: IncidentStore, policy: Policy) -> None:
         self._nylas = nylas
         self._history = history
+        self._incidents = incidents
         self._policy = policy
 
-    def gather(self, event: AccountEvent) -> tuple[Evidence, bool]:
-        """The evidence, and whether the history already holds this failure."""
+    def gather(self, event: AccountEvent) -> Gathered:
+        policy = self._policy
         state = self._nylas.account_state(event)
         failed_at = parse_iso(event.occurred_at)
         events = self._history.account_events(
             event.account_id, since=iso(failed_at - timedelta(days=ACCOUNT_LOOKBACK_DAYS))
         )
-        domain = email_domain(event.email or state.email)
+        email = event.email or state.email
+        domain = email_domain(email)
+        free_mail = bool(domain) and is_free_mail(domain or "")
+        failure_connector = connector(state.provider or event.provider)
+        live = self._incidents.live(incident_keys(domain, free_mail, failure_connector))
+        burst_span = timedelta(minutes=policy.domain_burst_minutes)
+        mine = frozenset({event.account_id})
+
         burst = window = 1  # this account alone: no organisation domain, no cluster
-        if domain and not is_free_mail(domain):
-            burst_span = timedelta(minutes=self._policy.domain_burst_minutes)
-            window_start = iso(failed_at - timedelta(days=self._policy.domain_window_days))
+        domain_cluster: Cluster | None = None
+        domain_incident = joinable(live.get(IncidentKey("domain", domain or "")), event.occurred_at, policy)
+        if domain_incident is not None:
+            window = domain_incident.accounts + 1
+            burst = window if domain_incident.cause == "admin_disconnected" else 1
+        elif domain and not free_mail:
+            window_start = iso(failed_at - timedelta(days=policy.domain_window_days))
             # One query covers both windows: the long one before the failure, the burst around it.
-            cluster = self._history.domain_failures(domain, window_start, iso(failed_at + burst_span))
-            mine = frozenset({event.account_id})
-            burst = len(cluster.accounts_between(iso(failed_at - burst_span), iso(failed_at + burst_span)) | mine)
-            window = len(cluster.accounts_between(window_start, event.occurred_at) | mine)
-        evidence = evidence_from(event, state, events, domain_burst_accounts=burst, domain_window_accounts=window)
-        return evidence, any(e.event_id == event.event_id for e in events)
+            domain_cluster = self._history.domain_failures(domain, window_start, iso(failed_at + burst_span))
+            burst = len(
+                domain_cluster.accounts_between(iso(failed_at - burst_span), iso(failed_at + burst_span)) | mine
+            )
+            window = len(domain_cluster.accounts_between(window_start, event.occurred_at) | mine)
+
+        connector_accounts, connector_domains, usual = 1, 1, 0.0
+        connector_cluster: Cluster | None = None
+        connector_incident = joinable(
+            live.get(IncidentKey("connector", failure_connector or "")), event.occurred_at, policy
+        )
+        if connector_incident is not None:
+            connector_accounts = connector_incident.accounts + 1
+            connector_domains = len(connector_incident.domains | ({domain} if domain else set()))
+        elif failure_connector:
+            start, end = iso(failed_at - burst_span), iso(failed_at + burst_span)
+            connector_cluster = self._history.connector_failures(failure_connector, start, end)
+            connector_accounts = len(connector_cluster.accounts | mine)
+            connector_domains = len(connector_cluster.domains_between(start, end) | ({domain} if domain else set()))
+            if connector_accounts >= policy.connector_outage_threshold:
+                # Only a burst big enough to matter pays for reading the baseline; the burst's own hours are left out.
+                usual = self._history.usual_connector_failures(
+                    failure_connector,
+                    iso(failed_at - timedelta(days=policy.domain_window_days)),
+                    start,
+                    burst_span * 2,
+                )
+        evidence = evidence_from(
+            event,
+            state,
+            events,
+            domain_burst_accounts=burst,
+            domain_window_accounts=window,
+            connector_burst_accounts=connector_accounts,
+            connector_burst_domains=connector_domains,
+            connector_usual_failures=usual,
+        )
+        recorded = any(e.event_id == event.event_id for e in events)
+        return Gathered(evidence, recorded, live, domain_cluster, connector_cluster)

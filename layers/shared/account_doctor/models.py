@@ -74,13 +74,17 @@ class AccountEvent:
     provider: str | None = None
     email: str | None = None
     grant_updated_at: str | None = None
+    # "sweep" when the reconciliation sweep found the failure (SPEC §3b); None for a webhook's event.
+    source: str | None = None
 
     @property
     def kind(self) -> EventKind:
         return event_kind(self.trigger)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # The queue message carries `source` only when there is one, so webhook messages stay as in SPEC §2.
+        body = {key: value for key, value in asdict(self).items() if key != "source" or value is not None}
+        return json.dumps(body, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AccountEvent:
@@ -93,6 +97,7 @@ class AccountEvent:
             provider=data.get("provider"),
             email=data.get("email"),
             grant_updated_at=data.get("grant_updated_at"),
+            source=data.get("source"),
         )
 
     @classmethod
@@ -134,12 +139,35 @@ class Evidence:
     recovered_at: str | None  # a recovery event for this account after this failure
     removed_by_app: bool  # grant.deleted seen for this grant
     failures_last_30_days: int  # this account's failures, this one included
-    last_authenticated_at: str | None  # grant_updated_at, created_at or the last recovery before this failure
+    # Every consent before the failure (the grant's created_at, re-authentication events, grant_updated_at):
+    # Google testing-mode tokens die 7 days after any of them (rule 4a).
+    consents: tuple[str, ...]
+    # The last token refresh or re-authentication (grant_updated_at or a re-authentication event), never
+    # created_at alone, which says nothing about later activity (rule 4b).
+    last_refreshed_at: str | None
     domain_burst_accounts: int  # distinct accounts of the domain failing within the burst window, this one included
     domain_window_accounts: int  # the same within the long window
+    # Rule 1b: the Nylas connector (google, microsoft, …), its distinct failing accounts and email domains
+    # within the burst window (this one included), and its usual failures in such a window.
+    connector: str | None = None
+    connector_burst_accounts: int = 1
+    connector_burst_domains: int = 1
+    connector_usual_failures: float = 0.0
+    # The open incident this failure was measured against, if any (its counts are the cluster counts).
+    incident_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evidence:
+        """The evidence a verdict stored, to judge it again when an incident changes the picture."""
+        known = set(cls.__dataclass_fields__)
+        values = {key: value for key, value in data.items() if key in known}
+        values["event"] = AccountEvent.from_dict(data["event"])
+        values["state"] = AccountState(**data["state"])
+        values["consents"] = tuple(data.get("consents") or ())
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -205,9 +233,21 @@ class Verdict:
     evidence: dict[str, Any]
     recurring: bool
     notifications: list[Notification] = field(default_factory=list)
+    incident_id: str | None = None
+    # A revision (SPEC §4b) names the verdict it replaces by its diagnosed_at, and why; the replaced one is
+    # kept, marked superseded.
+    revises: str | None = None
+    revision_reason: str | None = None
+    superseded: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def key(self) -> str:
+        """The verdict's sort key: by failure time and event, a revision right after what it revises."""
+        base = f"{self.occurred_at}#{self.event_id}"
+        return f"{base}#rev#{self.diagnosed_at}" if self.revises else base
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
@@ -220,6 +260,17 @@ class Verdict:
         )
 
 
+@dataclass(frozen=True)
+class Release:
+    """A request to send an incident's held emails (SPEC §4b), one page of members per queue message."""
+
+    incident_id: str
+    cursor: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
 # Each failure event travels the queue twice, sent in one SendMessageBatch by the webhook:
 # a "record" copy, visible at once, writes it into the history so every member of a burst
 # sees the others; a "diagnose" copy, delayed by GraceSeconds, runs the procedure.
@@ -227,3 +278,5 @@ class Verdict:
 # body stays exactly the normalized event of SPEC §2.
 STAGE_ATTRIBUTE = "stage"
 Stage = Literal["record", "diagnose"]
+# A third kind of message asks the consumer to release an incident's held emails.
+RELEASE_STAGE = "release"

@@ -9,8 +9,8 @@ caller gets `NylasUnavailable` and the queue message is retried later; when Nyla
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -19,10 +19,11 @@ from aws_lambda_powertools import Logger
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from account_doctor.accounts import EXCHANGE_PROVIDERS, mask_email
+from account_doctor.addresses import mask_email
 from account_doctor.credentials import NylasCredentials, load_credentials
-from account_doctor.models import AccountEvent, AccountState, from_epoch
-from account_doctor.settings import Settings
+from account_doctor.models import AccountEvent, AccountState, ApiVersion, from_epoch
+from account_doctor.providers import EXCHANGE_PROVIDERS
+from account_doctor.settings import Settings, SweepSettings
 
 logger = Logger(child=True)
 
@@ -33,6 +34,13 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # A Retry-After longer than this is not waited out inside the invocation: the message goes
 # back to the queue and its visibility timeout does the waiting.
 MAX_RETRY_AFTER_SECONDS = 15.0
+# The list endpoints' page sizes (SPEC §3b): v3 grants take limit=200; v2 accounts default to 100.
+GRANTS_PAGE_SIZE = 200
+V2_ACCOUNTS_PAGE_SIZE = 100
+# v2 sync states that mean the account is broken (SPEC §3b); sync-error and the others are not listed.
+V2_BROKEN_SYNC_STATES = frozenset({"invalid", "stopped"})
+# 1,000,000 grants at 200 a page: beyond any application, and a stop for a server that ignores `offset`.
+MAX_LIST_PAGES = 5000
 
 
 class NylasError(RuntimeError):
@@ -55,6 +63,18 @@ class _BoundedRetry(Retry):
         if seconds is not None and seconds > MAX_RETRY_AFTER_SECONDS:
             raise NylasUnavailable(f"Nylas asked to retry after {seconds:.0f} s; leaving it to the queue")
         return seconds
+
+
+@dataclass(frozen=True)
+class ListedAccount:
+    """A broken grant (v3) or account (v2) as Nylas's list endpoints describe it (SPEC §3b)."""
+
+    account_id: str
+    api_version: ApiVersion
+    status: str  # v3 grant_status `invalid`; v2 sync_state `invalid` | `stopped`
+    provider: str | None = None
+    email: str | None = None
+    updated_at: str | None = None  # v3 only: when Nylas last changed the grant (ISO)
 
 
 def build_session(*, total_retries: int = 3, backoff_factor: float = 0.5, pool_size: int = 16) -> requests.Session:
@@ -82,7 +102,7 @@ def build_session(*, total_retries: int = 3, backoff_factor: float = 0.5, pool_s
 class NylasClient:
     def __init__(
         self,
-        settings: Settings,
+        settings: Settings | SweepSettings,
         *,
         credentials: Callable[[], NylasCredentials] | None = None,
         session: requests.Session | None = None,
@@ -141,6 +161,67 @@ class NylasClient:
             email=_text(account.get("email_address") or account.get("email")),
         )
 
+    # Listing (the reconciliation sweep, SPEC §3b) ------------------------------------------------
+
+    def invalid_grants(self, *, page_size: int = GRANTS_PAGE_SIZE) -> Iterator[list[ListedAccount]]:
+        """Every page of v3 `GET /v3/grants?grant_status=invalid`, one request after another.
+
+        Sequential on purpose: the list endpoints share the application's rate limit with the
+        diagnosis' grant lookups. A page that still gets 429 after the retries raises NylasUnavailable.
+        """
+        credentials = self._credentials()
+        headers = {"Authorization": f"Bearer {credentials.api_key}"}
+        url = f"{self._settings.nylas_api_uri}/v3/grants"
+        filters = {"grant_status": "invalid"}
+        for page in self._pages(url, page_size, _grants_of, params=filters, headers=headers, check="api_key"):
+            # The filter is also applied here: a valid grant must never be reported as broken.
+            yield [grant for grant in map(_listed_grant, page) if grant is not None and grant.status == "invalid"]
+
+    def v2_configured(self) -> bool:
+        """Whether the secret holds the v2 credentials (client_id and client_secret) the accounts list needs."""
+        credentials = self._credentials()
+        return bool(credentials.client_id and credentials.client_secret)
+
+    def broken_v2_accounts(self, *, page_size: int = V2_ACCOUNTS_PAGE_SIZE) -> Iterator[list[ListedAccount]]:
+        """Every page of v2 `GET /a/{client_id}/accounts`, keeping the `invalid` and `stopped` ones.
+
+        The v2 list has no sync_state filter, so every account is read and the broken ones kept.
+        """
+        credentials = self._credentials()
+        url = f"{self._settings.nylas_v2_api_uri}/a/{_segment(credentials.client_id)}/accounts"
+        auth = (credentials.client_secret, "")
+        for page in self._pages(url, page_size, _accounts_of, auth=auth, check="client_id/client_secret"):
+            yield [
+                account
+                for account in map(_listed_v2_account, page)
+                if account is not None and account.status in V2_BROKEN_SYNC_STATES
+            ]
+
+    def _pages(
+        self,
+        url: str,
+        page_size: int,
+        items_of: Callable[[requests.Response], list[Any]],
+        *,
+        params: dict[str, str] | None = None,
+        check: str,
+        **kwargs: Any,
+    ) -> Iterator[list[Any]]:
+        """Each page's raw items, by limit and offset, until a page comes back short."""
+        offset = 0
+        for _ in range(MAX_LIST_PAGES):
+            query = {**(params or {}), "limit": str(page_size), "offset": str(offset)}
+            response = self._get(url, params=query, check=check, **kwargs)
+            if response.status_code == 404:
+                # A list endpoint exists whatever the application holds: the API URI is wrong.
+                raise NylasConfigError(f"Nylas answered 404 to GET {_path(url)}: check the Nylas API URI parameters")
+            items = items_of(response)
+            yield items
+            if len(items) < page_size:
+                return
+            offset += len(items)
+        logger.warning("stopped listing after the page limit", extra={"path": _path(url), "pages": MAX_LIST_PAGES})
+
     def _inbox_count(self, grant_id: str, headers: dict[str, str]) -> int | None:
         """The INBOX folder's total_count, or None when Nylas cannot tell (an invalid grant usually cannot)."""
         url = f"{self._settings.nylas_api_uri}/v3/grants/{_segment(grant_id)}/folders"
@@ -183,6 +264,52 @@ class NylasClient:
         if response.status_code != 404 and not response.ok:
             raise NylasUnavailable(f"Nylas answered {response.status_code} to GET {_path(url)}")
         return response
+
+
+def _grants_of(response: requests.Response) -> list[Any]:
+    data = _json(response).get("data")
+    if not isinstance(data, list):
+        raise NylasUnavailable("Nylas answered a grants list without a data array")
+    return data
+
+
+def _accounts_of(response: requests.Response) -> list[Any]:
+    try:
+        body = response.json()
+    except ValueError as error:
+        raise NylasUnavailable(f"Nylas answered {response.status_code} with a body that is not JSON") from error
+    if not isinstance(body, list):
+        raise NylasUnavailable("Nylas answered an accounts list that is not a JSON array")
+    return body
+
+
+def _listed_grant(grant: Any) -> ListedAccount | None:
+    if not isinstance(grant, dict) or not _text(grant.get("id")):
+        return None
+    return ListedAccount(
+        account_id=str(grant["id"]),
+        api_version="v3",
+        status=_text(grant.get("grant_status")) or "",
+        provider=_text(grant.get("provider")),
+        email=_text(grant.get("email")),
+        updated_at=_epoch(grant.get("updated_at")),
+    )
+
+
+def _listed_v2_account(account: Any) -> ListedAccount | None:
+    if not isinstance(account, dict):
+        return None
+    # The id webhooks carry as account_id; the management list names it both ways.
+    account_id = _text(account.get("account_id")) or _text(account.get("id"))
+    if account_id is None:
+        return None
+    return ListedAccount(
+        account_id=account_id,
+        api_version="v2",
+        status=_text(account.get("sync_state")) or "",
+        provider=_text(account.get("provider")),
+        email=_text(account.get("email_address") or account.get("email")),
+    )
 
 
 def _segment(value: str) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from account_doctor.models import FAILURE_TRIGGERS, STAGE_ATTRIBUTE, AccountEvent, Stage
+from account_doctor.models import FAILURE_TRIGGERS, RELEASE_STAGE, STAGE_ATTRIBUTE, AccountEvent, Release, Stage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -63,3 +63,25 @@ class DiagnosisQueue:
                 reasons = ", ".join(f"{f['Id']}: {f.get('Code', '?')}" for f in failed)
                 raise QueueError(f"SQS refused {len(failed)} of {len(chunk)} messages ({reasons})")
         return len(entries)
+
+
+class ReleaseQueue:
+    """Asks the diagnosis function to send an incident's held emails: one message per page of members."""
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self._queue_url = queue_url
+        self._client = client
+
+    def send(self, request: Release) -> None:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("sqs")
+        try:
+            self._client.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=request.to_json(),
+                MessageAttributes={STAGE_ATTRIBUTE: {"DataType": "String", "StringValue": RELEASE_STAGE}},
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise QueueError(f"SendMessage to the diagnosis queue failed: {error}") from error

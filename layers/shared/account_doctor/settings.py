@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from functools import cache
-from typing import Literal, Self, TypeVar, cast
+from typing import Any, Literal, Self, TypeVar, overload
 
 from account_doctor.models import Policy
 
@@ -124,6 +123,33 @@ class ReadApiSettings(_FromEnvironment):
         return policy_of(self)
 
 
+@dataclass(frozen=True)
+class SweepSettings(_FromEnvironment):
+    """SweepFunction: lists broken grants and accounts, reads the event history, enqueues the missed failures."""
+
+    nylas_api_uri: str
+    nylas_v2_api_uri: str
+    nylas_secret_name: str
+    diagnosis_queue_url: str
+    grace_seconds: int
+    sweep_notify_days: int
+    events_table: str
+
+
+@dataclass(frozen=True)
+class SesEventsSettings(_FromEnvironment):
+    """SesEventsFunction: records SES delivery feedback on the notifications, alerts the operator of bounces."""
+
+    app_name: str
+    sender_email: str
+    operator_email: str
+    reply_to_email: str
+    notification_mode: NotificationMode
+    configuration_set_name: str
+    verdicts_table: str
+    notifications_table: str
+
+
 def policy_of(settings: Settings | ReadApiSettings) -> Policy:
     """The procedure's thresholds, as the template parameters set them."""
     return Policy(
@@ -137,14 +163,23 @@ def policy_of(settings: Settings | ReadApiSettings) -> Policy:
 AnySettings = TypeVar("AnySettings", WebhookSettings, Settings, ReadApiSettings)
 
 
-@cache
-def _cached(kind: type[_FromEnvironment]) -> _FromEnvironment:
-    return kind.from_env(os.environ)
+class _SettingsCache:
+    """`get_settings(kind)`: each kind parsed on first use, then reused by every invocation of the process."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[type[Any], Any] = {}
+
+    @overload
+    def __call__(self) -> Settings: ...
+    @overload
+    def __call__(self, kind: type[AnySettings]) -> AnySettings: ...
+    def __call__(self, kind: type[Any] = Settings) -> Any:
+        if kind not in self._parsed:
+            self._parsed[kind] = kind.from_env(os.environ)
+        return self._parsed[kind]
+
+    def cache_clear(self) -> None:
+        self._parsed.clear()
 
 
-def get_settings(kind: type[AnySettings] = Settings) -> AnySettings:  # type: ignore[assignment]
-    """This process's settings of one kind, parsed on first use and then reused by every invocation."""
-    return cast(AnySettings, _cached(kind))
-
-
-get_settings.cache_clear = _cached.cache_clear  # type: ignore[attr-defined]
+get_settings = _SettingsCache()

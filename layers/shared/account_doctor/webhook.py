@@ -9,15 +9,17 @@ import json
 import math
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from account_doctor.models import FAILURE_TRIGGERS, AccountEvent, ApiVersion, from_epoch
+from account_doctor.models import FAILURE_TRIGGERS, AccountEvent, ApiVersion, from_epoch, parse_iso
 
 SIGNATURE_HEADER = "x-nylas-signature"
 MAX_BODY_BYTES = 256 * 1024
 # Nylas truncates webhook payloads beyond 1 MB, so nothing legitimate decompresses to more.
 MAX_DECOMPRESSED_BYTES = 1024 * 1024
+# An event dated further ahead than this is implausible (clock skew between Nylas and AWS is seconds).
+MAX_FUTURE_SECONDS = 15 * 60
 
 V3_TRIGGERS = frozenset({"grant.expired", "grant.deleted", "grant.created", "grant.updated"})
 V2_TRIGGERS = frozenset(
@@ -67,6 +69,7 @@ class Webhook:
     events: tuple[AccountEvent, ...]
     ignored: tuple[str, ...]
     delivery_id: str | None = None  # v3 `id` (also for ignored types); v2: the first event's id
+    stale: tuple[AccountEvent, ...] = ()  # account events too old or too far ahead to act on (see screen)
 
     @property
     def failures(self) -> int:
@@ -135,7 +138,7 @@ def signed_by(body: bytes, signature: str | None, keys: Mapping[ApiVersion, str]
     the payload's shape must then belong to a generation whose key matched. An empty key is
     never used: an HMAC under an empty key is one anybody can compute.
     """
-    if not signature:
+    if not signature:  # signed_request refuses this first; kept so signed_by is safe on its own
         raise Unauthorized("missing X-Nylas-Signature header")
     usable = {version: key for version, key in keys.items() if key}
     if not usable:
@@ -165,25 +168,64 @@ def decompress(body: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
     return data
 
 
-def read_webhook(event: Mapping[str, Any], *, webhook_secret: str, client_secret: str) -> Webhook:
-    """Verifies and normalizes one POST /webhook; raises a WebhookError carrying the HTTP status."""
+@dataclass(frozen=True, repr=False)
+class SignedRequest:
+    """A POST's bytes as Nylas sent them and the signature it claims; nothing in it is trusted yet."""
+
+    body: bytes
+    signature: str
+    compressed: bool  # Content-Encoding: gzip (v3 compressed delivery)
+
+
+def signed_request(event: Mapping[str, Any]) -> SignedRequest:
+    """The parts of a POST /webhook that need no key: an unsigned request is refused before any secret is read."""
     body = raw_body(event)
     signature = header(event, SIGNATURE_HEADER)
+    if not signature:
+        raise Unauthorized("missing X-Nylas-Signature header")
     encoding = (header(event, "content-encoding") or "").strip().lower()
-    if encoding == "gzip":
-        # Compressed delivery is a v3 feature: the signature covers the compressed bytes.
-        matched = signed_by(body, signature, {"v3": webhook_secret})
-        body = decompress(body)
-    elif encoding in ("", "identity"):
-        matched = signed_by(body, signature, {"v3": webhook_secret, "v2": client_secret})
-    else:
+    if encoding not in ("gzip", "", "identity"):
         raise BadRequest(f"unsupported Content-Encoding {encoding[:32]!r}")
+    return SignedRequest(body, signature, compressed=encoding == "gzip")
+
+
+def verify(request: SignedRequest, *, webhook_secret: str, client_secret: str) -> Webhook:
+    """Checks the signature with the keys, then parses and normalizes; raises a WebhookError carrying the status."""
+    body = request.body
+    if request.compressed:
+        # Compressed delivery is a v3 feature: the signature covers the compressed bytes.
+        matched = signed_by(body, request.signature, {"v3": webhook_secret})
+        body = decompress(body)
+    else:
+        matched = signed_by(body, request.signature, {"v3": webhook_secret, "v2": client_secret})
     payload = parse_json(body)
     version: ApiVersion = "v2" if "deltas" in payload else "v3"
     if version not in matched:
         key = "client_secret" if version == "v2" else "webhook_secret"
         raise Unauthorized(f"a {version} payload must be signed with the {key}")
     return normalize_v2(payload) if version == "v2" else normalize_v3(payload)
+
+
+def read_webhook(event: Mapping[str, Any], *, webhook_secret: str, client_secret: str) -> Webhook:
+    """Verifies and normalizes one POST /webhook; raises a WebhookError carrying the HTTP status."""
+    return verify(signed_request(event), webhook_secret=webhook_secret, client_secret=client_secret)
+
+
+def screen(webhook: Webhook, *, now: float, max_age_hours: int) -> Webhook:
+    """Moves the account events dated implausibly (SPEC §2) from `events` to `stale`.
+
+    More than MAX_FUTURE_SECONDS ahead of `now`, or more than `max_age_hours` behind it: a replayed or
+    long-delayed delivery is acknowledged but not acted on, so a signed webhook captured last month
+    cannot email anyone again. The reconciliation sweep finds any failure that is genuinely still there.
+    """
+    oldest, latest = now - max_age_hours * 3600, now + MAX_FUTURE_SECONDS
+    fresh: list[AccountEvent] = []
+    stale: list[AccountEvent] = []
+    for event in webhook.events:
+        (fresh if oldest <= parse_iso(event.occurred_at).timestamp() <= latest else stale).append(event)
+    if not stale:
+        return webhook
+    return replace(webhook, events=tuple(fresh), stale=(*webhook.stale, *stale))
 
 
 def parse_json(body: bytes) -> dict[str, Any]:

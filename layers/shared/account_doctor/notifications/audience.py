@@ -1,4 +1,4 @@
-"""Who is told about a verdict (SPEC §4, last column): pure, so the table reads at a glance."""
+"""Who is told about a verdict (SPEC §4 last column, §4b, §5): pure, so the table reads at a glance."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from typing import Literal
 from account_doctor.models import Cause, NotificationKind, Verdict
 
 Audience = Literal["customer", "operator"]
-# How repeats are held back: one customer email per account per cooldown, one operator
-# alert per domain incident; "event" means just once for this event (redelivery-safe).
+# How repeats are held back: one customer email per account per cooldown; one operator alert per
+# incident; "event" means just once for this event (redelivery-safe), e.g. a revision's single follow-up.
 Gate = Literal["cooldown", "incident", "event"]
 
 # The customer email each customer-facing cause gets.
 CUSTOMER_EMAIL: dict[Cause, NotificationKind] = {
+    "connector_outage": "reconnect",
     "admin_disconnected": "admin_contact",
     "admin_session_policy": "admin_contact",
     "eas_sparse_inbox": "reconnect",
@@ -27,6 +28,7 @@ CUSTOMER_EMAIL: dict[Cause, NotificationKind] = {
 OPERATOR_ALERTED: frozenset[Cause] = frozenset(
     {
         "app_revoked",
+        "connector_outage",
         "admin_disconnected",
         "admin_session_policy",
         "eas_sparse_inbox",
@@ -36,8 +38,10 @@ OPERATOR_ALERTED: frozenset[Cause] = frozenset(
         "unknown",
     }
 )
-# A whole organisation failing is one incident: its operator alert goes out once.
-DOMAIN_INCIDENT_CAUSES: frozenset[Cause] = frozenset({"admin_disconnected", "admin_session_policy"})
+# Causes whose failures group into an incident: the operator hears once per incident, when it opens.
+INCIDENT_CAUSES: frozenset[Cause] = frozenset(
+    {"connector_outage", "admin_disconnected", "admin_session_policy", "google_testing_mode"}
+)
 
 # Deliberately loose: it only has to keep SES from rejecting the message (which would retry the
 # record for nothing) and route unusable addresses to the operator instead.
@@ -56,21 +60,45 @@ class Recipient:
     to: str
     audience: Audience
     gate: Gate
+    held: bool = False  # recorded with status `held`, sent only when the incident is released
 
 
-def recipients(verdict: Verdict, operator_email: str) -> list[Recipient]:
+@dataclass(frozen=True)
+class Occasion:
+    """What the verdict's emails depend on beyond the verdict itself."""
+
+    incident_opened: bool = False  # this verdict opened its incident: the one operator alert goes out now
+    hold_customer: bool = False  # a connector incident is open: customer emails wait for the release
+    notify_customer: bool = True  # False for a failure the sweep found too late (SweepNotifyDays)
+    follow_up: NotificationKind | None = None  # a revision's single follow-up to the customer (§4b)
+    released: bool = False  # the incident's release: send what was held
+
+
+def recipients(verdict: Verdict, operator_email: str, occasion: Occasion | None = None) -> list[Recipient]:
     """The emails a verdict calls for, customer first. Empty for `recovered`.
 
-    A customer who cannot be emailed (no or unusable address) is the operator's to reach:
-    the operator alert then goes out for this account even inside a domain incident.
+    A customer who cannot be emailed (no or unusable address) is the operator's to reach: the operator
+    alert then goes out for this account even inside an incident.
     """
+    occasion = occasion or Occasion()
     cause = verdict.cause
+    if cause == "recovered":
+        return []
     planned: list[Recipient] = []
     customer_kind = CUSTOMER_EMAIL.get(cause)
-    customer_unreachable = customer_kind is not None and not is_deliverable(verdict.email)
-    if customer_kind is not None and verdict.email and not customer_unreachable:
-        planned.append(Recipient(customer_kind, verdict.email, "customer", "cooldown"))
-    if cause in OPERATOR_ALERTED or customer_unreachable:
-        incident = cause in DOMAIN_INCIDENT_CAUSES and verdict.domain is not None and not customer_unreachable
-        planned.append(Recipient("operator_alert", operator_email, "operator", "incident" if incident else "event"))
+    unreachable = customer_kind is not None and not is_deliverable(verdict.email)
+    email = verdict.email or ""
+    if occasion.released:
+        return [Recipient("reconnect", email, "customer", "event")] if not unreachable else []
+    if verdict.revises:
+        # A revision tells the customer once, only when the advice changed, and alerts as its incident does.
+        if occasion.follow_up and not unreachable and occasion.notify_customer:
+            planned.append(Recipient(occasion.follow_up, email, "customer", "event"))
+    elif customer_kind is not None and not unreachable and occasion.notify_customer:
+        planned.append(Recipient(customer_kind, email, "customer", "cooldown", held=occasion.hold_customer))
+    if cause in INCIDENT_CAUSES and verdict.incident_id and not unreachable:
+        if occasion.incident_opened:
+            planned.append(Recipient("operator_alert", operator_email, "operator", "incident"))
+    elif (cause in OPERATOR_ALERTED or unreachable) and not verdict.revises:
+        planned.append(Recipient("operator_alert", operator_email, "operator", "event"))
     return planned

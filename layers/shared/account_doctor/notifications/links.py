@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from account_doctor.accounts import EXCHANGE_PROVIDERS, GOOGLE_PROVIDERS, MICROSOFT_PROVIDERS
+from account_doctor.providers import EXCHANGE_PROVIDERS, GOOGLE_PROVIDERS, MICROSOFT_PROVIDERS
 
 PLACEHOLDERS = ("email", "provider", "account_id")
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from account_doctor.models import NotificationKind, Verdict
+from account_doctor import providers
+from account_doctor.models import Cause, NotificationKind, Step, Verdict
 from account_doctor.notifications.audience import (
     CUSTOMER_EMAIL,
     DOMAIN_INCIDENT_CAUSES,
@@ -18,8 +21,12 @@ from account_doctor.notifications.audience import (
 )
 from account_doctor.notifications.wording import (
     OPERATOR_ACTION,
+    CustomerCopy,
     admin_contact_copy,
     admin_steps,
+    cause_in_words,
+    operator_title,
+    outage_notice_copy,
     reconnect_copy,
 )
 from account_doctor.settings import Settings
@@ -35,6 +42,64 @@ _ENVIRONMENT = Environment(
 
 # Evidence keys whose values are never shown, wherever they are nested.
 _SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey", "authorization", "credential")
+
+# Nylas documents no per-grant address in its v3 dashboard (developer.nylas.com/docs/dashboard describes the
+# pages, not their URLs), so an account's link opens the dashboard, whose Grants page finds it by its id.
+# The v3 dashboard also manages v2 applications. Change nylas_dashboard_link() once a grant URL is documented.
+NYLAS_DASHBOARD_URL = "https://dashboard-v3.nylas.com/"
+# An incident's alert lists this many members; the read API lists them all.
+MEMBERS_SHOWN = 50
+
+AlertProblem = Literal["rejected", "bounced", "complained"]
+IncidentKind = Literal["domain", "connector", "testing_mode"]
+
+_KIND_IN_WORDS: dict[str, str] = {
+    "reconnect": "reconnect",
+    "admin_contact": "admin-contact",
+    "outage_notice": "outage notice",
+    "operator_alert": "operator alert",
+}
+# Who an action of the diagnosis is for, by its prefix ("Operator: …"), in the order the alert shows them.
+_ACTION_AUDIENCES = (
+    ("Operator: ", "You (the operating team)"),
+    ("Customer: ", "The customer"),
+    ("Microsoft admin: ", "The customer's Microsoft administrator"),
+    ("Google Workspace admin: ", "The customer's Google Workspace administrator"),
+    ("Mail administrator: ", "The customer's mail administrator"),
+)
+
+
+class Branding(Protocol):
+    """What every email needs from the settings: the app's name, and where replies go ('' = none)."""
+
+    @property
+    def app_name(self) -> str: ...
+
+    @property
+    def reply_to_email(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class IncidentMember:
+    """One account of an incident, as its operator alert lists it (full address: the operator's eyes only)."""
+
+    account_id: str
+    email: str | None = None
+    latest_cause: str | None = None
+    recovered: bool = False
+
+
+@dataclass(frozen=True)
+class IncidentBrief:
+    """The incident an operator alert is about (SPEC §4b): one alert per incident, listing its members so far."""
+
+    incident_id: str
+    kind: IncidentKind
+    key: str  # the organisation domain, or the connector (google, microsoft, …)
+    cause: Cause
+    accounts: int  # distinct accounts so far, members beyond `members` included
+    members: tuple[IncidentMember, ...] = field(default_factory=tuple)
+    domains: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,52 +119,159 @@ class OutgoingEmail:
     email: RenderedEmail
 
 
-def compose(verdict: Verdict, settings: Settings, reconnect_url: str | None) -> list[OutgoingEmail]:
-    """Every email the verdict calls for, rendered. reconnect_url is needed when a customer is emailed."""
+@dataclass(frozen=True)
+class AccountLinks:
+    """Where an operator looks at one account: the CLI command and the Nylas dashboard."""
+
+    account_id: str
+    email: str | None
+    command: str
+    dashboard: str
+    note: str = ""
+
+
+def compose(
+    verdict: Verdict, settings: Settings, reconnect_url: str | None, incident: IncidentBrief | None = None
+) -> list[OutgoingEmail]:
+    """Every email the verdict calls for, rendered. reconnect_url is needed when a customer is emailed;
+    incident, when the verdict belongs to one, makes the operator alert the incident's."""
     outgoing = []
     for recipient in recipients(verdict, settings.operator_email):
         if recipient.audience == "customer":
-            if reconnect_url is None:
+            if reconnect_url is None and recipient.kind != "outage_notice":
                 raise ValueError("a customer email needs the reconnect link")
-            email = render_customer(recipient, verdict, settings, reconnect_url)
+            email = render_customer(recipient, verdict, settings, reconnect_url or "")
         else:
-            email = render_operator_alert(recipient, verdict, settings)
+            email = render_operator_alert(recipient, verdict, settings, incident)
         outgoing.append(OutgoingEmail(recipient, email))
     return outgoing
 
 
-def render_customer(recipient: Recipient, verdict: Verdict, settings: Settings, reconnect_url: str) -> RenderedEmail:
+def render_customer(recipient: Recipient, verdict: Verdict, settings: Branding, reconnect_url: str) -> RenderedEmail:
     app = settings.app_name
     context: dict[str, Any] = {"app_name": app, "reconnect_url": reconnect_url}
+    copy: CustomerCopy
     if recipient.kind == "admin_contact":
         domain = verdict.domain or "your organisation"
         copy = admin_contact_copy(
             verdict.cause, app=app, email=recipient.to, domain=domain, accounts=_affected_accounts(verdict)
         )
         context.update(admin=admin_steps(verdict.provider, app=app, cause=verdict.cause), domain=domain)
+    elif recipient.kind == "outage_notice":
+        copy = outage_notice_copy(app=app, email=recipient.to, provider=verdict.provider)
     else:
         copy = reconnect_copy(verdict.cause, app=app, email=recipient.to, provider=verdict.provider)
-    context.update(copy=copy, subject=copy.subject)
-    return _render(recipient, _one_line(copy.subject), context)
+    context.update(copy=copy)
+    return _render(recipient.kind, recipient.kind, recipient.to, copy.subject, context, settings)
 
 
-def render_operator_alert(recipient: Recipient, verdict: Verdict, settings: Settings) -> RenderedEmail:
+def render_outage_notice(verdict: Verdict, settings: Branding, to: str | None = None) -> RenderedEmail:
+    """The outage notice for a connector-incident member already asked to reconnect (SPEC §4b)."""
+    address = to or verdict.email or ""
+    return render_customer(Recipient("outage_notice", address, "customer", "event"), verdict, settings, "")
+
+
+def render_operator_alert(
+    recipient: Recipient, verdict: Verdict, settings: Settings, incident: IncidentBrief | None = None
+) -> RenderedEmail:
     app = settings.app_name
-    subject = f"{app} alert: {verdict.cause} for {verdict.email or verdict.account_id}"
-    # The diagnosis writes the actions for its finding; the per-cause default covers a verdict without any.
-    actions = list(verdict.actions) or [
-        OPERATOR_ACTION.get(verdict.cause, "Ask the customer to reconnect the mailbox.")
-    ]
+    evidence = verdict.evidence if isinstance(verdict.evidence, Mapping) else {}
+    connector = _connector(verdict, evidence, incident)
+    title = operator_title(
+        verdict.cause,
+        provider=verdict.provider,
+        api_version=verdict.api_version,
+        domain=incident.key if incident and incident.kind == "domain" else verdict.domain,
+        accounts=incident.accounts if incident else _cluster_size(verdict, evidence),
+        connector=connector,
+    )
+    # An incident's alert is about many accounts; any other names its one account.
+    who = "" if incident else f" ({verdict.email or verdict.account_id})"
+    subject = f"{app} alert: {title}{who}"
+    incident_id = incident.incident_id if incident else _text(evidence.get("incident_id"))
+    likely_causes = providers.connector_outage_causes(connector or "") if verdict.cause == "connector_outage" else ()
+    release = f"account-doctor incident release {_quote(incident_id or 'INCIDENT_ID')}"
+    members = incident.members[:MEMBERS_SHOWN] if incident else ()
     context = {
         "app_name": app,
-        "subject": subject,
+        "title": title,
         "verdict": verdict,
-        "facts": _facts(verdict),
-        "actions": actions,
-        "customer_note": _customer_note(recipient, verdict, settings),
+        "facts": evidence_facts(verdict, settings),
+        "action_groups": _action_groups(verdict, likely_causes),
+        "likely_causes": likely_causes,
+        "customer_note": _customer_note(recipient, verdict, settings, incident, release),
+        "incident": incident,
+        "members": [_links(m.account_id, m.email, _member_state(m)) for m in members],
+        "more_members": (incident.accounts - len(members)) if incident else 0,
+        "account": _links(verdict.account_id, verdict.email),
+        "steps": [_step(step) for step in verdict.steps],
         "evidence": json.dumps(redact(verdict.evidence), indent=2, sort_keys=True, default=str),
     }
-    return _render(recipient, _one_line(subject), context)
+    return _render("operator_alert", recipient.kind, recipient.to, subject, context, settings)
+
+
+def render_undeliverable(
+    branding: Branding,
+    *,
+    operator_email: str,
+    problem: AlertProblem,
+    customer: str,
+    account_id: str,
+    kind: NotificationKind,
+    reason: str | None,
+    event_id: str | None = None,
+    summary: str | None = None,
+) -> RenderedEmail:
+    """The operator alert for a customer email that SES refused, that bounced for good, or that the customer
+    marked as spam (SPEC §5): the customer has not been told, or must not be emailed again."""
+    account = account_id or "an unknown account"
+    if problem == "rejected":
+        title = f"Could not email {customer} about {account}"
+        what = f"SES refused to send the {_KIND_IN_WORDS.get(kind, kind)} email, so the customer has NOT been told."
+    elif problem == "bounced":
+        title = f"Could not email {customer} about {account}: the address bounced"
+        what = (
+            f"The {_KIND_IN_WORDS.get(kind, kind)} email bounced for good (the receiving server rejected the "
+            "address), so the customer has NOT been told."
+        )
+    else:
+        title = f"{customer} marked the email about {account} as spam"
+        what = f"The customer reported the {_KIND_IN_WORDS.get(kind, kind)} email as spam."
+    context = {
+        "app_name": branding.app_name,
+        "title": title,
+        "problem": problem,
+        "what": what,
+        "reason": reason or "SES gave no reason",
+        "summary": summary,
+        "event_id": event_id,
+        "account": _links(account_id, customer) if account_id else None,
+    }
+    return _render(
+        "undeliverable_alert",
+        "operator_alert",
+        operator_email,
+        f"{branding.app_name} alert: {title}",
+        context,
+        branding,
+    )
+
+
+def render_rejected_alert(
+    verdict: Verdict, settings: Settings, *, kind: NotificationKind, to: str, reason: str
+) -> RenderedEmail:
+    """The operator alert for a customer email of this verdict that SES rejected permanently."""
+    return render_undeliverable(
+        settings,
+        operator_email=settings.operator_email,
+        problem="rejected",
+        customer=to,
+        account_id=verdict.account_id,
+        kind=kind,
+        reason=reason,
+        event_id=verdict.event_id,
+        summary=verdict.summary,
+    )
 
 
 def redact(value: Any) -> Any:
@@ -114,10 +286,66 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _render(recipient: Recipient, subject: str, context: dict[str, Any]) -> RenderedEmail:
-    html = _ENVIRONMENT.get_template(f"{recipient.kind}.html").render(context)
-    text = _ENVIRONMENT.get_template(f"{recipient.kind}.txt").render(context)
-    return RenderedEmail(kind=recipient.kind, to=recipient.to, subject=subject, text=text, html=html)
+def nylas_dashboard_link(account_id: str) -> str:
+    """Where the operator finds the account in the Nylas dashboard (see NYLAS_DASHBOARD_URL)."""
+    return NYLAS_DASHBOARD_URL
+
+
+def account_command(account_id: str) -> str:
+    """The CLI command that shows the account's status and verdicts, ready to paste into a shell."""
+    return f"account-doctor verdicts {_quote(account_id)}"
+
+
+def evidence_facts(verdict: Verdict, settings: Settings) -> list[tuple[str, str]]:
+    """The evidence an operator reads first, as label/value rows (the raw JSON comes last)."""
+    evidence = verdict.evidence if isinstance(verdict.evidence, Mapping) else {}
+    state = evidence.get("state") if isinstance(evidence.get("state"), Mapping) else {}
+    facts = [
+        ("Account", f"{verdict.account_id} (Nylas {verdict.api_version})"),
+        ("Customer", verdict.email or "none on file"),
+        ("Provider", f"{providers.display_name(verdict.provider)} ({verdict.provider or 'not reported'})"),
+        ("Sign-in", {"oauth": "OAuth", "password": "password"}.get(verdict.auth_method, "unknown")),
+        ("Trigger", verdict.trigger),
+        ("Failed at", verdict.occurred_at),
+        ("Nylas status", _nylas_status(verdict, state)),
+        ("Last signed in", _last_signed_in(evidence)),
+    ]
+    failures = evidence.get("failures_last_30_days")
+    if isinstance(failures, int):
+        facts.append(("Failures in 30 days", f"{failures}{' (recurring)' if verdict.recurring else ''}"))
+    if verdict.domain:
+        facts.append(("Domain", _domain_fact(verdict, evidence, settings)))
+    connector_accounts = evidence.get("connector_burst_accounts")
+    if isinstance(connector_accounts, int) and (connector_accounts > 1 or verdict.cause == "connector_outage"):
+        domains = evidence.get("connector_burst_domains")
+        usual = evidence.get("connector_usual_failures")
+        facts.append(
+            (
+                "Connector failures",
+                f"{connector_accounts} accounts"
+                + (f" from {domains} email domains" if isinstance(domains, int) else "")
+                + f" within {settings.domain_burst_minutes} minutes"
+                + (f" (usually {usual:.1f})" if isinstance(usual, (int, float)) else ""),
+            )
+        )
+    inbox = state.get("inbox_count")
+    if isinstance(inbox, int):
+        facts.append(("Inbox messages", str(inbox)))
+    facts += [("Confidence", verdict.confidence), ("Diagnosed at", verdict.diagnosed_at), ("Event", verdict.event_id)]
+    return facts
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _render(
+    template: str, kind: NotificationKind, to: str, subject: str, context: dict[str, Any], branding: Branding
+) -> RenderedEmail:
+    subject = _one_line(subject)
+    context = {**context, "subject": subject, "reply_to_email": branding.reply_to_email}
+    html = _ENVIRONMENT.get_template(f"{template}.html").render(context)
+    text = _ENVIRONMENT.get_template(f"{template}.txt").render(context)
+    return RenderedEmail(kind=kind, to=to, subject=subject, text=text, html=html)
 
 
 def _one_line(text: str) -> str:
@@ -125,31 +353,115 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
-def _affected_accounts(verdict: Verdict) -> int | None:
-    key = "domain_burst_accounts" if verdict.cause == "admin_disconnected" else "domain_window_accounts"
-    value = verdict.evidence.get(key)
+def _quote(value: str) -> str:
+    return shlex.quote(value)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _links(account_id: str, email: str | None, note: str = "") -> AccountLinks:
+    return AccountLinks(account_id, email, account_command(account_id), nylas_dashboard_link(account_id), note)
+
+
+def _member_state(member: IncidentMember) -> str:
+    return "recovered" if member.recovered else cause_in_words(member.latest_cause)
+
+
+def _step(step: Step | Mapping[str, Any]) -> Step:
+    return step if isinstance(step, Step) else Step(str(step["step"]), str(step["question"]), str(step["answer"]))
+
+
+def _connector(verdict: Verdict, evidence: Mapping[str, Any], incident: IncidentBrief | None) -> str | None:
+    if incident is not None and incident.kind == "connector":
+        return incident.key
+    return _text(evidence.get("connector")) or providers.connector(verdict.provider)
+
+
+def _cluster_size(verdict: Verdict, evidence: Mapping[str, Any]) -> int | None:
+    key = {
+        "admin_disconnected": "domain_burst_accounts",
+        "admin_session_policy": "domain_window_accounts",
+        "connector_outage": "connector_burst_accounts",
+    }.get(verdict.cause)
+    value = evidence.get(key) if key else None
     return value if isinstance(value, int) and value > 1 else None
 
 
-def _facts(verdict: Verdict) -> list[tuple[str, str]]:
-    return [
-        ("Account", verdict.account_id),
-        ("Customer", verdict.email or "none on file"),
-        ("Provider", f"{verdict.provider or 'unknown'} ({verdict.auth_method})"),
-        ("Domain", verdict.domain or "-"),
-        ("Trigger", f"{verdict.trigger} (Nylas {verdict.api_version})"),
-        ("Occurred at", verdict.occurred_at),
-        ("Diagnosed at", verdict.diagnosed_at),
-        ("Confidence", verdict.confidence),
-        ("Recurring", "yes: 3 or more failures in 30 days" if verdict.recurring else "no"),
-        ("Event", verdict.event_id),
+def _affected_accounts(verdict: Verdict) -> int | None:
+    key = "domain_burst_accounts" if verdict.cause == "admin_disconnected" else "domain_window_accounts"
+    value = verdict.evidence.get(key) if isinstance(verdict.evidence, Mapping) else None
+    return value if isinstance(value, int) and value > 1 else None
+
+
+def _nylas_status(verdict: Verdict, state: Mapping[str, Any]) -> str:
+    if state.get("exists") is False:
+        return "not found (404): the grant no longer exists" if verdict.api_version == "v3" else "not found (404)"
+    status = _text(state.get("status")) or "not reported"
+    billing = _text(state.get("billing_state"))
+    return f"{status}, billing state {billing}" if billing else status
+
+
+def _last_signed_in(evidence: Mapping[str, Any]) -> str:
+    refreshed = _text(evidence.get("last_refreshed_at")) or _text(evidence.get("last_authenticated_at"))
+    consents = evidence.get("consents")
+    latest_consent = (
+        max((c for c in consents if isinstance(c, str)), default=None) if isinstance(consents, Sequence) else None
+    )
+    if refreshed:
+        return refreshed
+    if latest_consent:
+        return f"{latest_consent} (first sign-in)"
+    return "unknown"
+
+
+def _domain_fact(verdict: Verdict, evidence: Mapping[str, Any], settings: Settings) -> str:
+    domain = verdict.domain or ""
+    if evidence.get("free_mail") is True:
+        return f"{domain} (free mail: its users share no administrator)"
+    burst, window = evidence.get("domain_burst_accounts"), evidence.get("domain_window_accounts")
+    if not isinstance(burst, int) or not isinstance(window, int):
+        return domain
+    return (
+        f"{domain}: {burst} failing {'account' if burst == 1 else 'accounts'} within "
+        f"{settings.domain_burst_minutes} minutes, {window} within {settings.domain_window_days} days"
+    )
+
+
+def _action_groups(verdict: Verdict, likely_causes: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """The diagnosis' actions grouped by who does them; a verdict without any gets its cause's default."""
+    actions = list(verdict.actions) or [
+        OPERATOR_ACTION.get(verdict.cause, "Ask the customer to reconnect the mailbox.")
     ]
+    groups: dict[str, list[str]] = {}
+    for action in actions:
+        for prefix, audience in _ACTION_AUDIENCES:
+            if action.startswith(prefix):
+                text = action[len(prefix) :]
+                break
+        else:
+            audience, text = "To do", action
+        # The outage's likely causes and its release command have their own sections.
+        if text in likely_causes or "incident release" in text:
+            continue
+        groups.setdefault(audience, []).append(text[:1].upper() + text[1:])
+    order = [audience for _, audience in _ACTION_AUDIENCES] + ["To do"]
+    return sorted(groups.items(), key=lambda item: order.index(item[0]))
 
 
-def _customer_note(recipient: Recipient, verdict: Verdict, settings: Settings) -> str:
+def _customer_note(
+    recipient: Recipient, verdict: Verdict, settings: Settings, incident: IncidentBrief | None, release: str
+) -> str:
     customer_kind = CUSTOMER_EMAIL.get(verdict.cause)
     notes = []
-    if customer_kind is None:
+    if verdict.cause == "connector_outage":
+        notes.append(
+            "Customer emails are held while the incident is open: reconnecting cannot work until the connector is "
+            f"fixed. Once it works again, run `{release}` (or POST /incidents/ID/release on the read API) to send the "
+            "reconnect email to every member still broken; members that recover need nothing."
+        )
+    elif customer_kind is None:
         notes.append("The customer is not emailed for this cause.")
     elif not verdict.email:
         notes.append("No customer address on file: the customer has NOT been told. Reach them yourself.")
@@ -164,14 +476,19 @@ def _customer_note(recipient: Recipient, verdict: Verdict, settings: Settings) -
             f"The customer ({verdict.email}) is sent {label} email "
             f"(at most one per {settings.notify_cooldown_hours} h per account)."
         )
-    if recipient.gate == "incident" and verdict.cause in DOMAIN_INCIDENT_CAUSES:
+    if incident is not None:
+        notes.append(
+            f"One alert per incident ({incident.incident_id}): accounts that join it later are not alerted again; "
+            f"GET /incidents/{incident.incident_id} on the read API lists every member."
+        )
+    elif recipient.gate == "incident" and verdict.cause in DOMAIN_INCIDENT_CAUSES:
         window = (
             f"{settings.domain_burst_minutes} minutes"
             if verdict.cause == "admin_disconnected"
             else f"{settings.domain_window_days} days"
         )
         notes.append(
-            f"One alert per domain incident: further {verdict.cause} failures of {verdict.domain} "
+            f"One alert per domain incident: further failures of {verdict.domain} with the same cause "
             f"less than {window} apart are not alerted again."
         )
     return " ".join(notes)

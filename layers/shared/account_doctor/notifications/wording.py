@@ -3,28 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-from account_doctor.accounts import EXCHANGE_PROVIDERS, GOOGLE_PROVIDERS, MICROSOFT_PROVIDERS, PROVIDER_NAMES
-from account_doctor.models import Cause
-
-ProviderFamily = Literal["microsoft", "google", "other"]
-
-
-def provider_family(provider: str | None) -> ProviderFamily:
-    name = (provider or "").lower()
-    if name in MICROSOFT_PROVIDERS or name in EXCHANGE_PROVIDERS:
-        return "microsoft"
-    if name in GOOGLE_PROVIDERS:
-        return "google"
-    return "other"
-
-
-def provider_name(provider: str | None) -> str:
-    """Google, Microsoft 365, iCloud…; an unknown provider is shown as written (escaped by the templates)."""
-    if not provider:
-        return "your email provider"
-    return PROVIDER_NAMES.get(provider.lower(), provider)
+from account_doctor import providers
+from account_doctor.models import ApiVersion, Cause
 
 
 @dataclass(frozen=True)
@@ -38,14 +19,14 @@ class CustomerCopy:
 
 def reconnect_copy(cause: Cause, *, app: str, email: str, provider: str | None) -> CustomerCopy:
     """The reconnect email's words for a customer-facing cause."""
-    mailbox = f"{email} ({provider_name(provider)})"
-    family = provider_family(provider)
+    mailbox = f"{email} ({providers.display_name(provider)})"
+    family = providers.family(provider)
     name = (provider or "").lower()
     if cause == "password_changed":
         password_hints = ["Use your current password: the one saved in the app stopped working."]
         if name in ("icloud", "yahoo", "aol"):
             password_hints.append(
-                f"{provider_name(provider)} needs an app-specific password for mail apps, not your account "
+                f"{providers.display_name(provider)} needs an app-specific password for mail apps, not your account "
                 "password: create a new app password in your account's security settings and use it to reconnect."
             )
         return CustomerCopy(
@@ -112,12 +93,24 @@ def reconnect_copy(cause: Cause, *, app: str, email: str, provider: str | None) 
             subject=f"{app}: reconnect your mailbox",
             headline="Your mailbox connection was revoked",
             paragraphs=(
-                f"{provider_name(provider)} no longer accepts {app}'s access to {mailbox}. "
+                f"{providers.display_name(provider)} no longer accepts {app}'s access to {mailbox}. "
                 "This happens after a password change, when access is removed, or when a security policy "
                 "ends the session.",
                 "Reconnect to resume syncing.",
             ),
             hints=hints,
+        )
+    if cause == "connector_outage":
+        # Sent when the operator releases a connector incident's held emails: the connector works again,
+        # and this mailbox is one that did not come back by itself.
+        return CustomerCopy(
+            subject=f"{app}: please reconnect your mailbox",
+            headline="Please reconnect your mailbox",
+            paragraphs=(
+                f"A problem on our side interrupted {app}'s connection to {providers.display_name(provider)}, "
+                f"and {mailbox} was disconnected. We have fixed it; nothing was wrong with your account.",
+                "Reconnect once to resume syncing. We are sorry for the interruption.",
+            ),
         )
     raise ValueError(f"{cause} has no reconnect email")
 
@@ -150,6 +143,22 @@ def admin_contact_copy(cause: Cause, *, app: str, email: str, domain: str, accou
     )
 
 
+def outage_notice_copy(*, app: str, email: str, provider: str | None) -> CustomerCopy:
+    """The outage notice (SPEC §4b): sent to a connector-incident member who was already asked to reconnect."""
+    name = providers.display_name(provider)
+    return CustomerCopy(
+        subject=f"{app}: no need to reconnect, the problem is on our side",
+        headline="The problem is on our side: no action needed",
+        paragraphs=(
+            f"We recently asked you to reconnect {email} ({name}). We have since found that {app}'s connection "
+            f"to {name} is failing for many customers at once: the problem is on our side, not with your account.",
+            "No action is needed from you, and reconnecting would not help until it is fixed. "
+            "We will write to you again when it is fixed.",
+        ),
+        button="",
+    )
+
+
 @dataclass(frozen=True)
 class AdminSteps:
     title: str
@@ -158,7 +167,7 @@ class AdminSteps:
 
 def admin_steps(provider: str | None, *, app: str, cause: Cause) -> AdminSteps:
     """The concrete console steps for the customer's IT administrator (SPEC §5)."""
-    family = provider_family(provider)
+    family = providers.family(provider)
     if family == "microsoft":
         return AdminSteps(
             title="For your Microsoft 365 / Entra ID administrator",
@@ -217,4 +226,79 @@ OPERATOR_ACTION: dict[Cause, str] = {
     "sync_stopped": "The OAuth grant stopped syncing without being revoked. Check Nylas status and the Dashboard "
     "sync logs; contact Nylas support if it does not resume.",
     "unknown": "No rule of the procedure matched. Follow the steps and evidence below and the Nylas Dashboard logs.",
+    "connector_outage": "The app's own Nylas connector is failing for every customer. Fix the connector (see the "
+    "likely causes), then release the held customer emails.",
 }
+
+# A cause in a few plain words, for lists of accounts (an incident's members).
+CAUSE_IN_WORDS: dict[str, str] = {
+    "recovered": "recovered",
+    "app_revoked": "removed by your application",
+    "connector_outage": "connector outage",
+    "admin_disconnected": "disconnected by an administrator",
+    "admin_session_policy": "signed out by a session policy",
+    "eas_sparse_inbox": "Exchange inbox nearly empty",
+    "imap_sync_errors": "IMAP sync errors",
+    "password_changed": "password changed",
+    "google_testing_mode": "Google app in testing mode",
+    "microsoft_token_expired": "Microsoft sign-in expired",
+    "sync_stopped": "stopped syncing",
+    "oauth_revoked": "access revoked",
+    "unknown": "no known cause",
+}
+
+
+def cause_in_words(cause: str | None) -> str:
+    if not cause:
+        return "not diagnosed yet"
+    return CAUSE_IN_WORDS.get(cause, cause)
+
+
+def _mailboxes(count: int | None) -> str:
+    return f"{count} mailboxes" if count and count > 1 else "Mailboxes"
+
+
+def operator_title(
+    cause: Cause,
+    *,
+    provider: str | None,
+    api_version: ApiVersion,
+    domain: str | None,
+    accounts: int | None,
+    connector: str | None,
+) -> str:
+    """An operator alert's title in plain words, never a cause code (SPEC §5).
+
+    `accounts` is the incident's (or the domain's / connector's) failing-account count when known.
+    """
+    name = providers.display_name(provider)
+    match cause:
+        case "connector_outage":
+            who = providers.connector_name(connector) if connector else name
+            failing = f"{accounts} accounts failing" if accounts else "accounts failing"
+            return f"{who} connector outage: {failing}"
+        case "admin_disconnected":
+            return f"{_mailboxes(accounts)} at {domain or 'one organisation'} disconnected by their administrator"
+        case "admin_session_policy":
+            return f"{_mailboxes(accounts)} at {domain or 'one organisation'} signed out again and again by a session policy"
+        case "google_testing_mode":
+            expired = f": {accounts} accounts expired" if accounts and accounts > 1 else ""
+            return f"Google OAuth app still in testing mode{expired}"
+        case "app_revoked":
+            return "Grant removed by your application" if api_version == "v3" else "Account stopped by your application"
+        case "imap_sync_errors":
+            return "IMAP account stopped syncing"
+        case "sync_stopped":
+            return f"{name} account stopped syncing"
+        case "eas_sparse_inbox":
+            return "Exchange account stopped: its inbox is nearly empty"
+        case "password_changed":
+            return f"{name} mailbox password changed"
+        case "microsoft_token_expired":
+            return "Microsoft sign-in expired after 90 days"
+        case "oauth_revoked":
+            return f"{name} access revoked"
+        case "recovered":
+            return "Account recovered by itself"
+        case _:
+            return f"No known cause for a failing {name} account"

@@ -1,0 +1,62 @@
+"""SweepFunction: on its EventBridge schedule, enqueues the failures whose webhook never came (SPEC §3b).
+
+The event itself carries nothing the sweep needs: every run lists what Nylas reports broken now.
+A run cut short by Nylas (429 or 5xx beyond the retries) ends quietly and the next one resumes;
+any other failure is raised after the summary is logged, so the function's Errors alarm fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from account_doctor.nylas import ListedAccount, NylasClient, NylasConfigError
+from account_doctor.queue import DiagnosisQueue
+from account_doctor.settings import SweepSettings, get_settings
+from account_doctor.stores.dynamo import Table
+from account_doctor.stores.events import EventHistory
+from account_doctor.sweep import Sweep, latest_events_by_lookup
+
+settings = get_settings(SweepSettings)
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+nylas = NylasClient(settings)
+history = EventHistory(Table(settings.events_table, boto3.client("dynamodb")))
+queue = DiagnosisQueue(boto3.client("sqs"), settings.diagnosis_queue_url, settings.grace_seconds)
+sweep = Sweep(
+    latest_events=latest_events_by_lookup(history.latest_event),
+    enqueue=queue.enqueue,
+    notify_days=settings.sweep_notify_days,
+)
+
+
+def _sources() -> Iterator[Iterator[list[ListedAccount]]]:
+    """v3 grants, then v2 accounts when the secret holds v2 credentials; lazily, so a failure is the run's."""
+    yield nylas.invalid_grants()
+    if nylas.v2_configured():
+        yield nylas.broken_v2_accounts()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    summary = sweep.run(_sources(), seconds_left=lambda: context.get_remaining_time_in_millis() / 1000)
+    metrics.add_metric(name="MissedFailuresFound", unit=MetricUnit.Count, value=summary.enqueued)
+    if not summary.complete:
+        metrics.add_metric(name="SweepsStoppedEarly", unit=MetricUnit.Count, value=1)
+    if isinstance(summary.error, NylasConfigError):
+        # The same metric as the diagnosis': NylasCredentialsAlarm watches it.
+        metrics.add_metric(name="NylasConfigErrors", unit=MetricUnit.Count, value=1)
+    log = logger.info if summary.complete else logger.error if summary.error else logger.warning
+    log(summary.line(), extra={"sweep": summary.to_dict()})
+    if summary.error is not None:
+        raise summary.error
+    return summary.to_dict()

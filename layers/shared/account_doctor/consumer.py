@@ -1,0 +1,482 @@
+"""The queue consumer: one DiagnosisQueue message → record the event, diagnose it, or release an incident.
+
+Every step can be repeated safely, so a message retried after any failure ends in exactly one verdict
+(plus its revisions) and no second email: events, verdicts and incident members are written with
+conditions, an existing verdict is reused, the notifier sends each email at most once, and Powertools
+idempotency (keyed on event id and stage) makes a redelivered diagnosis a no-op. The record stage needs no
+idempotency record of its own: its one transactional write is already conditional.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+
+from account_doctor.addresses import mask_email
+from account_doctor.events_out import Publisher, publisher_for
+from account_doctor.evidence import EvidenceGatherer, Gathered, incident_keys, joinable
+from account_doctor.models import (
+    STAGE_ATTRIBUTE,
+    AccountEvent,
+    Cause,
+    Diagnosis,
+    Evidence,
+    Notification,
+    Policy,
+    Release,
+    Verdict,
+    iso,
+    parse_iso,
+)
+from account_doctor.notifications.audience import INCIDENT_CAUSES, Occasion
+from account_doctor.notifications.render import IncidentBrief, IncidentMember
+from account_doctor.nylas import NylasClient, NylasConfigError
+from account_doctor.queue import ReleaseQueue
+from account_doctor.settings import Settings
+from account_doctor.ports import Notifier, NylasApi
+from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.events import Cluster, EventHistory
+from account_doctor.stores.incidents import IncidentKey, IncidentStore, incident_id_for
+from account_doctor.stores.verdicts import VerdictStore, page_verdicts
+from account_doctor.tally import tally
+
+logger = Logger(child=True)
+
+Diagnose = Callable[[Evidence, Policy], Diagnosis]
+Clock = Callable[[], datetime]
+
+# A redelivered message within this long is recognised without touching the tables; after it,
+# the conditional writes and the verdict reuse still keep it from doing anything twice.
+IDEMPOTENCY_SECONDS = 24 * 3600
+# Members released per message: a release of thousands continues in follow-up messages, each well
+# inside the function's timeout.
+RELEASE_PAGE = 25
+# How many members an operator alert lists (the CLI and API show the rest).
+ALERT_MEMBERS = 50
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def incident_key_of(cause: Cause, evidence: Evidence) -> IncidentKey | None:
+    """The incident a cause groups its failures into (SPEC §4b), if any."""
+    if cause == "connector_outage" and evidence.connector:
+        return IncidentKey("connector", evidence.connector)
+    if cause in ("admin_disconnected", "admin_session_policy") and evidence.domain:
+        return IncidentKey("domain", evidence.domain)
+    if cause == "google_testing_mode":
+        return IncidentKey("testing_mode", "google")
+    return None
+
+
+class DiagnosisService:
+    def __init__(
+        self,
+        *,
+        history: EventHistory,
+        verdicts: VerdictStore,
+        incidents: IncidentStore,
+        nylas: NylasApi,
+        notifier: Notifier,
+        publisher: Publisher,
+        policy: Policy,
+        diagnose: Diagnose,
+        sweep_notify_days: int,
+        enqueue_release: Callable[[Release], None] | None = None,
+        clock: Clock = _now,
+    ) -> None:
+        self._history = history
+        self._verdicts = verdicts
+        self._incidents = incidents
+        self._nylas = nylas
+        self._notifier = notifier
+        self._publisher = publisher
+        self._policy = policy
+        self._diagnose = diagnose
+        self._sweep_notify_days = sweep_notify_days
+        self._enqueue_release = enqueue_release
+        self._clock = clock
+        self._evidence = EvidenceGatherer(nylas, history, incidents, policy)
+
+    def process(self, event: AccountEvent, stage: str | None, *, first_delivery: bool = False) -> dict[str, Any]:
+        """Runs one stage (both when the message carries none, e.g. a hand-made redrive)."""
+        outcome: dict[str, Any] = {"event_id": event.event_id}
+        if stage in (None, "record"):
+            outcome["recorded"] = self.record(event)
+        if stage in (None, "diagnose") and event.kind == "failure":
+            verdict = self.diagnose(event, first_delivery=first_delivery)
+            outcome.update(cause=verdict.cause, notifications=len(verdict.notifications))
+        return outcome
+
+    # Recording ----------------------------------------------------------------------------------
+
+    def record(self, event: AccountEvent) -> bool:
+        """Stores the event in the history; False when it already was there."""
+        if event.kind == "failure" and not event.email:
+            # v2 payloads carry no address: without it the failure would join no domain cluster.
+            state = self._nylas.account_state(event)
+            event = replace(event, email=state.email, provider=event.provider or state.provider)
+        stored = self._history.put_event(event)
+        logger.info(
+            "event recorded" if stored else "event already recorded",
+            extra={"trigger": event.trigger, "kind": event.kind, "email": mask_email(event.email)},
+        )
+        if stored and event.kind == "recovery":
+            self._member_recovered(event)
+        return stored
+
+    def _member_recovered(self, event: AccountEvent) -> None:
+        """A recovered account is marked on its open incidents (the API shows who still needs a release)."""
+        state = self._history.state(event.account_id) or {}
+        domain, provider = state.get("domain"), state.get("provider")
+        from account_doctor.addresses import is_free_mail
+        from account_doctor.providers import connector
+
+        keys = incident_keys(domain, bool(domain) and is_free_mail(str(domain)), connector(provider))
+        for live in self._incidents.live(keys).values():
+            self._incidents.set_member(live.incident_id, event.account_id, recovered=True)
+
+    # Diagnosing ---------------------------------------------------------------------------------
+
+    def diagnose(self, event: AccountEvent, *, first_delivery: bool = False) -> Verdict:
+        """The verdict of a failure event (made once, reused on retries), its incident, events and emails."""
+        verdict = (
+            None
+            if first_delivery
+            else self._verdicts.latest_for_event(event.account_id, event.occurred_at, event.event_id)
+        )
+        if verdict is not None:
+            logger.info("reusing the verdict of an earlier attempt", extra={"cause": verdict.cause})
+            recovered_at = self._history.recovery_after(event.account_id, event.occurred_at)
+            if recovered_at is not None:
+                logger.info("account recovered since the verdict; nobody is told", extra={"recovered_at": recovered_at})
+                return verdict
+            return self._finish(verdict, self._occasion_of(verdict, event))
+        gathered = self._evidence.gather(event)
+        evidence = gathered.evidence
+        if not gathered.recorded:
+            # The "record" copy has not run (yet): this failure must be in the history for its neighbours.
+            self._history.put_event(replace(event, email=evidence.email, provider=evidence.provider))
+        diagnosis = self._diagnose(evidence, self._policy)
+        key = incident_key_of(diagnosis.cause, evidence)
+        incident_id, opened = self._incident_for(key, diagnosis.cause, event, gathered)
+        verdict = self._verdict(event, evidence, diagnosis, incident_id)
+        if not self._verdicts.put(verdict):
+            stored = self._verdicts.latest_for_event(event.account_id, event.occurred_at, event.event_id)
+            if stored is None:  # pragma: no cover - a put that failed its condition left a verdict
+                raise RuntimeError(f"event {event.event_id}: the verdict exists but cannot be read; retrying")
+            return self._finish(stored, self._occasion_of(stored, event))
+        tally.count("Verdicts", "cause", verdict.cause)
+        logger.info(
+            "verdict",
+            extra={"cause": verdict.cause, "confidence": verdict.confidence, "email": mask_email(verdict.email)},
+        )
+        if key is not None and incident_id is not None:
+            self._incidents.join(
+                key,
+                incident_id,
+                event.account_id,
+                verdict.email,
+                verdict.domain,
+                verdict.cause,
+                event.occurred_at,
+                held=verdict.cause == "connector_outage",
+            )
+            if opened:
+                self._open_incident(key, incident_id, verdict, gathered)
+        return self._finish(verdict, self._occasion_for(verdict, event, opened))
+
+    def _incident_for(
+        self, key: IncidentKey | None, cause: Cause, event: AccountEvent, gathered: Gathered
+    ) -> tuple[str | None, bool]:
+        """The incident this verdict belongs to (joined, or opened now), and whether this event opened it."""
+        if key is None:
+            return None, False
+        live = gathered.live.get(key)
+        current = joinable(live, event.occurred_at, self._policy)
+        if current is not None:
+            return current.incident_id, current.incident_id == incident_id_for(key, event.occurred_at)
+        incident_id = self._incidents.open(
+            key, cause, event.occurred_at, event.event_id, replacing=live.incident_id if live else None
+        )
+        opened = incident_id == incident_id_for(key, event.occurred_at)
+        if opened:
+            tally.count("IncidentsOpened", "kind", key.kind)
+            logger.info("incident opened", extra={"incident_id": incident_id, "cause": cause})
+        return incident_id, opened
+
+    def _verdict(
+        self, event: AccountEvent, evidence: Evidence, diagnosis: Diagnosis, incident_id: str | None
+    ) -> Verdict:
+        return Verdict(
+            event_id=event.event_id,
+            account_id=event.account_id,
+            api_version=event.api_version,
+            trigger=event.trigger,
+            occurred_at=event.occurred_at,
+            diagnosed_at=iso(self._clock()),
+            email=evidence.email,
+            domain=evidence.domain,
+            provider=evidence.provider,
+            auth_method=evidence.auth_method,
+            cause=diagnosis.cause,
+            confidence=diagnosis.confidence,
+            summary=diagnosis.summary,
+            actions=list(diagnosis.actions),
+            steps=list(diagnosis.steps),
+            evidence=replace(evidence, incident_id=incident_id).to_dict(),
+            recurring=diagnosis.recurring,
+            incident_id=incident_id,
+        )
+
+    def _occasion_for(self, verdict: Verdict, event: AccountEvent, opened: bool) -> Occasion:
+        return Occasion(
+            incident_opened=opened,
+            hold_customer=verdict.cause == "connector_outage",
+            notify_customer=not self._too_old_to_notify(event),
+        )
+
+    def _occasion_of(self, verdict: Verdict, event: AccountEvent) -> Occasion:
+        """A retried verdict's occasion, from what is stored: its incident decides whether it opened it."""
+        opened = False
+        if verdict.incident_id:
+            incident = self._incidents.get(verdict.incident_id)
+            opened = incident is not None and incident.opened_by_event == event.event_id
+            if incident is not None and incident.released_at and verdict.cause == "connector_outage":
+                return Occasion(incident_opened=opened, notify_customer=not self._too_old_to_notify(event))
+        return self._occasion_for(verdict, event, opened)
+
+    def _too_old_to_notify(self, event: AccountEvent) -> bool:
+        """A failure the sweep found long after it happened: recorded, but its customer left long ago."""
+        if event.source != "sweep":
+            return False
+        return parse_iso(event.occurred_at) < self._clock() - timedelta(days=self._sweep_notify_days)
+
+    def _finish(self, verdict: Verdict, occasion: Occasion) -> Verdict:
+        """Publishes the verdict and sends its emails (the verdict is stored before either)."""
+        if verdict.cause == "recovered":
+            self._publisher.publish_verdict(verdict.to_dict())
+            return verdict
+        brief = self._brief(verdict) if occasion.incident_opened else None
+        notifications = self._notifier.notify(verdict, occasion, incident=brief)
+        if notifications != verdict.notifications and any(n.status == "held" for n in notifications):
+            self._verdicts.set_notifications(verdict, notifications)
+        verdict = replace(verdict, notifications=notifications)
+        self._publisher.publish_verdict(verdict.to_dict())
+        return verdict
+
+    def _brief(self, verdict: Verdict) -> IncidentBrief | None:
+        if not verdict.incident_id:
+            return None
+        incident = self._incidents.get(verdict.incident_id)
+        if incident is None:
+            return None
+        members, _ = self._incidents.members(incident.incident_id, ALERT_MEMBERS)
+        return IncidentBrief(
+            incident_id=incident.incident_id,
+            kind=incident.kind,
+            key=incident.key,
+            cause=verdict.cause,
+            accounts=incident.accounts,
+            members=tuple(IncidentMember(m.account_id, m.email, m.latest_cause, m.recovered) for m in members),
+            domains=incident.domains,
+        )
+
+    # Incidents: opening revises the earlier members ----------------------------------------------------
+
+    def _open_incident(self, key: IncidentKey, incident_id: str, opener: Verdict, gathered: Gathered) -> None:
+        """Counts the failures that came before the incident existed as members, and revises their verdicts."""
+        cluster: Cluster | None = gathered.domain_cluster if key.kind == "domain" else gathered.connector_cluster
+        earlier = sorted((cluster.accounts if cluster else frozenset()) - {opener.account_id})
+        for account_id in earlier:
+            self._revise_member(key, incident_id, account_id, opener)
+        incident = self._incidents.get(incident_id)
+        if incident is not None:
+            self._publisher.publish_incident("IncidentOpened", incident.to_dict())
+
+    def _revise_member(self, key: IncidentKey, incident_id: str, account_id: str, opener: Verdict) -> None:
+        latest = page_verdicts(self._verdicts.account_verdicts(account_id, limit=1))
+        if not latest:
+            # Still in its grace period: its own diagnosis will find the incident open.
+            return
+        earlier = latest[0]
+        if earlier.cause == opener.cause or earlier.cause == "recovered" or earlier.superseded:
+            self._incidents.join(
+                key, incident_id, account_id, earlier.email, earlier.domain, earlier.cause, earlier.occurred_at
+            )
+            return
+        if self._history.recovery_after(account_id, earlier.occurred_at) is not None:
+            return
+        evidence = Evidence.from_dict(earlier.evidence)
+        counts = Evidence.from_dict(opener.evidence)
+        judged = self._diagnose(
+            replace(
+                evidence,
+                domain_burst_accounts=counts.domain_burst_accounts,
+                domain_window_accounts=counts.domain_window_accounts,
+                connector_burst_accounts=counts.connector_burst_accounts,
+                connector_burst_domains=counts.connector_burst_domains,
+                connector_usual_failures=counts.connector_usual_failures,
+                incident_id=incident_id,
+            ),
+            self._policy,
+        )
+        if judged.cause != opener.cause:
+            return  # an earlier rule still explains this account (e.g. the app removed the grant)
+        revision = replace(
+            earlier,
+            diagnosed_at=iso(self._clock()),
+            cause=judged.cause,
+            confidence=judged.confidence,
+            summary=judged.summary,
+            actions=list(judged.actions),
+            steps=list(judged.steps),
+            incident_id=incident_id,
+            revises=earlier.diagnosed_at,
+            revision_reason=f"incident {incident_id} opened: {opener.summary}",
+            superseded=False,
+            notifications=[],
+        )
+        if revision.diagnosed_at <= earlier.diagnosed_at:  # keys must differ even within the same second
+            revision = replace(revision, diagnosed_at=iso(parse_iso(earlier.diagnosed_at) + timedelta(seconds=1)))
+        if not self._verdicts.revise(earlier, revision):
+            return
+        tally.count("VerdictsRevised", "cause", revision.cause)
+        self._incidents.join(
+            key, incident_id, account_id, revision.email, revision.domain, revision.cause, revision.occurred_at
+        )
+        self._finish(revision, Occasion(follow_up=_follow_up(earlier, revision)))
+
+    # Releasing held emails ------------------------------------------------------------------------
+
+    def release(self, request: Release) -> int:
+        """Sends the held reconnect emails of one page of members still broken; queues the next page."""
+        members, cursor = self._incidents.members(request.incident_id, RELEASE_PAGE, request.cursor)
+        sent = 0
+        for member in members:
+            if member.recovered:
+                continue
+            latest = page_verdicts(self._verdicts.account_verdicts(member.account_id, limit=1))
+            if not latest or not any(n.status == "held" for n in latest[0].notifications):
+                continue
+            if self._history.recovery_after(member.account_id, latest[0].occurred_at) is not None:
+                continue
+            notifications = self._notifier.notify(latest[0], Occasion(released=True))
+            sent += sum(1 for n in notifications if n.status in ("sent", "dry_run") and n.kind == "reconnect")
+        if cursor is not None and self._enqueue_release is not None:
+            self._enqueue_release(Release(request.incident_id, cursor))
+        return sent
+
+
+def _follow_up(earlier: Verdict, revision: Verdict) -> Any:
+    """The revision's single customer email, only when the advice changed (SPEC §4b)."""
+    asked_to_reconnect = any(
+        n.kind == "reconnect" and n.status in ("sent", "dry_run", "delivered") for n in earlier.notifications
+    )
+    if revision.cause == "connector_outage":
+        return "outage_notice" if asked_to_reconnect else None
+    if revision.cause in ("admin_disconnected", "admin_session_policy"):
+        told_admin = any(n.kind == "admin_contact" for n in earlier.notifications)
+        return None if told_admin else "admin_contact"
+    return None
+
+
+class QueueConsumer:
+    """One SQS record → the service, diagnoses at most once per (event id, stage)."""
+
+    def __init__(self, service: DiagnosisService, persistence: DynamoDBPersistenceLayer) -> None:
+        self._service = service
+        self.idempotency = IdempotencyConfig(
+            event_key_jmespath="[event_id, stage]", expires_after_seconds=IDEMPOTENCY_SECONDS
+        )
+        self._diagnose_once = idempotent_function(
+            data_keyword_argument="message", persistence_store=persistence, config=self.idempotency
+        )(self._diagnose_message)
+
+    def handle(self, record: SQSRecord) -> dict[str, Any]:
+        attribute = record.message_attributes[STAGE_ATTRIBUTE]
+        value = attribute.string_value if attribute else None
+        if value == "release":
+            request = Release(**_json(record.body))
+            return {"incident_id": request.incident_id, "released": self._service.release(request)}
+        event = AccountEvent.from_json(record.body)
+        stage = value if value in ("record", "diagnose") else None
+        # Records run on several threads: the correlation id belongs to this thread's logs only.
+        logger.thread_safe_append_keys(correlation_id=event.event_id, stage=stage or "record+diagnose")
+        # Outside the idempotency key ([event_id, stage]): only a hint that no earlier attempt ran.
+        first_delivery = record.attributes.approximate_receive_count == "1"
+        try:
+            if stage == "record":
+                return {"event_id": event.event_id, "recorded": self._service.record(event)}
+            result: dict[str, Any] = self._diagnose_once(
+                message={
+                    "event_id": event.event_id,
+                    "stage": stage,
+                    "event": asdict(event),
+                    "first_delivery": first_delivery,
+                }
+            )
+            return result
+        except NylasConfigError:
+            tally.count("NylasConfigErrors")
+            raise
+        finally:
+            logger.thread_safe_remove_keys(["correlation_id", "stage"])
+
+    def _diagnose_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        return self._service.process(
+            AccountEvent.from_dict(message["event"]),
+            message["stage"],
+            first_delivery=bool(message.get("first_delivery")),
+        )
+
+
+def _json(body: str) -> dict[str, Any]:
+    import json
+
+    value = json.loads(body)
+    if not isinstance(value, dict) or "incident_id" not in value:
+        raise ValueError("a release message carries {'incident_id': …, 'cursor': …}")
+    return {"incident_id": str(value["incident_id"]), "cursor": value.get("cursor")}
+
+
+def verdicts_newest_first(verdicts: list[Verdict]) -> list[Verdict]:
+    return sorted(verdicts, key=lambda v: v.key, reverse=True)
+
+
+def notifications_of(verdict: Verdict) -> list[Notification]:
+    return list(verdict.notifications)
+
+
+def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose | None = None) -> QueueConsumer:
+    """The consumer a DiagnosisFunction cold start builds: real adapters from the settings."""
+    if diagnose is None:
+        from account_doctor.diagnosis import diagnose as procedure
+
+        diagnose = procedure
+    client = dynamodb_client()
+    queue = ReleaseQueue(settings.diagnosis_queue_url)
+    service = DiagnosisService(
+        history=EventHistory(Table(settings.events_table, client)),
+        verdicts=VerdictStore(Table(settings.verdicts_table, client)),
+        incidents=IncidentStore(Table(settings.incidents_table, client)),
+        nylas=NylasClient(settings),
+        notifier=notifier,
+        publisher=publisher_for(settings.event_bus_name),
+        policy=settings.policy,
+        diagnose=diagnose,
+        sweep_notify_days=settings.sweep_notify_days,
+        enqueue_release=queue.send,
+    )
+    return QueueConsumer(service, DynamoDBPersistenceLayer(table_name=settings.idempotency_table))

@@ -1,0 +1,220 @@
+"""The notifier: sends a verdict's emails through the ledger, so that each goes out at most once.
+
+Held emails (a connector incident is open) are only recorded; a permanent SES rejection is recorded as
+`rejected`, frees the customer's cooldown and tells the operator which customer could not be reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger
+
+from account_doctor.addresses import mask_addresses, mask_email
+from account_doctor.credentials import NylasCredentials, load_credentials
+from account_doctor.models import Notification, Verdict, iso
+from account_doctor.notifications import links
+from account_doctor.notifications.audience import Occasion, Recipient, recipients
+from account_doctor.notifications.render import (
+    IncidentBrief,
+    RenderedEmail,
+    render_customer,
+    render_operator_alert,
+    render_rejected_alert,
+)
+from account_doctor.settings import Settings
+from account_doctor.stores.ledger import NotificationLedger
+from account_doctor.tally import tally
+
+logger = Logger(child=True)
+
+# The message_id recorded for an email NotificationMode=dry-run rendered but did not send.
+DRY_RUN_MESSAGE_ID = "dry-run"
+# The ledger audience of the operator alert about a customer SES refused.
+UNREACHABLE = "operator-unreachable"
+
+
+class NotificationError(RuntimeError):
+    """An email could not be sent; the queue record is retried and only what is still unsent goes out."""
+
+
+class EmailRejected(Exception):
+    """SES refused the message for good (rejected, suppressed or invalid address): never retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Mailer(Protocol):
+    def send(self, email: RenderedEmail) -> str: ...
+
+
+VerdictWrite = Callable[[Verdict, list[Notification]], dict[str, Any]]
+
+
+class ReconnectLinks:
+    """Builds the reconnect link; reads the Nylas secret only when hosted auth needs it."""
+
+    def __init__(self, settings: Settings, load: Callable[[str], NylasCredentials] | None = None) -> None:
+        self._settings = settings
+        self._load = load or load_credentials
+
+    def __call__(self, verdict: Verdict) -> str:
+        email = verdict.email or ""
+        template = self._settings.reauth_url_template
+        if template:
+            return links.from_template(template, email=email, provider=verdict.provider, account_id=verdict.account_id)
+        credentials = self._load(self._settings.nylas_secret_name)
+        if not credentials.client_id or not credentials.redirect_uri:
+            raise NotificationError(
+                "Nylas hosted auth needs client_id and redirect_uri in the stack's secret "
+                f"({self._settings.nylas_secret_name}); add them, or set the ReauthUrlTemplate parameter."
+            )
+        return links.nylas_hosted_auth(
+            self._settings.nylas_api_uri,
+            client_id=credentials.client_id,
+            redirect_uri=credentials.redirect_uri,
+            provider=verdict.provider,
+            email=email,
+        )
+
+
+class EmailNotifier:
+    """Implements ports.Notifier. In dry-run (mailer None) it renders and records but never sends."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ledger: NotificationLedger,
+        mailer: Mailer | None,
+        reconnect_link: Callable[[Verdict], str],
+        verdict_write: VerdictWrite,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._ledger = ledger
+        self._mailer = mailer
+        self._reconnect_link = reconnect_link
+        self._verdict_write = verdict_write
+        self._clock = clock
+
+    def notify(
+        self, verdict: Verdict, occasion: Occasion | None = None, *, incident: IncidentBrief | None = None
+    ) -> list[Notification]:
+        """Every notification of the verdict afterwards (earlier ones kept), each email sent at most once."""
+        planned = recipients(verdict, self._settings.operator_email, occasion)
+        notifications = [n for n in verdict.notifications if not _replaced(n, planned)]
+        failures: list[Exception] = []
+        link = self._reconnect_link(verdict) if any(r.audience == "customer" and not r.held for r in planned) else ""
+        # Every email is attempted even when an earlier one failed: the operator still hears about a verdict
+        # whose customer email SES refused, and the retry sends only what is missing.
+        for recipient in planned:
+            if recipient.held:
+                notifications.append(Notification(recipient.kind, recipient.to, "held"))
+                tally.count("EmailsHeld", "kind", recipient.kind)
+                continue
+            try:
+                outcome = self._deliver(verdict, recipient, link, incident, notifications)
+            except Exception as error:
+                failures.append(error)
+                continue
+            if outcome is not None:
+                notifications.append(outcome)
+                if outcome.status == "rejected":
+                    notifications.extend(self._tell_operator_unreachable(verdict, outcome, notifications))
+        if failures:
+            raise NotificationError(
+                f"{len(failures)} email(s) of event {verdict.event_id} were not sent "
+                f"({mask_addresses(str(failures[0]))}); the record will be retried and only the unsent ones go out"
+            ) from None
+        return notifications
+
+    def _deliver(
+        self,
+        verdict: Verdict,
+        recipient: Recipient,
+        link: str,
+        incident: IncidentBrief | None,
+        so_far: list[Notification],
+        *,
+        audience: str | None = None,
+        rejected: Notification | None = None,
+    ) -> Notification | None:
+        audience = audience or recipient.audience
+        log = {"event_id": verdict.event_id, "kind": recipient.kind, "to": mask_email(recipient.to)}
+        now = self._clock()
+        cooldown = (verdict.account_id, self._settings.notify_cooldown_hours) if recipient.gate == "cooldown" else None
+        begun = self._ledger.begin(verdict.event_id, audience, recipient.kind, recipient.to, now, cooldown=cooldown)
+        if isinstance(begun, Notification):
+            logger.info("email already sent for this event", extra=log)
+            return begun
+        if begun == "cooling_down":
+            logger.info("email held back by the customer's cooldown", extra=log)
+            tally.count("EmailsHeldBack", "kind", recipient.kind)
+            return None
+        email = self._render(recipient, verdict, link, incident, rejected)
+        try:
+            if self._mailer is None:
+                notification = Notification(recipient.kind, recipient.to, "dry_run", DRY_RUN_MESSAGE_ID, iso(now))
+            else:
+                notification = Notification(
+                    recipient.kind, recipient.to, "sent", self._mailer.send(email), iso(self._clock())
+                )
+        except EmailRejected as rejected:
+            notification = Notification(recipient.kind, recipient.to, "rejected", None, iso(now), rejected.reason)
+            logger.warning("SES refused the email for good", extra={**log, "reason": rejected.reason})
+            tally.count("EmailsRejected", "kind", recipient.kind)
+            if cooldown:
+                self._ledger.free_cooldown(verdict.account_id, verdict.event_id)
+        except Exception:
+            logger.exception("SES did not send the email", extra=log)
+            self._ledger.give_back(
+                verdict.event_id, audience, cooldown_account=verdict.account_id if cooldown else None
+            )
+            raise
+        self._ledger.complete(
+            verdict.event_id, audience, notification, also=[self._verdict_write(verdict, [*so_far, notification])]
+        )
+        logger.info(f"email {notification.status}", extra={**log, "message_id": notification.message_id})
+        if notification.status == "sent":
+            tally.count("EmailsSent", "kind", recipient.kind)
+        return notification
+
+    def _render(
+        self,
+        recipient: Recipient,
+        verdict: Verdict,
+        link: str,
+        incident: IncidentBrief | None,
+        rejected: Notification | None,
+    ) -> RenderedEmail:
+        if recipient.audience == "customer":
+            return render_customer(recipient, verdict, self._settings, link)
+        if rejected is not None:
+            return render_rejected_alert(
+                verdict, self._settings, kind=rejected.kind, to=rejected.to, reason=rejected.reason or "rejected by SES"
+            )
+        return render_operator_alert(recipient, verdict, self._settings, incident)
+
+    def _tell_operator_unreachable(
+        self, verdict: Verdict, rejected: Notification, so_far: list[Notification]
+    ) -> list[Notification]:
+        recipient = Recipient("operator_alert", self._settings.operator_email, "operator", "event")
+        told = self._deliver(verdict, recipient, "", None, so_far, audience=UNREACHABLE, rejected=rejected)
+        return [told] if told is not None else []
+
+
+def _replaced(notification: Notification, planned: list[Recipient]) -> bool:
+    """A held email is replaced by its delivery when the incident is released."""
+    return notification.status == "held" and any(r.kind == notification.kind and not r.held for r in planned)
+
+
+def with_status(
+    notifications: list[Notification], message_id: str, status: str, reason: str | None
+) -> list[Notification]:
+    return [replace(n, status=status, reason=reason) if n.message_id == message_id else n for n in notifications]  # type: ignore[arg-type]

@@ -1,0 +1,224 @@
+"""The one DynamoDB helper every store stands on: conditional writes, paged queries, plain values.
+
+A boto3 *client* (thread-safe, unlike resources), because a batch's records are processed on several
+threads at once. AWS error codes become domain answers here and nowhere else: a failed condition is
+`False` from `put_once`/`update_if`, never a `ClientError` a store has to pick apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+# BatchGetItem reads at most this many keys per call.
+_BATCH_GET_LIMIT = 100
+
+
+class InvalidCursor(ValueError):
+    """A `next` cursor that this service did not hand out (or for another list)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a query: plain items, the cursor of the next page (None at the end), and items read."""
+
+    items: list[dict[str, Any]]
+    next: str | None
+    read: int
+
+
+def is_conditional_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def dynamodb_client() -> DynamoDBClient:
+    return boto3.client("dynamodb")
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Attribute values in DynamoDB's typed form; None attributes are left out (a sparse index key stays absent)."""
+    return {key: _serializer.serialize(_decimals(value)) for key, value in values.items() if value is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain Python values: numbers as int or float, never Decimal."""
+    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+class Table:
+    """One table, spoken to in plain values."""
+
+    def __init__(self, name: str, client: DynamoDBClient | None = None) -> None:
+        self.name = name
+        self.client: DynamoDBClient = client or dynamodb_client()
+
+    def put_once(self, item: Mapping[str, Any], key: str) -> bool:
+        """Writes the item unless one with its key exists (`key` = the sort or partition key name); False then."""
+        try:
+            self.client.put_item(
+                TableName=self.name, Item=to_item(item), ConditionExpression=f"attribute_not_exists({key})"
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def put(
+        self, item: Mapping[str, Any], *, condition: str | None = None, values: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Writes the item; with a condition, False when it does not hold."""
+        request: dict[str, Any] = {"TableName": self.name, "Item": to_item(item)}
+        if condition:
+            request["ConditionExpression"] = condition
+            if values:
+                request["ExpressionAttributeValues"] = to_item(values)
+        try:
+            self.client.put_item(**request)
+        except ClientError as error:
+            if condition and is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def get(self, key: Mapping[str, Any], *, consistent: bool = True) -> dict[str, Any] | None:
+        item = self.client.get_item(TableName=self.name, Key=to_item(key), ConsistentRead=consistent).get("Item")
+        return from_item(item) if item else None
+
+    def get_many(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The items of these keys that exist (BatchGetItem, retrying what DynamoDB leaves unprocessed)."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), _BATCH_GET_LIMIT):
+            pending: dict[str, Any] = {
+                self.name: {"Keys": [to_item(k) for k in keys[start : start + _BATCH_GET_LIMIT]]}
+            }
+            while pending:
+                response = self.client.batch_get_item(RequestItems=pending)
+                found.extend(from_item(item) for item in response.get("Responses", {}).get(self.name, []))
+                pending = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def update(
+        self,
+        key: Mapping[str, Any],
+        expression: str,
+        *,
+        values: Mapping[str, Any] | None = None,
+        names: Mapping[str, str] | None = None,
+        condition: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Applies an update expression; returns the item as it is afterwards, or None when the condition failed."""
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": to_item(key),
+            "UpdateExpression": expression,
+            "ReturnValues": "ALL_NEW",
+        }
+        if values:
+            request["ExpressionAttributeValues"] = to_item(values)
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
+        if condition:
+            request["ConditionExpression"] = condition
+        try:
+            response = self.client.update_item(**request)
+        except ClientError as error:
+            if condition and is_conditional_failure(error):
+                return None
+            raise
+        return from_item(response.get("Attributes", {}))
+
+    def query(self, *, limit: int | None = None, cursor: str | None = None, **request: Any) -> Page:
+        """One page of a query (up to `limit` items), resuming after `cursor`."""
+        request["TableName"] = self.name
+        if cursor:
+            request["ExclusiveStartKey"] = decode_cursor(cursor)
+        if "ExpressionAttributeValues" in request:
+            request["ExpressionAttributeValues"] = to_item(request["ExpressionAttributeValues"])
+        items: list[dict[str, Any]] = []
+        read = 0
+        while True:
+            if limit is not None:
+                request["Limit"] = limit - len(items)
+            try:
+                page = self.client.query(**request)
+            except ClientError as error:
+                # A forged or foreign cursor names a key outside this query.
+                if cursor and error.response.get("Error", {}).get("Code") == "ValidationException":
+                    raise InvalidCursor(
+                        "next does not belong to this list; pass the `next` value of its previous page"
+                    ) from error
+                raise
+            read += int(page.get("ScannedCount", len(page.get("Items", []))))
+            items.extend(from_item(item) for item in page.get("Items", []))
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return Page(items, None, read)
+            if limit is not None and len(items) >= limit:
+                return Page(items, encode_cursor(last), read)
+            request["ExclusiveStartKey"] = last
+
+    def query_all(self, **request: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a query, page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.query(cursor=cursor, limit=1000, **dict(request))
+            yield from page.items
+            if page.next is None:
+                return
+            cursor = page.next
+
+
+def encode_cursor(last_key: Mapping[str, Any]) -> str:
+    """An opaque `next` cursor: the page's LastEvaluatedKey, base64url of its JSON."""
+    return base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError) as error:
+        raise InvalidCursor(
+            "next is not a cursor this API returned; pass the `next` value of the previous page"
+        ) from error
+    if not isinstance(decoded, dict) or not all(isinstance(v, dict) for v in decoded.values()):
+        raise InvalidCursor("next is not a cursor this API returned; pass the `next` value of the previous page")
+    return decoded
+
+
+def _decimals(value: Any) -> Any:
+    """Floats become Decimals, as DynamoDB numbers must be."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {key: _decimals(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_decimals(inner) for inner in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(inner) for inner in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(inner) for inner in value)
+    return value

@@ -1,0 +1,429 @@
+"""Incidents (IncidentsTable, SPEC §4b): failures that share one cause beyond a single account.
+
+Why it holds when 1,000 member failures a second arrive for one incident:
+- `open#{kind}#{key}` / `open` says which incident of a key is open. It is written when an incident opens
+  (a conditional put, so two first members racing open exactly one) and read by every member, never
+  rewritten per member.
+- The distinct-member count lives on SHARDS counter items `count#{kind}#{key}#{n}` / `count`, each under its
+  own partition key: a member's join is one transaction (its member item, put only if absent, plus an atomic
+  ADD on one shard), so a redelivered or concurrent member is counted once, and the writes of a burst spread
+  over SHARDS partitions instead of one hot key. Shards also keep the member email domains (a string set)
+  and the latest failure time.
+- Member items `member#{incident_id}#{account_id}` / `member` each have their own partition key; the
+  ByIncident index lists them under SHARDS keys (`{incident_id}#{n}`), projecting only the member fields.
+- The incident itself (`incident#{id}` / `incident`) changes only when it opens, is released, resolved or
+  closed; ByStatus lists incidents of a status, newest first.
+A diagnosis therefore reads the pointers and the shards of its keys in one BatchGetItem, whatever the size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from botocore.exceptions import ClientError
+
+from account_doctor.stores.dynamo import Page, Table, to_item
+
+IncidentKind = Literal["domain", "connector", "testing_mode"]
+IncidentStatus = Literal["open", "resolved", "closed"]
+SHARDS = 4
+_MEMBER_SHARDS = 8
+
+
+@dataclass(frozen=True)
+class IncidentKey:
+    kind: IncidentKind
+    key: str
+
+    @property
+    def pointer(self) -> dict[str, str]:
+        return {"pk": f"open#{self.kind}#{self.key}", "sk": "open"}
+
+    def shard(self, n: int) -> dict[str, str]:
+        return {"pk": f"count#{self.kind}#{self.key}#{n}", "sk": "count"}
+
+
+@dataclass(frozen=True)
+class Incident:
+    """The aggregate, as the read API shows it (SPEC §6), counts included."""
+
+    incident_id: str
+    kind: IncidentKind
+    key: str
+    cause: str
+    status: IncidentStatus
+    opened_at: str
+    last_failure_at: str
+    accounts: int
+    domains: int
+    held_emails: int = 0
+    resolved_at: str | None = None
+    released_at: str | None = None
+    opened_by_event: str | None = None
+    domain_names: tuple[str, ...] = field(default=(), compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "incident_id": self.incident_id,
+            "kind": self.kind,
+            "key": self.key,
+            "cause": self.cause,
+            "status": self.status,
+            "accounts": self.accounts,
+            "domains": self.domains,
+            "opened_at": self.opened_at,
+            "last_failure_at": self.last_failure_at,
+            "resolved_at": self.resolved_at,
+            "released_at": self.released_at,
+            "held_emails": self.held_emails,
+        }
+
+
+@dataclass(frozen=True)
+class Member:
+    account_id: str
+    email: str | None
+    joined_at: str
+    latest_cause: str | None
+    recovered: bool
+    held: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "email": self.email,
+            "latest_cause": self.latest_cause,
+            "recovered": self.recovered,
+            "joined_at": self.joined_at,
+        }
+
+
+@dataclass(frozen=True)
+class Live:
+    """An open incident of a key as a diagnosis sees it: its id, cause, counts and latest failure."""
+
+    incident_id: str
+    cause: str
+    opened_at: str
+    accounts: int
+    domains: frozenset[str]
+    last_failure_at: str
+
+
+def incident_id_for(key: IncidentKey, opened_at: str) -> str:
+    """Readable and deterministic: the same opening (a retried first member) names the same incident."""
+    digest = hashlib.sha256(f"{key.kind}\n{key.key}\n{opened_at}".encode()).hexdigest()[:10]
+    compact = opened_at.replace("-", "").replace(":", "")[:13]  # 20261122T0812
+    return f"{key.kind}-{key.key}-{compact}-{digest}".replace("@", "_")
+
+
+class IncidentStore:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    # What a diagnosis reads: one call --------------------------------------------------------------
+
+    def live(self, keys: Iterable[IncidentKey]) -> dict[IncidentKey, Live]:
+        """The open incident of each key, with its counts, from one BatchGetItem of pointers and shards."""
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        requests = [k.pointer for k in wanted] + [k.shard(n) for k in wanted for n in range(SHARDS)]
+        items = {(item["pk"], item["sk"]): item for item in self._table.get_many(requests)}
+        found: dict[IncidentKey, Live] = {}
+        for key in wanted:
+            pointer = items.get((key.pointer["pk"], "open"))
+            if not pointer:
+                continue
+            incident_id = str(pointer["incident_id"])
+            shards = [items.get((key.shard(n)["pk"], "count")) for n in range(SHARDS)]
+            mine = [s for s in shards if s and s.get("incident_id") == incident_id]
+            found[key] = Live(
+                incident_id=incident_id,
+                cause=str(pointer["cause"]),
+                opened_at=str(pointer["opened_at"]),
+                accounts=sum(int(s.get("accounts", 0)) for s in mine),
+                domains=frozenset(d for s in mine for d in s.get("domains", [])),
+                last_failure_at=max([str(pointer["opened_at"]), *(str(s.get("last_failure_at", "")) for s in mine)]),
+            )
+        return found
+
+    # Opening and joining ------------------------------------------------------------------------
+
+    def open(self, key: IncidentKey, cause: str, opened_at: str, event_id: str, replacing: str | None) -> str:
+        """Opens an incident of the key (unless a racer did); returns the id of the open incident.
+
+        `replacing` is the id of the key's previous incident (gone quiet), whose pointer this one replaces.
+        """
+        incident_id = incident_id_for(key, opened_at)
+        condition = "attribute_not_exists(pk)" if replacing is None else "incident_id = :previous"
+        pointer = {**key.pointer, "incident_id": incident_id, "cause": cause, "opened_at": opened_at}
+        if not self._table.put(pointer, condition=condition, values={":previous": replacing} if replacing else None):
+            current = self._table.get(key.pointer)
+            if current is None:  # the racer's pointer was removed again (resolved): try once more
+                return self.open(key, cause, opened_at, event_id, None)
+            return str(current["incident_id"])
+        self._table.put_once(
+            {
+                "pk": f"incident#{incident_id}",
+                "sk": "incident",
+                "incident_id": incident_id,
+                "kind": key.kind,
+                "key": key.key,
+                "cause": cause,
+                "status": "open",
+                "opened_at": opened_at,
+                "opened_by_event": event_id,
+            },
+            key="pk",
+        )
+        if replacing:
+            self._set_status(replacing, "closed", opened_at)
+        return incident_id
+
+    def join(
+        self,
+        key: IncidentKey,
+        incident_id: str,
+        account_id: str,
+        email: str | None,
+        domain: str | None,
+        cause: str,
+        at: str,
+        *,
+        held: bool = False,
+    ) -> bool:
+        """Adds the account to the incident once and counts it; False when it already was a member."""
+        shard = key.shard(_shard(account_id, SHARDS))
+        member = {
+            "pk": f"member#{incident_id}#{account_id}",
+            "sk": "member",
+            "member_of": f"{incident_id}#{_shard(account_id, _MEMBER_SHARDS)}",
+            "incident_id": incident_id,
+            "account_id": account_id,
+            "email": email,
+            "joined_at": at,
+            "latest_cause": cause,
+            "recovered": False,
+            "held": held,
+        }
+        for _ in range(3):
+            add = {
+                "Update": {
+                    "TableName": self._table.name,
+                    "Key": to_item(shard),
+                    "UpdateExpression": "ADD accounts :one"
+                    + (", domains :domain" if domain else "")
+                    + ", held :held SET last_failure_at = :at",
+                    "ConditionExpression": "incident_id = :id",
+                    "ExpressionAttributeValues": to_item(
+                        {
+                            ":one": 1,
+                            ":at": at,
+                            ":id": incident_id,
+                            ":held": 1 if held else 0,
+                            **({":domain": {domain}} if domain else {}),
+                        }
+                    ),
+                }
+            }
+            put = {
+                "Put": {
+                    "TableName": self._table.name,
+                    "Item": to_item(member),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            try:
+                self._table.client.transact_write_items(TransactItems=cast(Any, [put, add]))
+                return True
+            except ClientError as error:
+                reasons = [r.get("Code") for r in cast(Any, error.response).get("CancellationReasons", [])]
+                if not reasons:
+                    raise
+                if reasons[0] == "ConditionalCheckFailed":
+                    return False  # already a member
+                if reasons[1] == "ConditionalCheckFailed":
+                    # The shard still counts an earlier incident of this key (or nothing yet): start it afresh.
+                    self._table.put(
+                        {**shard, "incident_id": incident_id, "accounts": 0, "held": 0, "last_failure_at": at},
+                        condition="attribute_not_exists(incident_id) OR incident_id <> :id",
+                        values={":id": incident_id},
+                    )
+                    continue
+                raise
+        raise RuntimeError(f"could not count a member of incident {incident_id}; the record is retried")
+
+    def set_member(self, incident_id: str, account_id: str, **values: Any) -> dict[str, Any] | None:
+        """Updates a member (latest_cause, recovered, held); None when the account is not a member."""
+        expression = "SET " + ", ".join(f"#{name} = :{name}" for name in values)
+        return self._table.update(
+            {"pk": f"member#{incident_id}#{account_id}", "sk": "member"},
+            expression,
+            values={f":{name}": value for name, value in values.items()},
+            names={f"#{name}": name for name in values},
+            condition="attribute_exists(pk)",
+        )
+
+    # Reading for people ---------------------------------------------------------------------------
+
+    def get(self, incident_id: str) -> Incident | None:
+        item = self._table.get({"pk": f"incident#{incident_id}", "sk": "incident"})
+        if not item:
+            return None
+        return self._with_counts([item])[0]
+
+    def by_status(self, status: str, limit: int, cursor: str | None = None) -> tuple[list[Incident], str | None]:
+        """Incidents of a status (or every status for "all"), newest first."""
+        if status == "all":
+            # One index key per status; "all" pages through them in a fixed order.
+            return self._list_all(limit, cursor)
+        page = self._table.query(
+            limit=limit,
+            cursor=cursor,
+            IndexName="ByStatus",
+            KeyConditionExpression="#status = :status",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":status": status},
+            ScanIndexForward=False,
+        )
+        return self._with_counts(page.items), page.next
+
+    def _list_all(self, limit: int, cursor: str | None) -> tuple[list[Incident], str | None]:
+        statuses = ("open", "resolved", "closed")
+        index, _, inner = (cursor or "0:").partition(":")
+        position = int(index) if index.isdigit() and int(index) < len(statuses) else 0
+        incidents: list[Incident] = []
+        next_inner: str | None = inner or None
+        while position < len(statuses) and len(incidents) < limit:
+            found, next_inner = self.by_status(statuses[position], limit - len(incidents), next_inner)
+            incidents.extend(found)
+            if next_inner is None:
+                position += 1
+        if position >= len(statuses):
+            return incidents, None
+        return incidents, f"{position}:{next_inner or ''}"
+
+    def members(self, incident_id: str, limit: int, cursor: str | None = None) -> tuple[list[Member], str | None]:
+        """The incident's members, shard by shard (cursor: shard number and that shard's position)."""
+        index, _, inner = (cursor or "0:").partition(":")
+        shard = int(index) if index.isdigit() and int(index) < _MEMBER_SHARDS else 0
+        position: str | None = inner or None
+        found: list[Member] = []
+        while shard < _MEMBER_SHARDS and len(found) < limit:
+            page: Page = self._table.query(
+                limit=limit - len(found),
+                cursor=position,
+                IndexName="ByIncident",
+                KeyConditionExpression="member_of = :shard",
+                ExpressionAttributeValues={":shard": f"{incident_id}#{shard}"},
+            )
+            found.extend(_member(item) for item in page.items)
+            position = page.next
+            if position is None:
+                shard += 1
+        if shard >= _MEMBER_SHARDS:
+            return found, None
+        return found, f"{shard}:{position or ''}"
+
+    def all_members(self, incident_id: str) -> Iterator[Member]:
+        cursor: str | None = None
+        while True:
+            found, cursor = self.members(incident_id, 100, cursor)
+            yield from found
+            if cursor is None:
+                return
+
+    def member(self, incident_id: str, account_id: str) -> Member | None:
+        item = self._table.get({"pk": f"member#{incident_id}#{account_id}", "sk": "member"})
+        return _member(item) if item else None
+
+    # Lifecycle -----------------------------------------------------------------------------------------
+
+    def resolve(self, incident_id: str, at: str) -> Incident | None:
+        """Marks the incident resolved (once) and frees its key for a new incident; None when unknown."""
+        incident = self.get(incident_id)
+        if incident is None:
+            return None
+        if incident.status == "open":
+            self._set_status(incident_id, "resolved", at)
+            self._table.client.delete_item(
+                TableName=self._table.name,
+                Key=to_item(IncidentKey(incident.kind, incident.key).pointer),
+                ConditionExpression="incident_id = :id",
+                ExpressionAttributeValues=to_item({":id": incident_id}),
+            ) if self._pointer_is(incident, incident_id) else None
+        return self.get(incident_id)
+
+    def mark_released(self, incident_id: str, at: str) -> bool:
+        """Records the release once; False when it was already released."""
+        return (
+            self._table.update(
+                {"pk": f"incident#{incident_id}", "sk": "incident"},
+                "SET released_at = :at",
+                values={":at": at},
+                condition="attribute_exists(pk) AND attribute_not_exists(released_at)",
+            )
+            is not None
+        )
+
+    def _pointer_is(self, incident: Incident, incident_id: str) -> bool:
+        pointer = self._table.get(IncidentKey(incident.kind, incident.key).pointer)
+        return pointer is not None and pointer.get("incident_id") == incident_id
+
+    def _set_status(self, incident_id: str, status: str, at: str) -> None:
+        self._table.update(
+            {"pk": f"incident#{incident_id}", "sk": "incident"},
+            "SET #status = :status, resolved_at = if_not_exists(resolved_at, :at)",
+            values={":status": status, ":at": at, ":open": "open"},
+            names={"#status": "status"},
+            condition="#status = :open",
+        )
+
+    def _with_counts(self, items: list[dict[str, Any]]) -> list[Incident]:
+        keys = [IncidentKey(item["kind"], item["key"]) for item in items]
+        shards = self._table.get_many([k.shard(n) for k in dict.fromkeys(keys) for n in range(SHARDS)])
+        incidents = []
+        for item, key in zip(items, keys, strict=True):
+            prefix = f"count#{key.kind}#{key.key}#"
+            mine = [
+                s for s in shards if str(s["pk"]).startswith(prefix) and s.get("incident_id") == item["incident_id"]
+            ]
+            domains = tuple(sorted({d for s in mine for d in s.get("domains", [])}))
+            incidents.append(
+                Incident(
+                    incident_id=str(item["incident_id"]),
+                    kind=item["kind"],
+                    key=str(item["key"]),
+                    cause=str(item["cause"]),
+                    status=item["status"],
+                    opened_at=str(item["opened_at"]),
+                    last_failure_at=max([str(item["opened_at"]), *(str(s.get("last_failure_at", "")) for s in mine)]),
+                    accounts=sum(int(s.get("accounts", 0)) for s in mine),
+                    domains=len(domains),
+                    held_emails=0 if item.get("released_at") else sum(int(s.get("held", 0)) for s in mine),
+                    resolved_at=item.get("resolved_at"),
+                    released_at=item.get("released_at"),
+                    opened_by_event=item.get("opened_by_event"),
+                    domain_names=domains,
+                )
+            )
+        return incidents
+
+
+def _shard(account_id: str, shards: int) -> int:
+    return hashlib.sha256(account_id.encode()).digest()[0] % shards
+
+
+def _member(item: dict[str, Any]) -> Member:
+    return Member(
+        account_id=str(item["account_id"]),
+        email=item.get("email"),
+        joined_at=str(item.get("joined_at", "")),
+        latest_cause=item.get("latest_cause"),
+        recovered=bool(item.get("recovered")),
+        held=bool(item.get("held")),
+    )

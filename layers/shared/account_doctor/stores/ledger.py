@@ -1,0 +1,233 @@
+"""The never-twice ledger (NotificationsTable): what was sent for which event, and each account's cooldown.
+
+Items (pk, TTL on expires_at):
+- `email#{event_id}#{audience}`: the intent to send, written with a condition before calling SES (status
+  `pending`, a short lease), then its outcome (`sent`, `dry_run` or `rejected`) with the message id. Keyed by
+  audience rather than kind so that an event re-diagnosed differently on a retry still emails each person once.
+- `cooldown#{account_id}`: the event that used the account's customer email for the cooldown. Claimed in the
+  same transaction as the intent, so a customer email costs one write before SES and one after.
+- `message#{message_id}`: which notification an SES message is, for the delivery feedback (bounces,
+  complaints, deliveries) SES publishes through the configuration set.
+The event that owns a cooldown passes it again, so a retry is not blocked by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any, cast, Literal
+
+from botocore.exceptions import ClientError
+
+from account_doctor.models import Notification, NotificationKind, NotificationStatus, iso
+from account_doctor.notifications.audience import Audience
+from account_doctor.stores.dynamo import Table, to_item
+
+# A sender holds an intent this long; longer than DiagnosisFunction's timeout (60 s), shorter than
+# the queue's visibility timeout (360 s), so a crashed attempt's retry is never blocked by it.
+LEASE_SECONDS = 120
+# Intent records outlive every redelivery: queue retention (4 days) plus the DLQ's (14 days).
+EMAIL_RECORD_DAYS = 30
+FINAL_STATUSES = frozenset({"sent", "dry_run", "rejected", "delivered", "bounced", "complained"})
+
+Begun = Literal["go", "cooling_down"]
+
+
+class NotificationInProgress(RuntimeError):
+    """Another invocation is sending this email right now; the record is retried later and finds it sent."""
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+class NotificationLedger:
+    def __init__(self, table: Table, *, namespace: str = "") -> None:
+        self._table = table
+        # dry-run records live apart, so rehearsing never holds back a real email.
+        self._namespace = namespace
+
+    def _key(self, *parts: str) -> dict[str, str]:
+        return {"pk": self._namespace + "#".join(parts)}
+
+    def sent(self, event_id: str, audience: str) -> Notification | None:
+        """What became of this audience's email for this event, if it went out (or was refused for good)."""
+        item = self._table.get(self._key("email", event_id, audience))
+        return _notification(item) if item and item.get("status") in FINAL_STATUSES else None
+
+    def begin(
+        self,
+        event_id: str,
+        audience: str,
+        kind: NotificationKind,
+        to: str,
+        now: datetime,
+        *,
+        cooldown: tuple[str, int] | None = None,
+    ) -> Notification | Begun:
+        """Records the intent to send (and claims the account's cooldown): "go", or why not.
+
+        Returns the notification when an earlier attempt already sent it; "cooling_down" when another event
+        emailed this customer within the cooldown. Raises NotificationInProgress while another invocation
+        holds the lease.
+        """
+        intent = {
+            **self._key("email", event_id, audience),
+            "status": "pending",
+            "kind": kind,
+            "to": to,
+            "event_id": event_id,
+            "lease_until": _epoch(now) + LEASE_SECONDS,
+            "created_at": iso(now),
+            "expires_at": _epoch(now + timedelta(days=EMAIL_RECORD_DAYS)),
+        }
+        writes: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table.name,
+                    "Item": to_item(intent),
+                    "ConditionExpression": "attribute_not_exists(pk) OR (#status = :pending AND lease_until < :now)",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": to_item({":pending": "pending", ":now": _epoch(now)}),
+                }
+            }
+        ]
+        if cooldown is not None and cooldown[1] > 0:
+            account_id, hours = cooldown
+            writes.append(
+                {
+                    "Put": {
+                        "TableName": self._table.name,
+                        "Item": to_item(
+                            {
+                                **self._key("cooldown", account_id),
+                                "event_id": event_id,
+                                "claimed_at": iso(now),
+                                "expires_at": _epoch(now + timedelta(hours=hours)),
+                            }
+                        ),
+                        # TTL deletes lazily: an expired item still exists until DynamoDB gets round to it.
+                        "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now OR event_id = :event_id",
+                        "ExpressionAttributeValues": to_item({":now": _epoch(now), ":event_id": event_id}),
+                    }
+                }
+            )
+        try:
+            self._table.client.transact_write_items(TransactItems=cast(Any, writes))
+        except ClientError as error:
+            reasons = [r.get("Code") for r in cast(Any, error.response).get("CancellationReasons", [])]
+            if not reasons:
+                raise
+            if reasons[0] == "ConditionalCheckFailed":
+                already = self.sent(event_id, audience)
+                if already is not None:
+                    return already
+                raise NotificationInProgress(
+                    f"the {kind} email of event {event_id} is being sent by another invocation; retry later"
+                ) from error
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return "cooling_down"
+            raise
+        return "go"
+
+    def complete(
+        self, event_id: str, audience: str, notification: Notification, also: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """Records what became of the email, the SES message's pointer, and the caller's writes, at once."""
+        writes: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table.name,
+                    "Key": to_item(self._key("email", event_id, audience)),
+                    "UpdateExpression": "SET #status = :status, message_id = :message_id, sent_at = :sent_at, "
+                    "reason = :reason REMOVE lease_until",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": to_item(
+                        {
+                            ":status": notification.status,
+                            ":message_id": notification.message_id or "",
+                            ":sent_at": notification.sent_at or "",
+                            ":reason": notification.reason or "",
+                        }
+                    ),
+                }
+            }
+        ]
+        if notification.message_id and notification.status == "sent":
+            writes.append(
+                {
+                    "Put": {
+                        "TableName": self._table.name,
+                        "Item": to_item(
+                            {
+                                **self._key("message", notification.message_id),
+                                "event_id": event_id,
+                                "audience": audience,
+                                "kind": notification.kind,
+                                "to": notification.to,
+                                "expires_at": _epoch(
+                                    datetime.fromisoformat(notification.sent_at.replace("Z", "+00:00"))
+                                )
+                                + EMAIL_RECORD_DAYS * 86400
+                                if notification.sent_at
+                                else None,
+                            }
+                        ),
+                    }
+                }
+            )
+        self._table.client.transact_write_items(TransactItems=cast(Any, [*writes, *also]))
+
+    def give_back(self, event_id: str, audience: str, *, cooldown_account: str | None = None) -> None:
+        """After a failed send: the lease goes back (the retry need not wait), and so does the cooldown."""
+        self._table.update(
+            self._key("email", event_id, audience),
+            "SET lease_until = :zero",
+            values={":zero": 0, ":pending": "pending"},
+            names={"#status": "status"},
+            condition="#status = :pending",
+        )
+        if cooldown_account:
+            self.free_cooldown(cooldown_account, event_id)
+
+    def free_cooldown(self, account_id: str, event_id: str) -> None:
+        """A rejected email did not reach the customer: the cooldown stays free for the next genuine failure."""
+        try:
+            self._table.client.delete_item(
+                TableName=self._table.name,
+                Key=to_item(self._key("cooldown", account_id)),
+                ConditionExpression="event_id = :event_id",
+                ExpressionAttributeValues=to_item({":event_id": event_id}),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def message(self, message_id: str) -> dict[str, Any] | None:
+        """Which event and audience an SES message belongs to (SES delivery feedback)."""
+        return self._table.get(self._key("message", message_id))
+
+    def set_status(self, event_id: str, audience: str, status: NotificationStatus, reason: str | None) -> None:
+        self._table.update(
+            self._key("email", event_id, audience),
+            "SET #status = :status, reason = :reason",
+            values={":status": status, ":reason": reason or ""},
+            names={"#status": "status"},
+            condition="attribute_exists(pk)",
+        )
+
+
+def _notification(item: dict[str, Any]) -> Notification:
+    return Notification(
+        kind=item["kind"],
+        to=item["to"],
+        status=item["status"],
+        message_id=item.get("message_id") or None,
+        sent_at=item.get("sent_at") or None,
+        reason=item.get("reason") or None,
+    )
+
+
+def notification_dicts(notifications: Sequence[Notification]) -> list[dict[str, Any]]:
+    return [asdict(n) for n in notifications]

@@ -1,0 +1,127 @@
+"""The verdicts (VerdictsTable): one per diagnosed failure event, plus its revisions, newest first per account.
+
+Items: partition `account_id`, sort `{occurred_at}#{event_id}` (a revision: `…#rev#{diagnosed_at}`, so it
+sorts right after what it revises and comes first when read newest first). The ByDomain index projects only
+what a domain's verdict list shows, so a verdict write copies a few hundred bytes onto the domain's key
+instead of the whole verdict: 1,000 member verdicts a second of one domain stay within one index partition's
+write capacity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from typing import Any
+
+from account_doctor.models import Notification, Verdict
+from account_doctor.stores.dynamo import Page, Table, to_item
+
+# What GET /domains/{domain} shows of each verdict (and so what the ByDomain index projects).
+DOMAIN_VERDICT_FIELDS = (
+    "event_id",
+    "account_id",
+    "occurred_at",
+    "diagnosed_at",
+    "email",
+    "cause",
+    "confidence",
+    "summary",
+    "incident_id",
+    "superseded",
+)
+_VERDICT_FIELDS = frozenset(Verdict.__dataclass_fields__)
+
+
+class VerdictStore:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def put(self, verdict: Verdict) -> bool:
+        """Stores the verdict unless this event (or this revision) already has one; False when it had."""
+        return self._table.put_once({**verdict.to_dict(), "sk": verdict.key}, key="sk")
+
+    def latest_for_event(self, account_id: str, occurred_at: str, event_id: str) -> Verdict | None:
+        """The event's current verdict: its latest revision, or the original."""
+        page = self._table.query(
+            limit=1,
+            KeyConditionExpression="account_id = :account AND begins_with(sk, :event)",
+            ExpressionAttributeValues={":account": account_id, ":event": f"{occurred_at}#{event_id}"},
+            ScanIndexForward=False,
+            ConsistentRead=True,
+        )
+        return verdict_from(page.items[0]) if page.items else None
+
+    def latest(self, account_id: str) -> Verdict | None:
+        page = self.account_verdicts(account_id, limit=1)
+        return page_verdicts(page)[0] if page.items else None
+
+    def set_notifications(self, verdict: Verdict, notifications: list[Notification]) -> None:
+        self._table.update(
+            {"account_id": verdict.account_id, "sk": verdict.key},
+            "SET notifications = :notifications",
+            values={":notifications": [asdict(n) for n in notifications]},
+            condition="attribute_exists(sk)",
+        )
+
+    def notifications_write(self, verdict: Verdict, notifications: list[Notification]) -> dict[str, Any]:
+        """set_notifications as one write of a transaction (the ledger records an email and its verdict at once)."""
+        return {
+            "Update": {
+                "TableName": self._table.name,
+                "Key": to_item({"account_id": verdict.account_id, "sk": verdict.key}),
+                "UpdateExpression": "SET notifications = :notifications",
+                "ConditionExpression": "attribute_exists(sk)",
+                "ExpressionAttributeValues": to_item({":notifications": [asdict(n) for n in notifications]}),
+            }
+        }
+
+    def revise(self, earlier: Verdict, revision: Verdict) -> bool:
+        """Stores the revision and marks the earlier verdict superseded; False when this revision exists."""
+        stored = self.put(revision)
+        self._table.update(
+            {"account_id": earlier.account_id, "sk": earlier.key},
+            "SET superseded = :yes",
+            values={":yes": True},
+            condition="attribute_exists(sk)",
+        )
+        return stored
+
+    def account_verdicts(self, account_id: str, limit: int, cursor: str | None = None) -> Page:
+        """This account's verdicts, newest first (a revision before what it revises)."""
+        return self._table.query(
+            limit=limit,
+            cursor=cursor,
+            KeyConditionExpression="account_id = :account",
+            ExpressionAttributeValues={":account": account_id},
+            ScanIndexForward=False,
+        )
+
+    def domain_verdicts(self, domain: str, limit: int, cursor: str | None = None) -> Page:
+        """The domain's verdicts, newest first, as ByDomain projects them (DOMAIN_VERDICT_FIELDS)."""
+        return self._table.query(
+            limit=limit,
+            cursor=cursor,
+            IndexName="ByDomain",
+            KeyConditionExpression="#domain = :domain",
+            ExpressionAttributeNames={"#domain": "domain"},
+            ExpressionAttributeValues={":domain": domain},
+            ScanIndexForward=False,
+        )
+
+
+def page_verdicts(page: Page) -> list[Verdict]:
+    return [verdict_from(item) for item in page.items]
+
+
+def verdict_from(item: dict[str, Any]) -> Verdict:
+    data = {key: item.get(key) for key in _VERDICT_FIELDS}
+    data["actions"] = list(item.get("actions") or [])
+    data["steps"] = list(item.get("steps") or [])
+    data["notifications"] = list(item.get("notifications") or [])
+    data["evidence"] = dict(item.get("evidence") or {})
+    data["recurring"] = bool(item.get("recurring"))
+    data["superseded"] = bool(item.get("superseded"))
+    return Verdict.from_dict(data)
+
+
+def revision_of(earlier: Verdict, **changes: Any) -> Verdict:
+    return replace(earlier, revises=earlier.diagnosed_at, superseded=False, notifications=[], **changes)

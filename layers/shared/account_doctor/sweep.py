@@ -1,0 +1,210 @@
+"""The reconciliation sweep (SPEC §3b): broken grants and accounts whose failure webhook never came.
+
+Webhooks get lost (an endpoint down longer than Nylas retries, a disabled webhook, grants that broke
+before the deployment), so the sweep looks: it lists what Nylas reports broken and, for each account
+whose history holds no failure since its last recovery, enqueues the failure event the webhook would
+have sent. Deciding is pure (`missed_failure`); listing, the history lookups and the queue are
+passed in, so a run can be driven against the simulator, `responses` or moto alike.
+
+Nothing is ever enqueued twice: an event's id is derived from the account and the failure's time, so
+a run that is cut short (Nylas still answering 429 after the retries, the function's time running out)
+is simply redone by the next scheduled run, and whatever the first run enqueued is by then in the
+history (its `record` message is not delayed) or, at worst, deduplicated on event_id by the diagnosis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from account_doctor.models import AccountEvent, iso, parse_iso
+from account_doctor.nylas import ListedAccount, NylasUnavailable
+
+SOURCE = "sweep"
+# The webhook trigger each broken status stands for (SPEC §3b).
+TRIGGERS: Mapping[tuple[str, str], str] = {
+    ("v3", "invalid"): "grant.expired",
+    ("v2", "invalid"): "account.invalid",
+    ("v2", "stopped"): "account.stopped",
+}
+# A page is not started with less time left than twice the slowest page so far (its Nylas call with any
+# retries, its lookups and sends), nor with less than this: a run stops between pages, never inside one.
+MIN_TIME_MARGIN_SECONDS = 5.0
+# History lookups of a page run on this many threads (boto3 clients are thread-safe): a first sweep of an
+# application with tens of thousands of broken grants stays well inside the function's timeout.
+LOOKUP_THREADS = 8
+
+
+class KnownEvent(Protocol):
+    """What the sweep needs of an account's latest stored event."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def occurred_at(self) -> str: ...
+
+
+Clock = Callable[[], datetime]
+LatestEvents = Callable[[Sequence[str]], Mapping[str, KnownEvent | None]]
+
+
+def sweep_event_id(account_id: str, occurred_at: str) -> str:
+    """The same on every run for the same failure, so a failure found twice is enqueued once."""
+    digest = hashlib.sha256(f"{account_id}\n{occurred_at}".encode()).hexdigest()
+    return f"sweep-{digest[:32]}"
+
+
+def missed_failure(account: ListedAccount, latest: KnownEvent | None, now: datetime) -> AccountEvent | None:
+    """The failure event to enqueue for a broken account, or None when its history already holds the failure.
+
+    A latest stored event that is a failure means the failure is known (its webhook came, or an earlier
+    sweep found it). Otherwise — no history, or the account recovered since — the failure is missed.
+    It happened when Nylas last changed the grant (`updated_at`), unless that time is unknown (v2), lies
+    in the future, or is not after the stored recovery: then the failure is dated now, since an event dated
+    before the recovery would be diagnosed `recovered` and the broken account never looked at again.
+    """
+    trigger = TRIGGERS.get((account.api_version, account.status))
+    if trigger is None:
+        return None
+    if latest is not None and latest.kind == "failure":
+        return None
+    now_text = iso(now)
+    occurred_at = account.updated_at
+    if occurred_at is None or occurred_at > now_text or (latest is not None and occurred_at <= latest.occurred_at):
+        occurred_at = now_text
+    return AccountEvent(
+        event_id=sweep_event_id(account.account_id, occurred_at),
+        api_version=account.api_version,
+        trigger=trigger,
+        account_id=account.account_id,
+        occurred_at=occurred_at,
+        provider=account.provider,
+        email=account.email,
+        # Not the grant's updated_at: for a broken grant that is the moment it broke, and rules 4a/4b would
+        # read it as a consent or token refresh. The diagnosis reads the grant's own dates from Nylas.
+        grant_updated_at=None,
+        source=SOURCE,
+    )
+
+
+def is_too_old_to_notify(event: AccountEvent, now: datetime, days: int) -> bool:
+    """A failure the sweep found more than `days` (SweepNotifyDays) ago: diagnosed and recorded, no customer emailed.
+
+    The diagnosis applies this before any customer email; a first sweep on an old application so does
+    not write to customers who left long ago. Webhook events are never too old here.
+    """
+    if event.source != SOURCE:
+        return False
+    return parse_iso(event.occurred_at) < now.astimezone(UTC) - timedelta(days=days)
+
+
+@dataclass
+class SweepSummary:
+    """One run, as its summary log line and return value report it."""
+
+    listed: int = 0  # broken grants and accounts Nylas listed
+    already_known: int = 0  # their failure is in the history
+    enqueued: int = 0  # missed failures, enqueued (MissedFailuresFound)
+    too_old_to_notify: int = 0  # of those, older than SweepNotifyDays: no customer email
+    pages: int = 0  # list requests answered
+    complete: bool = True
+    stopped: str | None = None  # why the run stopped early; the next run resumes
+    missed: list[str] = field(default_factory=list)  # account ids enqueued (the first 20, for the log)
+    # What ended the run when it was not Nylas being unavailable: the handler raises it after logging.
+    error: Exception | None = field(default=None, repr=False, compare=False)
+    seen: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def line(self) -> str:
+        text = (
+            f"sweep: {self.listed} broken listed, {self.already_known} already known, {self.enqueued} enqueued "
+            f"({self.too_old_to_notify} too old to notify), {self.pages} pages"
+        )
+        return text if self.complete else f"{text}; stopped early: {self.stopped}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {key: value for key, value in asdict(self).items() if key not in ("error", "seen")}
+
+
+class Sweep:
+    def __init__(
+        self,
+        *,
+        latest_events: LatestEvents,
+        enqueue: Callable[[Sequence[AccountEvent]], object],
+        notify_days: int,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self._latest_events = latest_events
+        self._enqueue = enqueue
+        self._notify_days = notify_days
+        self._clock = clock
+
+    def run(
+        self, sources: Iterable[Iterator[list[ListedAccount]]], *, seconds_left: Callable[[], float] | None = None
+    ) -> SweepSummary:
+        """Lists every page of every source, enqueuing each page's missed failures before the next page.
+
+        Enqueuing page by page makes progress even when a later page is refused: the next run skips what
+        this one enqueued. Nylas still refusing after the retries (429, 5xx, timeouts) ends the run early;
+        anything else (rejected credentials, AWS failures) also ends it, kept in `error` for the caller
+        to raise once the summary is logged.
+        """
+        summary = SweepSummary()
+        slowest = 0.0
+        try:
+            for source in sources:
+                started = time.monotonic()
+                for page in source:  # the page's Nylas call happens here, timed with the rest of it
+                    summary.pages += 1
+                    self._page(page, summary)
+                    slowest = max(slowest, time.monotonic() - started)
+                    if seconds_left is not None and seconds_left() < max(MIN_TIME_MARGIN_SECONDS, 2 * slowest):
+                        summary.complete, summary.stopped = False, "the function's time is running out"
+                        return summary
+                    started = time.monotonic()
+        except NylasUnavailable as error:
+            summary.complete, summary.stopped = False, f"Nylas is unavailable ({error})"
+        except Exception as error:  # kept in `error`, raised by the caller after logging
+            summary.complete, summary.stopped, summary.error = False, f"{type(error).__name__}: {error}", error
+        return summary
+
+    def _page(self, page: Sequence[ListedAccount], summary: SweepSummary) -> None:
+        now = self._clock()
+        # An account listed again in the same run (offset paging over a list that changed meanwhile) is
+        # handled once: its first event may not be in the history yet.
+        fresh = [account for account in page if account.account_id not in summary.seen]
+        summary.seen.update(account.account_id for account in fresh)
+        latest = self._latest_events([account.account_id for account in fresh])
+        events: list[AccountEvent] = []
+        for account in fresh:
+            event = missed_failure(account, latest.get(account.account_id), now)
+            summary.listed += 1
+            if event is None:
+                summary.already_known += 1
+                continue
+            events.append(event)
+        if not events:
+            return
+        self._enqueue(events)
+        summary.enqueued += len(events)
+        summary.too_old_to_notify += sum(is_too_old_to_notify(e, now, self._notify_days) for e in events)
+        summary.missed.extend(e.account_id for e in events[: max(0, 20 - len(summary.missed))])
+
+
+def latest_events_by_lookup(
+    latest_event: Callable[[str], KnownEvent | None], *, threads: int = LOOKUP_THREADS
+) -> LatestEvents:
+    """Batch lookups from a one-account lookup (the event history's `latest_event`), on a few threads."""
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="history")
+
+    def lookup(account_ids: Sequence[str]) -> Mapping[str, KnownEvent | None]:
+        unique = list(dict.fromkeys(account_ids))
+        return dict(zip(unique, executor.map(latest_event, unique), strict=True))
+
+    return lookup
