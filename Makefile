@@ -15,11 +15,12 @@ export SAM_CLI_TELEMETRY := 0
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(BIN)/activate: requirements-dev.txt layers/shared/requirements.txt
+$(BIN)/activate: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
-	@# The project itself, editable: `account-doctor` and `python -m account_doctor` work from the venv.
+	@# The project itself, editable: `account-doctor` and `python -m account_doctor_cli` work from the venv
+	@# (pyproject.toml above: a changed entry point or package is installed again).
 	$(BIN)/pip install --quiet --no-deps --editable .
 	touch $@
 

@@ -21,11 +21,13 @@ import boto3
 from account_doctor.accounts_api import AccountsApi
 from account_doctor.addresses import mask_email
 from account_doctor.diagnosis import diagnose
+from account_doctor.events_out import publisher_for
 from account_doctor.evidence import EvidenceGatherer
 from account_doctor.models import FAILURE_TRIGGERS, AccountEvent, ApiVersion, iso
 from account_doctor.nylas import NylasClient
+from account_doctor.queue import ReleaseQueue
 from account_doctor.settings import Settings
-from account_doctor.stores.dynamo import Table
+from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import EventHistory, StoredEvent
 from account_doctor.stores.incidents import IncidentStore
 from account_doctor.stores.verdicts import VerdictStore
@@ -50,9 +52,9 @@ class ReadApi(Protocol):
 
     def broken_accounts(self, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
 
-    def incidents(self, *, status: str, limit: int, cursor: str | None) -> dict[str, Any]: ...
+    def incidents_list(self, *, status: str, limit: int, cursor: str | None) -> dict[str, Any]: ...
 
-    def incident(self, incident_id: str) -> dict[str, Any] | None: ...
+    def incident(self, incident_id: str, *, limit: int, cursor: str | None) -> dict[str, Any] | None: ...
 
     def release_incident(self, incident_id: str) -> dict[str, Any] | None: ...
 
@@ -60,12 +62,16 @@ class ReadApi(Protocol):
 
 
 def read_api(settings: Settings) -> ReadApi:
-    """The read API over the stack's stores, as AccountsApiFunction builds it."""
+    """The read API over the stack's stores, as AccountsApiFunction builds it: resolving an incident
+    publishes IncidentResolved on the bus, releasing one asks the diagnosis queue to send its held emails."""
+    client = dynamodb_client()
     return AccountsApi(
-        history=EventHistory(Table(settings.events_table)),
-        verdicts=VerdictStore(Table(settings.verdicts_table)),
-        incidents=IncidentStore(Table(settings.incidents_table)),
+        events=EventHistory(Table(settings.events_table, client)),
+        verdicts=VerdictStore(Table(settings.verdicts_table, client)),
+        incidents=IncidentStore(Table(settings.incidents_table, client)),
         policy=settings.policy,
+        publisher=publisher_for(settings.event_bus_name),
+        enqueue_release=ReleaseQueue(settings.diagnosis_queue_url).send,
     )
 
 
@@ -94,7 +100,8 @@ def diagnose_command(args: argparse.Namespace, context: Context, out: TextIO) ->
     """
     account_id = _checked_account_id(args.account_id)
     settings = context.target.settings
-    history = EventHistory(Table(settings.events_table))
+    client = dynamodb_client()
+    history = EventHistory(Table(settings.events_table, client))
     failure = history.latest_failure(account_id)
     latest = failure or history.latest_event(account_id)
     api_version = _api_version(args, account_id, latest)
@@ -110,7 +117,7 @@ def diagnose_command(args: argparse.Namespace, context: Context, out: TextIO) ->
         email=args.email or (latest.email if latest else None),
     )
     gatherer = EvidenceGatherer(
-        NylasClient(settings), history, IncidentStore(Table(settings.incidents_table)), settings.policy
+        NylasClient(settings), history, IncidentStore(Table(settings.incidents_table, client)), settings.policy
     )
     evidence = gatherer.gather(event).evidence
     if latest is None and not evidence.state.exists and not (args.email or args.provider):
@@ -283,7 +290,7 @@ def broken_command(args: argparse.Namespace, context: Context, out: TextIO) -> i
 def incidents_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
     api = context.api()
     answer = collect(
-        lambda cursor: api.incidents(status=args.status, limit=args.limit, cursor=cursor),
+        lambda cursor: api.incidents_list(status=args.status, limit=args.limit, cursor=cursor),
         "incidents",
         cursor=args.cursor,
         every=args.all,
@@ -338,7 +345,12 @@ def incident_command(args: argparse.Namespace, context: Context, out: TextIO) ->
     elif action == "resolve":
         answer = api.resolve_incident(incident_id)
     else:
-        answer = api.incident(incident_id)
+        answer = collect(
+            lambda cursor: api.incident(incident_id, limit=args.limit, cursor=cursor),
+            "members",
+            cursor=args.cursor,
+            every=args.all,
+        )
     if answer is None:
         raise OperatorError(
             f"unknown incident {incident_id} in {context.target.source}: `account-doctor incidents --status all` "
@@ -346,11 +358,16 @@ def incident_command(args: argparse.Namespace, context: Context, out: TextIO) ->
         )
     if args.json:
         return write_json(answer, out)
-    if action == "release":
-        out.write(f"Released the held customer emails of incident {incident_id}.\n")
+    if action == "release" and answer.get("release") == "already released":
+        out.write(f"Incident {incident_id} was already released: nothing is sent twice.\n")
+    elif action == "release":
+        out.write(
+            f"Released the held customer emails of incident {incident_id}: they go out to every member still broken.\n"
+        )
     elif action == "resolve":
         out.write(f"Resolved incident {incident_id}.\n")
     _write_incident(answer, out)
+    _more(answer, out)
     return 0
 
 
@@ -362,7 +379,10 @@ def _write_incident(incident: Mapping[str, Any], out: TextIO) -> None:
         f"{_count(incident.get('accounts'))} accounts, {_count(incident.get('domains'))} domains, "
         f"{incident.get('held_emails') or 0} customer emails held\n"
     )
-    if incident.get("held_emails") and incident.get("status") == "open":
+    for moment in ("released_at", "resolved_at"):
+        if incident.get(moment):
+            out.write(f"  {moment.removesuffix('_at')} {incident[moment]}\n")
+    if incident.get("held_emails") and incident.get("status") == "open" and not incident.get("released_at"):
         out.write(f"  Once the cause is fixed: account-doctor incident release {incident.get('incident_id')}\n")
     members = incident.get("members")
     if members:

@@ -27,6 +27,7 @@ from account_doctor.accounts_api import InvalidRequest
 from account_doctor.credentials import CredentialsError
 from account_doctor.nylas import NylasConfigError, NylasError
 from account_doctor.settings import SettingsError
+from account_doctor.stores.dynamo import InvalidCursor
 
 OPERATOR_MISTAKE = 2
 # AWS or Nylas failing on their side: trying again later may work.
@@ -70,7 +71,7 @@ class Failure:
 
 def explain(error: BaseException) -> Failure | None:
     """The line to print for an error an operator or AWS caused; None for a bug."""
-    if isinstance(error, (OperatorError, SettingsError, InvalidRequest)):
+    if isinstance(error, (OperatorError, SettingsError, InvalidRequest, InvalidCursor)):
         return _fixable(str(error))
     if isinstance(error, (NylasConfigError, CredentialsError)):
         return _fixable(f"Nylas credentials: {error}")

@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     incident = commands.add_parser(
         "incident",
-        parents=[as_json],
+        parents=[as_json, paged],
         help="one incident and its accounts; `incident release ID` sends its held emails, `incident resolve ID` "
         "closes it",
     )

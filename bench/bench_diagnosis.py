@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -34,7 +33,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -46,19 +44,20 @@ from account_doctor.history import EVENT_RETENTION_DAYS, History, sort_key
 from account_doctor.models import AccountEvent
 from account_doctor.settings import get_settings
 from bench.figures import Figure
-from local_stack.sample_sqs_events import sqs_batch, sqs_record
+from local_stack.payloads import (
+    TEST_SECRET,
+    FakeLambdaContext,
+    diagnosis_record,
+    load_handler,
+    nylas_v3_answer,
+    nylas_v3_grant,
+    sqs_event,
+)
 from local_stack.template import provision
 
 ROOT = Path(__file__).resolve().parent.parent
 NYLAS_LATENCY_SECONDS = 0.100
 RUNS = 7
-SECRET = {
-    "webhook_secret": "w",
-    "api_key": "k",
-    "client_id": "c",
-    "client_secret": "s",
-    "redirect_uri": "https://app.example.com/callback",
-}
 
 
 class _SlowNylas(BaseHTTPRequestHandler):
@@ -68,19 +67,14 @@ class _SlowNylas(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         time.sleep(self.latency)
         grant_id = self.path.rstrip("/").rsplit("/", 1)[-1]
-        body = json.dumps(
-            {
-                "request_id": "bench",
-                "data": {
-                    "id": grant_id,
-                    "grant_status": "invalid",
-                    "provider": "google",
-                    "email": f"{grant_id}@bench.example",
-                    "created_at": 1_700_000_000,
-                    "updated_at": 1_731_000_000,
-                },
-            }
-        ).encode()
+        grant = nylas_v3_grant(
+            grant_id,
+            status="invalid",
+            email=f"{grant_id}@bench.example",
+            created_at=1_700_000_000,
+            updated_at=1_731_000_000,
+        )
+        body = json.dumps(nylas_v3_answer(grant, request_id="bench")).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -119,7 +113,7 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
 def _stack(parameters: dict[str, str]) -> Iterator[None]:
     """The template's resources in moto in-process."""
     with _environment(_QUIET), mock_aws():
-        stack = provision(secret=SECRET, parameters=parameters)
+        stack = provision(secret=TEST_SECRET, parameters=parameters)
         os.environ.update({**stack.function_environment(), **_QUIET})
         get_settings.cache_clear()
         yield
@@ -143,7 +137,7 @@ def _moto_server_stack(parameters: dict[str, str]) -> Iterator[int]:
             except OSError:
                 time.sleep(0.1)
         with _environment({**_QUIET, "AWS_ENDPOINT_URL": endpoint}):
-            stack = provision(secret=SECRET, parameters=parameters)
+            stack = provision(secret=TEST_SECRET, parameters=parameters)
             # The template declares AWS_ENDPOINT_URL empty (for `sam local invoke`): keep moto's.
             os.environ.update({**stack.function_environment(), **_QUIET, "AWS_ENDPOINT_URL": endpoint})
             get_settings.cache_clear()
@@ -160,28 +154,6 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _diagnosis_handler() -> ModuleType:
-    """functions/diagnosis/app.py as a cold start builds it: the real notifier (NotificationMode=dry-run)."""
-    spec = importlib.util.spec_from_file_location("bench_diagnosis_app", ROOT / "functions/diagnosis/app.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class _Context:
-    function_name = "bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
 
 
 def _events(run: int, size: int, latency: float) -> list[AccountEvent]:
@@ -207,8 +179,8 @@ def _batches(run: int, size: int, latency: float = NYLAS_LATENCY_SECONDS) -> tup
     """The record copies (in production processed on receipt, GraceSeconds earlier) and the diagnose copies."""
     events = _events(run, size, latency)
     return (
-        sqs_batch(sqs_record(event, "record") for event in events),
-        sqs_batch(sqs_record(event, "diagnose") for event in events),
+        sqs_event(diagnosis_record(event, "record") for event in events),
+        sqs_event(diagnosis_record(event, "diagnose") for event in events),
     )
 
 
@@ -253,8 +225,9 @@ def batch_latency() -> list[Figure]:
             # Powertools prints its metric blobs (the ColdStart one even with metrics disabled).
             contextlib.redirect_stdout(io.StringIO()),
         ):
-            handler = _diagnosis_handler()
-            context = _Context()
+            # functions/diagnosis/app.py as a cold start builds it: the real notifier (NotificationMode=dry-run).
+            handler = load_handler("diagnosis")
+            context = FakeLambdaContext("bench")
             for warm in _batches(0, 1):  # warm: secret, connections, imports
                 handler.lambda_handler(warm, context)
             calls = _AwsCalls()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import importlib
 import io
 import json
 import os
@@ -25,15 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.figures import Figure
+from local_stack.payloads import TEST_SECRET, FakeLambdaContext, load_handler
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT = ROOT / "events" / "webhook-v3-grant-expired.json"
-SECRET = {
-    "webhook_secret": "test-webhook-secret",
-    "api_key": "k",
-    "client_id": "c",
-    "client_secret": "test-client-secret",
-}
 BASELINE = "import boto3; boto3.client('sqs', region_name='us-east-1')"
 
 
@@ -42,14 +36,6 @@ class NoOpSQS:
 
     def send_message_batch(self, **request: Any) -> dict[str, Any]:
         return {"Successful": [{"Id": e["Id"], "MessageId": "m", "MD5OfMessageBody": ""} for e in request["Entries"]]}
-
-
-class Context:
-    function_name = "bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"
 
 
 def _best_per_call(fn: Any, calls: int, rounds: int = 7) -> float:
@@ -74,15 +60,14 @@ def warm_invocation() -> tuple[float, float]:
     event = json.loads(EVENT.read_text(encoding="utf-8"))
     body = event["body"].encode()
     with mock_aws():
-        stack = provision(secret=SECRET)
+        stack = provision(secret=TEST_SECRET)
         os.environ.update(stack.function_environment())
-        sys.path.insert(0, str(ROOT))
-        # The same fresh import the tests use (by name: type-checking bench must not pull in the test suite).
-        handler = importlib.import_module("tests.conftest").load_handler("webhook")
+        # The same fresh import the tests use; its module-level queue is replaced below.
+        handler: Any = load_handler("webhook")
         handler.queue = DiagnosisQueue(NoOpSQS(), "https://sqs.invalid/q", 120)  # type: ignore[arg-type]
         handler.logger.registered_handler.setStream(io.StringIO())
         sink = io.StringIO()
-        context = Context()
+        context = FakeLambdaContext("bench")
 
         def invoke() -> None:
             with contextlib.redirect_stdout(sink):  # the EMF metrics line
@@ -93,7 +78,7 @@ def warm_invocation() -> tuple[float, float]:
         invoke()  # the first call reads the secret (then cached, as when warm)
         handler_time = _best_per_call(invoke, 500)
 
-    key = SECRET["webhook_secret"].encode()
+    key = TEST_SECRET["webhook_secret"].encode()
 
     def reference() -> None:
         hmac.compare_digest(hmac.new(key, body, hashlib.sha256).hexdigest(), "0" * 64)

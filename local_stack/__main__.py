@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from local_stack.demo import run_demo, verdict_table
-from local_stack.scenarios import SCENARIOS, load_simulator, v3_notification
+from local_stack.payloads import v3_notification
+from local_stack.scenarios import SCENARIOS, load_simulator
 from local_stack.simulator import Grant
 from local_stack.stack import RunningStack, StackOptions, running_stack
 
@@ -216,11 +217,13 @@ def serve_instructions(stack: RunningStack, env_file: Path, log_path: Path) -> s
             f"  curl -s {stack.api_url}/accounts/{grant.grant_id}",
             "",
             "The operator CLI against this stack (from the repository root):",
-            f'  ad() {{ PYTHONPATH=layers/shared .venv/bin/python -m account_doctor --env-file {env} "$@"; }}',
+            f'  ad() {{ .venv/bin/account-doctor --env-file {env} "$@"; }}',
             f"  ad verdicts {grant.grant_id}",
             "  ad domain acme.example",
             "  ad diagnose grant-acme-1        # dry run: prints the steps, sends nothing",
             "  ad redrive                      # dead-letter queue back onto the diagnosis queue",
+            "  ad broken                       # every account whose latest event is a failure",
+            "  ad incidents --status all       # domain, connector and testing-mode incidents",
             "",
         ]
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import json
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -24,6 +26,39 @@ STAGE = "v1"
 # Bodies that are not text, or whose type matches the API's BinaryMediaTypes, reach the function
 # base64-encoded, as API Gateway hands them over.
 _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
+# API Gateway's payload limit: a larger announced body is refused (413) before a byte of it is read.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+# How long a client may pause while sending the body it announced. A body shorter than its
+# Content-Length would otherwise hold the connection and its server thread forever.
+BODY_TIMEOUT_SECONDS = 5.0
+_DIGITS = re.compile(r"[0-9]+")
+
+
+class RequestRefused(Exception):
+    """A request the gateway answers itself, before any function: its framing cannot be trusted."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def content_length(values: Sequence[str], transfer_encoding: str | None) -> int:
+    """The body's length from the Content-Length header(s); RequestRefused when it is absent-but-needed or malformed."""
+    if transfer_encoding:
+        raise RequestRefused(400, "Transfer-Encoding is not supported here: send the body with a Content-Length")
+    if not values:
+        return 0
+    distinct = {value.strip() for value in values}
+    if len(distinct) != 1:
+        raise RequestRefused(400, "conflicting Content-Length headers")
+    (value,) = distinct
+    if not _DIGITS.fullmatch(value):
+        raise RequestRefused(400, f"malformed Content-Length {value[:32]!r}: it must be a number of bytes")
+    length = int(value)
+    if length > MAX_REQUEST_BYTES:
+        raise RequestRefused(413, f"the body exceeds {MAX_REQUEST_BYTES} bytes")
+    return length
 
 
 def proxy_event(
@@ -142,9 +177,37 @@ def _handler_for(gateway: ApiGateway) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, headers, payload = gateway.handle(self.command, self.path, list(self.headers.items()), body)
+            try:
+                body = self._body()
+            except RequestRefused as refused:
+                # The stream's framing is lost (where does this body end?): answer, then close the connection.
+                self.close_connection = True
+                message = json.dumps({"message": refused.message}).encode()
+                self._send(refused.status, [("Content-Type", "application/json"), ("Connection", "close")], message)
+                return
+            self._send(*gateway.handle(self.command, self.path, list(self.headers.items()), body))
+
+        def _body(self) -> bytes:
+            length = content_length(self.headers.get_all("Content-Length") or [], self.headers.get("Transfer-Encoding"))
+            chunks: list[bytes] = []
+            remaining = length
+            self.connection.settimeout(BODY_TIMEOUT_SECONDS)
+            try:
+                while remaining:
+                    chunk = self.rfile.read1(remaining)
+                    if not chunk:
+                        raise RequestRefused(400, f"the body ended {remaining} bytes short of its Content-Length")
+                    chunks.append(chunk)
+                    remaining -= len(chunk)
+            except TimeoutError as error:
+                raise RequestRefused(
+                    400, f"the body stopped {remaining} bytes short of its Content-Length ({BODY_TIMEOUT_SECONDS:g} s)"
+                ) from error
+            finally:
+                self.connection.settimeout(self.timeout)  # the server's own (none): idle keep-alive waits as before
+            return b"".join(chunks)
+
+        def _send(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
             self.send_response(status)
             for name, value in headers:
                 if name.lower() != "content-length":

@@ -21,7 +21,8 @@ import requests
 
 from account_doctor.models import AccountEvent
 from account_doctor.webhook import normalize_v2, normalize_v3, sign
-from local_stack.scenarios import Scenario, Webhook, load_simulator, v2_delta, v3_failure, v3_notification
+from local_stack.payloads import json_body, v2_delta
+from local_stack.scenarios import Scenario, Webhook, load_simulator, v3_failure, v3_recovery
 from local_stack.stack import RunningStack
 
 ORG_DOMAINS = tuple(f"org{n:02d}.example" for n in range(12))
@@ -72,23 +73,15 @@ def _failure(account: Scenario, occurred: float) -> bytes:
         payload = v3_failure(account, occurred=occurred, now=time.time())
     else:
         payload = {"deltas": [v2_delta(account.trigger, account_id=account.account_id, occurred=occurred)]}
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return json_body(payload)
 
 
 def _recovery(account: Scenario, occurred: float) -> bytes:
     if account.api_version == "v3":
-        payload = v3_notification(
-            "grant.updated",
-            grant_id=account.account_id,
-            provider=account.provider,
-            email=account.email,
-            occurred=occurred,
-            reauthentication_flag=True,
-            grant_updated_at=int(occurred),
-        )
+        payload = v3_recovery(account, occurred=occurred)
     else:
         payload = {"deltas": [v2_delta("account.running", account_id=account.account_id, occurred=occurred)]}
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return json_body(payload)
 
 
 def _events(webhook: Webhook) -> tuple[AccountEvent, ...]:

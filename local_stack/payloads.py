@@ -123,6 +123,11 @@ def nylas_v2_account(
     }
 
 
+def nylas_v2_error(kind: str, message: str) -> dict[str, Any]:
+    """A v2 error answer, e.g. `invalid_request_error` with a 404."""
+    return {"message": message, "type": kind}
+
+
 # Nylas webhooks (SPEC §2).
 
 

@@ -324,7 +324,20 @@ def v3_failure(scenario: Scenario, *, occurred: float, now: float) -> dict[str, 
         email=scenario.email,
         occurred=occurred,
         grant_updated_at=scenario.authenticated_at(now),
-        code=25009,  # "the grant's token expired": what Nylas sends with grant.expired
+        code=25009,
+    )
+
+
+def v3_recovery(scenario: Scenario, *, occurred: float) -> dict[str, Any]:
+    """The v3 notification that the scenario's account signed in again (grant.updated, reauthentication_flag)."""
+    return v3_notification(
+        "grant.updated",
+        grant_id=scenario.account_id,
+        provider=scenario.provider,
+        email=scenario.email,
+        occurred=occurred,
+        reauthentication_flag=True,
+        grant_updated_at=int(occurred),
     )
 
 
@@ -335,7 +348,7 @@ def webhooks(scenarios: Iterable[Scenario] = SCENARIOS, *, now: float | None = N
     deltas: list[dict[str, Any]] = []
     v2_accounts: list[str] = []
     for scenario in sorted(scenarios, key=lambda s: -s.failed_days_ago):  # oldest first, as Nylas would
-        occurred = now - scenario.failed_days_ago * DAY
+        occurred = scenario.failed_at(now)
         if scenario.api_version == "v2":
             deltas.append(v2_delta(scenario.trigger, account_id=scenario.account_id, occurred=occurred))
             v2_accounts.append(scenario.account_id)
@@ -343,15 +356,7 @@ def webhooks(scenarios: Iterable[Scenario] = SCENARIOS, *, now: float | None = N
         failure = v3_failure(scenario, occurred=occurred, now=now)
         posts.append(Webhook(json_body(failure), "webhook_secret", [scenario.account_id]))
         if scenario.reauthenticated:
-            recovery = v3_notification(
-                "grant.updated",
-                grant_id=scenario.account_id,
-                provider=scenario.provider,
-                email=scenario.email,
-                occurred=occurred + 1,
-                reauthentication_flag=True,
-                grant_updated_at=int(occurred + 1),
-            )
+            recovery = v3_recovery(scenario, occurred=occurred + 1)
             posts.append(Webhook(json_body(recovery), "webhook_secret", [scenario.account_id]))
     if deltas:
         posts.append(Webhook(json_body({"deltas": deltas}), "client_secret", v2_accounts))

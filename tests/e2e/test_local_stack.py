@@ -19,9 +19,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from account_doctor import cli
+from account_doctor_cli import main as cli
+from account_doctor_cli.stack import DLQ_ENV
 from local_stack.demo import DemoResult, get_json, post, post_signed, run_demo
-from local_stack.scenarios import SCENARIOS, Scenario, v3_notification
+from local_stack.payloads import v3_notification
+from local_stack.scenarios import SCENARIOS, Scenario
 from local_stack.simulator import Grant
 from local_stack.stack import RunningStack, StackOptions, running_stack
 
@@ -45,7 +47,7 @@ def stack(demo: tuple[RunningStack, DemoResult], monkeypatch: pytest.MonkeyPatch
     for name, value in running.environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", running.moto.url)
-    monkeypatch.setenv(cli.DLQ_ENV, running.dlq_url)
+    monkeypatch.setenv(DLQ_ENV, running.dlq_url)
     return running
 
 
@@ -181,10 +183,10 @@ def test_cli_unknown_account_says_so(stack: RunningStack, capsys: pytest.Capture
     assert "No events or verdicts for account grant-never-seen" in capsys.readouterr().err
 
 
-def test_python_m_account_doctor_entry_point(stack: RunningStack) -> None:
+def test_python_m_account_doctor_cli_entry_point(stack: RunningStack) -> None:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'shared'}{os.pathsep}{ROOT}"}
     completed = subprocess.run(
-        [sys.executable, "-m", "account_doctor", "verdicts", "grant-ms-90d", "--json"],
+        [sys.executable, "-m", "account_doctor_cli", "verdicts", "grant-ms-90d", "--json"],
         capture_output=True,
         text=True,
         env=env,

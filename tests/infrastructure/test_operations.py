@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -24,13 +26,139 @@ def test_alarms_mail_the_operator_email() -> None:
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
 
 
-def test_dead_letter_queue_alarm_fires_on_the_first_message() -> None:
+# --- Dead letters: every new one alarms ------------------------------------------------------------
+
+
+def _series_math(expression: str, series: dict[str, list[float | None]]) -> list[float | None]:
+    """Evaluates the few CloudWatch metric-math functions the alarm may use, on one value per period.
+
+    DIFF(x): each value minus the one before (none for the first or after a gap); FILL(x, c): gaps become c.
+    Anything else is refused, so a changed expression fails here instead of being half-understood.
+    """
+    expression = expression.replace(" ", "")
+    if expression in series:
+        return series[expression]
+    name, _, argument = expression.partition("(")
+    inner = argument[:-1]
+    if name == "DIFF":
+        values = _series_math(inner, series)
+        return [None] + [
+            None if now is None or before is None else now - before for before, now in itertools.pairwise(values)
+        ]
+    if name == "FILL":
+        target, _, constant = inner.rpartition(",")
+        return [float(constant) if value is None else value for value in _series_math(target, series)]
+    raise AssertionError(f"the test does not know the metric-math function in {expression!r}")
+
+
+def _alarm_states(alarm: dict[str, Any], depth: list[float | None]) -> list[bool]:
+    """Whether each period breaches, given the DLQ depth per period (None: SQS published nothing)."""
+    (returned,) = [query for query in alarm["Metrics"] if query.get("ReturnData", True)]
+    (stat,) = [query for query in alarm["Metrics"] if "MetricStat" in query]
+    values = _series_math(returned["Expression"], {stat["Id"]: depth})
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    return [value is not None and value >= alarm["Threshold"] for value in values]
+
+
+def test_dead_letter_queue_alarm_watches_the_depth_of_the_dlq() -> None:
     alarm = ALARMS["DeadLetterQueueAlarm"]
-    assert alarm["Namespace"] == "AWS/SQS"
-    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DiagnosisDLQ", "QueueName"]}}]
+    (stat,) = [query["MetricStat"] for query in alarm["Metrics"] if "MetricStat" in query]
+    assert stat["Metric"] == {
+        "Namespace": "AWS/SQS",
+        # Not NumberOfMessagesSent: SQS does not count messages its redrive policy moves into a DLQ.
+        "MetricName": "ApproximateNumberOfMessagesVisible",
+        "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DiagnosisDLQ", "QueueName"]}}],
+    }
+    assert stat["Stat"] == "Maximum"
+    assert alarm["EvaluationPeriods"] == 1
+    # Going back to OK only means the depth stopped growing: no email for that.
+    assert "OKActions" not in alarm
+
+
+@pytest.mark.parametrize(
+    ("case", "depth", "breaching"),
+    [
+        ("first dead letter", [0, 0, 1, 1], [False, False, True, False]),
+        ("another while the first still waits", [0, 1, 1, 2, 2], [False, True, False, True, False]),
+        ("several at once, then more", [0, 3, 3, 5], [False, True, False, True]),
+        ("a redrive empties the DLQ", [4, 4, 0, 0], [False, False, False, False]),
+        ("after the DLQ went quiet (SQS published nothing)", [None, None, 1, 1], [False, False, True, False]),
+        ("after a quiet spell, older letters still waiting", [2, None, None, 3], [False, False, False, True]),
+    ],
+)
+def test_dead_letter_queue_alarm_fires_again_for_each_new_dead_letter(
+    case: str, depth: list[float | None], breaching: list[bool]
+) -> None:
+    assert _alarm_states(ALARMS["DeadLetterQueueAlarm"], depth) == breaching, case
+
+
+# --- Rejected Nylas credentials -------------------------------------------------------------------
+
+
+def _emitted_nylas_config_errors(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The EMF blobs DiagnosisFunction writes after a batch that counted one rejected-credentials error."""
+    from aws_lambda_powertools import Metrics
+
+    from account_doctor.tally import Tally
+
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    metrics = Metrics(namespace=variables["POWERTOOLS_METRICS_NAMESPACE"], service=variables["POWERTOOLS_SERVICE_NAME"])
+    tally = Tally()
+    capsys.readouterr()
+    try:
+        tally.count("NylasConfigErrors")  # as the consumer counts it (no dimension of its own)
+        tally.publish(metrics)
+        metrics.flush_metrics()
+    finally:
+        metrics.clear_metrics()
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    return [blob for blob in blobs if "NylasConfigErrors" in blob]
+
+
+def test_the_diagnosis_counts_rejected_credentials_without_a_dimension_of_its_own() -> None:
+    code = "\n".join(path.read_text(encoding="utf-8") for path in (ROOT / "layers" / "shared").rglob("*.py"))
+    assert re.search(r"""tally\.count\(\s*["']NylasConfigErrors["']\s*\)""", code)
+
+
+def test_nylas_credentials_alarm_watches_the_metric_exactly_as_emitted(capsys: pytest.CaptureFixture[str]) -> None:
+    alarm = ALARMS["NylasCredentialsAlarm"]
+    (blob,) = _emitted_nylas_config_errors(capsys)
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]
+    (dimension_names,) = directive["Dimensions"]
+    emitted = {
+        "Namespace": directive["Namespace"],
+        "Dimensions": [{"Name": name, "Value": blob[name]} for name in dimension_names],
+    }
+    # CloudWatch matches a metric by namespace, name and the complete dimension set.
+    assert {"Namespace": alarm["Namespace"], "Dimensions": alarm["Dimensions"]} == emitted
+    assert alarm["MetricName"] == "NylasConfigErrors"
+    assert alarm["Statistic"] == "Sum"
     assert alarm["Threshold"] == 1
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_nylas_credentials_alarm_fires_within_five_minutes_of_the_first_rejection() -> None:
+    alarm = ALARMS["NylasCredentialsAlarm"]
+    assert alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]) * alarm["Period"] <= 300
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+# --- The oldest queued message ----------------------------------------------------------------------
+
+
+def test_queue_age_alarm_fires_on_old_messages_but_not_on_the_grace_period() -> None:
+    alarm = ALARMS["DiagnosisQueueAgeAlarm"]
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DiagnosisQueue", "QueueName"]}}]
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # Every failure waits out GraceSeconds (at most its MaxValue) and may be retried after a visibility timeout:
+    # neither alone is a backlog. Well above both, and still within the hour.
+    longest_grace = TEMPLATE["Parameters"]["GraceSeconds"]["MaxValue"]
+    visibility = RESOURCES["DiagnosisQueue"]["Properties"]["VisibilityTimeout"]
+    assert longest_grace + visibility < alarm["Threshold"] <= 3600
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

@@ -66,7 +66,8 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
         "EventsTable/index/DomainFailures": {"Query"},
         "EventsTable/index/ConnectorFailures": {"Query"},
         "VerdictsTable": {"PutItem", "UpdateItem", "Query"},
-        "NotificationsTable": {"GetItem", "PutItem", "UpdateItem"},
+        # An email SES rejected frees the customer's cooldown claim (a conditional DeleteItem).
+        "NotificationsTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
         # Powertools' DynamoDBPersistenceLayer: get, put (conditional), update, delete on failure.
         "IdempotencyTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
         # resolve() deletes the open-incident pointer (conditionally) when every member has recovered.
@@ -87,11 +88,14 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
     },
     # Whether an account's history already holds the failure the sweep found (its latest events).
     "SweepFunction": {"EventsTable": {"Query"}},
+    # SES feedback: the message's pointer and its alert claim, and the status on the verdict's notifications.
+    "SesEventsFunction": {"NotificationsTable": {"GetItem", "UpdateItem"}, "VerdictsTable": {"GetItem", "UpdateItem"}},
 }
 # Never needed by this code: a Scan reads a whole table, a BatchWriteItem writes without conditions.
 NEVER_GRANTED = {"Scan", "BatchWriteItem", "PartiQLSelect", "PartiQLInsert", "PartiQLUpdate", "PartiQLDelete"}
-# Deleting is how Powertools releases an idempotency record and how an incident frees its key; nothing else.
-DELETABLE = {"IdempotencyTable", "IncidentsTable"}
+# Deleting is how Powertools releases an idempotency record, how an incident frees its key and how a rejected
+# email frees the customer's cooldown claim, each a conditional delete of one bookkeeping item; no data is deleted.
+DELETABLE = {"IdempotencyTable", "IncidentsTable", "NotificationsTable"}
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +176,9 @@ def environment(template: dict[str, Any], function: str) -> dict[str, Any]:
 
 
 def test_every_spec_parameter_reaches_the_functions(template: dict[str, Any]) -> None:
-    passed = {ref for function in FUNCTIONS for value in environment(template, function).values() for ref in references(value)}
+    passed = {
+        ref for function in FUNCTIONS for value in environment(template, function).values() for ref in references(value)
+    }
     assert (set(SPEC_DEFAULTS) | set(SPEC_FREE_FORM)) - set(USED_BY_RESOURCES) <= passed
 
 
@@ -183,7 +189,9 @@ def test_parameters_for_the_stack_itself_are_used_by_its_resources(template: dic
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_a_function_reads_only_the_secret_it_is_told_about(deployed: dict[str, Any], template: dict[str, Any], function: str) -> None:
+def test_a_function_reads_only_the_secret_it_is_told_about(
+    deployed: dict[str, Any], template: dict[str, Any], function: str
+) -> None:
     named = set(references(environment(template, function).get("NYLAS_SECRET_NAME")))
     for secret in named:
         assert resource(template, secret)["Type"] == "AWS::SecretsManager::Secret"
@@ -260,8 +268,14 @@ def test_accounts_routes_require_iam_and_only_the_webhook_is_public(template: di
     assert api_routes(template) == {
         ("GET", "/webhook"): ("WebhookFunction", "NONE"),
         ("POST", "/webhook"): ("WebhookFunction", "NONE"),
+        # SPEC §6: the read API, and the incident actions, all for IAM-signed callers.
         ("GET", "/accounts/{account_id}"): ("AccountsApiFunction", "AWS_IAM"),
         ("GET", "/domains/{domain}"): ("AccountsApiFunction", "AWS_IAM"),
+        ("GET", "/accounts"): ("AccountsApiFunction", "AWS_IAM"),
+        ("GET", "/incidents"): ("AccountsApiFunction", "AWS_IAM"),
+        ("GET", "/incidents/{incident_id}"): ("AccountsApiFunction", "AWS_IAM"),
+        ("POST", "/incidents/{incident_id}/release"): ("AccountsApiFunction", "AWS_IAM"),
+        ("POST", "/incidents/{incident_id}/resolve"): ("AccountsApiFunction", "AWS_IAM"),
     }
 
 
@@ -289,7 +303,9 @@ def test_roles_carry_only_logging_tracing_and_polling_managed_policies(deployed:
     assert managed <= ALLOWED_MANAGED_POLICIES
 
 
-def test_webhook_may_only_send_to_the_queue_and_read_its_own_secret(deployed: dict[str, Any], template: dict[str, Any]) -> None:
+def test_webhook_may_only_send_to_the_queue_and_read_its_own_secret(
+    deployed: dict[str, Any], template: dict[str, Any]
+) -> None:
     statements = role_statements(deployed, "WebhookFunction")
     granted: dict[str, set[str]] = {}
     for statement in statements:
@@ -298,8 +314,42 @@ def test_webhook_may_only_send_to_the_queue_and_read_its_own_secret(deployed: di
             granted.setdefault(action, set()).update(references(statement["Resource"]))
     (secret,) = references(environment(template, "WebhookFunction")["NYLAS_SECRET_NAME"])
     # Not NylasSecret: the internet-facing function must not be able to read api_key (SPEC §7).
-    assert secret != "NylasSecret"
+    assert secret == "NylasWebhookSecret"
     assert granted == {"sqs:SendMessage*": {"DiagnosisQueue"}, "secretsmanager:GetSecretValue": {secret}}
+
+
+def test_only_the_webhook_reads_the_verification_keys_and_never_the_api_keys(deployed: dict[str, Any]) -> None:
+    readers: dict[str, set[str]] = {}
+    for function in FUNCTIONS:
+        for statement in role_statements(deployed, function):
+            if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
+                for secret in references(statement["Resource"]):
+                    readers.setdefault(secret, set()).add(function)
+    assert readers["NylasWebhookSecret"] == {"WebhookFunction"}
+    assert "WebhookFunction" not in readers["NylasSecret"]
+    assert "DiagnosisFunction" in readers["NylasSecret"]
+
+
+@pytest.mark.parametrize(
+    ("secret", "keys", "output"),
+    [
+        ("NylasSecret", ["api_key", "client_id", "client_secret", "redirect_uri"], "NylasSecretName"),
+        ("NylasWebhookSecret", ["webhook_secret", "client_secret"], "NylasWebhookSecretName"),
+    ],
+)
+def test_the_stack_never_writes_a_secret_value(
+    template: dict[str, Any], secret: str, keys: list[str], output: str
+) -> None:
+    """A SecretString (or a generated one) in the template would replace the operator's credentials whenever it
+    changes; the stack creates each secret empty, names it in an output, and says which keys to put in."""
+    properties = resource(template, secret)["Properties"]
+    assert "SecretString" not in properties
+    assert "GenerateSecretString" not in properties
+    assert template["Outputs"][output]["Value"] == {"Ref": secret}
+    for key in keys:
+        assert key in properties["Description"]
+        assert key in template["Outputs"][output]["Description"]
+    assert ("api_key" in properties["Description"]) == (secret == "NylasSecret")
 
 
 def test_ses_sending_is_scoped_to_the_sender_identity(deployed: dict[str, Any]) -> None:
@@ -336,13 +386,16 @@ def dynamodb_grants(deployed: dict[str, Any], function: str) -> dict[str, set[st
 def table_or_index(arn: Any) -> str:
     """`!GetAtt T.Arn` -> "T"; `!Sub ${T.Arn}/index/I` -> "T/index/I"; anything else (a wildcard) fails."""
     if isinstance(arn, dict) and "Fn::GetAtt" in arn:
-        logical_id, attribute = as_list(arn["Fn::GetAtt"])[:2] if isinstance(arn["Fn::GetAtt"], list) else arn["Fn::GetAtt"].split(".")
+        attribute_of = arn["Fn::GetAtt"]
+        logical_id, attribute = attribute_of[:2] if isinstance(attribute_of, list) else attribute_of.split(".", 1)
         assert attribute == "Arn", arn
         return str(logical_id)
     if isinstance(arn, dict) and isinstance(arn.get("Fn::Sub"), str):
         text: str = arn["Fn::Sub"]
         table, _, rest = text.partition(".Arn}")
-        assert table.startswith("${") and rest.startswith("/index/") and "*" not in rest, arn
+        assert table.startswith("${"), arn
+        assert rest.startswith("/index/"), arn
+        assert "*" not in rest, arn
         return table[2:] + rest
     raise AssertionError(f"a DynamoDB grant on {arn!r}: name one table or index of this template")
 
@@ -368,7 +421,9 @@ def test_every_granted_index_exists(deployed: dict[str, Any], template: dict[str
         table, _, index = target.partition("/index/")
         assert resource(template, table)["Type"] == "AWS::DynamoDB::Table"
         if index:
-            indexes = {gsi["IndexName"] for gsi in resource(template, table)["Properties"].get("GlobalSecondaryIndexes", [])}
+            indexes = {
+                gsi["IndexName"] for gsi in resource(template, table)["Properties"].get("GlobalSecondaryIndexes", [])
+            }
             assert index in indexes, f"{function} may query {target}, which {table} does not define"
 
 

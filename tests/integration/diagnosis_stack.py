@@ -3,44 +3,40 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
 import pytest
 import responses
 
-from local_stack.payloads import TEST_SECRET, load_handler
-from local_stack.sample_sqs_events import (
-    Scenario,
-    nylas_v2_account,
-    nylas_v3_folders,
-    nylas_v3_grant,
-)
-
-V3 = "https://api.us.nylas.com"
-V2 = "https://api.nylas.com"
+from local_stack.payloads import load_handler, nylas_v2_error, nylas_v3_answer, nylas_v3_error
+from local_stack.sample_sqs_events import NOW
+from local_stack.scenarios import Scenario
+from local_stack.simulator import Grant
+from tests.integration.nylas_api import grant_url, v2_account_url
 
 
-def grant_url(account_id: str) -> str:
-    return f"{V3}/v3/grants/{account_id}"
-
-
-def v2_url(account_id: str) -> str:
-    return f"{V2}/a/{TEST_SECRET['client_id']}/accounts/{account_id}"
+def grant_answer(s: Scenario) -> dict[str, Any]:
+    """The body of v3 `GET /v3/grants/{id}` for the scenario's grant."""
+    state = s.nylas_state(NOW)
+    assert isinstance(state, Grant), f"{s.account_id} has no v3 grant"
+    return nylas_v3_answer(state.to_api())
 
 
 def answer(mock: responses.RequestsMock, s: Scenario) -> None:
     """Registers what Nylas says about the scenario's account, at the real Nylas URLs."""
-    account_id = s.event.account_id
-    if s.event.api_version == "v2":
-        mock.get(v2_url(account_id), json=nylas_v2_account(s.nylas, account_id))
-    elif not s.nylas.exists:
-        mock.get(grant_url(account_id), status=404, json={"error": {"type": "not_found_error"}})
+    state = s.nylas_state(NOW)
+    if state is None and s.api_version == "v2":
+        not_found = nylas_v2_error("invalid_request_error", f"Couldn't find account {s.account_id}")
+        mock.get(v2_account_url(s.account_id), status=404, json=not_found)
+    elif state is None:
+        mock.get(grant_url(s.account_id), status=404, json=nylas_v3_error("not_found_error", "grant not found"))
+    elif isinstance(state, Grant):
+        mock.get(grant_url(s.account_id), json=grant_answer(s))
+        if s.inbox_count is not None:
+            mock.get(f"{grant_url(s.account_id)}/folders", json=nylas_v3_answer(state.folders_api()))
     else:
-        mock.get(grant_url(account_id), json=nylas_v3_grant(s.nylas, account_id))
-        if s.nylas.inbox_count is not None:
-            mock.get(f"{grant_url(account_id)}/folders", json=nylas_v3_folders(s.nylas))
+        mock.get(v2_account_url(s.account_id), json=state.to_api())
 
 
 def diagnosis_handler(monkeypatch: pytest.MonkeyPatch, *, ses_client: Any | None = None) -> ModuleType:
@@ -63,6 +59,5 @@ def failed_ids(response: dict[str, Any]) -> list[str]:
 
 def answer_history(mock: responses.RequestsMock, s: Scenario) -> None:
     """Registers Nylas's answers for the accounts in the scenario's history (a domain cluster's neighbours)."""
-    for event in s.history:
-        state = replace(s.nylas, email=event.email or s.nylas.email, provider=event.provider or s.nylas.provider)
-        mock.get(grant_url(event.account_id), json=nylas_v3_grant(state, event.account_id))
+    for earlier in s.history:
+        answer(mock, earlier)

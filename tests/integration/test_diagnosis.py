@@ -20,20 +20,13 @@ import pytest
 import responses
 
 from account_doctor.history import History
-from account_doctor.models import CAUSES
+from account_doctor.models import CAUSES, AccountEvent, Verdict
 from account_doctor.notifications import DRY_RUN_MESSAGE_ID
 from account_doctor.settings import get_settings
 from account_doctor.tally import tally
-from local_stack.payloads import FakeLambdaContext, load_handler
-from local_stack.sample_sqs_events import (
-    SCENARIOS,
-    Scenario,
-    history_batch,
-    scenario,
-    scenario_batch,
-    sqs_batch,
-    sqs_record,
-)
+from local_stack.payloads import FakeLambdaContext, diagnosis_record, load_handler, sqs_event
+from local_stack.sample_sqs_events import SCENARIOS, failure, history_batch, scenario, scenario_batch
+from local_stack.scenarios import Scenario
 from local_stack.template import LocalStack
 from tests.conftest import EVENTS_DIR, load_event
 from tests.integration.diagnosis_stack import (
@@ -82,6 +75,10 @@ def get(api: ModuleType, path: str, context: FakeLambdaContext) -> tuple[int, di
     return response["statusCode"], json.loads(response["body"])
 
 
+def stored_verdict(history: History, event: AccountEvent) -> Verdict | None:
+    return history.get_verdict(event.account_id, event.occurred_at, event.event_id)
+
+
 def run_scenario(handler: ModuleType, s: Scenario, context: FakeLambdaContext) -> None:
     if s.history:
         assert failed_ids(invoke(handler, history_batch(s), context)) == []
@@ -106,11 +103,11 @@ TOLD: dict[str, tuple[str | None, bool, str]] = {
 
 
 def test_every_cause_has_a_scenario_and_a_row() -> None:
-    assert sorted(s.cause for s in SCENARIOS) == sorted(TOLD) == sorted(CAUSES)
+    assert sorted(s.expected_cause for s in SCENARIOS) == sorted(TOLD) == sorted(CAUSES)
 
 
 def customer_of(s: Scenario) -> str:
-    return s.event.email or s.nylas.email  # v2 events learn the address from Nylas
+    return s.email
 
 
 def by_recipient(outbox: list[Received]) -> dict[str, Received]:
@@ -120,7 +117,7 @@ def by_recipient(outbox: list[Received]) -> dict[str, Received]:
     return received
 
 
-@pytest.mark.parametrize("s", SCENARIOS, ids=[s.cause for s in SCENARIOS])
+@pytest.mark.parametrize("s", SCENARIOS, ids=[s.expected_cause for s in SCENARIOS])
 def test_each_cause_from_queue_record_to_stored_verdict_emails_and_read_api(
     s: Scenario,
     handler: ModuleType,
@@ -132,14 +129,14 @@ def test_each_cause_from_queue_record_to_stored_verdict_emails_and_read_api(
     answer(nylas, s)
     run_scenario(handler, s, lambda_context)
 
-    verdict = history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id)
+    verdict = stored_verdict(history, failure(s))
     assert verdict is not None
-    assert verdict.cause == s.cause
+    assert verdict.cause == s.expected_cause
     assert verdict.email == customer_of(s)
     assert verdict.steps
     assert verdict.steps[-1].answer  # every step recorded with its answer
 
-    customer_kind, operator_alerted, provider = TOLD[s.cause]
+    customer_kind, operator_alerted, provider = TOLD[s.expected_cause]
     expected = ([(customer_kind, customer_of(s))] if customer_kind else []) + (
         [("operator_alert", OPERATOR)] if operator_alerted else []
     )
@@ -154,18 +151,18 @@ def test_each_cause_from_queue_record_to_stored_verdict_emails_and_read_api(
         assert message.subject.startswith("Account Doctor")
         assert message.source == "Account Doctor <account-doctor@example.com>"
         if to == OPERATOR:
-            assert f"alert: {s.cause}" in message.subject
+            assert f"alert: {s.expected_cause}" in message.subject
             assert "<script" not in message.html
         else:
             assert f'href="{hosted_auth_href(to, provider)}"' in message.html
             assert ('id="admin-section"' in message.html) == (customer_kind == "admin_contact")
 
-    status, body = get(api, f"/accounts/{s.event.account_id}", lambda_context)
+    status, body = get(api, f"/accounts/{s.account_id}", lambda_context)
     assert status == 200
-    assert body["status"] == ("healthy" if s.cause == "recovered" else "broken")
-    assert body["latest_verdict"]["cause"] == s.cause
+    assert body["status"] == ("healthy" if s.expected_cause == "recovered" else "broken")
+    assert body["latest_verdict"]["cause"] == s.expected_cause
     assert body["latest_verdict"]["notifications"] == [asdict(n) for n in verdict.notifications]
-    assert [v["event_id"] for v in body["verdicts"]] == [s.event.event_id]
+    assert [v["event_id"] for v in body["verdicts"]] == [failure(s).event_id]
 
 
 def test_domain_cluster_members_see_each_other(
@@ -188,10 +185,10 @@ def test_three_accounts_of_one_domain_each_get_the_admin_email_and_the_operator_
     s = scenario("admin_disconnected")
     answer(nylas, s)
     answer_history(nylas, s)
-    members = (*s.history, s.event)
+    members = [failure(earlier) for earlier in (*s.history, s)]
     assert failed_ids(invoke(handler, history_batch(s), lambda_context)) == []
     # All three diagnoses in one batch, on concurrent threads: the incident is claimed once.
-    batch = sqs_batch([sqs_record(s.event, "record"), *(sqs_record(e, "diagnose") for e in members)])
+    batch = sqs_event([diagnosis_record(failure(s), "record"), *(diagnosis_record(e, "diagnose") for e in members)])
     assert failed_ids(invoke(handler, batch, lambda_context)) == []
 
     outbox = ses_outbox()
@@ -199,7 +196,7 @@ def test_three_accounts_of_one_domain_each_get_the_admin_email_and_the_operator_
     assert sorted(m.to[0] for m in outbox if m.to != [OPERATOR]) == customers
     assert [m.to for m in outbox].count([OPERATOR]) == 1
     assert all('id="admin-section"' in m.html for m in outbox if m.to != [OPERATOR])
-    verdicts = [history.get_verdict(e.account_id, e.occurred_at, e.event_id) for e in members]
+    verdicts = [stored_verdict(history, e) for e in members]
     assert all(v is not None and v.cause == "admin_disconnected" for v in verdicts)
     told = [(n.kind, n.to) for v in verdicts if v is not None for n in v.notifications]
     assert sorted(told) == sorted([("admin_contact", to) for to in customers] + [("operator_alert", OPERATOR)])
@@ -230,7 +227,7 @@ def test_a_redelivered_batch_does_nothing_twice(
         client.delete_item(TableName=table, Key={"id": item["id"]})
     run_scenario(handler, s, lambda_context)
     assert ses_outbox() == sent
-    (verdict,) = history.account_verdicts(s.event.account_id)
+    (verdict,) = history.account_verdicts(s.account_id)
     assert sorted(n.message_id for n in verdict.notifications) == sorted(m.message_id for m in sent)
 
 
@@ -242,22 +239,23 @@ def test_ses_throttling_on_the_first_attempt_retries_only_the_missing_email(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     s = scenario("google_testing_mode")  # a reconnect email to the customer (sent first) and an operator alert
+    event = failure(s)
     answer(nylas, s)
     handler = diagnosis_handler(monkeypatch, ses_client=FlakySes(failures=1))
 
     response = invoke(handler, scenario_batch(s), lambda_context)
-    assert failed_ids(response) == [f"{s.event.event_id}-diagnose"]  # back to the queue
+    assert failed_ids(response) == [f"{event.event_id}-diagnose"]  # back to the queue
     assert [m.to for m in ses_outbox()] == [[OPERATOR]]
-    first = history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id)
+    first = stored_verdict(history, event)
     assert first is not None
     assert first.cause == "google_testing_mode"
 
     # The queue redelivers the diagnose message.
-    retry = sqs_batch([sqs_record(s.event, "diagnose", receive_count=2)])
+    retry = sqs_event([diagnosis_record(event, "diagnose", receive_count=2)])
     assert failed_ids(invoke(handler, retry, lambda_context)) == []
     outbox = ses_outbox()
     assert [m.to for m in outbox] == [[OPERATOR], [customer_of(s)]]
-    (verdict,) = history.account_verdicts(s.event.account_id)
+    (verdict,) = history.account_verdicts(s.account_id)
     assert verdict.diagnosed_at == first.diagnosed_at  # the same verdict, not a second one
     assert sorted((n.kind, n.message_id) for n in verdict.notifications) == sorted(
         [("operator_alert", outbox[0].message_id), ("reconnect", outbox[1].message_id)]
@@ -271,11 +269,12 @@ def test_a_recovery_recorded_after_the_failure_silences_the_verdict(
     lambda_context: FakeLambdaContext,
 ) -> None:
     s = scenario("oauth_revoked")
+    event = failure(s)
     answer(nylas, s)
-    recovery = replace(s.event, event_id="evt-reauth", trigger="grant.updated", occurred_at="2024-11-19T10:01:00Z")
-    assert failed_ids(invoke(handler, sqs_batch([sqs_record(recovery, "record")]), lambda_context)) == []
+    recovery = replace(event, event_id="evt-reauth", trigger="grant.updated", occurred_at="2024-11-19T10:01:00Z")
+    assert failed_ids(invoke(handler, sqs_event([diagnosis_record(recovery, "record")]), lambda_context)) == []
     assert failed_ids(invoke(handler, scenario_batch(s), lambda_context)) == []
-    verdict = history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id)
+    verdict = stored_verdict(history, event)
     assert verdict is not None
     assert verdict.cause == "recovered"
     assert verdict.notifications == []
@@ -290,16 +289,17 @@ def test_a_recovery_between_a_failed_attempt_and_its_retry_sends_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     s = scenario("google_testing_mode")
+    event = failure(s)
     answer(nylas, s)
     handler = diagnosis_handler(monkeypatch, ses_client=FlakySes(failures=2))  # SES down for the first attempt
-    assert failed_ids(invoke(handler, scenario_batch(s), lambda_context)) == [f"{s.event.event_id}-diagnose"]
-    recovery = replace(s.event, event_id="evt-reauth", trigger="grant.updated", occurred_at="2024-11-19T10:05:00Z")
-    assert failed_ids(invoke(handler, sqs_batch([sqs_record(recovery, "record")]), lambda_context)) == []
+    assert failed_ids(invoke(handler, scenario_batch(s), lambda_context)) == [f"{event.event_id}-diagnose"]
+    recovery = replace(event, event_id="evt-reauth", trigger="grant.updated", occurred_at="2024-11-19T10:05:00Z")
+    assert failed_ids(invoke(handler, sqs_event([diagnosis_record(recovery, "record")]), lambda_context)) == []
 
-    retry = sqs_batch([sqs_record(s.event, "diagnose", receive_count=2)])
+    retry = sqs_event([diagnosis_record(event, "diagnose", receive_count=2)])
     assert failed_ids(invoke(handler, retry, lambda_context)) == []
     assert ses_outbox() == []
-    (verdict,) = history.account_verdicts(s.event.account_id)
+    (verdict,) = history.account_verdicts(s.account_id)
     assert verdict.notifications == []
 
 
@@ -308,14 +308,14 @@ def test_two_failures_of_one_account_inside_the_cooldown_email_the_customer_once
 ) -> None:
     s = scenario("oauth_revoked")
     answer(nylas, s)
-    again = replace(s.event, event_id="evt-oauth-again", occurred_at="2024-11-19T11:00:00Z")
+    again = replace(failure(s), event_id="evt-oauth-again", occurred_at="2024-11-19T11:00:00Z")
     assert failed_ids(invoke(handler, scenario_batch(s), lambda_context)) == []
     assert failed_ids(invoke(handler, scenario_batch(replace(s, event=again)), lambda_context)) == []
 
     assert [m.to for m in ses_outbox()] == [[customer_of(s)]]
-    verdicts = {v.event_id: v for v in history.account_verdicts(s.event.account_id)}
+    verdicts = {v.event_id: v for v in history.account_verdicts(s.account_id)}
     assert [v.cause for v in verdicts.values()] == ["oauth_revoked", "oauth_revoked"]
-    assert [n.kind for n in verdicts[s.event.event_id].notifications] == ["reconnect"]
+    assert [n.kind for n in verdicts[failure(s).event_id].notifications] == ["reconnect"]
     assert verdicts[again.event_id].notifications == []
 
 
@@ -324,9 +324,10 @@ def test_dry_run_records_what_would_be_sent_and_sends_nothing(
     handler: ModuleType, history: History, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
 ) -> None:
     s = scenario("google_testing_mode")
+    event = failure(s)
     answer(nylas, s)
     run_scenario(handler, s, lambda_context)
-    verdict = history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id)
+    verdict = stored_verdict(history, event)
     assert verdict is not None
     assert [(n.kind, n.to, n.message_id) for n in verdict.notifications] == [
         ("reconnect", customer_of(s), DRY_RUN_MESSAGE_ID),
@@ -373,28 +374,30 @@ def test_one_record_whose_nylas_call_keeps_failing_is_the_only_one_reported(
     lambda_context: FakeLambdaContext,
 ) -> None:
     for s in SCENARIOS:
-        if s.cause != "oauth_revoked":
+        if s.expected_cause != "oauth_revoked":
             answer(nylas, s)
     broken = scenario("oauth_revoked")
-    nylas.get(grant_url(broken.event.account_id), status=503)
+    broken_event = failure(broken)
+    nylas.get(grant_url(broken.account_id), status=503)
     response = invoke(handler, load_event("sqs-mixed-batch.json"), lambda_context)
-    assert failed_ids(response) == [f"{broken.event.event_id}-diagnose"]
+    assert failed_ids(response) == [f"{broken_event.event_id}-diagnose"]
     for cause in ("password_changed", "google_testing_mode", "unknown"):
         s = scenario(cause)
-        verdict = history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id)
+        verdict = stored_verdict(history, failure(s))
         assert verdict is not None
         assert verdict.cause == cause
-    assert history.get_verdict(broken.event.account_id, broken.event.occurred_at, broken.event.event_id) is None
+    assert stored_verdict(history, broken_event) is None
 
 
 def test_nylas_429_with_retry_after_then_success(
     handler: ModuleType, history: History, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
 ) -> None:
     s = scenario("google_testing_mode")
-    nylas.get(grant_url(s.event.account_id), status=429, headers={"Retry-After": "1"})
+    event = failure(s)
+    nylas.get(grant_url(s.account_id), status=429, headers={"Retry-After": "1"})
     answer(nylas, s)
     assert failed_ids(invoke(handler, scenario_batch(s), lambda_context)) == []
-    verdict = history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id)
+    verdict = stored_verdict(history, event)
     assert verdict is not None
     assert verdict.cause == "google_testing_mode"
     assert [c.response.status_code for c in nylas.calls] == [429, 200]
@@ -409,10 +412,11 @@ def test_rejected_api_key_is_a_configuration_error_not_a_verdict(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     s = scenario("oauth_revoked")
-    nylas.get(grant_url(s.event.account_id), status=401, json={"error": {"type": "unauthorized"}})
+    event = failure(s)
+    nylas.get(grant_url(s.account_id), status=401, json={"error": {"type": "unauthorized"}})
     response = invoke(handler, scenario_batch(s), lambda_context)
-    assert failed_ids(response) == [f"{s.event.event_id}-diagnose"]  # retried by the queue
-    assert history.get_verdict(s.event.account_id, s.event.occurred_at, s.event.event_id) is None
+    assert failed_ids(response) == [f"{event.event_id}-diagnose"]  # retried by the queue
+    assert stored_verdict(history, event) is None
     assert ses_outbox() == []
     assert "check api_key in secret account-doctor-NylasSecret" in caplog.text
     assert '"NylasConfigErrors":[1.0]' in capsys.readouterr().out
@@ -479,7 +483,7 @@ def test_failures_now_count_in_the_domain_windows(
         )
         for index, minutes in enumerate((1, 5, 60 * 24 * 3))
     ]
-    assert failed_ids(invoke(handler, sqs_batch(sqs_record(e, "record") for e in events), lambda_context)) == []
+    assert failed_ids(invoke(handler, sqs_event(diagnosis_record(e, "record") for e in events), lambda_context)) == []
     status, body = get(api, "/domains/now.example", lambda_context)
     assert status == 200
     assert (body["burst"]["failing_accounts"], body["window"]["failing_accounts"]) == (2, 3)

@@ -22,8 +22,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from account_doctor.history import History
 from account_doctor.models import AccountEvent, Verdict
 from account_doctor.settings import get_settings
-from local_stack.payloads import FakeLambdaContext, load_handler
-from local_stack.sample_sqs_events import sqs_batch, sqs_record
+from local_stack.payloads import FakeLambdaContext, diagnosis_record, load_handler, sqs_event
 from tests.integration.diagnosis_stack import failed_ids
 from tests.integration.test_notifications import ses_outbox
 
@@ -80,7 +79,7 @@ class Pipeline:
 
     def deliver(self, *records: tuple[AccountEvent, str], receive_count: int = 1) -> list[str]:
         """Invokes the function with these (event, stage) records; returns the ids that failed back to SQS."""
-        event = sqs_batch(sqs_record(e, stage, receive_count=receive_count) for e, stage in records)  # type: ignore[arg-type]
+        event = sqs_event(diagnosis_record(e, stage, receive_count=receive_count) for e, stage in records)  # type: ignore[arg-type]
         try:
             return failed_ids(self.handler.lambda_handler(event, self.context))
         except BatchProcessingError:

@@ -18,8 +18,10 @@ import responses
 
 from account_doctor.models import AccountEvent
 from account_doctor.settings import get_settings
-from local_stack.sample_sqs_events import Scenario, nylas_v3_grant, scenario, sqs_record
-from tests.integration.diagnosis_stack import answer, grant_url
+from local_stack.payloads import diagnosis_record
+from local_stack.sample_sqs_events import failure, scenario
+from local_stack.scenarios import Scenario
+from tests.integration.diagnosis_stack import answer, grant_answer, grant_url
 from tests.reliability.pipeline import AwsFaults, Pipeline, atomic_moto_dynamodb
 
 OPERATOR = "operators@example.com"  # template.yaml's OperatorEmail default
@@ -37,52 +39,56 @@ def assert_nothing_yet(pipeline: Pipeline, event: AccountEvent) -> None:
 
 def assert_diagnosed_once(pipeline: Pipeline, s: Scenario, recipients: dict[str, int]) -> None:
     """One verdict of the expected cause, its notifications recorded, each recipient emailed as expected."""
-    (verdict,) = pipeline.verdicts(s.event)
-    assert verdict.cause == s.cause
+    event = failure(s)
+    (verdict,) = pipeline.verdicts(event)
+    assert verdict.cause == s.expected_cause
     assert sorted(n.to for n in verdict.notifications) == sorted(recipients)
     assert pipeline.emails() == recipients
     # A further redelivery (SQS is at-least-once) changes nothing a user can see.
-    assert pipeline.deliver((s.event, "diagnose"), receive_count=3) == []
-    assert pipeline.verdicts(s.event) == [verdict]
+    assert pipeline.deliver((event, "diagnose"), receive_count=3) == []
+    assert pipeline.verdicts(event) == [verdict]
     assert pipeline.emails() == recipients
 
 
 def test_nylas_500s_until_retries_run_out_then_recovery(pipeline: Pipeline, nylas: responses.RequestsMock) -> None:
     s = scenario("oauth_revoked")
-    nylas.get(grant_url(s.event.account_id), status=500, json={"error": {"type": "internal_error"}})
+    event = failure(s)
+    nylas.get(grant_url(s.account_id), status=500, json={"error": {"type": "internal_error"}})
 
-    assert pipeline.deliver((s.event, "record"), (s.event, "diagnose")) == [diagnose_id(s.event)]
+    assert pipeline.deliver((event, "record"), (event, "diagnose")) == [diagnose_id(event)]
     assert [c.response.status_code for c in nylas.calls] == [500] * (1 + RETRIES)
-    assert_nothing_yet(pipeline, s.event)
+    assert_nothing_yet(pipeline, event)
 
     nylas.reset()
     answer(nylas, s)  # Nylas is back
-    assert pipeline.deliver((s.event, "diagnose"), receive_count=2) == []
-    assert_diagnosed_once(pipeline, s, {str(s.event.email): 1})
+    assert pipeline.deliver((event, "diagnose"), receive_count=2) == []
+    assert_diagnosed_once(pipeline, s, {s.email: 1})
 
 
 def test_nylas_429_then_answer_within_the_same_attempt(pipeline: Pipeline, nylas: responses.RequestsMock) -> None:
     s = scenario("oauth_revoked")
-    nylas.get(grant_url(s.event.account_id), status=429, headers={"Retry-After": "1"})
+    event = failure(s)
+    nylas.get(grant_url(s.account_id), status=429, headers={"Retry-After": "1"})
     answer(nylas, s)
-    assert pipeline.deliver((s.event, "record"), (s.event, "diagnose")) == []
+    assert pipeline.deliver((event, "record"), (event, "diagnose")) == []
     assert [c.response.status_code for c in nylas.calls] == [429, 200]
-    assert_diagnosed_once(pipeline, s, {str(s.event.email): 1})
+    assert_diagnosed_once(pipeline, s, {s.email: 1})
 
 
 def test_nylas_429_for_longer_than_the_retries_fails_back_then_recovers(
     pipeline: Pipeline, nylas: responses.RequestsMock
 ) -> None:
     s = scenario("oauth_revoked")
-    nylas.get(grant_url(s.event.account_id), status=429, headers={"Retry-After": "2"})
-    assert pipeline.deliver((s.event, "diagnose")) == [diagnose_id(s.event)]
+    event = failure(s)
+    nylas.get(grant_url(s.account_id), status=429, headers={"Retry-After": "2"})
+    assert pipeline.deliver((event, "diagnose")) == [diagnose_id(event)]
     assert len(nylas.calls) == 1 + RETRIES
-    assert_nothing_yet(pipeline, s.event)
+    assert_nothing_yet(pipeline, event)
 
     nylas.reset()
     answer(nylas, s)
-    assert pipeline.deliver((s.event, "diagnose"), receive_count=2) == []
-    assert_diagnosed_once(pipeline, s, {str(s.event.email): 1})
+    assert pipeline.deliver((event, "diagnose"), receive_count=2) == []
+    assert_diagnosed_once(pipeline, s, {s.email: 1})
 
 
 @pytest.mark.parametrize(
@@ -94,14 +100,15 @@ def test_nylas_timeouts_fail_back_then_recover(
     pipeline: Pipeline, nylas: responses.RequestsMock, timeout: Exception
 ) -> None:
     s = scenario("google_testing_mode")
-    nylas.get(grant_url(s.event.account_id), body=timeout)
-    assert pipeline.deliver((s.event, "record"), (s.event, "diagnose")) == [diagnose_id(s.event)]
-    assert_nothing_yet(pipeline, s.event)
+    event = failure(s)
+    nylas.get(grant_url(s.account_id), body=timeout)
+    assert pipeline.deliver((event, "record"), (event, "diagnose")) == [diagnose_id(event)]
+    assert_nothing_yet(pipeline, event)
 
     nylas.reset()
     answer(nylas, s)
-    assert pipeline.deliver((s.event, "diagnose"), receive_count=2) == []
-    assert_diagnosed_once(pipeline, s, {str(s.event.email): 1, OPERATOR: 1})
+    assert pipeline.deliver((event, "diagnose"), receive_count=2) == []
+    assert_diagnosed_once(pipeline, s, {s.email: 1, OPERATOR: 1})
 
 
 MALFORMED: dict[str, tuple[str, str]] = {
@@ -127,49 +134,52 @@ def test_malformed_nylas_answers_are_a_clear_failure_never_a_verdict(
     content_type: str,
 ) -> None:
     s = scenario("oauth_revoked")
-    nylas.get(grant_url(s.event.account_id), body=body, content_type=content_type)
-    assert pipeline.deliver((s.event, "record"), (s.event, "diagnose")) == [diagnose_id(s.event)]
-    assert_nothing_yet(pipeline, s.event)
+    event = failure(s)
+    nylas.get(grant_url(s.account_id), body=body, content_type=content_type)
+    assert pipeline.deliver((event, "record"), (event, "diagnose")) == [diagnose_id(event)]
+    assert_nothing_yet(pipeline, event)
     # The failed record is logged, and the failure names Nylas's answer (not an AttributeError deep down).
-    (failure,) = [r.exc_info[1] for r in caplog.records if r.exc_info and r.exc_info[1] is not None]
-    assert type(failure).__name__ == "NylasUnavailable"
-    assert "Nylas answered" in str(failure)
+    (error,) = [r.exc_info[1] for r in caplog.records if r.exc_info and r.exc_info[1] is not None]
+    assert type(error).__name__ == "NylasUnavailable"
+    assert "Nylas answered" in str(error)
 
     nylas.reset()
     answer(nylas, s)
-    assert pipeline.deliver((s.event, "diagnose"), receive_count=2) == []
-    assert_diagnosed_once(pipeline, s, {str(s.event.email): 1})
+    assert pipeline.deliver((event, "diagnose"), receive_count=2) == []
+    assert_diagnosed_once(pipeline, s, {s.email: 1})
 
 
 def test_ses_throttling_retries_only_the_unsent_email(
     pipeline: Pipeline, aws_faults: AwsFaults, nylas: responses.RequestsMock
 ) -> None:
     s = scenario("google_testing_mode")  # a reconnect email to the customer and an alert to the operator
+    event = failure(s)
     answer(nylas, s)
     aws_faults.ses_throttles = 1  # the first send (the customer's) is throttled
 
-    assert pipeline.deliver((s.event, "record"), (s.event, "diagnose")) == [diagnose_id(s.event)]
-    (verdict,) = pipeline.verdicts(s.event)  # the verdict is kept, the retry reuses it
+    assert pipeline.deliver((event, "record"), (event, "diagnose")) == [diagnose_id(event)]
+    (verdict,) = pipeline.verdicts(event)  # the verdict is kept, the retry reuses it
     assert pipeline.emails() == {OPERATOR: 1}
 
-    assert pipeline.deliver((s.event, "diagnose"), receive_count=2) == []
-    (again,) = pipeline.verdicts(s.event)
+    assert pipeline.deliver((event, "diagnose"), receive_count=2) == []
+    (again,) = pipeline.verdicts(event)
     assert again.diagnosed_at == verdict.diagnosed_at
     assert aws_faults.ses_attempts == 3  # throttled customer, operator, customer again: never the operator twice
-    assert_diagnosed_once(pipeline, s, {str(s.event.email): 1, OPERATOR: 1})
+    assert_diagnosed_once(pipeline, s, {s.email: 1, OPERATOR: 1})
 
 
 def test_ses_throttled_throughout_loses_nothing(
     pipeline: Pipeline, aws_faults: AwsFaults, nylas: responses.RequestsMock
 ) -> None:
     s = scenario("google_testing_mode")
+    event = failure(s)
     answer(nylas, s)
     aws_faults.ses_throttles = 4  # two attempts' worth of sends
     for receive in (1, 2):
-        assert pipeline.deliver((s.event, "diagnose"), receive_count=receive) == [diagnose_id(s.event)]
+        assert pipeline.deliver((event, "diagnose"), receive_count=receive) == [diagnose_id(event)]
         assert pipeline.emails() == {}
-    assert pipeline.deliver((s.event, "diagnose"), receive_count=3) == []
-    assert_diagnosed_once(pipeline, s, {str(s.event.email): 1, OPERATOR: 1})
+    assert pipeline.deliver((event, "diagnose"), receive_count=3) == []
+    assert_diagnosed_once(pipeline, s, {s.email: 1, OPERATOR: 1})
 
 
 def two_workers() -> tuple[Any, Any]:
@@ -198,11 +208,11 @@ def test_the_same_record_on_two_workers_at_once(
         assert second_done.wait(10), "the second worker never finished"
         import json
 
-        return 200, {}, json.dumps(nylas_v3_grant(s.nylas, s.event.account_id))
+        return 200, {}, json.dumps(grant_answer(s))
 
-    nylas.add_callback(responses.GET, grant_url(s.event.account_id), callback=slow_nylas)
+    nylas.add_callback(responses.GET, grant_url(s.account_id), callback=slow_nylas)
     first, second = two_workers()
-    record = SQSRecord(sqs_record(s.event, "diagnose"))
+    record = SQSRecord(diagnosis_record(failure(s), "diagnose"))
 
     def run(consumer: Any) -> BaseException | None:
         try:
@@ -225,8 +235,8 @@ def test_the_same_record_on_two_workers_at_once(
     assert type(outcomes[1]).__name__ == "IdempotencyAlreadyInProgressError"  # back to the queue, retried later
     assert len(nylas.calls) == 1
     # The retry of the second delivery finds the first one's result.
-    assert second.handle(record)["cause"] == s.cause
-    assert_diagnosed_once(pipeline, s, {str(s.event.email): 1, OPERATOR: 1})
+    assert second.handle(record)["cause"] == s.expected_cause
+    assert_diagnosed_once(pipeline, s, {s.email: 1, OPERATOR: 1})
 
 
 def test_a_redrive_racing_the_diagnosis_makes_one_verdict_and_one_email_each(
@@ -238,18 +248,19 @@ def test_a_redrive_racing_the_diagnosis_makes_one_verdict_and_one_email_each(
 
     atomic_moto_dynamodb(monkeypatch)
     s = scenario("google_testing_mode")
+    event = failure(s)
     both_gathered = threading.Barrier(2, timeout=10)
 
     def nylas_after_both_asked(request: Any) -> tuple[int, dict[str, str], str]:
         both_gathered.wait()  # both workers have their evidence before either writes a verdict
         import json
 
-        return 200, {}, json.dumps(nylas_v3_grant(s.nylas, s.event.account_id))
+        return 200, {}, json.dumps(grant_answer(s))
 
-    nylas.add_callback(responses.GET, grant_url(s.event.account_id), callback=nylas_after_both_asked)
+    nylas.add_callback(responses.GET, grant_url(s.account_id), callback=nylas_after_both_asked)
     first, second = two_workers()
-    diagnose = SQSRecord(sqs_record(s.event, "diagnose"))
-    redrive = sqs_record(s.event, "diagnose")
+    diagnose = SQSRecord(diagnosis_record(event, "diagnose"))
+    redrive = diagnosis_record(event, "diagnose")
     redrive["messageAttributes"] = {}
     redrive["messageId"] = "redriven"
 
@@ -268,7 +279,7 @@ def test_a_redrive_racing_the_diagnosis_makes_one_verdict_and_one_email_each(
     assert all(o is None or type(o).__name__ == "NotificationError" for o in outcomes), outcomes
     assert sum(pipeline.emails().values()) <= 2
     assert max(pipeline.emails().values(), default=0) == 1
-    redelivered_diagnose = SQSRecord(sqs_record(s.event, "diagnose", receive_count=2))
+    redelivered_diagnose = SQSRecord(diagnosis_record(event, "diagnose", receive_count=2))
     redelivered_redrive = {**redrive, "attributes": {**redrive["attributes"], "ApproximateReceiveCount": "2"}}
     for consumer, record, outcome in (
         (first, redelivered_diagnose, outcomes[0]),
@@ -276,4 +287,4 @@ def test_a_redrive_racing_the_diagnosis_makes_one_verdict_and_one_email_each(
     ):
         if outcome is not None:
             consumer.handle(record)  # the redelivery, which SQS counts as a second receive
-    assert_diagnosed_once(pipeline, s, {str(s.event.email): 1, OPERATOR: 1})
+    assert_diagnosed_once(pipeline, s, {s.email: 1, OPERATOR: 1})

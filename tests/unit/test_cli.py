@@ -72,27 +72,38 @@ class FakeReadApi:
         accounts, following = _page(self.broken, limit, cursor)
         return {"accounts": accounts, "next": following}
 
-    def incidents(self, *, status: str, limit: int, cursor: str | None) -> dict[str, Any]:
-        chosen = [
-            {k: v for k, v in i.items() if k != "members"}
-            for i in self.incidents_by_id.values()
-            if status == "all" or i["status"] == status
-        ]
+    def incidents_list(self, *, status: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        chosen = [_summary(i) for i in self.incidents_by_id.values() if status in ("all", i["status"])]
         incidents, following = _page(chosen, limit, cursor)
         return {"incidents": incidents, "next": following}
 
-    def incident(self, incident_id: str) -> dict[str, Any] | None:
-        return self.incidents_by_id.get(incident_id)
+    def incident(self, incident_id: str, *, limit: int, cursor: str | None) -> dict[str, Any] | None:
+        found = self._incident(incident_id)
+        if found is None:
+            return None
+        members, following = _page(found["members"], limit, cursor)
+        return {**found, "members": members, "next": following}
 
     def release_incident(self, incident_id: str) -> dict[str, Any] | None:
         self.calls.append(("release", incident_id))
-        found = self.incidents_by_id.get(incident_id)
-        return None if found is None else {**found, "held_emails": 0}
+        found = self._incident(incident_id)
+        return (
+            None if found is None else {**_summary(found), "released_at": "2026-11-20T11:00:00Z", "release": "started"}
+        )
 
     def resolve_incident(self, incident_id: str) -> dict[str, Any] | None:
         self.calls.append(("resolve", incident_id))
-        found = self.incidents_by_id.get(incident_id)
-        return None if found is None else {**found, "status": "resolved"}
+        found = self._incident(incident_id)
+        return None if found is None else {**_summary(found), "status": "resolved"}
+
+    def _incident(self, incident_id: str) -> dict[str, Any] | None:
+        if not incident_id.startswith(("domain-", "connector-", "testing_mode-")):
+            raise InvalidRequest("incident_id must be an id the incidents list returned")
+        return self.incidents_by_id.get(incident_id)
+
+
+def _summary(incident: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in incident.items() if key != "members"}
 
 
 def _verdict(n: int, cause: str = "password_changed") -> dict[str, Any]:
@@ -112,8 +123,10 @@ def _verdict(n: int, cause: str = "password_changed") -> dict[str, Any]:
     }
 
 
+INCIDENT_ID = "domain-acme.example-20261120T1000-1a2b3c"
+UNKNOWN_INCIDENT = "domain-nope.example-20261120T1000-000000"
 INCIDENT = {
-    "incident_id": "inc-acme-1",
+    "incident_id": INCIDENT_ID,
     "kind": "domain",
     "key": "acme.example",
     "cause": "admin_disconnected",
@@ -162,7 +175,7 @@ def _fake() -> FakeReadApi:
             }
             for n in range(3)
         ],
-        incidents_by_id={"inc-acme-1": INCIDENT},
+        incidents_by_id={INCIDENT_ID: INCIDENT},
     )
 
 
@@ -365,18 +378,21 @@ def test_incidents_table_by_status(cli_run: Callable[..., Run]) -> None:
     header, row = run.out.splitlines()
     assert header.split() == ["INCIDENT", "KIND", "KEY", "CAUSE", "STATUS", "ACCOUNTS", "DOMAINS", "OPENED", "LAST",
                               "FAILURE", "HELD"]  # fmt: skip
-    assert row.split() == ["inc-acme-1", "domain", "acme.example", "admin_disconnected", "open", "3", "1",
+    assert row.split() == [INCIDENT_ID, "domain", "acme.example", "admin_disconnected", "open", "3", "1",
                            "2026-11-20T10:00:00Z", "2026-11-20T10:09:00Z", "2"]  # fmt: skip
     assert cli_run("incidents", "--status", "resolved", api=_fake()).out.startswith("No resolved incidents")
 
 
 @pytest.mark.usefixtures("environment")
 def test_incident_shows_its_members_masked_and_how_to_release(cli_run: Callable[..., Run]) -> None:
-    run = cli_run("incident", "inc-acme-1", api=_fake())
+    run = cli_run("incident", INCIDENT_ID, api=_fake())
     assert run.code == 0, run.err
-    assert "Incident inc-acme-1: domain acme.example, cause admin_disconnected, open" in run.out
+    assert (
+        "Incident domain-acme.example-20261120T1000-1a2b3c: domain acme.example, cause admin_disconnected, open"
+        in run.out
+    )
     assert "2 customer emails held" in run.out
-    assert "account-doctor incident release inc-acme-1" in run.out
+    assert "account-doctor incident release domain-acme.example-20261120T1000-1a2b3c" in run.out
     assert re.search(r"^grant-acme-1\s+a\*\*\*@acme\.example\s+admin_disconnected\s+no$", run.out, re.MULTILINE)
     assert re.search(r"^grant-acme-2\s+b\*\*\*@acme\.example\s+admin_disconnected\s+yes$", run.out, re.MULTILINE)
     assert "ann.smith" not in run.out
@@ -388,43 +404,44 @@ def test_incident_shows_its_members_masked_and_how_to_release(cli_run: Callable[
 )
 def test_incident_release_and_resolve_call_the_api(cli_run: Callable[..., Run], action: str, said: str) -> None:
     api = _fake()
-    run = cli_run("incident", action, "inc-acme-1", api=api)
+    run = cli_run("incident", action, INCIDENT_ID, api=api)
     assert run.code == 0, run.err
-    assert api.calls == [(action, "inc-acme-1")]
+    assert api.calls == [(action, INCIDENT_ID)]
     assert run.out.startswith(f"{said} ")
 
 
-@pytest.mark.usefixtures("environment")
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["verdicts", "grant-yahoo"],
-        ["domain", "acme.example"],
-        ["broken"],
+JSON_CASES: dict[str, tuple[list[str], Callable[[FakeReadApi], Any]]] = {
+    "verdicts": (["verdicts", "grant-yahoo"], lambda api: api.account("grant-yahoo", limit=50, cursor=None)),
+    "domain": (["domain", "acme.example"], lambda api: api.domain("acme.example", limit=50, cursor=None)),
+    "broken": (["broken"], lambda api: api.broken_accounts(limit=50, cursor=None)),
+    "incidents": (
         ["incidents", "--status", "all"],
-        ["incident", "inc-acme-1"],
-        ["incident", "release", "inc-acme-1"],
-        ["incident", "resolve", "inc-acme-1"],
-    ],
-    ids=lambda argv: "-".join(argv[:2]),
-)
-def test_json_is_the_read_api_answer(cli_run: Callable[..., Run], argv: list[str]) -> None:
+        lambda api: api.incidents_list(status="all", limit=50, cursor=None),
+    ),
+    "incident": (["incident", INCIDENT_ID], lambda api: api.incident(INCIDENT_ID, limit=50, cursor=None)),
+    "release": (["incident", "release", INCIDENT_ID], lambda api: api.release_incident(INCIDENT_ID)),
+    "resolve": (["incident", "resolve", INCIDENT_ID], lambda api: api.resolve_incident(INCIDENT_ID)),
+}
+
+
+@pytest.mark.usefixtures("environment")
+@pytest.mark.parametrize(("argv", "answer"), JSON_CASES.values(), ids=JSON_CASES.keys())
+def test_json_is_the_read_api_answer(
+    cli_run: Callable[..., Run], argv: list[str], answer: Callable[[FakeReadApi], Any]
+) -> None:
     """--json prints exactly what the read API answers (here a fake of it), unmasked, and nothing else."""
-    expected_api, api = _fake(), _fake()
-    expected: dict[str, Any] | None = {
-        "verdicts": lambda: expected_api.account("grant-yahoo", limit=50, cursor=None),
-        "domain": lambda: expected_api.domain("acme.example", limit=50, cursor=None),
-        "broken": lambda: expected_api.broken_accounts(limit=50, cursor=None),
-        "incidents": lambda: expected_api.incidents(status="all", limit=50, cursor=None),
-        "incident": lambda: {
-            "release": expected_api.release_incident,
-            "resolve": expected_api.resolve_incident,
-        }.get(argv[1], expected_api.incident)(argv[-1]),
-    }[argv[0]]()
-    run = cli_run(*argv, "--json", api=api)
+    run = cli_run(*argv, "--json", api=_fake())
     assert run.code == 0, run.err
-    assert json.loads(run.out) == expected
+    assert json.loads(run.out) == answer(_fake())
     assert run.err == ""
+
+
+@pytest.mark.usefixtures("environment")
+def test_incident_all_pages_its_members(cli_run: Callable[..., Run]) -> None:
+    run = cli_run("incident", INCIDENT_ID, "--limit", "1", "--all", "--json", api=_fake())
+    answer = json.loads(run.out)
+    assert [m["account_id"] for m in answer["members"]] == ["grant-acme-1", "grant-acme-2"]
+    assert answer["next"] is None
 
 
 @pytest.mark.usefixtures("environment")
@@ -435,10 +452,14 @@ def test_json_is_the_read_api_answer(cli_run: Callable[..., Run], argv: list[str
         (["verdicts", "grant-never-seen"], "No events or verdicts for account grant-never-seen"),
         (["domain", "not a domain"], "domain must be an email domain"),
         (["domain", "never.example"], "No failures or verdicts for domain never.example"),
-        (["incident", "inc-nope"], "unknown incident inc-nope"),
-        (["incident", "release", "inc-nope"], "unknown incident inc-nope"),
-        (["incident", "resolve", "inc-nope", "--json"], "unknown incident inc-nope"),
-        (["incident", "close", "inc-acme-1"], "incident [release|resolve] INCIDENT_ID"),
+        (["incident", UNKNOWN_INCIDENT], "unknown incident domain-nope.example-20261120T1000-000000"),
+        (["incident", "release", UNKNOWN_INCIDENT], "unknown incident domain-nope.example-20261120T1000-000000"),
+        (
+            ["incident", "resolve", UNKNOWN_INCIDENT, "--json"],
+            "unknown incident domain-nope.example-20261120T1000-000000",
+        ),
+        (["incident", "close", INCIDENT_ID], "incident [release|resolve] INCIDENT_ID"),
+        (["incident", "acme"], "incident_id must be an id the incidents list returned"),
         (["broken", "--cursor", "not-ours"], "next is not a cursor this API returned"),
     ],
     ids=lambda value: value[0] if isinstance(value, list) and len(value) == 2 else None,
@@ -569,3 +590,41 @@ def test_redrive_json_counts_the_moved_messages(cli_run: Callable[..., Run], env
 def test_redrive_without_a_dlq_url(cli_run: Callable[..., Run], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(stack.DLQ_ENV, raising=False)
     assert_operator_mistake(cli_run("redrive"), stack.DLQ_ENV)
+
+
+# ---------------------------------------------------------------------------------------------
+# The real read API over the stack's tables in moto: the CLI builds it as AccountsApiFunction does
+
+
+def test_the_real_read_api_answers_broken_and_verdicts(cli_run: Callable[..., Run], environment: LocalStack) -> None:
+    _history(environment).put_event(
+        _event("grant-broken", "grant.expired", "2026-11-21T07:00:00Z", api_version="v3", provider="google",
+               email="lee.park@corp.example")
+    )  # fmt: skip
+    run = cli_run("broken")
+    assert run.code == 0, run.err
+    assert re.search(r"^grant-broken\s+l\*\*\*@corp\.example\s+google\s+2026-11-21T07:00:00Z\s+-$", run.out, re.M)
+    answer = json.loads(cli_run("broken", "--json").out)
+    assert [a["account_id"] for a in answer["accounts"]] == ["grant-broken"]
+    assert answer["next"] is None
+    verdicts = json.loads(cli_run("verdicts", "grant-broken", "--json").out)
+    assert verdicts["status"] == "unknown"  # failed, not diagnosed yet
+    assert verdicts["verdicts"] == []
+
+
+@pytest.mark.usefixtures("environment")
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["verdicts", "grant never/seen"], "account_id must be a Nylas grant or account id"),
+        (["verdicts", "grant-never-seen"], "No events or verdicts for account grant-never-seen"),
+        (["domain", "not a domain"], "domain must be an email domain"),
+        (["domain", "never.example"], "No failures or verdicts for domain never.example"),
+        (["incident", UNKNOWN_INCIDENT], f"unknown incident {UNKNOWN_INCIDENT}"),
+        (["incident", "resolve", UNKNOWN_INCIDENT], f"unknown incident {UNKNOWN_INCIDENT}"),
+        (["incident", "acme"], "incident_id must be"),
+        (["broken", "--cursor", "not-ours"], "next is not a cursor"),
+    ],
+)
+def test_the_real_read_api_mistakes_are_one_line(cli_run: Callable[..., Run], argv: list[str], expected: str) -> None:
+    assert_operator_mistake(cli_run(*argv), expected)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from account_doctor import accounts
+from account_doctor import addresses, providers
 from account_doctor.diagnosis import diagnose
 from account_doctor.models import AccountEvent, AccountState, ApiVersion, Diagnosis, Evidence, Policy
 
 # SPEC §4's rows in the order the procedure must ask them.
-TABLE_ORDER = ["0", "1", "2a", "2b", "3a", "3b", "3c", "4a", "4b", "4c", "4d", "5"]
+TABLE_ORDER = ["0", "1", "1b", "2a", "2b", "3a", "3b", "3c", "4a", "4b", "4c", "4d", "5"]
 FAILED_AT = datetime(2024, 11, 19, 7, 6, 40, tzinfo=UTC)
 # Who does what: every recommended action starts by naming who acts.
 ACTOR = re.compile(r"^(Customer|Operator|Microsoft admin|Google Workspace admin|Mail administrator): \S")
@@ -48,7 +49,7 @@ def evidence(
 
     Auth method, domain and free-mail come from the real accounts helpers, as the adapters derive them.
     """
-    domain = accounts.email_domain(email)
+    domain = addresses.email_domain(email)
     return Evidence(
         event=AccountEvent(
             event_id="evt-1",
@@ -70,12 +71,13 @@ def evidence(
         provider=provider,
         email=email,
         domain=domain,
-        auth_method=accounts.auth_method(provider),
-        free_mail=domain is not None and accounts.is_free_mail(domain),
+        auth_method=providers.auth_method(provider),
+        free_mail=domain is not None and addresses.is_free_mail(domain),
         recovered_at=recovered_at,
         removed_by_app=removed_by_app,
         failures_last_30_days=failures_last_30_days,
-        last_authenticated_at=last_authenticated_at,
+        consents=(last_authenticated_at,) if last_authenticated_at else (),
+        last_refreshed_at=last_authenticated_at,
         domain_burst_accounts=domain_burst_accounts,
         domain_window_accounts=domain_window_accounts,
     )
@@ -119,14 +121,16 @@ CASES = [
     case("1", "app_revoked", "high", v2(billing_state="cancelled"), id="1-v2-billing-cancelled"),
     case("1", "app_revoked", "high", v2(billing_state="deleted", status="stopped"), id="1-v2-billing-deleted"),
     case("4d", "oauth_revoked", "medium", v2(billing_state="paid"), id="1-v2-billing-paid-not-revoked"),
-    case("1", "app_revoked", "high", evidence(exists=False), id="1-v3-grant-404"),
+    # A bare 404 may also mean NylasApiUri names the wrong region: medium, and the summary says so.
+    case("1", "app_revoked", "medium", evidence(exists=False), id="1-v3-grant-404"),
+    case("1", "app_revoked", "high", evidence(exists=False, removed_by_app=True), id="1-v3-grant-404-and-deleted"),
     case("1", "app_revoked", "high", evidence(removed_by_app=True), id="1-v3-grant-deleted-in-history"),
-    # Only the application can delete a v2 account, so a v2 404 is the app's doing too.
-    case("1", "app_revoked", "high", v2(exists=False), id="1-v2-account-404"),
+    # A 404 alone is medium (SPEC §4): high needs grant.deleted in the history or the v2 billing state.
+    case("1", "app_revoked", "medium", v2(exists=False), id="1-v2-account-404"),
     case(
         "1",
         "app_revoked",
-        "high",
+        "medium",
         evidence(exists=False, domain_burst_accounts=4, domain_window_accounts=4),
         id="1-beats-2a-app-revoked-before-cluster",
     ),
@@ -438,13 +442,13 @@ def steps_by_id(diagnosis: Diagnosis) -> dict[str, str]:
         pytest.param(
             evidence(last_authenticated_at=before_failure(days=7, hours=12, seconds=1)),
             "4a",
-            "failed 7 days 12 hours 1 second after it last authenticated",
+            "failed 7 days 12 hours 1 second after its consents",
             id="4a-says-how-long-after-sign-in",
         ),
         pytest.param(
             evidence(provider="microsoft", last_authenticated_at=before_failure(days=89)),
             "4b",
-            "failed 89 days after it last authenticated",
+            "failed 89 days after its last token refresh",
             id="4b-says-89-days",
         ),
         pytest.param(evidence(), "4c", "trigger is grant.expired", id="4c-says-token-rejected"),
@@ -472,7 +476,7 @@ def test_passed_over_rules_say_why(ev: Evidence, step: str, words: str) -> None:
         ),
         pytest.param(
             evidence(last_authenticated_at=before_failure(days=7, hours=2)),
-            "died 7 days 2 hours after sign-in",
+            "died 7 days 2 hours after consent",
             id="4a-names-token-age",
         ),
         pytest.param(
@@ -584,3 +588,61 @@ def test_burst_window_length_comes_from_the_policy() -> None:
     diagnosis = diagnose(evidence(domain_burst_accounts=3, domain_window_accounts=3), Policy(domain_burst_minutes=30))
 
     assert diagnosis.summary.startswith("3 accounts at example.com failed within 30 minutes")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule 1b (SPEC §4): a connector outage needs the threshold, 3 domains and 5× the usual rate.
+
+
+def outage(accounts: int, domains: int, usual: float = 0.0, **changes: Any) -> Evidence:
+    return replace(
+        evidence(provider="microsoft", email="ann@contoso.com", **changes),
+        connector="microsoft",
+        connector_burst_accounts=accounts,
+        connector_burst_domains=domains,
+        connector_usual_failures=usual,
+    )
+
+
+@pytest.mark.parametrize(
+    ("ev", "cause"),
+    [
+        pytest.param(outage(10, 3), "connector_outage", id="1b-threshold-3-domains-no-history"),
+        pytest.param(outage(9, 9), "oauth_revoked", id="1b-threshold-minus-one"),
+        pytest.param(outage(15, 2), "oauth_revoked", id="1b-two-domains-is-one-organisation-not-the-connector"),
+        pytest.param(outage(15, 3, usual=2.9), "connector_outage", id="1b-above-5x-baseline"),
+        pytest.param(outage(15, 3, usual=3.1), "oauth_revoked", id="1b-below-5x-baseline-is-a-normal-day"),
+        pytest.param(outage(15, 13, domain_burst_accounts=3), "connector_outage", id="1b-beats-2a-organisations-in-an-outage"),
+        pytest.param(outage(12, 12, exists=False), "app_revoked", id="1-beats-1b-grant-removed"),
+        pytest.param(outage(12, 12, status="valid"), "recovered", id="0-beats-1b"),
+    ],
+)
+def test_connector_outage(ev: Evidence, cause: str) -> None:
+    diagnosis = diagnose(ev, Policy(connector_outage_threshold=10))
+    assert diagnosis.cause == cause
+    if cause == "connector_outage":
+        assert diagnosis.confidence == "high"
+        assert any("client secret expired" in action for action in diagnosis.actions)
+        assert any("account-doctor incident release" in action for action in diagnosis.actions)
+
+
+def test_connector_outage_with_free_mail_members_counts_their_domains() -> None:
+    ev = replace(outage(10, 3), email="ann@hotmail.com", domain="hotmail.com", free_mail=True)
+    assert diagnose(ev, Policy()).cause == "connector_outage"
+
+
+# Rule 4a checks every consent; rule 4b never counts the grant's creation as activity.
+def test_4a_any_consent_seven_days_before_matches() -> None:
+    ev = replace(evidence(), consents=(before_failure(days=40), before_failure(days=7, hours=1)))
+    assert diagnose(ev, Policy()).cause == "google_testing_mode"
+
+
+def test_4b_created_at_alone_is_no_evidence_of_inactivity() -> None:
+    ev = replace(evidence(provider="microsoft"), consents=(before_failure(days=200),), last_refreshed_at=None)
+    assert diagnose(ev, Policy()).cause == "oauth_revoked"
+
+
+@pytest.mark.parametrize("domain", ["comcast.net", "att.net", "qq.com", "163.com", "naver.com", "web.de", "t-online.de", "orange.fr", "hotmail.co.uk", "yahoo.co.jp"])
+def test_consumer_and_isp_domains_never_form_an_organisation(domain: str) -> None:
+    ev = evidence(email=f"someone@{domain}", domain_burst_accounts=9, domain_window_accounts=9)
+    assert diagnose(ev, Policy()).cause not in ("admin_disconnected", "admin_session_policy")

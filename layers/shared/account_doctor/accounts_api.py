@@ -44,7 +44,9 @@ def page_limit(raw: str | int | None) -> int:
 
 def incident_id_of(raw: str) -> str:
     if not _INCIDENT_ID.match(raw):
-        raise InvalidRequest("incident_id must be an id the incidents list returned, e.g. domain-acme.com-20261122T0812-1a2b3c4d5e")
+        raise InvalidRequest(
+            "incident_id must be an id the incidents list returned, e.g. domain-acme.com-20261122T0812-1a2b3c4d5e"
+        )
     return raw
 
 
@@ -141,13 +143,21 @@ class AccountsApi:
 
     # Incidents ----------------------------------------------------------------------------------
 
-    def incidents_list(self, status: str = "open", limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+    def incidents_list(
+        self, status: str = "open", limit: int = DEFAULT_LIMIT, cursor: str | None = None
+    ) -> dict[str, Any]:
         if status not in INCIDENT_STATUSES:
             raise InvalidRequest("status must be open, resolved or all")
-        found, following = self.incidents.by_status(status, limit, cursor) if status != "all" else self.incidents.by_status("all", limit, cursor)
+        found, following = (
+            self.incidents.by_status(status, limit, cursor)
+            if status != "all"
+            else self.incidents.by_status("all", limit, cursor)
+        )
         return {"incidents": [incident.to_dict() for incident in found], "next": following}
 
-    def incident(self, incident_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any] | None:
+    def incident(
+        self, incident_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+    ) -> dict[str, Any] | None:
         found = self.incidents.get(incident_id_of(incident_id))
         if found is None:
             return None

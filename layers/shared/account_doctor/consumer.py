@@ -38,15 +38,15 @@ from account_doctor.models import (
     iso,
     parse_iso,
 )
-from account_doctor.notifications.audience import INCIDENT_CAUSES, Occasion
+from account_doctor.notifications.audience import Occasion
 from account_doctor.notifications.render import IncidentBrief, IncidentMember
 from account_doctor.nylas import NylasClient, NylasConfigError
+from account_doctor.ports import Notifier, NylasApi
 from account_doctor.queue import ReleaseQueue
 from account_doctor.settings import Settings
-from account_doctor.ports import Notifier, NylasApi
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import Cluster, EventHistory
-from account_doctor.stores.incidents import IncidentKey, IncidentStore, incident_id_for
+from account_doctor.stores.incidents import IncidentKey, IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from account_doctor.tally import tally
 
@@ -206,11 +206,11 @@ class DiagnosisService:
         live = gathered.live.get(key)
         current = joinable(live, event.occurred_at, self._policy)
         if current is not None:
-            return current.incident_id, current.incident_id == incident_id_for(key, event.occurred_at)
-        incident_id = self._incidents.open(
+            # Only a retry of the event that opened it sees its own incident as opened by itself.
+            return current.incident_id, current.opened_by_event == event.event_id
+        incident_id, opened = self._incidents.open(
             key, cause, event.occurred_at, event.event_id, replacing=live.incident_id if live else None
         )
-        opened = incident_id == incident_id_for(key, event.occurred_at)
         if opened:
             tally.count("IncidentsOpened", "kind", key.kind)
             logger.info("incident opened", extra={"incident_id": incident_id, "cause": cause})

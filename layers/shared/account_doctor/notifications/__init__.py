@@ -33,11 +33,7 @@ def build_notifier(
     verdicts = VerdictStore(Table(settings.verdicts_table, client))
     mailer = None
     if not dry_run:
-        mailer = SesMailer(
-            ses_client if ses_client is not None else boto3.client("sesv2"),
-            sender_email=settings.sender_email,
-            app_name=settings.app_name,
-        )
+        mailer = SesMailer(ses_client if ses_client is not None else boto3.client("sesv2"), settings)
     return EmailNotifier(
         settings,
         ledger=ledger,

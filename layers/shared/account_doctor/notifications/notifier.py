@@ -145,7 +145,8 @@ class EmailNotifier:
         audience: str | None = None,
         rejected: Notification | None = None,
     ) -> Notification | None:
-        audience = audience or recipient.audience
+        # A revision's follow-up is its own ledger entry: the original's email for the same event went out already.
+        audience = audience or (f"{recipient.audience}#revision" if verdict.revises else recipient.audience)
         log = {"event_id": verdict.event_id, "kind": recipient.kind, "to": mask_email(recipient.to)}
         now = self._clock()
         cooldown = (verdict.account_id, self._settings.notify_cooldown_hours) if recipient.gate == "cooldown" else None

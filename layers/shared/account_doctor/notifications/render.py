@@ -14,7 +14,7 @@ from account_doctor import providers
 from account_doctor.models import Cause, NotificationKind, Step, Verdict
 from account_doctor.notifications.audience import (
     CUSTOMER_EMAIL,
-    DOMAIN_INCIDENT_CAUSES,
+    Occasion,
     Recipient,
     is_deliverable,
     recipients,
@@ -49,6 +49,8 @@ _SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey", "authoriz
 NYLAS_DASHBOARD_URL = "https://dashboard-v3.nylas.com/"
 # An incident's alert lists this many members; the read API lists them all.
 MEMBERS_SHOWN = 50
+
+_DOMAIN_CAUSES = ("admin_disconnected", "admin_session_policy")
 
 AlertProblem = Literal["rejected", "bounced", "complained"]
 IncidentKind = Literal["domain", "connector", "testing_mode"]
@@ -131,20 +133,39 @@ class AccountLinks:
 
 
 def compose(
-    verdict: Verdict, settings: Settings, reconnect_url: str | None, incident: IncidentBrief | None = None
+    verdict: Verdict,
+    settings: Settings,
+    reconnect_url: str | None,
+    incident: IncidentBrief | None = None,
+    occasion: Occasion | None = None,
 ) -> list[OutgoingEmail]:
-    """Every email the verdict calls for, rendered. reconnect_url is needed when a customer is emailed;
-    incident, when the verdict belongs to one, makes the operator alert the incident's."""
+    """Every email the verdict calls for on this occasion, rendered (`make emails` and tests; the notifier
+    renders one email at a time with render_email). reconnect_url is needed when a customer is emailed."""
     outgoing = []
-    for recipient in recipients(verdict, settings.operator_email):
-        if recipient.audience == "customer":
-            if reconnect_url is None and recipient.kind != "outage_notice":
-                raise ValueError("a customer email needs the reconnect link")
-            email = render_customer(recipient, verdict, settings, reconnect_url or "")
-        else:
-            email = render_operator_alert(recipient, verdict, settings, incident)
+    for recipient in recipients(verdict, settings.operator_email, occasion):
+        if recipient.audience == "customer" and reconnect_url is None and recipient.kind != "outage_notice":
+            raise ValueError("a customer email needs the reconnect link")
+        email = render_email(recipient, verdict, settings, reconnect_url or "", incident=incident)
         outgoing.append(OutgoingEmail(recipient, email))
     return outgoing
+
+
+def render_email(
+    recipient: Recipient,
+    verdict: Verdict,
+    settings: Settings,
+    reconnect_url: str,
+    *,
+    incident: IncidentBrief | None = None,
+    reason: str | None = None,
+    rejected_kind: NotificationKind | None = None,
+) -> RenderedEmail:
+    """One email of the verdict. An operator alert with a `reason` is the one about the customer SES refused."""
+    if recipient.audience == "customer":
+        return render_customer(recipient, verdict, settings, reconnect_url)
+    if reason is not None:
+        return render_rejected_alert(verdict, settings, kind=rejected_kind, to=verdict.email or "", reason=reason)
+    return render_operator_alert(recipient, verdict, settings, incident)
 
 
 def render_customer(recipient: Recipient, verdict: Verdict, settings: Branding, reconnect_url: str) -> RenderedEmail:
@@ -217,7 +238,7 @@ def render_undeliverable(
     problem: AlertProblem,
     customer: str,
     account_id: str,
-    kind: NotificationKind,
+    kind: NotificationKind | None,
     reason: str | None,
     event_id: str | None = None,
     summary: str | None = None,
@@ -225,18 +246,19 @@ def render_undeliverable(
     """The operator alert for a customer email that SES refused, that bounced for good, or that the customer
     marked as spam (SPEC §5): the customer has not been told, or must not be emailed again."""
     account = account_id or "an unknown account"
+    email = f"{_KIND_IN_WORDS[kind]} email" if kind else "email"
     if problem == "rejected":
         title = f"Could not email {customer} about {account}"
-        what = f"SES refused to send the {_KIND_IN_WORDS.get(kind, kind)} email, so the customer has NOT been told."
+        what = f"SES refused to send the {email} to the customer for good, so the customer has NOT been told."
     elif problem == "bounced":
         title = f"Could not email {customer} about {account}: the address bounced"
         what = (
-            f"The {_KIND_IN_WORDS.get(kind, kind)} email bounced for good (the receiving server rejected the "
-            "address), so the customer has NOT been told."
+            f"The {email} bounced for good (the receiving mail server rejected the address), so the customer has "
+            "NOT been told."
         )
     else:
         title = f"{customer} marked the email about {account} as spam"
-        what = f"The customer reported the {_KIND_IN_WORDS.get(kind, kind)} email as spam."
+        what = f"The customer reported the {email} as spam."
     context = {
         "app_name": branding.app_name,
         "title": title,
@@ -258,14 +280,14 @@ def render_undeliverable(
 
 
 def render_rejected_alert(
-    verdict: Verdict, settings: Settings, *, kind: NotificationKind, to: str, reason: str
+    verdict: Verdict, settings: Settings, *, kind: NotificationKind | None = None, to: str, reason: str
 ) -> RenderedEmail:
     """The operator alert for a customer email of this verdict that SES rejected permanently."""
     return render_undeliverable(
         settings,
         operator_email=settings.operator_email,
         problem="rejected",
-        customer=to,
+        customer=to or "the customer (no address on file)",
         account_id=verdict.account_id,
         kind=kind,
         reason=reason,
@@ -299,7 +321,7 @@ def account_command(account_id: str) -> str:
 def evidence_facts(verdict: Verdict, settings: Settings) -> list[tuple[str, str]]:
     """The evidence an operator reads first, as label/value rows (the raw JSON comes last)."""
     evidence = verdict.evidence if isinstance(verdict.evidence, Mapping) else {}
-    state = evidence.get("state") if isinstance(evidence.get("state"), Mapping) else {}
+    state = _mapping(evidence, "state")
     facts = [
         ("Account", f"{verdict.account_id} (Nylas {verdict.api_version})"),
         ("Customer", verdict.email or "none on file"),
@@ -355,6 +377,11 @@ def _one_line(text: str) -> str:
 
 def _quote(value: str) -> str:
     return shlex.quote(value)
+
+
+def _mapping(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = parent.get(key)
+    return value if isinstance(value, Mapping) else {}
 
 
 def _text(value: Any) -> str | None:
@@ -436,17 +463,15 @@ def _action_groups(verdict: Verdict, likely_causes: Sequence[str]) -> list[tuple
     ]
     groups: dict[str, list[str]] = {}
     for action in actions:
-        for prefix, audience in _ACTION_AUDIENCES:
-            if action.startswith(prefix):
-                text = action[len(prefix) :]
-                break
-        else:
-            audience, text = "To do", action
+        audience, text = next(
+            ((who, action[len(prefix) :]) for prefix, who in _ACTION_AUDIENCES if action.startswith(prefix)),
+            (_ACTION_AUDIENCES[0][1], action),  # the diagnosis prefixes everything else: an operator's action
+        )
         # The outage's likely causes and its release command have their own sections.
         if text in likely_causes or "incident release" in text:
             continue
         groups.setdefault(audience, []).append(text[:1].upper() + text[1:])
-    order = [audience for _, audience in _ACTION_AUDIENCES] + ["To do"]
+    order = [audience for _, audience in _ACTION_AUDIENCES]
     return sorted(groups.items(), key=lambda item: order.index(item[0]))
 
 
@@ -481,7 +506,7 @@ def _customer_note(
             f"One alert per incident ({incident.incident_id}): accounts that join it later are not alerted again; "
             f"GET /incidents/{incident.incident_id} on the read API lists every member."
         )
-    elif recipient.gate == "incident" and verdict.cause in DOMAIN_INCIDENT_CAUSES:
+    elif recipient.gate == "incident" and verdict.cause in _DOMAIN_CAUSES and verdict.domain:
         window = (
             f"{settings.domain_burst_minutes} minutes"
             if verdict.cause == "admin_disconnected"

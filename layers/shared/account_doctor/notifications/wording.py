@@ -280,7 +280,7 @@ def operator_title(
         case "admin_disconnected":
             return f"{_mailboxes(accounts)} at {domain or 'one organisation'} disconnected by their administrator"
         case "admin_session_policy":
-            return f"{_mailboxes(accounts)} at {domain or 'one organisation'} signed out again and again by a session policy"
+            return f"{_mailboxes(accounts)} at {domain or 'one organisation'} signed out by a session policy"
         case "google_testing_mode":
             expired = f": {accounts} accounts expired" if accounts and accounts > 1 else ""
             return f"Google OAuth app still in testing mode{expired}"

@@ -166,10 +166,12 @@ class EventHistory:
             "SET latest_at = :at, latest_trigger = :trigger, latest_kind = :kind, latest_event_id = :event_id, "
             "api_version = :api_version"
         )
+        names: dict[str, str] = {}
         for name, value in (("email", event.email), ("provider", event.provider), ("domain", domain)):
             if value:
                 values[f":{name}"] = value
-                expression += f", {name} = :{name}"
+                names[f"#{name}"] = name  # `domain` is a reserved word
+                expression += f", #{name} = :{name}"
         if broken:
             values[":shard"] = broken_shard(event.account_id)
             # A failure while already broken keeps the time it broke.
@@ -183,6 +185,7 @@ class EventHistory:
                 "UpdateExpression": expression,
                 "ConditionExpression": "attribute_not_exists(latest_at) OR latest_at <= :at",
                 "ExpressionAttributeValues": to_item(values),
+                **({"ExpressionAttributeNames": names} if names else {}),
             }
         }
 

@@ -111,6 +111,7 @@ class Live:
     accounts: int
     domains: frozenset[str]
     last_failure_at: str
+    opened_by_event: str | None = None
 
 
 def incident_id_for(key: IncidentKey, opened_at: str) -> str:
@@ -148,24 +149,33 @@ class IncidentStore:
                 accounts=sum(int(s.get("accounts", 0)) for s in mine),
                 domains=frozenset(d for s in mine for d in s.get("domains", [])),
                 last_failure_at=max([str(pointer["opened_at"]), *(str(s.get("last_failure_at", "")) for s in mine)]),
+                opened_by_event=pointer.get("opened_by_event"),
             )
         return found
 
     # Opening and joining ------------------------------------------------------------------------
 
-    def open(self, key: IncidentKey, cause: str, opened_at: str, event_id: str, replacing: str | None) -> str:
-        """Opens an incident of the key (unless a racer did); returns the id of the open incident.
+    def open(
+        self, key: IncidentKey, cause: str, opened_at: str, event_id: str, replacing: str | None
+    ) -> tuple[str, bool]:
+        """Opens an incident of the key unless a racer did: the open incident's id, and whether this event opened it.
 
         `replacing` is the id of the key's previous incident (gone quiet), whose pointer this one replaces.
         """
         incident_id = incident_id_for(key, opened_at)
         condition = "attribute_not_exists(pk)" if replacing is None else "incident_id = :previous"
-        pointer = {**key.pointer, "incident_id": incident_id, "cause": cause, "opened_at": opened_at}
+        pointer = {
+            **key.pointer,
+            "incident_id": incident_id,
+            "cause": cause,
+            "opened_at": opened_at,
+            "opened_by_event": event_id,
+        }
         if not self._table.put(pointer, condition=condition, values={":previous": replacing} if replacing else None):
             current = self._table.get(key.pointer)
             if current is None:  # the racer's pointer was removed again (resolved): try once more
                 return self.open(key, cause, opened_at, event_id, None)
-            return str(current["incident_id"])
+            return str(current["incident_id"]), current.get("opened_by_event") == event_id
         self._table.put_once(
             {
                 "pk": f"incident#{incident_id}",
@@ -182,7 +192,7 @@ class IncidentStore:
         )
         if replacing:
             self._set_status(replacing, "closed", opened_at)
-        return incident_id
+        return incident_id, True
 
     def join(
         self,

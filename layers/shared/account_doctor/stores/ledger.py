@@ -16,12 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any, cast, Literal
+from typing import Any, Literal, cast
 
 from botocore.exceptions import ClientError
 
 from account_doctor.models import Notification, NotificationKind, NotificationStatus, iso
-from account_doctor.notifications.audience import Audience
 from account_doctor.stores.dynamo import Table, to_item
 
 # A sender holds an intent this long; longer than DiagnosisFunction's timeout (60 s), shorter than

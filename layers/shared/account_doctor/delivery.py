@@ -1,0 +1,229 @@
+"""SES delivery feedback (SPEC §5): what became of each email, recorded on its notification.
+
+SES publishes the configuration set's events to the default EventBridge bus ("Email Delivered", "Email
+Bounced", "Email Complaint Received", "Email Rejected"; detail = SES's event record). Each is recorded on
+the notification that SES message id belongs to (`delivered` | `bounced` | `complained` | `rejected`), and a
+customer's hard bounce or complaint alerts the operator, once per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from aws_lambda_powertools import Logger
+
+from account_doctor.addresses import mask_addresses, mask_email
+from account_doctor.models import NotificationKind, iso, parse_iso
+from account_doctor.notifications.notifier import EmailRejected, Mailer
+from account_doctor.notifications.render import AlertProblem, Branding, render_undeliverable
+from account_doctor.tally import tally
+
+logger = Logger(child=True)
+
+# `rejected` here is SES's own Reject event (it found a virus and sent nothing); SPEC §6's statuses hold it.
+DeliveryStatus = Literal["delivered", "bounced", "complained", "rejected"]
+
+# SES's eventType → the notification status it records.
+_STATUS_OF: dict[str, DeliveryStatus] = {
+    "Delivery": "delivered",
+    "Bounce": "bounced",
+    "Complaint": "complained",
+    "Reject": "rejected",
+}
+# EventBridge's detail-type → the same, for an event whose detail lacks eventType.
+DETAIL_TYPES: dict[str, DeliveryStatus] = {
+    "Email Delivered": "delivered",
+    "Email Bounced": "bounced",
+    "Email Complaint Received": "complained",
+    "Email Rejected": "rejected",
+}
+
+
+@dataclass(frozen=True)
+class DeliveredNotification:
+    """The notification an SES event was about, as the ledger found it (its verdict's event and account)."""
+
+    message_id: str
+    event_id: str
+    account_id: str
+    kind: NotificationKind
+    to: str
+    status: DeliveryStatus  # what is recorded now
+    reason: str | None = None
+    summary: str | None = None  # the verdict's summary, when the ledger has it at hand
+
+
+class DeliveryLedger(Protocol):
+    """What the notification ledger offers for delivery feedback (stores/ledger.py implements it)."""
+
+    def record_delivery(
+        self, message_id: str, status: DeliveryStatus, reason: str | None, at: str
+    ) -> DeliveredNotification | None:
+        """Records the status on the notification sent with this SES message id and on its verdict.
+
+        The notification is found through the item `message#{message_id}` written when it was sent; None
+        when no notification of ours has that id (sent before this feature, or a dry-run). SES events arrive
+        in any order and more than once: `delivered` never replaces `bounced` or `complained`, and recording
+        a status again changes nothing.
+        """
+        ...
+
+    def claim_delivery_alert(self, message_id: str, at: str) -> bool:
+        """True for the first caller only, per message id: that caller sends the operator alert (a
+        conditional UpdateItem on the `message#{message_id}` item)."""
+        ...
+
+    def release_delivery_alert(self, message_id: str) -> None:
+        """Gives the claim back after the alert could not be sent, so the retried event sends it."""
+        ...
+
+
+class AlertSettings(Branding, Protocol):
+    @property
+    def operator_email(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One SES event, reduced to what the notification records."""
+
+    message_id: str
+    status: DeliveryStatus
+    reason: str | None
+    at: str
+    alerts_operator: bool  # a hard bounce or a complaint: the customer was not reached, or must not be again
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    status: DeliveryStatus | None = None
+    recorded: bool = False
+    operator_alerted: bool = False
+
+
+def feedback_from(event: Mapping[str, Any]) -> Feedback | None:
+    """The feedback an EventBridge SES event carries; None for anything else (another type, a broken shape)."""
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        return None
+    status = _STATUS_OF.get(str(detail.get("eventType"))) or DETAIL_TYPES.get(str(event.get("detail-type")))
+    mail = _mapping(detail, "mail")
+    message_id = mail.get("messageId")
+    if status is None or not isinstance(message_id, str) or not message_id:
+        return None
+    fallback = _text(mail, "timestamp") or _text(event, "time")
+    if status == "bounced":
+        bounce = _mapping(detail, "bounce")
+        permanent = bounce.get("bounceType") == "Permanent"
+        return Feedback(
+            message_id, status, _bounce_reason(bounce), _at(_text(bounce, "timestamp") or fallback), permanent
+        )
+    if status == "complained":
+        complaint = _mapping(detail, "complaint")
+        kind = _text(complaint, "complaintFeedbackType")
+        reason = (
+            f"The recipient reported the email as spam ({kind})."
+            if kind
+            else "The recipient reported the email as spam."
+        )
+        return Feedback(message_id, status, reason, _at(_text(complaint, "timestamp") or fallback), True)
+    if status == "rejected":
+        reject = _mapping(detail, "reject")
+        reason = f"SES rejected the email: {_text(reject, 'reason') or 'no reason given'}"
+        return Feedback(message_id, status, mask_addresses(reason), _at(fallback), False)
+    delivery = _mapping(detail, "delivery")
+    return Feedback(message_id, status, None, _at(_text(delivery, "timestamp") or fallback), False)
+
+
+class DeliveryRecorder:
+    """Records SES feedback on the notifications and alerts the operator of a customer's hard bounce or complaint.
+
+    `mailer` is None in NotificationMode=dry-run: the alert is then rendered and logged, not sent.
+    """
+
+    def __init__(self, ledger: DeliveryLedger, mailer: Mailer | None, settings: AlertSettings) -> None:
+        self._ledger = ledger
+        self._mailer = mailer
+        self._settings = settings
+
+    def handle(self, event: Mapping[str, Any]) -> DeliveryOutcome:
+        feedback = feedback_from(event)
+        if feedback is None:
+            logger.warning("not an SES delivery event; ignored", extra={"detail_type": str(event.get("detail-type"))})
+            return DeliveryOutcome()
+        log = {"ses_message_id": feedback.message_id, "status": feedback.status}
+        found = self._ledger.record_delivery(feedback.message_id, feedback.status, feedback.reason, feedback.at)
+        if found is None:
+            logger.info("no notification of ours has this SES message id; ignored", extra=log)
+            return DeliveryOutcome(feedback.status)
+        log.update(event_id=found.event_id, kind=found.kind, to=mask_email(found.to) or "")
+        logger.info(f"email {feedback.status}", extra={**log, "reason": feedback.reason})
+        tally.count(f"Emails{feedback.status.capitalize()}", "kind", found.kind)
+        # An operator alert that bounced cannot tell the operator about itself.
+        if not feedback.alerts_operator or found.kind == "operator_alert":
+            return DeliveryOutcome(feedback.status, recorded=True)
+        return DeliveryOutcome(feedback.status, recorded=True, operator_alerted=self._alert(found, feedback, log))
+
+    def _alert(self, found: DeliveredNotification, feedback: Feedback, log: dict[str, str]) -> bool:
+        if not self._ledger.claim_delivery_alert(feedback.message_id, feedback.at):
+            logger.info("the operator was already told about this email", extra=log)
+            return False
+        problem: AlertProblem = "complained" if feedback.status == "complained" else "bounced"
+        email = render_undeliverable(
+            self._settings,
+            operator_email=self._settings.operator_email,
+            problem=problem,
+            customer=found.to,
+            account_id=found.account_id,
+            kind=found.kind,
+            reason=feedback.reason,
+            event_id=found.event_id,
+            summary=found.summary,
+        )
+        if self._mailer is None:
+            logger.info("operator alert rendered (dry-run)", extra=log)
+            return True
+        try:
+            self._mailer.send(email)
+        except EmailRejected as rejected:
+            # The operator's own address is refused: retrying cannot help, and the status is recorded.
+            logger.error("SES refused the operator alert", extra={**log, "reason": rejected.reason})
+            return False
+        except Exception:
+            self._ledger.release_delivery_alert(feedback.message_id)
+            raise
+        tally.count("EmailsSent", "kind", "operator_alert")
+        logger.info("operator alerted", extra=log)
+        return True
+
+
+def _mapping(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = parent.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(parent: Mapping[str, Any], key: str) -> str | None:
+    value = parent.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _at(timestamp: str | None) -> str:
+    """SES's millisecond timestamps as the service's ISO seconds (sortable with every other instant)."""
+    if timestamp:
+        try:
+            return iso(parse_iso(timestamp))
+        except ValueError:
+            pass
+    return iso(datetime.now(UTC))
+
+
+def _bounce_reason(bounce: Mapping[str, Any]) -> str:
+    kind = f"{bounce.get('bounceType') or 'Undetermined'} bounce ({bounce.get('bounceSubType') or 'General'})"
+    recipients = bounce.get("bouncedRecipients")
+    first = recipients[0] if isinstance(recipients, list) and recipients and isinstance(recipients[0], Mapping) else {}
+    said = _text(first, "diagnosticCode") or _text(first, "status")
+    # A receiving server's diagnostic often quotes the address: masked, as it reaches the logs.
+    return mask_addresses(f"{kind}: {said}" if said else kind)

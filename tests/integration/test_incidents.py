@@ -1,0 +1,252 @@
+"""Incidents (SPEC §4b, rule 1b) on moto: failures that span accounts and arrive over time.
+
+The service runs with its real stores, notifier and renderer; only Nylas answers from memory and SES is a
+recording mailer, so every assertion is about what customers and operators would receive.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.client import BaseClient
+
+from account_doctor.consumer import DiagnosisService
+from account_doctor.diagnosis import diagnose
+from account_doctor.models import AccountEvent, AccountState, Release, iso
+from account_doctor.notifications.notifier import EmailNotifier, ReconnectLinks
+from account_doctor.notifications.render import RenderedEmail
+from account_doctor.settings import Settings, get_settings
+from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.events import EventHistory
+from account_doctor.stores.incidents import IncidentStore
+from account_doctor.stores.ledger import NotificationLedger
+from account_doctor.stores.verdicts import VerdictStore, page_verdicts
+from tests.fakes import RecordingPublisher
+
+START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+pytestmark = pytest.mark.usefixtures("aws")
+
+
+@pytest.fixture
+def stack_parameters() -> dict[str, str]:
+    return {"ReauthUrlTemplate": "https://app.example.com/reconnect?email={email}", "NotificationMode": "send"}
+
+
+@dataclass
+class Outbox:
+    sent: list[RenderedEmail] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, email: RenderedEmail) -> str:
+        with self.lock:
+            self.sent.append(email)
+            return f"msg-{len(self.sent)}"
+
+    def to(self, address: str) -> list[RenderedEmail]:
+        return [email for email in self.sent if email.to == address]
+
+    def kinds(self, address: str) -> list[str]:
+        return [email.kind for email in self.to(address)]
+
+
+@dataclass
+class Nylas:
+    """Every grant is invalid; provider and email as the webhook said; consented 40 days before."""
+
+    recovered: set[str] = field(default_factory=set)
+
+    def account_state(self, event: AccountEvent) -> AccountState:
+        status = "valid" if event.account_id in self.recovered else "invalid"
+        return AccountState(
+            exists=True,
+            status=status,
+            provider=event.provider,
+            email=event.email,
+            created_at=iso(START - timedelta(days=40)),
+        )
+
+
+@dataclass
+class Harness:
+    service: DiagnosisService
+    outbox: Outbox
+    publisher: RecordingPublisher
+    verdicts: VerdictStore
+    incidents: IncidentStore
+    settings: Settings
+    clock: list[datetime]
+    releases: list[Release]
+
+    def fail(self, n: int, email: str, provider: str, minutes: float) -> AccountEvent:
+        at = START + timedelta(minutes=minutes)
+        event = AccountEvent(f"evt-{n}", "v3", "grant.expired", f"grant-{n}", iso(at), provider, email)
+        self.service.record(event)
+        return event
+
+    def diagnose(self, event: AccountEvent) -> str:
+        self.clock[0] = datetime.fromisoformat(event.occurred_at.replace("Z", "+00:00")) + timedelta(minutes=2)
+        return self.service.diagnose(event, first_delivery=True).cause
+
+    def history(self, account_id: str) -> list[tuple[str, str | None, bool]]:
+        """(cause, revises, superseded), newest first, as the read API lists them."""
+        page = self.verdicts.account_verdicts(account_id, limit=10)
+        return [(v.cause, v.revises, v.superseded) for v in page_verdicts(page)]
+
+
+@pytest.fixture
+def harness() -> Iterator[Harness]:
+    settings = get_settings()
+    client = dynamodb_client()
+    clock = [START]
+    outbox = Outbox()
+    verdicts = VerdictStore(Table(settings.verdicts_table, client))
+    incidents = IncidentStore(Table(settings.incidents_table, client))
+    publisher = RecordingPublisher()
+    releases: list[Release] = []
+    notifier = EmailNotifier(
+        settings,
+        ledger=NotificationLedger(Table(settings.notifications_table, client)),
+        mailer=outbox,
+        reconnect_link=ReconnectLinks(settings),
+        verdict_write=verdicts.notifications_write,
+        clock=lambda: clock[0],
+    )
+    service = DiagnosisService(
+        history=EventHistory(Table(settings.events_table, client)),
+        verdicts=verdicts,
+        incidents=incidents,
+        nylas=Nylas(),
+        notifier=notifier,
+        publisher=publisher,
+        policy=settings.policy,
+        diagnose=diagnose,
+        sweep_notify_days=settings.sweep_notify_days,
+        enqueue_release=releases.append,
+        clock=lambda: clock[0],
+    )
+    yield Harness(service, outbox, publisher, verdicts, incidents, settings, clock, releases)
+
+
+def test_a_domain_burst_arriving_over_minutes_revises_the_early_verdicts(harness: Harness) -> None:
+    """Three acme.com accounts failing 4 minutes apart, each diagnosed before the next arrives."""
+    causes = []
+    for n in range(3):
+        causes.append(harness.diagnose(harness.fail(n, f"user{n}@acme.com", "google", minutes=4 * n)))
+    assert causes == ["oauth_revoked", "oauth_revoked", "admin_disconnected"]
+
+    # The first two now read admin_disconnected first (the revision), the original kept and superseded.
+    for n in range(2):
+        (revision_cause, revises, superseded), (original_cause, _, original_superseded) = harness.history(f"grant-{n}")
+        assert (revision_cause, original_cause) == ("admin_disconnected", "oauth_revoked")
+        assert revises is not None and not superseded and original_superseded
+        # Reconnect first, then once the advice changed: forward this to your administrator.
+        assert harness.outbox.kinds(f"user{n}@acme.com") == ["reconnect", "admin_contact"]
+    assert harness.outbox.kinds("user2@acme.com") == ["admin_contact"]
+    operator = harness.outbox.to(harness.settings.operator_email)
+    assert len(operator) == 1
+    assert "acme.com" in operator[0].subject
+    (opened,) = harness.publisher.of_type("IncidentOpened")
+    assert (opened["kind"], opened["key"], opened["accounts"]) == ("domain", "acme.com", 3)
+    assert len(harness.publisher.of_type("Verdict")) == 5  # three verdicts and two revisions
+
+
+def test_a_connector_outage_holds_customer_emails_until_released(harness: Harness) -> None:
+    """12 Microsoft accounts of 12 organisations failing within minutes: the app's connector, not them."""
+    causes = [harness.diagnose(harness.fail(n, f"it{n}@org{n}.com", "microsoft", minutes=n)) for n in range(12)]
+    assert causes == ["oauth_revoked"] * 9 + ["connector_outage"] * 3
+
+    for n in range(9):  # asked to reconnect, then told it is on our side
+        assert harness.outbox.kinds(f"it{n}@org{n}.com") == ["reconnect", "outage_notice"]
+        assert harness.history(f"grant-{n}")[0][0] == "connector_outage"
+    for n in range(9, 12):  # held: nothing sent yet
+        assert harness.outbox.to(f"it{n}@org{n}.com") == []
+        latest = page_verdicts(harness.verdicts.account_verdicts(f"grant-{n}", limit=1))[0]
+        assert [(x.kind, x.status) for x in latest.notifications if x.kind == "reconnect"] == [("reconnect", "held")]
+    operator = harness.outbox.to(harness.settings.operator_email)
+    assert len(operator) == 1
+    assert "Microsoft" in operator[0].subject
+
+    (incident,) = harness.incidents.by_status("open", 10)[0]
+    assert (incident.kind, incident.key, incident.accounts, incident.held_emails) == ("connector", "microsoft", 12, 3)
+
+    # One member recovers before the operator fixes the connector: it needs nothing.
+    harness.service.record(
+        AccountEvent("evt-back-11", "v3", "grant.created", "grant-11", iso(START + timedelta(minutes=30)), "microsoft")
+    )
+    harness.service.release(Release(incident.incident_id))
+    assert harness.outbox.kinds("it9@org9.com") == ["reconnect"]
+    assert harness.outbox.kinds("it10@org10.com") == ["reconnect"]
+    assert harness.outbox.to("it11@org11.com") == []
+    # A second release sends nothing again.
+    harness.service.release(Release(incident.incident_id))
+    assert len(harness.outbox.to("it9@org9.com")) == 1
+
+
+def test_concurrent_first_members_open_one_incident_and_count_everyone_once(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto's in-process backends are not thread-safe; DynamoDB itself is linearizable per call. One call at a
+    # time keeps that property while the 20 diagnoses still interleave between their calls.
+    lock = threading.Lock()
+    original = BaseClient._make_api_call
+
+    def one_call_at_a_time(self: BaseClient, operation: str, params: dict[str, object]) -> object:
+        with lock:
+            return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", one_call_at_a_time)
+    events = [harness.fail(n, f"user{n}@globex.com", "google", minutes=0) for n in range(20)]
+    harness.clock[0] = START + timedelta(minutes=2)
+    errors: list[BaseException] = []
+
+    def run(event: AccountEvent) -> None:
+        try:
+            harness.service.diagnose(event, first_delivery=True)
+            harness.service.diagnose(event)  # a redelivery on top: nothing twice
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(event,)) for event in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    incidents, _ = harness.incidents.by_status("open", 10)
+    assert [(i.kind, i.key, i.accounts) for i in incidents] == [("domain", "globex.com", 20)]
+    assert len(harness.outbox.to(harness.settings.operator_email)) == 1
+    for n in range(20):
+        assert harness.outbox.kinds(f"user{n}@globex.com") == ["admin_contact"]
+    members = list(harness.incidents.all_members(incidents[0].incident_id))
+    assert sorted(m.account_id for m in members) == sorted(f"grant-{n}" for n in range(20))
+
+
+def test_google_testing_mode_accounts_share_one_incident_and_one_alert(harness: Harness) -> None:
+    for n in range(3):
+        event = AccountEvent(
+            f"evt-{n}",
+            "v3",
+            "grant.expired",
+            f"grant-{n}",
+            iso(START + timedelta(hours=n)),
+            "google",
+            f"a{n}@gmail.com",
+            grant_updated_at=iso(START + timedelta(hours=n) - timedelta(days=7)),
+        )
+        harness.service.record(event)
+        assert harness.diagnose(event) == "google_testing_mode"
+    assert len(harness.outbox.to(harness.settings.operator_email)) == 1
+    incidents, _ = harness.incidents.by_status("open", 10)
+    assert [(i.kind, i.accounts) for i in incidents] == [("testing_mode", 3)]
+    for n in range(3):
+        assert harness.outbox.kinds(f"a{n}@gmail.com") == ["reconnect"]
+
+
+def test_consumer_domains_never_open_an_organisation_incident(harness: Harness) -> None:
+    causes = [harness.diagnose(harness.fail(n, f"user{n}@comcast.net", "imap", minutes=n)) for n in range(4)]
+    assert "admin_disconnected" not in causes
+    assert harness.incidents.by_status("open", 10)[0] == []

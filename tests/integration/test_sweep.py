@@ -1,0 +1,340 @@
+"""The reconciliation sweep (SPEC §3b): SweepFunction and DiagnosisFunction in-process, on the template's queue
+and tables in moto, against the Nylas simulator over real HTTP (its list endpoints, their paging and faults).
+
+What a user sees: which failures land on the diagnosis queue, the verdicts they end as and the emails sent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+
+from account_doctor.models import AccountEvent, from_epoch, iso
+from account_doctor.settings import get_settings
+from account_doctor.stores.dynamo import Table
+from account_doctor.stores.verdicts import VerdictStore, page_verdicts
+from account_doctor.sweep import sweep_event_id
+from local_stack.payloads import TEST_SECRET, FakeLambdaContext, json_body, load_handler, signed_webhook_event
+from local_stack.payloads import v3_notification as v3_webhook
+from local_stack.poller import sqs_event
+from local_stack.simulator import V2_LIST, V3_LIST, Grant, NylasSimulator, V2Account
+from local_stack.sweep_demo import scheduled_event
+from local_stack.template import LocalStack
+from tests.conftest import EVENTS_DIR, load_event
+from tests.integration.ses import ses_outbox
+
+DAY = 86_400
+NOW = time.time()
+
+
+@pytest.fixture
+def stack_parameters() -> dict[str, str]:
+    # No grace period: a failure's diagnose message is visible at once, so the test can drain the queue.
+    return {"GraceSeconds": "0"}
+
+
+@pytest.fixture
+def simulator(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[NylasSimulator]:
+    with NylasSimulator(
+        api_key=TEST_SECRET["api_key"], client_id=TEST_SECRET["client_id"], client_secret=TEST_SECRET["client_secret"]
+    ) as running:
+        monkeypatch.setenv("NYLAS_API_URI", running.url)
+        monkeypatch.setenv("NYLAS_V2_API_URI", running.url)
+        get_settings.cache_clear()
+        yield running
+
+
+class Stack:
+    """The sweep, the webhook and the diagnosis, cold-started on moto; the diagnosis queue drained by hand."""
+
+    def __init__(self, aws: LocalStack) -> None:
+        self.sweeper: ModuleType = load_handler("sweep")
+        self._diagnosis: ModuleType | None = None
+        self._webhook: ModuleType | None = None
+        self.sqs = boto3.client("sqs")
+        self.queue_url = aws.physical["DiagnosisQueue"]
+        self.queue_arn = aws.attributes[("DiagnosisQueue", "Arn")]
+        self.verdict_store = VerdictStore(Table(aws.physical["VerdictsTable"]))
+
+    def sweep(self) -> dict[str, Any]:
+        summary: dict[str, Any] = self.sweeper.lambda_handler(
+            load_event("sweep-scheduled.json"), FakeLambdaContext("SweepFunction", 300)
+        )
+        return summary
+
+    def webhook(self, payload: dict[str, Any]) -> None:
+        self._webhook = self._webhook or load_handler("webhook")
+        event = signed_webhook_event(json_body(payload), TEST_SECRET["webhook_secret"])
+        assert self._webhook.lambda_handler(event, FakeLambdaContext("WebhookFunction", 10))["statusCode"] == 200
+
+    def drain(self, *, diagnose: bool) -> list[tuple[AccountEvent, str]]:
+        """Every message on the queue as (event, stage); with `diagnose`, DiagnosisFunction processes each batch
+        first, as its event source mapping would: a record it reports failed stays and comes back (at once
+        here), and the queue must end empty."""
+        taken: list[tuple[AccountEvent, str]] = []
+        for _ in range(100):
+            messages: list[dict[str, Any]] = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+                VisibilityTimeout=0,
+            ).get("Messages", [])  # type: ignore[assignment]
+            if not messages:
+                return taken
+            failed: set[str] = set()
+            if diagnose:
+                self._diagnosis = self._diagnosis or load_handler("diagnosis")
+                response = self._diagnosis.lambda_handler(
+                    sqs_event(messages, self.queue_arn), FakeLambdaContext("DiagnosisFunction", 60)
+                )
+                failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+            done = [m for m in messages if m["MessageId"] not in failed]
+            for message in done:
+                stage = message["MessageAttributes"]["stage"]["StringValue"]
+                taken.append((AccountEvent.from_json(message["Body"]), stage))
+            if done:
+                self.sqs.delete_message_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                )
+        raise AssertionError("the diagnosis queue never drained: some record keeps failing")
+
+    def verdicts(self, account_id: str) -> list[Any]:
+        return page_verdicts(self.verdict_store.account_verdicts(account_id, limit=50))
+
+
+@pytest.fixture
+def stack(aws: LocalStack, simulator: NylasSimulator) -> Stack:
+    return Stack(aws)
+
+
+def broken_grant(grant_id: str, email: str, *, provider: str = "yahoo", broke_days_ago: float = 0.1) -> Grant:
+    """An invalid grant that broke `broke_days_ago` (its updated_at), connected 60 days ago."""
+    return Grant(grant_id, email, provider, "invalid", int(NOW - 60 * DAY), int(NOW - broke_days_ago * DAY))
+
+
+def diagnosed(messages: list[tuple[AccountEvent, str]]) -> list[AccountEvent]:
+    return [event for event, stage in messages if stage == "diagnose"]
+
+
+def emails_to(address: str) -> int:
+    return sum(1 for message in ses_outbox() if address in message.to)
+
+
+# --- Missed webhooks are found, once --------------------------------------------------------------------------
+
+
+def test_a_missed_grant_is_diagnosed_and_emailed_once_across_two_sweeps(
+    stack: Stack, simulator: NylasSimulator, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    grant = broken_grant("g-missed", "sam.missed@yahoo.com", broke_days_ago=0.1)
+    simulator.add_grant(grant)
+    simulator.add_grant(Grant("g-fine", "val.fine@yahoo.com", "yahoo", "valid", int(NOW - DAY), int(NOW - DAY)))
+
+    first = stack.sweep()
+    assert (first["listed"], first["already_known"], first["enqueued"], first["complete"]) == (1, 0, 1, True)
+    # One page of v3 grants, one (empty) page of v2 accounts: the secret holds v2 credentials.
+    assert "sweep: 1 broken listed, 0 already known, 1 enqueued (0 too old to notify), 2 pages" in caplog.text
+    assert '"MissedFailuresFound":[1.0]' in capsys.readouterr().out
+
+    messages = stack.drain(diagnose=True)
+    # Exactly as the webhook enqueues a failure: a record copy and a diagnose copy of one event.
+    assert sorted(stage for _, stage in messages) == ["diagnose", "record"]
+    event = messages[0][0]
+    occurred_at = from_epoch(grant.updated_at)
+    assert event == AccountEvent(
+        event_id=sweep_event_id("g-missed", occurred_at),
+        api_version="v3",
+        trigger="grant.expired",
+        account_id="g-missed",
+        occurred_at=occurred_at,
+        provider="yahoo",
+        email="sam.missed@yahoo.com",
+        source="sweep",
+    )
+
+    second = stack.sweep()
+    assert (second["listed"], second["already_known"], second["enqueued"]) == (1, 1, 0)
+    assert '"MissedFailuresFound":[0.0]' in capsys.readouterr().out
+    assert stack.drain(diagnose=True) == []
+
+    verdicts = stack.verdicts("g-missed")
+    assert [v.cause for v in verdicts] == ["password_changed"]
+    assert emails_to("sam.missed@yahoo.com") == 1
+
+
+def test_two_sweeps_before_the_diagnosis_runs_still_make_one_verdict_and_one_email(
+    stack: Stack, simulator: NylasSimulator
+) -> None:
+    simulator.add_grant(broken_grant("g-twice", "tia.twice@yahoo.com"))
+    stack.sweep()
+    stack.sweep()  # nothing recorded yet: the same event (same id) is found again
+    messages = stack.drain(diagnose=True)
+    assert {event.event_id for event, _ in messages} == {sweep_event_id("g-twice", from_epoch(NOW - 0.1 * DAY))}
+    assert len(stack.verdicts("g-twice")) == 1
+    assert emails_to("tia.twice@yahoo.com") == 1
+
+
+def test_a_grant_already_failed_from_its_webhook_is_left_alone(stack: Stack, simulator: NylasSimulator) -> None:
+    simulator.add_grant(broken_grant("g-told", "una.told@yahoo.com", broke_days_ago=0.2))
+    stack.webhook(v3_webhook("grant.expired", grant_id="g-told", provider="yahoo", email="una.told@yahoo.com", occurred=NOW))
+    stack.drain(diagnose=True)
+    assert emails_to("una.told@yahoo.com") == 1
+
+    summary = stack.sweep()
+    assert (summary["listed"], summary["already_known"], summary["enqueued"]) == (1, 1, 0)
+    assert stack.drain(diagnose=True) == []
+    assert len(stack.verdicts("g-told")) == 1
+    assert emails_to("una.told@yahoo.com") == 1
+
+
+def test_a_grant_that_broke_again_after_recovering_is_found(stack: Stack, simulator: NylasSimulator) -> None:
+    """Failed (webhook), re-authenticated (webhook), broke again with no webhook: the new failure is missed."""
+    simulator.add_grant(broken_grant("g-again", "vic.again@yahoo.com", broke_days_ago=0.05))
+    for trigger, days_ago, extra in (("grant.expired", 3, {}), ("grant.updated", 2, {"reauthentication_flag": True})):
+        stack.webhook(
+            v3_webhook(
+                trigger, grant_id="g-again", provider="yahoo", email="vic.again@yahoo.com", occurred=NOW - days_ago * DAY, **extra
+            )
+        )
+    stack.drain(diagnose=True)
+
+    assert stack.sweep()["enqueued"] == 1
+    new = diagnosed(stack.drain(diagnose=True))
+    assert [(e.trigger, e.occurred_at) for e in new] == [("grant.expired", from_epoch(NOW - 0.05 * DAY))]
+    assert stack.sweep()["enqueued"] == 0
+
+
+# --- Every page, and Nylas's rate limits ----------------------------------------------------------------------
+
+
+def test_230_grants_over_several_pages_are_all_found(stack: Stack, simulator: NylasSimulator) -> None:
+    for n in range(230):
+        simulator.add_grant(broken_grant(f"g-many-{n:03}", f"user{n}@yahoo.com"))
+    for n in range(20):  # valid grants are not listed (grant_status=invalid)
+        simulator.add_grant(Grant(f"g-ok-{n:03}", f"ok{n}@yahoo.com", "yahoo", "valid", int(NOW), int(NOW)))
+
+    summary = stack.sweep()
+    assert (summary["listed"], summary["enqueued"], summary["complete"]) == (230, 230, True)
+    assert simulator.calls[V3_LIST] == 2  # 200 + 30, one request each
+    found = Counter(event.account_id for event in diagnosed(stack.drain(diagnose=False)))
+    assert found == Counter({f"g-many-{n:03}": 1 for n in range(230)})
+
+
+def test_a_429_that_outlasts_the_retries_ends_the_run_and_the_next_run_resumes(
+    stack: Stack, simulator: NylasSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    for n in range(230):
+        simulator.add_grant(broken_grant(f"g-rl-{n:03}", f"rl{n}@yahoo.com"))
+    # Nylas asks for a minute's pause on the second page: longer than a run waits for.
+    simulator.inject_page_fault("v3", offset=200, status=429, retry_after=60)
+
+    first = stack.sweep()
+    assert (first["complete"], first["enqueued"], first["pages"]) == (False, 200, 1)
+    assert "Nylas is unavailable" in first["stopped"]
+    assert "stopped early: Nylas is unavailable" in caplog.text
+    first_run = diagnosed(stack.drain(diagnose=True))
+
+    second = stack.sweep()
+    assert (second["complete"], second["already_known"], second["enqueued"]) == (True, 200, 30)
+    second_run = diagnosed(stack.drain(diagnose=True))
+
+    found = Counter(event.account_id for event in first_run + second_run)
+    assert found == Counter({f"g-rl-{n:03}": 1 for n in range(230)})  # nothing lost, nothing twice
+    assert stack.sweep()["enqueued"] == 0
+
+
+def test_a_short_429_is_waited_out_within_the_run(stack: Stack, simulator: NylasSimulator) -> None:
+    simulator.add_grant(broken_grant("g-wait", "wes.wait@yahoo.com"))
+    simulator.inject_page_fault("v3", offset=0, status=429, retry_after=1)
+    started = time.monotonic()
+    summary = stack.sweep()
+    assert time.monotonic() - started >= 1.0  # Retry-After honoured
+    assert (summary["complete"], summary["enqueued"]) == (True, 1)
+    assert simulator.calls[V3_LIST] == 2
+
+
+# --- Old failures, v2 -----------------------------------------------------------------------------------------
+
+
+def test_an_old_broken_grant_is_diagnosed_and_recorded_without_a_customer_email(
+    stack: Stack, simulator: NylasSimulator
+) -> None:
+    simulator.add_grant(broken_grant("g-old", "oda.old@yahoo.com", broke_days_ago=30))
+    summary = stack.sweep()
+    assert (summary["enqueued"], summary["too_old_to_notify"]) == (1, 1)
+
+    (event,) = diagnosed(stack.drain(diagnose=True))
+    assert (event.source, event.occurred_at) == ("sweep", from_epoch(NOW - 30 * DAY))
+    assert [v.cause for v in stack.verdicts("g-old")] == ["password_changed"]
+    assert emails_to("oda.old@yahoo.com") == 0
+
+
+def test_v2_invalid_and_stopped_accounts_are_listed_page_by_page(stack: Stack, simulator: NylasSimulator) -> None:
+    simulator.add_account(V2Account("acc-invalid", "ivy.invalid@yahoo.com", "yahoo", "invalid"))
+    simulator.add_account(V2Account("acc-stopped", "stu.stopped@gmail.com", "gmail", "stopped"))
+    for n in range(120):  # healthy accounts fill the pages around them (v2 lists every account)
+        simulator.add_account(V2Account(f"acc-running-{n:03}", f"run{n}@yahoo.com", "yahoo", "running"))
+    simulator.add_account(V2Account("acc-sync-error", "sy.error@example.org", "imap", "sync-error"))
+
+    before = datetime.now(UTC)
+    summary = stack.sweep()
+    assert (summary["listed"], summary["enqueued"], summary["complete"]) == (2, 2, True)
+    assert simulator.calls[V2_LIST] == 2  # 123 accounts, 100 a page
+
+    events = {event.account_id: event for event in diagnosed(stack.drain(diagnose=True))}
+    assert {account: (e.api_version, e.trigger) for account, e in events.items()} == {
+        "acc-invalid": ("v2", "account.invalid"),
+        "acc-stopped": ("v2", "account.stopped"),
+    }
+    # v2 says nothing about when the account broke: the failure is dated when the sweep found it.
+    assert all(iso(before) <= e.occurred_at <= iso(datetime.now(UTC)) for e in events.values())
+    assert [v.cause for v in stack.verdicts("acc-invalid")] == ["password_changed"]
+    assert [v.cause for v in stack.verdicts("acc-stopped")] == ["sync_stopped"]
+    assert stack.sweep()["enqueued"] == 0
+
+
+def test_without_v2_credentials_only_v3_grants_are_listed(
+    aws: LocalStack, simulator: NylasSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=aws.physical["NylasSecret"], SecretString=json.dumps({**TEST_SECRET, "client_secret": ""})
+    )
+    simulator.add_account(V2Account("acc-v2-only", "vi.only@yahoo.com", "yahoo", "invalid"))
+    summary = Stack(aws).sweep()
+    assert (summary["listed"], summary["complete"]) == (0, True)
+    assert simulator.calls[V2_LIST] == 0
+
+
+# --- Operator mistakes, and the sample event --------------------------------------------------------------------
+
+
+def test_rejected_credentials_fail_the_run_loudly(
+    aws: LocalStack, simulator: NylasSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=aws.physical["NylasSecret"], SecretString=json.dumps({**TEST_SECRET, "api_key": "wrong"})
+    )
+    with pytest.raises(Exception, match="check api_key"):
+        Stack(aws).sweep()
+    assert '"NylasConfigErrors":[1.0]' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EVENTS_DIR.glob("sweep-*.json")))
+def test_every_sweep_sample_event_runs(name: str, stack: Stack, simulator: NylasSimulator) -> None:
+    simulator.add_grant(broken_grant("g-sample", "sol.sample@yahoo.com"))
+    summary = stack.sweeper.lambda_handler(load_event(name), FakeLambdaContext("SweepFunction", 300))
+    assert (summary["complete"], summary["enqueued"]) == (True, 1)
+
+
+def test_the_sample_scheduled_event_is_what_eventbridge_delivers() -> None:
+    assert load_event("sweep-scheduled.json") == scheduled_event()
