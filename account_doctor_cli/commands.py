@@ -34,10 +34,6 @@ from account_doctor.stores.verdicts import VerdictStore
 from account_doctor_cli.errors import OperatorError
 from account_doctor_cli.stack import DLQ_ENV, Target
 
-# The read API's page size bounds (SPEC §6: every list takes limit ≤ 100).
-MAX_LIMIT = 100
-DEFAULT_LIMIT = 50
-INCIDENT_STATUSES = ("open", "resolved", "all")
 FAILURE_TRIGGER_CHOICES = sorted(FAILURE_TRIGGERS)
 # The ids the read API accepts, checked here too for `diagnose`, which asks Nylas rather than the API.
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}$")
@@ -84,9 +80,6 @@ class Context:
 
     def api(self) -> ReadApi:
         return self.build_read_api(self.target.settings)
-
-
-Command = Callable[[argparse.Namespace, Context, TextIO], int]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,17 +155,22 @@ def _api_version(args: argparse.Namespace, account_id: str, latest: StoredEvent 
     """The account's API version: what its history, --v2 and --trigger say, which must agree; v3 by default."""
     claims: dict[str, ApiVersion] = {}
     if latest is not None:
-        claims["its history"] = "v2" if latest.api_version == "v2" else "v3"
+        recorded = latest.api_version or _version_of(latest.trigger)
+        claims["its history"] = "v2" if recorded == "v2" else "v3"
     if args.v2:
         claims["--v2"] = "v2"
     if args.trigger:
-        # The two generations share no trigger: v3 says grant.*, v2 account.* (SPEC §2).
-        claims[f"--trigger {args.trigger}"] = "v3" if args.trigger.startswith("grant.") else "v2"
+        claims[f"--trigger {args.trigger}"] = _version_of(args.trigger)
     versions = set(claims.values())
     if len(versions) > 1:
         said = ", ".join(f"{source} says {version}" for source, version in claims.items())
         raise OperatorError(f"account {account_id}: {said}; drop the option that disagrees")
     return versions.pop() if versions else "v3"
+
+
+def _version_of(trigger: str) -> ApiVersion:
+    # The two generations share no trigger: v3 says grant.*, v2 account.* (SPEC §2).
+    return "v3" if trigger.startswith("grant.") else "v2"
 
 
 def _checked_account_id(account_id: str) -> str:
@@ -312,8 +310,8 @@ def incidents_command(args: argparse.Namespace, context: Context, out: TextIO) -
                     i.get("key"),
                     i.get("cause"),
                     i.get("status"),
-                    _count(i.get("accounts")),
-                    _count(i.get("domains")),
+                    i.get("accounts"),
+                    i.get("domains"),
                     i.get("opened_at"),
                     i.get("last_failure_at"),
                     i.get("held_emails"),
@@ -376,7 +374,7 @@ def _write_incident(incident: Mapping[str, Any], out: TextIO) -> None:
         f"Incident {incident.get('incident_id')}: {incident.get('kind')} {incident.get('key')}, "
         f"cause {incident.get('cause')}, {incident.get('status')}\n"
         f"  opened {incident.get('opened_at') or '-'}, last failure {incident.get('last_failure_at') or '-'}; "
-        f"{_count(incident.get('accounts'))} accounts, {_count(incident.get('domains'))} domains, "
+        f"{incident.get('accounts')} accounts, {incident.get('domains')} domains, "
         f"{incident.get('held_emails') or 0} customer emails held\n"
     )
     for moment in ("released_at", "resolved_at"):
@@ -539,8 +537,3 @@ def _more(answer: Mapping[str, Any], out: TextIO) -> None:
 def _cause(account: Mapping[str, Any]) -> Any:
     latest = account.get("latest_verdict") or {}
     return latest.get("cause")
-
-
-def _count(value: Any) -> Any:
-    """An incident's accounts/domains, whether the API gives a count or the list itself."""
-    return len(value) if isinstance(value, (list, tuple, set)) else value

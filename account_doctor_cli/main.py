@@ -9,12 +9,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from account_doctor.accounts_api import DEFAULT_LIMIT, INCIDENT_STATUSES, MAX_LIMIT
 from account_doctor.settings import Settings
 from account_doctor_cli.commands import (
-    DEFAULT_LIMIT,
     FAILURE_TRIGGER_CHOICES,
-    INCIDENT_STATUSES,
-    MAX_LIMIT,
     Context,
     ReadApi,
     broken_command,

@@ -173,9 +173,13 @@ def failure(s: Scenario) -> AccountEvent:
     return s.account_event(NOW)
 
 
+def failure_batch(event: AccountEvent) -> dict[str, Any]:
+    """The record and diagnose copies of a failure (in production GraceSeconds apart)."""
+    return sqs_event([diagnosis_record(event, "record"), diagnosis_record(event, "diagnose")])
+
+
 def scenario_batch(s: Scenario) -> dict[str, Any]:
-    """The record and diagnose copies of the scenario's failure (in production minutes apart)."""
-    return sqs_event([diagnosis_record(failure(s), "record"), diagnosis_record(failure(s), "diagnose")])
+    return failure_batch(failure(s))
 
 
 def history_batch(s: Scenario) -> dict[str, Any]:

@@ -148,9 +148,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         _org("globex.example", "dana"),
         "grant.expired",
         "recovered",
-        "globex.example failure five days ago, re-authenticated since",
+        "globex.example failure 60 hours ago (inside WebhookMaxAgeHours), re-authenticated since",
         status="valid",
-        failed_days_ago=5,
+        failed_days_ago=2.5,
     ),
     Scenario(
         "grant-globex-2",

@@ -61,8 +61,9 @@ CONFIGURATION_SET_ARN = (
 DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
     "WebhookFunction": {},
     "DiagnosisFunction": {
-        # put_event: a transaction of the event (Put), its account state and connector count (Update).
-        "EventsTable": {"PutItem", "UpdateItem", "Query"},
+        # put_event: a transaction of the event (Put), its account state and connector count (Update);
+        # state(): the account's current state item (Get).
+        "EventsTable": {"GetItem", "PutItem", "UpdateItem", "Query"},
         "EventsTable/index/DomainFailures": {"Query"},
         "EventsTable/index/ConnectorFailures": {"Query"},
         "VerdictsTable": {"PutItem", "UpdateItem", "Query"},
@@ -70,18 +71,18 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
         "NotificationsTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
         # Powertools' DynamoDBPersistenceLayer: get, put (conditional), update, delete on failure.
         "IdempotencyTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
-        # resolve() deletes the open-incident pointer (conditionally) when every member has recovered.
-        "IncidentsTable": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"},
+        # open (conditional puts), join (a transaction: member put + shard update), live pointers (BatchGet).
+        "IncidentsTable": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem"},
         "IncidentsTable/index/ByIncident": {"Query"},
-        "IncidentsTable/index/ByStatus": {"Query"},
     },
     "AccountsApiFunction": {
-        "EventsTable": {"GetItem", "Query"},
+        # The account's state item; its status needs no event query.
+        "EventsTable": {"GetItem"},
         "EventsTable/index/DomainFailures": {"Query"},
         "EventsTable/index/BrokenAccounts": {"Query"},
         "VerdictsTable": {"Query"},
         "VerdictsTable/index/ByDomain": {"Query"},
-        # POST /incidents/{id}/resolve: the incident's status (Update) and its open-incident pointer (Delete).
+        # release and resolve mark the incident (Update); resolve deletes its open-incident pointer (Delete).
         "IncidentsTable": {"GetItem", "BatchGetItem", "UpdateItem", "DeleteItem"},
         "IncidentsTable/index/ByIncident": {"Query"},
         "IncidentsTable/index/ByStatus": {"Query"},
@@ -440,10 +441,17 @@ def test_functions_that_publish_may_put_events_on_the_stack_bus_only(
     assert targets == ([{"EventBus"}] if publishes else [])
 
 
-def test_the_read_api_may_queue_releases(deployed: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "function",
+    [
+        "AccountsApiFunction",  # POST /incidents/{id}/release queues the release
+        "DiagnosisFunction",  # a release works one page of members per message and queues the next page
+    ],
+)
+def test_releases_may_be_queued_on_the_diagnosis_queue_only(deployed: dict[str, Any], function: str) -> None:
     sends = [
         set(references(statement["Resource"]))
-        for statement in role_statements(deployed, "AccountsApiFunction")
+        for statement in role_statements(deployed, function)
         if any(action.startswith("sqs:SendMessage") for action in as_list(statement["Action"]))
     ]
     assert sends == [{"DiagnosisQueue"}]

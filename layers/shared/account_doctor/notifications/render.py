@@ -211,16 +211,16 @@ def render_operator_alert(
     subject = f"{app} alert: {title}{who}"
     incident_id = incident.incident_id if incident else _text(evidence.get("incident_id"))
     likely_causes = providers.connector_outage_causes(connector or "") if verdict.cause == "connector_outage" else ()
-    release = f"account-doctor incident release {_quote(incident_id or 'INCIDENT_ID')}"
+    release = _release_command(incident_id)
     members = incident.members[:MEMBERS_SHOWN] if incident else ()
     context = {
         "app_name": app,
         "title": title,
         "verdict": verdict,
         "facts": evidence_facts(verdict, settings),
-        "action_groups": _action_groups(verdict, likely_causes),
+        "action_groups": _action_groups(verdict, likely_causes, release),
         "likely_causes": likely_causes,
-        "customer_note": _customer_note(recipient, verdict, settings, incident, release),
+        "customer_note": _customer_note(recipient, verdict, settings, incident, incident_id),
         "incident": incident,
         "members": [_links(m.account_id, m.email, _member_state(m)) for m in members],
         "more_members": (incident.accounts - len(members)) if incident else 0,
@@ -345,9 +345,9 @@ def evidence_facts(verdict: Verdict, settings: Settings) -> list[tuple[str, str]
             (
                 "Connector failures",
                 f"{connector_accounts} accounts"
-                + (f" from {domains} email domains" if isinstance(domains, int) else "")
+                + (f" from {domains} email domain{'' if domains == 1 else 's'}" if isinstance(domains, int) else "")
                 + f" within {settings.domain_burst_minutes} minutes"
-                + (f" (usually {usual:.1f})" if isinstance(usual, (int, float)) else ""),
+                + (f" (usually {usual:.1f})" if isinstance(usual, (int, float)) and usual else " (usually none)"),
             )
         )
     inbox = state.get("inbox_count")
@@ -373,6 +373,10 @@ def _render(
 def _one_line(text: str) -> str:
     """Subjects are mail headers: no line breaks, whatever the values in them contain."""
     return " ".join(text.split())[:200]
+
+
+def _release_command(incident_id: str | None) -> str:
+    return f"account-doctor incident release {_quote(incident_id or 'INCIDENT_ID')}"
 
 
 def _quote(value: str) -> str:
@@ -456,35 +460,45 @@ def _domain_fact(verdict: Verdict, evidence: Mapping[str, Any], settings: Settin
     )
 
 
-def _action_groups(verdict: Verdict, likely_causes: Sequence[str]) -> list[tuple[str, list[str]]]:
+def _action_groups(verdict: Verdict, likely_causes: Sequence[str], release: str) -> list[tuple[str, list[str]]]:
     """The diagnosis' actions grouped by who does them; a verdict without any gets its cause's default."""
     actions = list(verdict.actions) or [
         OPERATOR_ACTION.get(verdict.cause, "Ask the customer to reconnect the mailbox.")
     ]
     groups: dict[str, list[str]] = {}
+    if likely_causes:
+        # The causes have their own numbered section; the action is to work through it.
+        groups[_ACTION_AUDIENCES[0][1]] = [
+            "Work through the likely causes above, most likely first, and fix the connector."
+        ]
     for action in actions:
         audience, text = next(
             ((who, action[len(prefix) :]) for prefix, who in _ACTION_AUDIENCES if action.startswith(prefix)),
             (_ACTION_AUDIENCES[0][1], action),  # the diagnosis prefixes everything else: an operator's action
         )
-        # The outage's likely causes and its release command have their own sections.
-        if text in likely_causes or "incident release" in text:
+        if text in likely_causes:
             continue
+        text = text.replace("account-doctor incident release INCIDENT_ID", release)
         groups.setdefault(audience, []).append(text[:1].upper() + text[1:])
     order = [audience for _, audience in _ACTION_AUDIENCES]
     return sorted(groups.items(), key=lambda item: order.index(item[0]))
 
 
 def _customer_note(
-    recipient: Recipient, verdict: Verdict, settings: Settings, incident: IncidentBrief | None, release: str
+    recipient: Recipient,
+    verdict: Verdict,
+    settings: Settings,
+    incident: IncidentBrief | None,
+    incident_id: str | None,
 ) -> str:
     customer_kind = CUSTOMER_EMAIL.get(verdict.cause)
     notes = []
     if verdict.cause == "connector_outage":
         notes.append(
             "Customer emails are held while the incident is open: reconnecting cannot work until the connector is "
-            f"fixed. Once it works again, run `{release}` (or POST /incidents/ID/release on the read API) to send the "
-            "reconnect email to every member still broken; members that recover need nothing."
+            f"fixed. Once it works again, run `{_release_command(incident_id)}` (or POST "
+            f"/incidents/{incident_id or 'ID'}/release on the read API) to send the reconnect email to every member "
+            "still broken; members that recover need nothing."
         )
     elif customer_kind is None:
         notes.append("The customer is not emailed for this cause.")
