@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -18,25 +17,21 @@ from typing import Any, Protocol, TextIO
 
 import boto3
 
-from account_doctor.accounts_api import AccountsApi
+from account_doctor.accounts_api import InvalidRequest, account_id_of, build_read_api
 from account_doctor.addresses import mask_email
 from account_doctor.diagnosis import diagnose
-from account_doctor.events_out import publisher_for
 from account_doctor.evidence import EvidenceGatherer
 from account_doctor.models import FAILURE_TRIGGERS, AccountEvent, ApiVersion, iso
 from account_doctor.nylas import NylasClient
-from account_doctor.queue import ReleaseQueue
 from account_doctor.settings import Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import EventHistory, StoredEvent
 from account_doctor.stores.incidents import IncidentStore
-from account_doctor.stores.verdicts import VerdictStore
 from account_doctor_cli.errors import OperatorError
 from account_doctor_cli.stack import DLQ_ENV, Target
 
 FAILURE_TRIGGER_CHOICES = sorted(FAILURE_TRIGGERS)
 # The ids the read API accepts, checked here too for `diagnose`, which asks Nylas rather than the API.
-_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}$")
 
 
 class ReadApi(Protocol):
@@ -58,17 +53,8 @@ class ReadApi(Protocol):
 
 
 def read_api(settings: Settings) -> ReadApi:
-    """The read API over the stack's stores, as AccountsApiFunction builds it: resolving an incident
-    publishes IncidentResolved on the bus, releasing one asks the diagnosis queue to send its held emails."""
-    client = dynamodb_client()
-    return AccountsApi(
-        events=EventHistory(Table(settings.events_table, client)),
-        verdicts=VerdictStore(Table(settings.verdicts_table, client)),
-        incidents=IncidentStore(Table(settings.incidents_table, client)),
-        policy=settings.policy,
-        publisher=publisher_for(settings.event_bus_name),
-        enqueue_release=ReleaseQueue(settings.diagnosis_queue_url).send,
-    )
+    """The read API exactly as AccountsApiFunction builds it."""
+    return build_read_api(settings)
 
 
 @dataclass(frozen=True)
@@ -108,6 +94,7 @@ def diagnose_command(args: argparse.Namespace, context: Context, out: TextIO) ->
         occurred_at=failure.occurred_at if failure else iso(datetime.now(UTC)),
         provider=args.provider or (latest.provider if latest else None),
         email=args.email or (latest.email if latest else None),
+        grant_updated_at=latest.grant_updated_at if latest else None,
     )
     gatherer = EvidenceGatherer(
         NylasClient(settings), history, IncidentStore(Table(settings.incidents_table, client)), settings.policy
@@ -174,11 +161,10 @@ def _version_of(trigger: str) -> ApiVersion:
 
 
 def _checked_account_id(account_id: str) -> str:
-    if not _ACCOUNT_ID.match(account_id):
-        raise OperatorError(
-            f"{account_id!r} is not a Nylas grant or account id (letters, digits and - _ . : @ + =, at most 200)"
-        )
-    return account_id
+    try:
+        return account_id_of(account_id)
+    except InvalidRequest as error:
+        raise OperatorError(f"{account_id!r} is not a Nylas grant or account id ({error})") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-from local_stack.incident_demo import run_second_act
 from local_stack.demo import run_demo, verdict_table
+from local_stack.incident_demo import run_second_act
 from local_stack.payloads import v3_notification
 from local_stack.scenarios import SCENARIOS, load_simulator
 from local_stack.simulator import Grant

@@ -41,7 +41,6 @@ from account_doctor.notifications.render import (
 from account_doctor.nylas import NylasClient
 from account_doctor.providers import connector
 from account_doctor.settings import Settings
-from account_doctor.stores.events import Cluster
 from local_stack.payloads import nylas_v2_error, nylas_v3_answer, nylas_v3_error
 from local_stack.sample_sqs_events import MINUTE, NOW, SCENARIOS
 from local_stack.scenarios import Scenario
@@ -170,30 +169,25 @@ def diagnosed(scenario: Scenario, settings: Settings | None = None) -> Diagnosed
     mine = frozenset({event.account_id})
     provider = state.provider or event.provider
     domain = email_domain(event.email or state.email)
-    neighbours = [(n.account_id, n.account_event(NOW).occurred_at, email_domain(n.email)) for n in scenario.history]
-    # The clusters as the evidence gatherer counts them from the history's sparse indexes (evidence.py).
+    # The clusters as the evidence gatherer counts them from the history's sparse indexes (evidence.py):
+    # distinct failing accounts (and their domains) between two instants, this account included.
+    failures = [(n, n.account_event(NOW).occurred_at) for n in scenario.history]
     domain_burst = domain_window = 1
     if domain and not is_free_mail(domain):
-        cluster = Cluster(tuple(n for n in neighbours if n[2] == domain), 0)
-        domain_burst = len(cluster.accounts_between(before, after) | mine)
-        domain_window = len(cluster.accounts_between(window_start, event.occurred_at) | mine)
+        of_domain = [(n, at) for n, at in failures if email_domain(n.email) == domain]
+        domain_burst = len(_accounts_between(of_domain, before, after) | mine)
+        domain_window = len(_accounts_between(of_domain, window_start, event.occurred_at) | mine)
     own_connector = connector(provider)
-    connectors = Cluster(
-        tuple(
-            n
-            for n, neighbour in zip(neighbours, scenario.history, strict=True)
-            if own_connector and connector(neighbour.provider) == own_connector
-        ),
-        0,
-    )
+    of_connector = [(n, at) for n, at in failures if own_connector and connector(n.provider) == own_connector]
+    connector_domains = {email_domain(n.email) for n, at in of_connector if before <= at <= after} | {domain}
     evidence = evidence_from(
         event,
         state,
         [],
         domain_burst_accounts=domain_burst,
         domain_window_accounts=domain_window,
-        connector_burst_accounts=len(connectors.accounts_between(before, after) | mine),
-        connector_burst_domains=len(connectors.domains_between(before, after) | ({domain} if domain else set())),
+        connector_burst_accounts=len(_accounts_between(of_connector, before, after) | mine),
+        connector_burst_domains=len(connector_domains - {None}),
         connector_usual_failures=0.0,
     )
     diagnosis = diagnose(evidence, policy)
@@ -219,6 +213,10 @@ def diagnosed(scenario: Scenario, settings: Settings | None = None) -> Diagnosed
         incident_id=incident.incident_id if incident else None,
     )
     return Diagnosed(scenario, verdict, incident)
+
+
+def _accounts_between(failures: Iterable[tuple[Scenario, str]], start: str, end: str) -> frozenset[str]:
+    return frozenset(scenario.account_id for scenario, at in failures if start <= at <= end)
 
 
 def _incident(scenario: Scenario, cause: Cause, evidence: Evidence) -> IncidentBrief | None:

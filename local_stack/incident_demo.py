@@ -88,14 +88,18 @@ def run_incidents(stack: RunningStack, report: Report) -> Act:
         verdicts = _history(stack, scenario.account_id)
         chain = " → ".join(f"{v['cause']}{' (revised)' if v.get('revises') else ''}" for v in reversed(verdicts))
         emails = [e for e in stack.outbox.snapshot() if scenario.email in e.recipients]
-        act.lines.append(f"  {scenario.account_id:<18} {chain:<50} emails: {', '.join(_kind(e.subject) for e in emails) or 'none'}")
+        act.lines.append(
+            f"  {scenario.account_id:<18} {chain:<50} emails: {', '.join(_kind(e.subject) for e in emails) or 'none'}"
+        )
         if not verdicts or verdicts[0]["cause"] != "admin_disconnected":
             act.problems.append(f"{scenario.account_id}: latest verdict is not admin_disconnected")
 
     report("Incident 2: the app's Microsoft connector breaks: 12 tenants fail within minutes …")
     _play(stack, OUTAGE_WAVES, act, report)
     status, listing = get_json(f"{stack.api_url}/incidents?status=open")
-    outage = next((i for i in listing.get("incidents", []) if i.get("kind") == "connector"), None) if status == 200 else None
+    outage = (
+        next((i for i in listing.get("incidents", []) if i.get("kind") == "connector"), None) if status == 200 else None
+    )
     if outage is None:
         act.problems.append("no open connector incident after the Microsoft outage")
         return act
@@ -111,7 +115,9 @@ def run_incidents(stack: RunningStack, report: Report) -> Act:
     for scenario in (s for wave in OUTAGE_WAVES for s in wave):
         emails = [e for e in stack.outbox.snapshot() if scenario.email in e.recipients]
         if len(emails) not in (1, 2):
-            act.problems.append(f"{scenario.account_id}: {len(emails)} emails, expected a reconnect (and an outage notice)")
+            act.problems.append(
+                f"{scenario.account_id}: {len(emails)} emails, expected a reconnect (and an outage notice)"
+            )
     alerts = len(stack.outbox.to(operator)) - alerts_before
     act.lines.append(f"  operator alerts for both incidents: {alerts}")
     if alerts != 2:
@@ -166,4 +172,3 @@ def run_second_act(stack: RunningStack, report: Report) -> Act:
         whole.problems.extend(act.problems)
     whole.lines.append(f"  (incidents, sweep and events in {time.monotonic() - started:.1f} s)")
     return whole
-

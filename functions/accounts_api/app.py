@@ -10,14 +10,9 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from account_doctor.accounts_api import AccountsApi, InvalidRequest, page_limit
-from account_doctor.events_out import publisher_for
-from account_doctor.queue import ReleaseQueue
+from account_doctor.accounts_api import InvalidRequest, build_read_api, page_limit
 from account_doctor.settings import ReadApiSettings, get_settings
-from account_doctor.stores.dynamo import InvalidCursor, Table, dynamodb_client
-from account_doctor.stores.events import EventHistory
-from account_doctor.stores.incidents import IncidentStore
-from account_doctor.stores.verdicts import VerdictStore
+from account_doctor.stores.dynamo import InvalidCursor
 
 # No Powertools Metrics: a read has nothing to count that API Gateway's own request, latency and
 # error metrics do not already show.
@@ -25,16 +20,7 @@ logger = Logger()
 tracer = Tracer()
 app = APIGatewayRestResolver()
 
-settings = get_settings(ReadApiSettings)
-_client = dynamodb_client()
-api = AccountsApi(
-    events=EventHistory(Table(settings.events_table, _client)),
-    verdicts=VerdictStore(Table(settings.verdicts_table, _client)),
-    incidents=IncidentStore(Table(settings.incidents_table, _client)),
-    policy=settings.policy,
-    publisher=publisher_for(settings.event_bus_name),
-    enqueue_release=ReleaseQueue(settings.diagnosis_queue_url).send,
-)
+api = build_read_api(get_settings(ReadApiSettings))
 
 
 @app.exception_handler(InvalidRequest)
@@ -51,7 +37,9 @@ def _json(value: dict[str, Any]) -> str:
 
 
 def _paging() -> tuple[int, str | None]:
-    return page_limit(app.current_event.get_query_string_value("limit")), app.current_event.get_query_string_value("next")
+    return page_limit(app.current_event.get_query_string_value("limit")), app.current_event.get_query_string_value(
+        "next"
+    )
 
 
 def _found(answer: dict[str, Any] | None, what: str) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from account_doctor.notifications import build_notifier
 from account_doctor.consumer import build_consumer
+from account_doctor.notifications import build_notifier
 from account_doctor.settings import get_settings
 from account_doctor.tally import tally
 

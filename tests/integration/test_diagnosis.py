@@ -475,7 +475,7 @@ def test_failures_now_count_in_the_domain_windows(
     now = datetime.now(UTC)
     events = [
         replace(
-            scenario("admin_disconnected").event,
+            failure(scenario("admin_disconnected")),
             event_id=f"evt-now-{index}",
             account_id=f"grant-now-{index}",
             email=f"user{index}@now.example",

@@ -6,10 +6,12 @@ recording mailer, so every assertion is about what customers and operators would
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
 
 import pytest
 from botocore.client import BaseClient
@@ -25,6 +27,7 @@ from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import IncidentStore
 from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
+from local_stack.payloads import FakeLambdaContext, api_gateway_event, load_handler
 from tests.fakes import RecordingPublisher
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -98,7 +101,7 @@ class Harness:
 
 
 @pytest.fixture
-def harness() -> Iterator[Harness]:
+def harness() -> Harness:
     settings = get_settings()
     client = dynamodb_client()
     clock = [START]
@@ -128,7 +131,7 @@ def harness() -> Iterator[Harness]:
         enqueue_release=releases.append,
         clock=lambda: clock[0],
     )
-    yield Harness(service, outbox, publisher, verdicts, incidents, settings, clock, releases)
+    return Harness(service, outbox, publisher, verdicts, incidents, settings, clock, releases)
 
 
 def test_a_domain_burst_arriving_over_minutes_revises_the_early_verdicts(harness: Harness) -> None:
@@ -142,7 +145,9 @@ def test_a_domain_burst_arriving_over_minutes_revises_the_early_verdicts(harness
     for n in range(2):
         (revision_cause, revises, superseded), (original_cause, _, original_superseded) = harness.history(f"grant-{n}")
         assert (revision_cause, original_cause) == ("admin_disconnected", "oauth_revoked")
-        assert revises is not None and not superseded and original_superseded
+        assert revises is not None
+        assert not superseded
+        assert original_superseded
         # Reconnect first, then once the advice changed: forward this to your administrator.
         assert harness.outbox.kinds(f"user{n}@acme.com") == ["reconnect", "admin_contact"]
     assert harness.outbox.kinds("user2@acme.com") == ["admin_contact"]
@@ -250,3 +255,150 @@ def test_consumer_domains_never_open_an_organisation_incident(harness: Harness) 
     causes = [harness.diagnose(harness.fail(n, f"user{n}@comcast.net", "imap", minutes=n)) for n in range(4)]
     assert "admin_disconnected" not in causes
     assert harness.incidents.by_status("open", 10)[0] == []
+
+
+def test_the_last_member_recovering_resolves_the_incident_once(harness: Harness) -> None:
+    for n in range(3):
+        harness.service.record(harness.fail(n, f"user{n}@acme.com", "google", minutes=0))
+    for n in range(3):
+        harness.diagnose(
+            AccountEvent(f"evt-{n}", "v3", "grant.expired", f"grant-{n}", iso(START), "google", f"user{n}@acme.com")
+        )
+    (incident,) = harness.incidents.by_status("open", 10)[0]
+    for n in range(3):
+        back = AccountEvent(
+            f"back-{n}", "v3", "grant.created", f"grant-{n}", iso(START + timedelta(hours=1 + n)), "google"
+        )
+        harness.service.record(back)
+        harness.service.record(back)  # a redelivered recovery counts once
+        still_open = [i.incident_id for i in harness.incidents.by_status("open", 10)[0]]
+        assert (incident.incident_id in still_open) == (n < 2)
+    resolved = harness.publisher.of_type("IncidentResolved")
+    assert [(r["incident_id"], r["status"]) for r in resolved] == [(incident.incident_id, "resolved")]
+
+
+# ---------------------------------------------------------------------------------------------
+# The read API over incidents (SPEC §6), through the AccountsApiFunction handler.
+
+
+def _call(
+    api: ModuleType,
+    method: str,
+    path: str,
+    resource: str,
+    params: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    event = api_gateway_event(
+        method, path, resource=resource, path_parameters=params, query=list((query or {}).items())
+    )
+    response = api.lambda_handler(event, FakeLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_incidents_read_api_lists_shows_releases_and_resolves(harness: Harness) -> None:
+    for n in range(12):
+        harness.diagnose(harness.fail(n, f"it{n}@org{n}.com", "microsoft", minutes=n))
+    api = load_handler("accounts_api")
+
+    status, listing = _call(api, "GET", "/incidents", "/incidents", query={"status": "open"})
+    assert status == 200
+    (incident,) = listing["incidents"]
+    assert {k: incident[k] for k in ("kind", "key", "cause", "status", "accounts", "domains", "held_emails")} == {
+        "kind": "connector",
+        "key": "microsoft",
+        "cause": "connector_outage",
+        "status": "open",
+        "accounts": 12,
+        "domains": 12,
+        "held_emails": 3,
+    }
+    assert listing["next"] is None
+
+    one = f"/incidents/{incident['incident_id']}"
+    status, body = _call(
+        api, "GET", one, "/incidents/{incident_id}", {"incident_id": incident["incident_id"]}, {"limit": "5"}
+    )
+    assert status == 200
+    assert len(body["members"]) == 5
+    assert body["next"]
+    members = list(body["members"])
+    while body["next"]:
+        status, body = _call(
+            api,
+            "GET",
+            one,
+            "/incidents/{incident_id}",
+            {"incident_id": incident["incident_id"]},
+            {"limit": "5", "next": body["next"]},
+        )
+        members.extend(body["members"])
+    assert sorted(m["account_id"] for m in members) == sorted(f"grant-{n}" for n in range(12))
+    assert {m["latest_cause"] for m in members} <= {"connector_outage", "oauth_revoked"}
+
+    status, released = _call(
+        api, "POST", f"{one}/release", "/incidents/{incident_id}/release", {"incident_id": incident["incident_id"]}
+    )
+    assert (status, released["release"]) == (200, "started")
+    status, again = _call(
+        api, "POST", f"{one}/release", "/incidents/{incident_id}/release", {"incident_id": incident["incident_id"]}
+    )
+    assert (status, again["release"]) == (200, "already released")
+
+    status, resolved = _call(
+        api, "POST", f"{one}/resolve", "/incidents/{incident_id}/resolve", {"incident_id": incident["incident_id"]}
+    )
+    assert (status, resolved["status"]) == (200, "resolved")
+    status, listing = _call(api, "GET", "/incidents", "/incidents", query={"status": "resolved"})
+    assert [i["incident_id"] for i in listing["incidents"]] == [incident["incident_id"]]
+    status, listing = _call(api, "GET", "/incidents", "/incidents")
+    assert listing["incidents"] == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "resource", "params", "query", "status"),
+    [
+        (
+            "GET",
+            "/incidents/domain-nope.com-20260101T0000-0000000000",
+            "/incidents/{incident_id}",
+            {"incident_id": "domain-nope.com-20260101T0000-0000000000"},
+            None,
+            404,
+        ),
+        ("GET", "/incidents/<script>", "/incidents/{incident_id}", {"incident_id": "<script>"}, None, 400),
+        ("POST", "/incidents/x/release", "/incidents/{incident_id}/release", {"incident_id": "x"}, None, 400),
+        ("GET", "/incidents", "/incidents", None, {"status": "sideways"}, 400),
+        ("GET", "/incidents", "/incidents", None, {"limit": "101"}, 400),
+        ("GET", "/incidents", "/incidents", None, {"limit": "zero"}, 400),
+        ("GET", "/accounts", "/accounts", None, {"status": "broken", "next": "not-a-cursor"}, 400),
+        ("GET", "/accounts", "/accounts", None, {"status": "healthy"}, 400),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx_never_a_500(
+    method: str, path: str, resource: str, params: dict[str, str] | None, query: dict[str, str] | None, status: int
+) -> None:
+    api = load_handler("accounts_api")
+    code, body = _call(api, method, path, resource, params, query)
+    assert code == status
+    assert body["message"]
+
+
+def test_broken_accounts_lists_every_failing_account_newest_first_in_pages(harness: Harness) -> None:
+    for n in range(7):
+        harness.service.record(harness.fail(n, f"user{n}@corp{n}.com", "imap", minutes=n))
+    harness.service.record(
+        AccountEvent("back-3", "v3", "grant.created", "grant-3", iso(START + timedelta(hours=1)), "imap")
+    )
+    api = load_handler("accounts_api")
+    seen: list[str] = []
+    query = {"status": "broken", "limit": "2"}
+    while True:
+        status, body = _call(api, "GET", "/accounts", "/accounts", query=query)
+        assert status == 200
+        assert len(body["accounts"]) <= 2
+        seen.extend(a["account_id"] for a in body["accounts"])
+        if not body["next"]:
+            break
+        query = {**query, "next": body["next"]}
+    assert seen == [f"grant-{n}" for n in (6, 5, 4, 2, 1, 0)]

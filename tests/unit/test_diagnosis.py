@@ -612,7 +612,9 @@ def outage(accounts: int, domains: int, usual: float = 0.0, **changes: Any) -> E
         pytest.param(outage(15, 2), "oauth_revoked", id="1b-two-domains-is-one-organisation-not-the-connector"),
         pytest.param(outage(15, 3, usual=2.9), "connector_outage", id="1b-above-5x-baseline"),
         pytest.param(outage(15, 3, usual=3.1), "oauth_revoked", id="1b-below-5x-baseline-is-a-normal-day"),
-        pytest.param(outage(15, 13, domain_burst_accounts=3), "connector_outage", id="1b-beats-2a-organisations-in-an-outage"),
+        pytest.param(
+            outage(15, 13, domain_burst_accounts=3), "connector_outage", id="1b-beats-2a-organisations-in-an-outage"
+        ),
         pytest.param(outage(12, 12, exists=False), "app_revoked", id="1-beats-1b-grant-removed"),
         pytest.param(outage(12, 12, status="valid"), "recovered", id="0-beats-1b"),
     ],
@@ -642,7 +644,21 @@ def test_4b_created_at_alone_is_no_evidence_of_inactivity() -> None:
     assert diagnose(ev, Policy()).cause == "oauth_revoked"
 
 
-@pytest.mark.parametrize("domain", ["comcast.net", "att.net", "qq.com", "163.com", "naver.com", "web.de", "t-online.de", "orange.fr", "hotmail.co.uk", "yahoo.co.jp"])
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "comcast.net",
+        "att.net",
+        "qq.com",
+        "163.com",
+        "naver.com",
+        "web.de",
+        "t-online.de",
+        "orange.fr",
+        "hotmail.co.uk",
+        "yahoo.co.jp",
+    ],
+)
 def test_consumer_and_isp_domains_never_form_an_organisation(domain: str) -> None:
     ev = evidence(email=f"someone@{domain}", domain_burst_accounts=9, domain_window_accounts=9)
     assert diagnose(ev, Policy()).cause not in ("admin_disconnected", "admin_session_policy")

@@ -1,22 +1,40 @@
-"""Who is told, what each email says, and that nothing interpolated can inject HTML or leak a secret."""
+"""What each email says and looks like (SPEC §5), rendered from real diagnoses, and that nothing interpolated
+can inject HTML or leak a secret."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from account_doctor.models import CAUSES, Cause
+from account_doctor.models import CAUSES, Cause, Verdict
 from account_doctor.notifications import links
-from account_doctor.notifications.audience import recipients
-from account_doctor.notifications.render import OutgoingEmail, compose
+from account_doctor.notifications.audience import Occasion, Recipient, recipients
+from account_doctor.notifications.render import (
+    MEMBERS_SHOWN,
+    NYLAS_DASHBOARD_URL,
+    IncidentBrief,
+    IncidentMember,
+    OutgoingEmail,
+    RenderedEmail,
+    compose,
+    render_email,
+    render_outage_notice,
+    render_undeliverable,
+)
 from account_doctor.notifications.wording import OPERATOR_ACTION
-from local_stack.emails import sample_link, sample_settings, sample_verdict
+from local_stack.emails import previews, sample_incident, sample_link, sample_settings, sample_verdict
 
-SETTINGS = sample_settings(AppName="Acme Sync", OperatorEmail="ops@acme.dev")
-HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
+SETTINGS = sample_settings(AppName="Acme Sync", OperatorEmail="ops@acme.dev", ReplyToEmail="help@acme.dev")
+NO_REPLY_TO = sample_settings(AppName="Acme Sync", OperatorEmail="ops@acme.dev")
+HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>`rm -rf /`'
+PREVIEWS = previews(SETTINGS)
+
+
+_VOID = frozenset({"br", "img", "meta", "hr", "input", "link"})
 
 
 class _Elements(HTMLParser):
@@ -27,18 +45,36 @@ class _Elements(HTMLParser):
         self.tags: list[str] = []
         self.attributes: list[tuple[str, str | None]] = []
         self.links: dict[str, str] = {}
+        self.hrefs: list[str] = []
+        self.ids: dict[str, str] = {}  # the text inside each element that has an id
         self.text = ""
+        self._open: list[tuple[str, str | None]] = []
         self.feed(html)
 
     def handle_data(self, data: str) -> None:
         self.text += data
+        for _, element in self._open:
+            if element:
+                self.ids[element] += data
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         self.attributes.extend(attrs)
         found = dict(attrs)
-        if tag == "a" and found.get("id"):
-            self.links[str(found["id"])] = str(found.get("href"))
+        element = found.get("id")
+        if tag == "a":
+            self.hrefs.append(str(found.get("href")))
+            if element:
+                self.links[element] = str(found.get("href"))
+        if element:
+            self.ids[element] = ""
+        if tag not in _VOID:
+            self._open.append((tag, element))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            if self._open.pop()[0] == tag:
+                break
 
 
 def emails_of(cause: Cause, **overrides: object) -> dict[str, OutgoingEmail]:
@@ -46,12 +82,43 @@ def emails_of(cause: Cause, **overrides: object) -> dict[str, OutgoingEmail]:
     return {o.email.kind: o for o in compose(verdict, SETTINGS, sample_link(verdict, SETTINGS))}
 
 
-# SPEC §4, last column: (cause, the emails it calls for as (kind, gate)).
+def alert_of(verdict: Verdict, incident: IncidentBrief | None = None) -> RenderedEmail:
+    occasion = Occasion(incident_opened=True) if incident else None
+    (alert,) = [
+        o.email for o in compose(verdict, SETTINGS, "https://x", incident, occasion) if o.email.kind == "operator_alert"
+    ]
+    return alert
+
+
+# --- The previews are real diagnoses ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cause", [c for c in CAUSES if c != "recovered"])
+def test_previews_come_from_the_procedure_itself(cause: Cause) -> None:
+    verdict = sample_verdict(cause)
+    assert verdict.cause == cause
+    # The procedure's own record: the steps it took end at the rule that matched, and the evidence is whole.
+    assert verdict.steps[-1].answer.startswith("Yes:")
+    assert all(step.answer.startswith("No:") for step in verdict.steps[:-1])
+    assert verdict.recurring == (verdict.evidence["failures_last_30_days"] >= 3)
+    assert verdict.confidence != "high" or cause != "unknown"
+
+
+def test_every_cause_and_kind_is_previewed() -> None:
+    emailed = {c for c in CAUSES if c != "recovered"}
+    assert {name.split("-")[0] for name in PREVIEWS} == emailed | {"ses_rejected", "ses_bounced", "ses_complained"}
+    assert "connector_outage-outage_notice" in PREVIEWS
+    assert "Affected accounts: 12" in PREVIEWS["connector_outage-operator_alert"].text
+    assert "Affected accounts: 3" in PREVIEWS["admin_disconnected-operator_alert"].text
+
+
+# SPEC §4, last column, for a verdict that belongs to no incident: (cause, the emails as (kind, gate)).
 WHO_IS_TOLD = [
     ("recovered", []),
     ("app_revoked", [("operator_alert", "event")]),
-    ("admin_disconnected", [("admin_contact", "cooldown"), ("operator_alert", "incident")]),
-    ("admin_session_policy", [("admin_contact", "cooldown"), ("operator_alert", "incident")]),
+    ("connector_outage", [("reconnect", "cooldown"), ("operator_alert", "event")]),
+    ("admin_disconnected", [("admin_contact", "cooldown"), ("operator_alert", "event")]),
+    ("admin_session_policy", [("admin_contact", "cooldown"), ("operator_alert", "event")]),
     ("eas_sparse_inbox", [("reconnect", "cooldown"), ("operator_alert", "event")]),
     ("imap_sync_errors", [("operator_alert", "event")]),
     ("password_changed", [("reconnect", "cooldown")]),
@@ -72,8 +139,6 @@ def test_who_is_told(cause: Cause, expected: list[tuple[str, str]]) -> None:
     verdict = replace(sample_verdict("oauth_revoked" if cause == "recovered" else cause), cause=cause)
     planned = recipients(verdict, "ops@acme.dev")
     assert [(r.kind, r.gate) for r in planned] == expected
-    for r in planned:
-        assert r.to == ("ops@acme.dev" if r.kind == "operator_alert" else verdict.email)
 
 
 @pytest.mark.parametrize("email", [None, "", "not-an-address", HOSTILE + "@evil.com"])
@@ -82,10 +147,45 @@ def test_a_customer_who_cannot_be_emailed_is_the_operators_to_reach(cause: Cause
     emails = emails_of(cause, email=email)
     assert list(emails) == ["operator_alert"]
     alert = emails["operator_alert"]
-    assert alert.recipient.gate == "event"  # not swallowed by a domain incident's single alert
     assert "has NOT been told" in alert.email.text
     assert "has NOT been told" in alert.email.html
 
+
+# --- Every email -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PREVIEWS))
+def test_every_email_names_the_app_and_has_both_parts(name: str) -> None:
+    email = PREVIEWS[name]
+    assert email.subject.startswith("Acme Sync")
+    assert "\n" not in email.subject
+    assert email.text.strip()
+    assert "<" not in email.text.split("Raw evidence")[0].replace("<k***@", "")  # the text part is text
+    elements = _Elements(email.html)
+    assert elements.tags.count("html") == 1
+    assert email.subject in email.html  # the HTML's title
+
+
+@pytest.mark.parametrize("name", sorted(PREVIEWS))
+def test_every_email_names_the_reply_to_address_in_its_footer(name: str) -> None:
+    email = PREVIEWS[name]
+    assert "Questions? Write to help@acme.dev" in email.text.split("\n--\n")[-1]
+    elements = _Elements(email.html)
+    assert "mailto:help@acme.dev" in elements.hrefs
+    assert "help@acme.dev" in elements.ids["reply-to"]
+
+
+@pytest.mark.parametrize(
+    "name", ["oauth_revoked-reconnect", "connector_outage-operator_alert", "ses_bounced-operator_alert"]
+)
+def test_without_a_reply_to_address_no_footer_names_one(name: str) -> None:
+    email = previews(NO_REPLY_TO)[name]
+    assert "Questions?" not in email.text
+    assert "reply-to" not in email.html
+    assert "mailto:" not in email.html
+
+
+# --- Customer emails -------------------------------------------------------------------------------
 
 CUSTOMER_CAUSES: list[Cause] = [
     "admin_disconnected",
@@ -95,18 +195,8 @@ CUSTOMER_CAUSES: list[Cause] = [
     "google_testing_mode",
     "microsoft_token_expired",
     "oauth_revoked",
+    "connector_outage",
 ]
-
-
-@pytest.mark.parametrize("cause", [c for c in CAUSES if c != "recovered"])
-def test_every_email_names_the_app_and_has_both_parts(cause: Cause) -> None:
-    for outgoing in emails_of(cause).values():
-        email = outgoing.email
-        assert "Acme Sync" in email.subject
-        assert "\n" not in email.subject
-        assert email.text.strip()
-        assert "<" not in email.text.split("Evidence")[0]  # the text part is text, not markup
-        assert _Elements(email.html).tags.count("html") == 1
 
 
 @pytest.mark.parametrize("cause", CUSTOMER_CAUSES)
@@ -129,10 +219,11 @@ WORDING = [
     ("microsoft_token_expired", "microsoft", ["90 days", "Sign in again"]),
     ("oauth_revoked", "google", ["Google Account → Security", "Google Workspace"]),
     ("oauth_revoked", "office365", ["myapps.microsoft.com", "Microsoft password"]),
-    ("admin_disconnected", "microsoft", ["4 mailboxes at acme-corp.com", "Sign-in logs", "Sign-in frequency"]),
+    ("admin_disconnected", "microsoft", ["3 mailboxes at burst.example", "Sign-in logs", "Sign-in frequency"]),
     ("admin_disconnected", "office365", ["Entra", "Conditional Access", "Enterprise applications", "admin consent"]),
     ("admin_session_policy", "google", ["Admin console", "API controls", "Google Cloud session control"]),
     ("admin_session_policy", "imap", ["For your mail administrator", "third-party mail apps"]),
+    ("connector_outage", "microsoft", ["A problem on our side", "nothing was wrong with your account"]),
 ]
 
 
@@ -163,20 +254,173 @@ def test_admin_section_is_forwardable_and_only_in_the_admin_contact_email() -> N
     assert "admin-section" not in reconnect.html
 
 
-def test_operator_alert_carries_cause_evidence_steps_and_action() -> None:
-    verdict = sample_verdict("google_testing_mode", actions=["Publish the OAuth app now"], recurring=True)
-    alert = next(
-        o.email for o in compose(verdict, SETTINGS, sample_link(verdict, SETTINGS)) if o.email.kind == "operator_alert"
+def test_the_outage_notice_says_the_problem_is_ours_and_asks_nothing() -> None:
+    verdict = sample_verdict("connector_outage")
+    notice = render_outage_notice(verdict, SETTINGS)
+    assert notice.kind == "outage_notice"
+    assert notice.to == verdict.email
+    assert notice.subject.startswith("Acme Sync:")
+    for part in (notice.text, _Elements(notice.html).text):
+        assert "the problem is on our side" in part.lower()
+        assert "No action is needed from you" in part
+        assert "We will write to you again when it is fixed" in part
+        assert "Microsoft" in part
+    # Nothing to click: the customer is told not to reconnect.
+    assert _Elements(notice.html).hrefs == ["mailto:help@acme.dev"]
+    assert "reconnect-link" not in notice.html
+    assert "http" not in notice.text
+
+
+def test_the_outage_notice_goes_out_as_a_revisions_follow_up() -> None:
+    verdict = replace(sample_verdict("connector_outage"), revises="2024-11-19T09:52:00Z")
+    (recipient,) = recipients(verdict, "ops@acme.dev", Occasion(follow_up="outage_notice"))
+    email = render_email(recipient, verdict, SETTINGS, "")
+    assert email.kind == "outage_notice"
+    assert "on our side" in email.text
+
+
+# --- Operator alerts -------------------------------------------------------------------------------
+
+CAUSE_CODE = re.compile(r"\b(" + "|".join(c for c in CAUSES) + r")\b")
+
+# (cause, the title the operator reads)
+TITLES = [
+    ("app_revoked", "Grant removed by your application"),
+    ("eas_sparse_inbox", "Exchange account stopped: its inbox is nearly empty"),
+    ("imap_sync_errors", "IMAP account stopped syncing"),
+    ("sync_stopped", "Gmail account stopped syncing"),
+    ("unknown", "No known cause for a failing zimbra account"),
+    ("google_testing_mode", "Google OAuth app still in testing mode"),
+]
+
+
+@pytest.mark.parametrize(("cause", "title"), TITLES, ids=[c for c, _ in TITLES])
+def test_an_operator_alert_is_titled_in_plain_words(cause: Cause, title: str) -> None:
+    verdict = sample_verdict(cause)
+    alert = alert_of(verdict)
+    assert alert.subject == f"Acme Sync alert: {title} ({verdict.email})"
+    assert _Elements(alert.html).ids["title"] == title
+    assert alert.text.startswith(f"OPERATOR ALERT: {title}\n")
+
+
+INCIDENT_TITLES = [
+    ("admin_disconnected", "3 mailboxes at burst.example disconnected by their administrator"),
+    ("admin_session_policy", "3 mailboxes at policy.example signed out by a session policy"),
+    ("connector_outage", "Microsoft connector outage: 12 accounts failing"),
+    ("google_testing_mode", "Google OAuth app still in testing mode"),
+]
+
+
+@pytest.mark.parametrize(("cause", "title"), INCIDENT_TITLES, ids=[c for c, _ in INCIDENT_TITLES])
+def test_an_incidents_alert_is_titled_by_the_incident(cause: Cause, title: str) -> None:
+    verdict, incident = sample_incident(cause)
+    alert = alert_of(verdict, incident)
+    assert alert.subject == f"Acme Sync alert: {title}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in PREVIEWS if n.endswith("operator_alert")))
+def test_no_operator_alert_shows_a_cause_code_where_a_title_belongs(name: str) -> None:
+    alert = PREVIEWS[name]
+    assert not CAUSE_CODE.search(alert.subject)
+    assert not CAUSE_CODE.search(_Elements(alert.html).ids["title"])
+
+
+@pytest.mark.parametrize("cause", ["admin_disconnected", "connector_outage"])
+def test_an_incidents_alert_lists_every_member_with_its_command_and_dashboard_link(cause: Cause) -> None:
+    verdict, incident = sample_incident(cause)
+    alert = alert_of(verdict, incident)
+    elements = _Elements(alert.html)
+    assert len(incident.members) == {"admin_disconnected": 3, "connector_outage": 12}[cause]
+    for member in incident.members:
+        for part in (alert.text, elements.text):
+            assert str(member.email) in part  # the operator needs the real address
+            assert f"account-doctor verdicts {member.account_id}" in part
+    assert elements.hrefs.count(NYLAS_DASHBOARD_URL) == len(incident.members)
+    assert alert.text.count(f"Nylas dashboard: {NYLAS_DASHBOARD_URL}") == len(incident.members)
+
+
+def test_a_big_incident_lists_its_first_members_and_says_how_to_see_the_rest() -> None:
+    verdict, incident = sample_incident("connector_outage")
+    members = tuple(IncidentMember(f"grant-{n}", f"user{n}@org{n % 7}.example", "connector_outage") for n in range(500))
+    alert = alert_of(verdict, replace(incident, members=members, accounts=500))
+    assert "Affected accounts: 500" in alert.text
+    assert alert.text.count("account-doctor verdicts grant-") == MEMBERS_SHOWN
+    assert f"and {500 - MEMBERS_SHOWN} more: GET /incidents/{incident.incident_id}" in alert.text
+
+
+def test_a_single_accounts_alert_names_its_command_and_dashboard_link() -> None:
+    verdict = sample_verdict("imap_sync_errors")
+    alert = alert_of(verdict)
+    assert f"account-doctor verdicts {verdict.account_id}" in alert.text
+    assert NYLAS_DASHBOARD_URL in _Elements(alert.html).hrefs
+
+
+def test_a_command_is_safe_to_paste_whatever_the_account_id() -> None:
+    alert = alert_of(sample_verdict("unknown", account_id="grant-1; rm -rf ~"))
+    assert "account-doctor verdicts 'grant-1; rm -rf ~'" in alert.text
+
+
+def test_the_evidence_is_a_readable_table_and_the_raw_json_comes_last() -> None:
+    verdict = sample_verdict("admin_disconnected")
+    alert = alert_of(verdict)
+    facts = dict(re.findall(r"^  ([A-Z][\w ]+):\s+(.+)$", alert.text, flags=re.MULTILINE))
+    assert facts["Provider"] == "Microsoft (microsoft)"
+    assert facts["Sign-in"] == "OAuth"
+    assert facts["Trigger"] == "grant.expired"
+    assert facts["Failed at"] == verdict.occurred_at
+    assert facts["Nylas status"] == "invalid"
+    assert facts["Last signed in"] == verdict.evidence["last_refreshed_at"]
+    assert facts["Failures in 30 days"] == "1"
+    assert facts["Domain"] == "burst.example: 3 failing accounts within 15 minutes, 3 within 7 days"
+    text = alert.text
+    assert text.index("Evidence\n") < text.index("Steps taken") < text.index("Raw evidence (JSON)")
+    assert text.rstrip().split("Raw evidence (JSON)\n", 1)[1].lstrip().startswith("{")
+    html = alert.html
+    assert html.index('id="evidence"') < html.index('id="steps"') < html.index("<details")
+    assert re.search(r"<details[^>]*>\s*<summary[^>]*>Raw evidence \(JSON\)</summary>\s*<pre", html)
+    assert "<details" in html and " open" not in html.split("<details", 1)[1].split(">", 1)[0]
+
+
+def test_the_steps_are_numbered_once_by_their_rule() -> None:
+    verdict = sample_verdict("oauth_revoked")
+    alert = alert_of(replace(verdict, cause="unknown"))  # any operator alert shows the steps
+    rules = re.findall(r"^  Rule (\w+)\. ", alert.text, flags=re.MULTILINE)
+    assert rules == [step.step for step in verdict.steps]
+    assert not re.search(r"^\s*\d+\.\s+(Rule\s+)?\d+[a-d]?\b", alert.text, flags=re.MULTILINE)
+    steps_html = alert.html.split('id="steps"', 1)[1].split("</ul>", 1)[0]
+    assert "list-style:none" in alert.html.split('id="steps"', 1)[1].split(">", 1)[0]
+    assert steps_html.count("<li") == len(verdict.steps)
+
+
+def test_a_connector_outage_alert_names_the_providers_likely_causes_and_the_release() -> None:
+    verdict, incident = sample_incident("connector_outage")
+    alert = alert_of(verdict, incident)
+    for part in (alert.text, _Elements(alert.html).text):
+        assert "Entra ID app registration's client secret expired or was rotated" in part
+        assert "consent was revoked tenant-wide" in part
+        assert "https://status.nylas.com" in part
+        assert f"account-doctor incident release {incident.incident_id}" in part
+        assert "Customer emails are held" in part
+    google = alert_of(
+        replace(verdict, provider="google", evidence={**verdict.evidence, "connector": "google"}),
+        replace(incident, key="google"),
     )
+    assert "The Google OAuth client was deleted or disabled" in google.text
+    assert "Google Cloud project was suspended" in google.text
+    assert "Entra" not in google.text
+    assert google.subject == "Acme Sync alert: Google connector outage: 12 accounts failing"
+
+
+def test_operator_alert_carries_summary_actions_steps_and_the_customer_note() -> None:
+    verdict = sample_verdict("google_testing_mode", recurring=True)
+    alert = alert_of(verdict)
     assert alert.to == "ops@acme.dev"
-    assert "google_testing_mode" in alert.subject
-    for part in (alert.text, alert.html):
+    for part in (alert.text, _Elements(alert.html).text):
         assert verdict.summary in part
-        assert "(recurring)" in part
-        assert "Publish the OAuth app now" in part
-        assert "Did the application revoke access?" in part
-        assert str(verdict.email) in part  # the operator needs the real address
-        assert '"domain_burst_accounts": 1' in part.replace("&#34;", '"')
+        assert "recurring" in part
+        assert "Publish the Google OAuth app out of testing mode" in part
+        assert verdict.steps[0].question in part
+        assert str(verdict.email) in part
         assert "is sent a reconnect email" in part
 
 
@@ -186,45 +430,87 @@ def test_operator_alert_without_actions_recommends_the_causes_default(cause: Cau
     assert OPERATOR_ACTION[cause] in alert.text
 
 
-def test_domain_incident_alert_says_later_failures_are_not_alerted() -> None:
-    alert = emails_of("admin_disconnected")["operator_alert"].email
-    assert "One alert per domain incident" in alert.text
-    assert "less than 15 minutes apart" in alert.text
+# --- Customers SES could not reach -----------------------------------------------------------------
+
+UNDELIVERABLE = [
+    ("rejected", "Could not email kim@shop.example about grant-oauth_revoked", "has NOT been told"),
+    ("bounced", "Could not email kim@shop.example about grant-oauth_revoked: the address bounced", "has NOT been told"),
+    ("complained", "kim@shop.example marked the email about grant-oauth_revoked as spam", "reported the reconnect"),
+]
+
+
+@pytest.mark.parametrize(("problem", "title", "says"), UNDELIVERABLE, ids=[p for p, _, _ in UNDELIVERABLE])
+def test_the_operator_is_told_which_customer_could_not_be_reached(problem: str, title: str, says: str) -> None:
+    alert = PREVIEWS[f"ses_{problem}-operator_alert"]
+    assert alert.kind == "operator_alert"
+    assert alert.to == "ops@acme.dev"
+    assert alert.subject == f"Acme Sync alert: {title}"
+    for part in (alert.text, _Elements(alert.html).text):
+        assert says in part
+        assert "account-doctor verdicts grant-oauth_revoked" in part
+    assert "k***@shop.example" in _Elements(alert.html).ids["reason"]
+
+
+def test_the_notifiers_rejection_alert_names_the_customer_and_the_reason() -> None:
+    verdict = sample_verdict("password_changed")
+    recipient = Recipient("operator_alert", "ops@acme.dev", "operator", "event")
+    alert = render_email(recipient, verdict, SETTINGS, "", reason="MessageRejected: Address blacklisted.")
+    assert alert.subject == f"Acme Sync alert: Could not email {verdict.email} about {verdict.account_id}"
+    assert "MessageRejected: Address blacklisted." in alert.text
+    assert verdict.summary in alert.text
+
+
+# --- Nothing injected, nothing leaked ------------------------------------------------------------
 
 
 def test_no_secret_or_token_reaches_an_email() -> None:
     secrets = {"api_key": "nyk_live_SECRET1", "access_token": "ya29.SECRET2", "client_secret": "SECRET3"}
-    verdict = sample_verdict(
-        "google_testing_mode",
-        evidence={**sample_verdict("google_testing_mode").evidence, **secrets, "state": {"refresh_token": "SECRET4"}},
-    )
+    base = sample_verdict("google_testing_mode")
+    verdict = replace(base, evidence={**base.evidence, **secrets, "state": {"refresh_token": "SECRET4"}})
     for outgoing in compose(verdict, SETTINGS, sample_link(verdict, SETTINGS)):
         for part in (outgoing.email.subject, outgoing.email.text, outgoing.email.html):
             assert "SECRET" not in part
-    alert = next(o.email for o in compose(verdict, SETTINGS, "https://x") if o.email.kind == "operator_alert")
+    alert = alert_of(verdict)
     assert '"api_key": "[redacted]"' in alert.text
 
 
 @pytest.mark.parametrize("cause", [c for c in CAUSES if c != "recovered"])
 def test_nothing_interpolated_injects_html(cause: Cause) -> None:
-    settings = sample_settings(AppName=f"Acme {HOSTILE}", OperatorEmail="ops@acme.dev")
+    settings = sample_settings(AppName=f"Acme {HOSTILE}", OperatorEmail="ops@acme.dev", ReplyToEmail="help@acme.dev")
     verdict = sample_verdict(
         cause,
         provider=HOSTILE,
         summary=HOSTILE,
         domain=f"{HOSTILE}.example",
         account_id=HOSTILE,
-        actions=[HOSTILE],
-        evidence={"note": HOSTILE},
+        actions=[HOSTILE, f"Operator: {HOSTILE}"],
+        evidence={"note": HOSTILE, "state": {"status": HOSTILE}},
     )
-    outgoing = compose(verdict, settings, sample_link(verdict, settings))
-    assert outgoing
-    for item in outgoing:
-        elements = _Elements(item.email.html)
+    incident = IncidentBrief(
+        "inc-" + HOSTILE, "domain", HOSTILE, cause, 2, (IncidentMember(HOSTILE, HOSTILE, HOSTILE),)
+    )
+    emails = [o.email for o in compose(verdict, settings, sample_link(verdict, settings))]
+    emails.append(
+        alert_of(verdict, incident) if cause in ("admin_disconnected",) else render_outage_notice(verdict, settings)
+    )
+    emails.append(
+        render_undeliverable(
+            settings,
+            operator_email="ops@acme.dev",
+            problem="bounced",
+            customer=HOSTILE,
+            account_id=HOSTILE,
+            kind="reconnect",
+            reason=HOSTILE,
+        )
+    )
+    assert emails
+    for email in emails:
+        elements = _Elements(email.html)
         assert "script" not in elements.tags
         assert "img" not in elements.tags
         assert not any(name.startswith("on") for name, _ in elements.attributes)
-        assert "&lt;script&gt;" in item.email.html or "&lt;img" in item.email.html
+        assert "&lt;script&gt;" in email.html or "&lt;img" in email.html
 
 
 def test_a_hostile_provider_in_a_reconnect_email_is_shown_as_text() -> None:
@@ -233,7 +519,14 @@ def test_a_hostile_provider_in_a_reconnect_email_is_shown_as_text() -> None:
     assert "script" not in _Elements(email.html).tags
 
 
-# --- the reconnect link ---
+def test_a_command_in_an_action_is_shown_as_code_and_stays_text() -> None:
+    alert = alert_of(sample_verdict("unknown", actions=["Operator: run `<b>x</b>` now"]))
+    assert "<code" in alert.html
+    assert "&lt;b&gt;x&lt;/b&gt;" in alert.html
+    assert "b" not in _Elements(alert.html).tags
+
+
+# --- The reconnect link ---
 
 
 def test_template_link_url_encodes_every_placeholder() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from account_doctor.evidence import evidence_from
-from account_doctor.history import StoredEvent
 from account_doctor.models import AccountEvent, AccountState
+from account_doctor.stores.events import StoredEvent
 
 FAILED_AT = "2024-11-19T10:00:00Z"
 EVENT = AccountEvent(
@@ -63,10 +63,39 @@ def test_failures_in_30_days_count_this_one_once() -> None:
     assert evidence.failures_last_30_days == 2
 
 
-def test_last_authentication_is_the_latest_of_grant_update_creation_and_recoveries_before() -> None:
-    assert gather().last_authenticated_at == "2024-11-12T09:00:00Z"
+def test_consents_are_creation_grant_update_and_reauthentications_before_the_failure() -> None:
+    # Rule 4a: a Google testing-mode token dies 7 days after any consent.
+    assert gather().consents == ("2024-10-01T00:00:00Z", "2024-11-12T09:00:00Z")
     later = gather(stored("grant.updated", "2024-11-15T00:00:00Z"), stored("grant.updated", "2024-11-20T00:00:00Z"))
-    assert later.last_authenticated_at == "2024-11-15T00:00:00Z"
+    assert later.consents == ("2024-10-01T00:00:00Z", "2024-11-12T09:00:00Z", "2024-11-15T00:00:00Z")
+
+
+def test_last_refresh_is_the_latest_grant_update_or_reauthentication_before_and_never_creation() -> None:
+    assert gather().last_refreshed_at == "2024-11-12T09:00:00Z"
+    later = gather(stored("grant.updated", "2024-11-15T00:00:00Z"), stored("grant.updated", "2024-11-20T00:00:00Z"))
+    assert later.last_refreshed_at == "2024-11-15T00:00:00Z"
+    # Rule 4b: the grant's created_at alone says nothing about later activity.
+    created_only = gather(event=AccountEvent(**{**EVENT.__dict__, "grant_updated_at": None}))
+    assert (created_only.consents, created_only.last_refreshed_at) == (("2024-10-01T00:00:00Z",), None)
+
+
+def test_connector_and_its_counts_are_passed_through() -> None:
+    evidence = evidence_from(
+        EVENT,
+        STATE,
+        (),
+        domain_burst_accounts=1,
+        domain_window_accounts=1,
+        connector_burst_accounts=12,
+        connector_burst_domains=4,
+        connector_usual_failures=0.5,
+    )
+    assert (evidence.connector, evidence.connector_burst_accounts, evidence.connector_burst_domains) == (
+        "google",
+        12,
+        4,
+    )
+    assert evidence.connector_usual_failures == 0.5
 
 
 def test_removal_by_the_app_is_seen() -> None:

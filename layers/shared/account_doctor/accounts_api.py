@@ -9,8 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from account_doctor.addresses import is_free_mail
-from account_doctor.events_out import Publisher
+from account_doctor.events_out import Publisher, publisher_for
 from account_doctor.models import Policy, Release, Verdict, iso
+from account_doctor.queue import ReleaseQueue
+from account_doctor.settings import ReadApiSettings, Settings
+from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
@@ -42,6 +45,13 @@ def page_limit(raw: str | int | None) -> int:
     return limit
 
 
+def account_id_of(raw: str) -> str:
+    """A Nylas grant (v3) or account (v2) id, or InvalidRequest saying what one looks like."""
+    if not _ACCOUNT_ID.match(raw):
+        raise InvalidRequest("account_id must be a Nylas grant or account id (letters, digits, - _ . : @ + =)")
+    return raw
+
+
 def incident_id_of(raw: str) -> str:
     if not _INCIDENT_ID.match(raw):
         raise InvalidRequest(
@@ -64,8 +74,7 @@ class AccountsApi:
 
     def account(self, account_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any] | None:
         """The account's status and verdicts (newest first, in pages); None when the history never saw it."""
-        if not _ACCOUNT_ID.match(account_id):
-            raise InvalidRequest("account_id must be a Nylas grant or account id (letters, digits, - _ . : @ + =)")
+        account_id = account_id_of(account_id)
         page = self.verdicts.account_verdicts(account_id, limit=limit, cursor=cursor)
         verdicts = page_verdicts(page)
         state = self.events.state(account_id)
@@ -165,16 +174,14 @@ class AccountsApi:
         return {**found.to_dict(), "members": [member.to_dict() for member in members], "next": following}
 
     def resolve_incident(self, incident_id: str) -> dict[str, Any] | None:
-        """Marks the incident resolved (SPEC §4b): nothing is released by it."""
-        before = self.incidents.get(incident_id_of(incident_id))
-        if before is None:
+        """Marks the incident resolved (SPEC §4b): nothing is released by it. Resolving twice changes nothing."""
+        found = self.incidents.get(incident_id_of(incident_id))
+        if found is None:
             return None
-        after = self.incidents.resolve(before.incident_id, iso(self.clock()))
-        if after is None:
-            return None
-        if before.status == "open" and after.status == "resolved" and self.publisher is not None:
-            self.publisher.publish_incident("IncidentResolved", after.to_dict())
-        return after.to_dict()
+        resolved = self.incidents.resolve(found.incident_id, iso(self.clock()))
+        if resolved is not None and self.publisher is not None:
+            self.publisher.publish_incident("IncidentResolved", resolved.to_dict())
+        return (resolved or self.incidents.get(found.incident_id) or found).to_dict()
 
     def release_incident(self, incident_id: str) -> dict[str, Any] | None:
         """Sends the held reconnect emails to every member still broken (through the diagnosis queue)."""
@@ -186,3 +193,17 @@ class AccountsApi:
             self.enqueue_release(Release(found.incident_id))
         released = self.incidents.get(found.incident_id)
         return {**(released or found).to_dict(), "release": "started" if first else "already released"}
+
+
+def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
+    """The read API over the stack's stores, as AccountsApiFunction and the CLI use it: resolving an incident
+    publishes IncidentResolved on the bus; releasing one asks the diagnosis queue to send its held emails."""
+    client = dynamodb_client()
+    return AccountsApi(
+        events=EventHistory(Table(settings.events_table, client)),
+        verdicts=VerdictStore(Table(settings.verdicts_table, client)),
+        incidents=IncidentStore(Table(settings.incidents_table, client)),
+        policy=settings.policy,
+        publisher=publisher_for(settings.event_bus_name),
+        enqueue_release=ReleaseQueue(settings.diagnosis_queue_url).send,
+    )

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from account_doctor.addresses import mask_email
+from account_doctor.addresses import is_free_mail, mask_email
 from account_doctor.events_out import Publisher, publisher_for
 from account_doctor.evidence import EvidenceGatherer, Gathered, incident_keys, joinable
 from account_doctor.models import (
@@ -42,6 +42,7 @@ from account_doctor.notifications.audience import Occasion
 from account_doctor.notifications.render import IncidentBrief, IncidentMember
 from account_doctor.nylas import NylasClient, NylasConfigError
 from account_doctor.ports import Notifier, NylasApi
+from account_doctor.providers import connector
 from account_doctor.queue import ReleaseQueue
 from account_doctor.settings import Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
@@ -137,15 +138,19 @@ class DiagnosisService:
         return stored
 
     def _member_recovered(self, event: AccountEvent) -> None:
-        """A recovered account is marked on its open incidents (the API shows who still needs a release)."""
+        """A recovered account is marked on its open incidents; when every member has recovered, it is resolved."""
         state = self._history.state(event.account_id) or {}
-        domain, provider = state.get("domain"), state.get("provider")
-        from account_doctor.addresses import is_free_mail
-        from account_doctor.providers import connector
-
-        keys = incident_keys(domain, bool(domain) and is_free_mail(str(domain)), connector(provider))
-        for live in self._incidents.live(keys).values():
-            self._incidents.set_member(live.incident_id, event.account_id, recovered=True)
+        domain = state.get("domain")
+        keys = incident_keys(domain, bool(domain) and is_free_mail(str(domain)), connector(state.get("provider")))
+        for key, live in self._incidents.live(keys).items():
+            if not self._incidents.member_recovered(key, live.incident_id, event.account_id):
+                continue
+            after = self._incidents.live([key]).get(key)
+            if after is not None and after.incident_id == live.incident_id and after.recovered >= after.accounts:
+                resolved = self._incidents.resolve(live.incident_id, event.occurred_at)
+                if resolved is not None:
+                    logger.info("incident resolved: every member recovered", extra={"incident_id": live.incident_id})
+                    self._publisher.publish_incident("IncidentResolved", resolved.to_dict())
 
     # Diagnosing ---------------------------------------------------------------------------------
 
@@ -298,17 +303,21 @@ class DiagnosisService:
     def _open_incident(self, key: IncidentKey, incident_id: str, opener: Verdict, gathered: Gathered) -> None:
         """Counts the failures that came before the incident existed as members, and revises their verdicts."""
         cluster: Cluster | None = gathered.domain_cluster if key.kind == "domain" else gathered.connector_cluster
-        earlier = sorted((cluster.accounts if cluster else frozenset()) - {opener.account_id})
-        for account_id in earlier:
-            self._revise_member(key, incident_id, account_id, opener)
+        emails = cluster.emails() if cluster else {}
+        for account_id in sorted(set(emails) - {opener.account_id}):
+            self._revise_member(key, incident_id, account_id, emails[account_id], opener)
         incident = self._incidents.get(incident_id)
         if incident is not None:
             self._publisher.publish_incident("IncidentOpened", incident.to_dict())
 
-    def _revise_member(self, key: IncidentKey, incident_id: str, account_id: str, opener: Verdict) -> None:
+    def _revise_member(
+        self, key: IncidentKey, incident_id: str, account_id: str, email: str | None, opener: Verdict
+    ) -> None:
         latest = page_verdicts(self._verdicts.account_verdicts(account_id, limit=1))
         if not latest:
-            # Still in its grace period: its own diagnosis will find the incident open.
+            # Still in its grace period: counted now, so its own diagnosis finds the incident at full size.
+            domain = key.key if key.kind == "domain" else None
+            self._incidents.join(key, incident_id, account_id, email, domain, opener.cause, opener.occurred_at)
             return
         earlier = latest[0]
         if earlier.cause == opener.cause or earlier.cause == "recovered" or earlier.superseded:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from account_doctor import providers
 from account_doctor.models import Cause, NotificationKind, Step, Verdict
@@ -39,6 +41,22 @@ _ENVIRONMENT = Environment(
     undefined=StrictUndefined,
     keep_trailing_newline=True,
 )
+
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def _code_spans(text: str) -> Markup:
+    """Plain text for HTML: escaped first, then each `command` shown as code (nothing else becomes markup)."""
+    return Markup(  # noqa: S704 - built from escaped text only
+        _CODE_SPAN.sub(
+            r'<code style="font-family:Menlo,Consolas,monospace;font-size:13px;background:#f3f4f6;padding:1px 4px;'
+            r'border-radius:4px;word-break:break-all;">\1</code>',
+            str(escape(text)),
+        )
+    )
+
+
+_ENVIRONMENT.filters["code"] = _code_spans
 
 # Evidence keys whose values are never shown, wherever they are nested.
 _SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey", "authorization", "credential")
@@ -220,7 +238,7 @@ def render_operator_alert(
         "facts": evidence_facts(verdict, settings),
         "action_groups": _action_groups(verdict, likely_causes, release),
         "likely_causes": likely_causes,
-        "customer_note": _customer_note(recipient, verdict, settings, incident, incident_id),
+        "notes": _notes(recipient, verdict, settings, incident, incident_id),
         "incident": incident,
         "members": [_links(m.account_id, m.email, _member_state(m)) for m in members],
         "more_members": (incident.accounts - len(members)) if incident else 0,
@@ -484,15 +502,16 @@ def _action_groups(verdict: Verdict, likely_causes: Sequence[str], release: str)
     return sorted(groups.items(), key=lambda item: order.index(item[0]))
 
 
-def _customer_note(
+def _notes(
     recipient: Recipient,
     verdict: Verdict,
     settings: Settings,
     incident: IncidentBrief | None,
     incident_id: str | None,
-) -> str:
+) -> list[str]:
+    """What the operator should know about the customer's email and about further alerts, one note each."""
     customer_kind = CUSTOMER_EMAIL.get(verdict.cause)
-    notes = []
+    notes: list[str] = []
     if verdict.cause == "connector_outage":
         notes.append(
             "Customer emails are held while the incident is open: reconnecting cannot work until the connector is "
@@ -530,4 +549,4 @@ def _customer_note(
             f"One alert per domain incident: further failures of {verdict.domain} with the same cause "
             f"less than {window} apart are not alerted again."
         )
-    return " ".join(notes)
+    return notes

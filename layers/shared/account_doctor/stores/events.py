@@ -53,24 +53,28 @@ class StoredEvent:
     email: str | None = None
     provider: str | None = None
     api_version: str | None = None
+    grant_updated_at: str | None = None
 
 
 @dataclass(frozen=True)
 class Cluster:
-    """Failures of a domain or connector between two instants: (account id, occurred_at, domain), and items read."""
+    """Failures of a domain or connector between two instants: (account id, occurred_at, domain, email), items read."""
 
-    failures: tuple[tuple[str, str, str | None], ...]
+    failures: tuple[tuple[str, str, str | None, str | None], ...]
     items_read: int
 
     @property
     def accounts(self) -> frozenset[str]:
-        return frozenset(account for account, _, _ in self.failures)
+        return frozenset(account for account, _, _, _ in self.failures)
 
     def accounts_between(self, start: str, end: str) -> frozenset[str]:
-        return frozenset(account for account, at, _ in self.failures if start <= at <= end)
+        return frozenset(account for account, at, _, _ in self.failures if start <= at <= end)
+
+    def emails(self) -> dict[str, str | None]:
+        return {account: email for account, _, _, email in self.failures}
 
     def domains_between(self, start: str, end: str) -> frozenset[str]:
-        return frozenset(domain for _, at, domain in self.failures if start <= at <= end and domain)
+        return frozenset(domain for _, at, domain, _ in self.failures if start <= at <= end and domain)
 
 
 def sort_key(occurred_at: str, event_id: str) -> str:
@@ -242,7 +246,7 @@ class EventHistory:
         return self._cluster("ConnectorFailures", "failure_connector", failure_connector, start, end)
 
     def _cluster(self, index: str, attribute: str, key: str, start: str, end: str) -> Cluster:
-        failures: list[tuple[str, str, str | None]] = []
+        failures: list[tuple[str, str, str | None, str | None]] = []
         read = 0
         cursor: str | None = None
         while True:
@@ -253,7 +257,9 @@ class EventHistory:
                 KeyConditionExpression=f"{attribute} = :key AND occurred_at BETWEEN :start AND :end",
                 ExpressionAttributeValues={":key": key, ":start": start, ":end": end},
             )
-            failures.extend((str(i["account_id"]), str(i["occurred_at"]), i.get("domain")) for i in page.items)
+            failures.extend(
+                (str(i["account_id"]), str(i["occurred_at"]), i.get("domain"), i.get("email")) for i in page.items
+            )
             read += page.read
             if page.next is None:
                 return Cluster(tuple(failures), read)
@@ -345,6 +351,7 @@ def _stored_event(item: dict[str, Any]) -> StoredEvent:
         email=item.get("email"),
         provider=item.get("provider"),
         api_version=item.get("api_version"),
+        grant_updated_at=item.get("grant_updated_at"),
     )
 
 

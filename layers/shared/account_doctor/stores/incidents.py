@@ -112,6 +112,7 @@ class Live:
     domains: frozenset[str]
     last_failure_at: str
     opened_by_event: str | None = None
+    recovered: int = 0
 
 
 def incident_id_for(key: IncidentKey, opened_at: str) -> str:
@@ -150,6 +151,7 @@ class IncidentStore:
                 domains=frozenset(d for s in mine for d in s.get("domains", [])),
                 last_failure_at=max([str(pointer["opened_at"]), *(str(s.get("last_failure_at", "")) for s in mine)]),
                 opened_by_event=pointer.get("opened_by_event"),
+                recovered=sum(int(s.get("recovered", 0)) for s in mine),
             )
         return found
 
@@ -267,6 +269,37 @@ class IncidentStore:
                 raise
         raise RuntimeError(f"could not count a member of incident {incident_id}; the record is retried")
 
+    def member_recovered(self, key: IncidentKey, incident_id: str, account_id: str) -> bool:
+        """Marks a member recovered once and counts it on its shard; False when not a member or already counted."""
+        member = {"pk": f"member#{incident_id}#{account_id}", "sk": "member"}
+        writes = [
+            {
+                "Update": {
+                    "TableName": self._table.name,
+                    "Key": to_item(member),
+                    "UpdateExpression": "SET recovered = :yes",
+                    "ConditionExpression": "attribute_exists(pk) AND recovered = :no",
+                    "ExpressionAttributeValues": to_item({":yes": True, ":no": False}),
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table.name,
+                    "Key": to_item(key.shard(_shard(account_id, SHARDS))),
+                    "UpdateExpression": "ADD recovered :one",
+                    "ConditionExpression": "incident_id = :id",
+                    "ExpressionAttributeValues": to_item({":one": 1, ":id": incident_id}),
+                }
+            },
+        ]
+        try:
+            self._table.client.transact_write_items(TransactItems=cast(Any, writes))
+        except ClientError as error:
+            if cast(Any, error.response).get("CancellationReasons"):
+                return False
+            raise
+        return True
+
     def set_member(self, incident_id: str, account_id: str, **values: Any) -> dict[str, Any] | None:
         """Updates a member (latest_cause, recovered, held); None when the account is not a member."""
         expression = "SET " + ", ".join(f"#{name} = :{name}" for name in values)
@@ -354,18 +387,24 @@ class IncidentStore:
     # Lifecycle -----------------------------------------------------------------------------------------
 
     def resolve(self, incident_id: str, at: str) -> Incident | None:
-        """Marks the incident resolved (once) and frees its key for a new incident; None when unknown."""
+        """Marks an open incident resolved and frees its key for a new incident.
+
+        Returns the incident when this call resolved it; None when it is unknown or was not open (so a
+        resolution is announced once, whoever gets there first: the last recovery or the operator).
+        """
         incident = self.get(incident_id)
-        if incident is None:
+        if incident is None or not self._set_status(incident_id, "resolved", at):
             return None
-        if incident.status == "open":
-            self._set_status(incident_id, "resolved", at)
+        try:
             self._table.client.delete_item(
                 TableName=self._table.name,
                 Key=to_item(IncidentKey(incident.kind, incident.key).pointer),
                 ConditionExpression="incident_id = :id",
                 ExpressionAttributeValues=to_item({":id": incident_id}),
-            ) if self._pointer_is(incident, incident_id) else None
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise  # a newer incident of the key already replaced the pointer: leave it
         return self.get(incident_id)
 
     def mark_released(self, incident_id: str, at: str) -> bool:
@@ -380,17 +419,16 @@ class IncidentStore:
             is not None
         )
 
-    def _pointer_is(self, incident: Incident, incident_id: str) -> bool:
-        pointer = self._table.get(IncidentKey(incident.kind, incident.key).pointer)
-        return pointer is not None and pointer.get("incident_id") == incident_id
-
-    def _set_status(self, incident_id: str, status: str, at: str) -> None:
-        self._table.update(
-            {"pk": f"incident#{incident_id}", "sk": "incident"},
-            "SET #status = :status, resolved_at = if_not_exists(resolved_at, :at)",
-            values={":status": status, ":at": at, ":open": "open"},
-            names={"#status": "status"},
-            condition="#status = :open",
+    def _set_status(self, incident_id: str, status: str, at: str) -> bool:
+        return (
+            self._table.update(
+                {"pk": f"incident#{incident_id}", "sk": "incident"},
+                "SET #status = :status, resolved_at = if_not_exists(resolved_at, :at)",
+                values={":status": status, ":at": at, ":open": "open"},
+                names={"#status": "status"},
+                condition="#status = :open",
+            )
+            is not None
         )
 
     def _with_counts(self, items: list[dict[str, Any]]) -> list[Incident]:
