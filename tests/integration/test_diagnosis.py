@@ -19,10 +19,11 @@ import boto3
 import pytest
 import responses
 
-from account_doctor.history import History
 from account_doctor.models import CAUSES, AccountEvent, Verdict
 from account_doctor.notifications import DRY_RUN_MESSAGE_ID
 from account_doctor.settings import get_settings
+from account_doctor.stores.dynamo import Table
+from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from account_doctor.tally import tally
 from local_stack.payloads import FakeLambdaContext, diagnosis_record, load_handler, sqs_event
 from local_stack.sample_sqs_events import SCENARIOS, failure, failure_batch, history_batch, scenario, scenario_batch
@@ -56,9 +57,9 @@ def api(aws: LocalStack) -> ModuleType:
 
 
 @pytest.fixture
-def history(aws: LocalStack) -> History:
-    settings = get_settings()
-    return History(settings.events_table, settings.verdicts_table)
+def verdict_store(aws: LocalStack) -> VerdictStore:
+    """The verdicts as the stack stored them (the read API's store)."""
+    return VerdictStore(Table(get_settings().verdicts_table))
 
 
 def invoke(handler: ModuleType, event: dict[str, Any], context: FakeLambdaContext) -> dict[str, Any]:
@@ -75,8 +76,13 @@ def get(api: ModuleType, path: str, context: FakeLambdaContext) -> tuple[int, di
     return response["statusCode"], json.loads(response["body"])
 
 
-def stored_verdict(history: History, event: AccountEvent) -> Verdict | None:
-    return history.get_verdict(event.account_id, event.occurred_at, event.event_id)
+def stored_verdict(store: VerdictStore, event: AccountEvent) -> Verdict | None:
+    return store.latest_for_event(event.account_id, event.occurred_at, event.event_id)
+
+
+def account_verdicts(store: VerdictStore, account_id: str) -> list[Verdict]:
+    """Every verdict of the account, newest first."""
+    return page_verdicts(store.account_verdicts(account_id, limit=100))
 
 
 def run_scenario(handler: ModuleType, s: Scenario, context: FakeLambdaContext) -> None:
@@ -122,14 +128,14 @@ def test_each_cause_from_queue_record_to_stored_verdict_emails_and_read_api(
     s: Scenario,
     handler: ModuleType,
     api: ModuleType,
-    history: History,
+    verdict_store: VerdictStore,
     nylas: responses.RequestsMock,
     lambda_context: FakeLambdaContext,
 ) -> None:
     answer(nylas, s)
     run_scenario(handler, s, lambda_context)
 
-    verdict = stored_verdict(history, failure(s))
+    verdict = stored_verdict(verdict_store, failure(s))
     assert verdict is not None
     assert verdict.cause == s.expected_cause
     assert verdict.email == customer_of(s)
@@ -180,7 +186,7 @@ def test_domain_cluster_members_see_each_other(
 
 
 def test_three_accounts_of_one_domain_each_get_the_admin_email_and_the_operator_one_alert(
-    handler: ModuleType, history: History, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
+    handler: ModuleType, verdict_store: VerdictStore, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
 ) -> None:
     s = scenario("admin_disconnected")
     answer(nylas, s)
@@ -196,7 +202,7 @@ def test_three_accounts_of_one_domain_each_get_the_admin_email_and_the_operator_
     assert sorted(m.to[0] for m in outbox if m.to != [OPERATOR]) == customers
     assert [m.to for m in outbox].count([OPERATOR]) == 1
     assert all('id="admin-section"' in m.html for m in outbox if m.to != [OPERATOR])
-    verdicts = [stored_verdict(history, e) for e in members]
+    verdicts = [stored_verdict(verdict_store, e) for e in members]
     assert all(v is not None and v.cause == "admin_disconnected" for v in verdicts)
     told = [(n.kind, n.to) for v in verdicts if v is not None for n in v.notifications]
     assert sorted(told) == sorted([("admin_contact", to) for to in customers] + [("operator_alert", OPERATOR)])
@@ -204,7 +210,7 @@ def test_three_accounts_of_one_domain_each_get_the_admin_email_and_the_operator_
 
 def test_a_redelivered_batch_does_nothing_twice(
     handler: ModuleType,
-    history: History,
+    verdict_store: VerdictStore,
     nylas: responses.RequestsMock,
     lambda_context: FakeLambdaContext,
     aws: LocalStack,
@@ -227,13 +233,13 @@ def test_a_redelivered_batch_does_nothing_twice(
         client.delete_item(TableName=table, Key={"id": item["id"]})
     run_scenario(handler, s, lambda_context)
     assert ses_outbox() == sent
-    (verdict,) = history.account_verdicts(s.account_id)
+    (verdict,) = account_verdicts(verdict_store, s.account_id)
     assert sorted(n.message_id for n in verdict.notifications) == sorted(m.message_id for m in sent)
 
 
 def test_ses_throttling_on_the_first_attempt_retries_only_the_missing_email(
     aws: LocalStack,
-    history: History,
+    verdict_store: VerdictStore,
     nylas: responses.RequestsMock,
     lambda_context: FakeLambdaContext,
     monkeypatch: pytest.MonkeyPatch,
@@ -246,7 +252,7 @@ def test_ses_throttling_on_the_first_attempt_retries_only_the_missing_email(
     response = invoke(handler, scenario_batch(s), lambda_context)
     assert failed_ids(response) == [f"{event.event_id}-diagnose"]  # back to the queue
     assert [m.to for m in ses_outbox()] == [[OPERATOR]]
-    first = stored_verdict(history, event)
+    first = stored_verdict(verdict_store, event)
     assert first is not None
     assert first.cause == "google_testing_mode"
 
@@ -255,7 +261,7 @@ def test_ses_throttling_on_the_first_attempt_retries_only_the_missing_email(
     assert failed_ids(invoke(handler, retry, lambda_context)) == []
     outbox = ses_outbox()
     assert [m.to for m in outbox] == [[OPERATOR], [customer_of(s)]]
-    (verdict,) = history.account_verdicts(s.account_id)
+    (verdict,) = account_verdicts(verdict_store, s.account_id)
     assert verdict.diagnosed_at == first.diagnosed_at  # the same verdict, not a second one
     assert sorted((n.kind, n.message_id) for n in verdict.notifications) == sorted(
         [("operator_alert", outbox[0].message_id), ("reconnect", outbox[1].message_id)]
@@ -264,7 +270,7 @@ def test_ses_throttling_on_the_first_attempt_retries_only_the_missing_email(
 
 def test_a_recovery_recorded_after_the_failure_silences_the_verdict(
     handler: ModuleType,
-    history: History,
+    verdict_store: VerdictStore,
     nylas: responses.RequestsMock,
     lambda_context: FakeLambdaContext,
 ) -> None:
@@ -274,7 +280,7 @@ def test_a_recovery_recorded_after_the_failure_silences_the_verdict(
     recovery = replace(event, event_id="evt-reauth", trigger="grant.updated", occurred_at="2024-11-19T10:01:00Z")
     assert failed_ids(invoke(handler, sqs_event([diagnosis_record(recovery, "record")]), lambda_context)) == []
     assert failed_ids(invoke(handler, scenario_batch(s), lambda_context)) == []
-    verdict = stored_verdict(history, event)
+    verdict = stored_verdict(verdict_store, event)
     assert verdict is not None
     assert verdict.cause == "recovered"
     assert verdict.notifications == []
@@ -283,7 +289,7 @@ def test_a_recovery_recorded_after_the_failure_silences_the_verdict(
 
 def test_a_recovery_between_a_failed_attempt_and_its_retry_sends_nothing(
     aws: LocalStack,
-    history: History,
+    verdict_store: VerdictStore,
     nylas: responses.RequestsMock,
     lambda_context: FakeLambdaContext,
     monkeypatch: pytest.MonkeyPatch,
@@ -299,12 +305,12 @@ def test_a_recovery_between_a_failed_attempt_and_its_retry_sends_nothing(
     retry = sqs_event([diagnosis_record(event, "diagnose", receive_count=2)])
     assert failed_ids(invoke(handler, retry, lambda_context)) == []
     assert ses_outbox() == []
-    (verdict,) = history.account_verdicts(s.account_id)
+    (verdict,) = account_verdicts(verdict_store, s.account_id)
     assert verdict.notifications == []
 
 
 def test_two_failures_of_one_account_inside_the_cooldown_email_the_customer_once(
-    handler: ModuleType, history: History, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
+    handler: ModuleType, verdict_store: VerdictStore, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
 ) -> None:
     s = scenario("oauth_revoked")
     answer(nylas, s)
@@ -313,7 +319,7 @@ def test_two_failures_of_one_account_inside_the_cooldown_email_the_customer_once
     assert failed_ids(invoke(handler, failure_batch(again), lambda_context)) == []
 
     assert [m.to for m in ses_outbox()] == [[customer_of(s)]]
-    verdicts = {v.event_id: v for v in history.account_verdicts(s.account_id)}
+    verdicts = {v.event_id: v for v in account_verdicts(verdict_store, s.account_id)}
     assert [v.cause for v in verdicts.values()] == ["oauth_revoked", "oauth_revoked"]
     assert [n.kind for n in verdicts[failure(s).event_id].notifications] == ["reconnect"]
     assert verdicts[again.event_id].notifications == []
@@ -321,13 +327,13 @@ def test_two_failures_of_one_account_inside_the_cooldown_email_the_customer_once
 
 @pytest.mark.parametrize("stack_parameters", [{"NotificationMode": "dry-run"}])
 def test_dry_run_records_what_would_be_sent_and_sends_nothing(
-    handler: ModuleType, history: History, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
+    handler: ModuleType, verdict_store: VerdictStore, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
 ) -> None:
     s = scenario("google_testing_mode")
     event = failure(s)
     answer(nylas, s)
     run_scenario(handler, s, lambda_context)
-    verdict = stored_verdict(history, event)
+    verdict = stored_verdict(verdict_store, event)
     assert verdict is not None
     assert [(n.kind, n.to, n.message_id) for n in verdict.notifications] == [
         ("reconnect", customer_of(s), DRY_RUN_MESSAGE_ID),
@@ -369,7 +375,7 @@ def test_metrics_count_verdicts_by_cause_and_emails_by_kind(
 
 def test_one_record_whose_nylas_call_keeps_failing_is_the_only_one_reported(
     handler: ModuleType,
-    history: History,
+    verdict_store: VerdictStore,
     nylas: responses.RequestsMock,
     lambda_context: FakeLambdaContext,
 ) -> None:
@@ -383,21 +389,21 @@ def test_one_record_whose_nylas_call_keeps_failing_is_the_only_one_reported(
     assert failed_ids(response) == [f"{broken_event.event_id}-diagnose"]
     for cause in ("password_changed", "google_testing_mode", "unknown"):
         s = scenario(cause)
-        verdict = stored_verdict(history, failure(s))
+        verdict = stored_verdict(verdict_store, failure(s))
         assert verdict is not None
         assert verdict.cause == cause
-    assert stored_verdict(history, broken_event) is None
+    assert stored_verdict(verdict_store, broken_event) is None
 
 
 def test_nylas_429_with_retry_after_then_success(
-    handler: ModuleType, history: History, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
+    handler: ModuleType, verdict_store: VerdictStore, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
 ) -> None:
     s = scenario("google_testing_mode")
     event = failure(s)
     nylas.get(grant_url(s.account_id), status=429, headers={"Retry-After": "1"})
     answer(nylas, s)
     assert failed_ids(invoke(handler, scenario_batch(s), lambda_context)) == []
-    verdict = stored_verdict(history, event)
+    verdict = stored_verdict(verdict_store, event)
     assert verdict is not None
     assert verdict.cause == "google_testing_mode"
     assert [c.response.status_code for c in nylas.calls] == [429, 200]
@@ -405,7 +411,7 @@ def test_nylas_429_with_retry_after_then_success(
 
 def test_rejected_api_key_is_a_configuration_error_not_a_verdict(
     handler: ModuleType,
-    history: History,
+    verdict_store: VerdictStore,
     nylas: responses.RequestsMock,
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
@@ -416,7 +422,7 @@ def test_rejected_api_key_is_a_configuration_error_not_a_verdict(
     nylas.get(grant_url(s.account_id), status=401, json={"error": {"type": "unauthorized"}})
     response = invoke(handler, scenario_batch(s), lambda_context)
     assert failed_ids(response) == [f"{event.event_id}-diagnose"]  # retried by the queue
-    assert stored_verdict(history, event) is None
+    assert stored_verdict(verdict_store, event) is None
     assert ses_outbox() == []
     assert "check api_key in secret account-doctor-NylasSecret" in caplog.text
     assert '"NylasConfigErrors":[1.0]' in capsys.readouterr().out

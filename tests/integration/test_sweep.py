@@ -206,9 +206,13 @@ def test_two_sweeps_before_the_diagnosis_runs_still_make_one_verdict_and_one_ema
     assert emails_to("tia.twice@yahoo.com") == 1
 
 
+def failure_webhook(grant_id: str, email: str, *, days_ago: float = 0) -> dict[str, Any]:
+    return v3_webhook("grant.expired", grant_id=grant_id, provider="yahoo", email=email, occurred=NOW - days_ago * DAY)
+
+
 def test_a_grant_already_failed_from_its_webhook_is_left_alone(stack: Stack, simulator: NylasSimulator) -> None:
     simulator.add_grant(broken_grant("g-told", "una.told@yahoo.com", broke_days_ago=0.2))
-    stack.webhook(v3_webhook("grant.expired", grant_id="g-told", provider="yahoo", email="una.told@yahoo.com", occurred=NOW))
+    stack.webhook(failure_webhook("g-told", "una.told@yahoo.com"))
     stack.drain(diagnose=True)
     assert emails_to("una.told@yahoo.com") == 1
 
@@ -221,13 +225,14 @@ def test_a_grant_already_failed_from_its_webhook_is_left_alone(stack: Stack, sim
 
 def test_a_grant_that_broke_again_after_recovering_is_found(stack: Stack, simulator: NylasSimulator) -> None:
     """Failed (webhook), re-authenticated (webhook), broke again with no webhook: the new failure is missed."""
-    simulator.add_grant(broken_grant("g-again", "vic.again@yahoo.com", broke_days_ago=0.05))
-    for trigger, days_ago, extra in (("grant.expired", 3, {}), ("grant.updated", 2, {"reauthentication_flag": True})):
-        stack.webhook(
-            v3_webhook(
-                trigger, grant_id="g-again", provider="yahoo", email="vic.again@yahoo.com", occurred=NOW - days_ago * DAY, **extra
-            )
-        )
+    email = "vic.again@yahoo.com"
+    simulator.add_grant(broken_grant("g-again", email, broke_days_ago=0.05))
+    stack.webhook(failure_webhook("g-again", email, days_ago=3))
+    reauthenticated = v3_webhook(
+        "grant.updated", grant_id="g-again", provider="yahoo", email=email, occurred=NOW - 2 * DAY
+    )
+    reauthenticated["data"]["object"]["reauthentication_flag"] = True
+    stack.webhook(reauthenticated)
     stack.drain(diagnose=True)
 
     assert stack.sweep()["enqueued"] == 1

@@ -3,6 +3,7 @@ can inject HTML or leak a secret."""
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -163,7 +164,8 @@ def test_every_email_names_the_app_and_has_both_parts(name: str) -> None:
     assert "<" not in email.text.split("Raw evidence")[0].replace("<k***@", "")  # the text part is text
     elements = _Elements(email.html)
     assert elements.tags.count("html") == 1
-    assert email.subject in email.html  # the HTML's title
+    (title,) = re.findall(r"<title>(.*?)</title>", email.html)
+    assert html.unescape(title) == email.subject
 
 
 @pytest.mark.parametrize("name", sorted(PREVIEWS))
@@ -321,8 +323,9 @@ def test_an_incidents_alert_is_titled_by_the_incident(cause: Cause, title: str) 
 @pytest.mark.parametrize("name", sorted(n for n in PREVIEWS if n.endswith("operator_alert")))
 def test_no_operator_alert_shows_a_cause_code_where_a_title_belongs(name: str) -> None:
     alert = PREVIEWS[name]
-    assert not CAUSE_CODE.search(alert.subject)
-    assert not CAUSE_CODE.search(_Elements(alert.html).ids["title"])
+    # Account ids may contain anything (the samples' are named after their cause): they are not titles.
+    assert not CAUSE_CODE.search(re.sub(r"\b(grant|acct)-\S+", "", alert.subject))
+    assert not CAUSE_CODE.search(re.sub(r"\b(grant|acct)-\S+", "", _Elements(alert.html).ids["title"]))
 
 
 @pytest.mark.parametrize("cause", ["admin_disconnected", "connector_outage"])
@@ -363,7 +366,7 @@ def test_a_command_is_safe_to_paste_whatever_the_account_id() -> None:
 def test_the_evidence_is_a_readable_table_and_the_raw_json_comes_last() -> None:
     verdict = sample_verdict("admin_disconnected")
     alert = alert_of(verdict)
-    facts = dict(re.findall(r"^  ([A-Z][\w ]+):\s+(.+)$", alert.text, flags=re.MULTILINE))
+    facts = dict(re.findall(r"^  ([A-Z][\w -]+?):\s+(.+)$", alert.text, flags=re.MULTILINE))
     assert facts["Provider"] == "Microsoft (microsoft)"
     assert facts["Sign-in"] == "OAuth"
     assert facts["Trigger"] == "grant.expired"
@@ -375,10 +378,10 @@ def test_the_evidence_is_a_readable_table_and_the_raw_json_comes_last() -> None:
     text = alert.text
     assert text.index("Evidence\n") < text.index("Steps taken") < text.index("Raw evidence (JSON)")
     assert text.rstrip().split("Raw evidence (JSON)\n", 1)[1].lstrip().startswith("{")
-    html = alert.html
-    assert html.index('id="evidence"') < html.index('id="steps"') < html.index("<details")
-    assert re.search(r"<details[^>]*>\s*<summary[^>]*>Raw evidence \(JSON\)</summary>\s*<pre", html)
-    assert "<details" in html and " open" not in html.split("<details", 1)[1].split(">", 1)[0]
+    page = alert.html
+    assert page.index('id="evidence"') < page.index('id="steps"') < page.index("<details")
+    assert re.search(r"<details[^>]*>\s*<summary[^>]*>Raw evidence \(JSON\)</summary>\s*<pre", page)
+    assert " open" not in page.split("<details", 1)[1].split(">", 1)[0]  # collapsed
 
 
 def test_the_steps_are_numbered_once_by_their_rule() -> None:
@@ -402,7 +405,7 @@ def test_a_connector_outage_alert_names_the_providers_likely_causes_and_the_rele
         assert f"account-doctor incident release {incident.incident_id}" in part
         assert "Customer emails are held" in part
     google = alert_of(
-        replace(verdict, provider="google", evidence={**verdict.evidence, "connector": "google"}),
+        replace(verdict, provider="google", actions=[], evidence={**verdict.evidence, "connector": "google"}),
         replace(incident, key="google"),
     )
     assert "The Google OAuth client was deleted or disabled" in google.text
@@ -448,7 +451,8 @@ def test_the_operator_is_told_which_customer_could_not_be_reached(problem: str, 
     for part in (alert.text, _Elements(alert.html).text):
         assert says in part
         assert "account-doctor verdicts grant-oauth_revoked" in part
-    assert "k***@shop.example" in _Elements(alert.html).ids["reason"]
+    if problem != "complained":  # SES's own words, with the address masked as in the logs
+        assert "k***@shop.example" in _Elements(alert.html).ids["reason"]
 
 
 def test_the_notifiers_rejection_alert_names_the_customer_and_the_reason() -> None:

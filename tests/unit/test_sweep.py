@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +10,14 @@ import pytest
 
 from account_doctor.models import AccountEvent
 from account_doctor.nylas import ListedAccount, NylasConfigError, NylasUnavailable
-from account_doctor.sweep import KnownEvent, Sweep, is_too_old_to_notify, missed_failure, sweep_event_id
+from account_doctor.sweep import (
+    KnownEvent,
+    Sweep,
+    SweepSummary,
+    is_too_old_to_notify,
+    missed_failure,
+    sweep_event_id,
+)
 
 NOW = datetime(2024, 11, 19, 7, 6, 40, tzinfo=UTC)
 
@@ -39,10 +46,18 @@ CASES: dict[str, tuple[ListedAccount, Stored | None, tuple[str, str] | None]] = 
     "v3-latest-is-its-failure": (GRANT, Stored("failure", ago(hours=3)), None),
     "v3-latest-is-an-older-failure": (GRANT, Stored("failure", ago(days=40)), None),
     "v3-recovered-then-broke-again": (GRANT, Stored("recovery", ago(days=2)), ("grant.expired", ago(hours=3))),
-    "v3-updated_at-not-after-the-recovery-dated-now": (GRANT, Stored("recovery", ago(hours=1)), ("grant.expired", at(NOW))),
+    "v3-updated_at-not-after-the-recovery-dated-now": (
+        GRANT,
+        Stored("recovery", ago(hours=1)),
+        ("grant.expired", at(NOW)),
+    ),
     "v3-removed-then-listed": (GRANT, Stored("removal", ago(days=2)), ("grant.expired", ago(hours=3))),
     "v3-updated_at-unknown-dated-now": (replace(GRANT, updated_at=None), None, ("grant.expired", at(NOW))),
-    "v3-updated_at-in-the-future-dated-now": (replace(GRANT, updated_at=ago(hours=-2)), None, ("grant.expired", at(NOW))),
+    "v3-updated_at-in-the-future-dated-now": (
+        replace(GRANT, updated_at=ago(hours=-2)),
+        None,
+        ("grant.expired", at(NOW)),
+    ),
     "v3-valid-grant-never": (replace(GRANT, status="valid"), None, None),
     "v2-invalid": (V2_INVALID, None, ("account.invalid", at(NOW))),
     "v2-stopped": (V2_STOPPED, Stored("recovery", ago(days=1)), ("account.stopped", at(NOW))),
@@ -131,9 +146,14 @@ def pages(*listed: list[ListedAccount], then: Exception | None = None) -> Iterat
         raise then
 
 
-def run(history: FakeHistory, queue: FakeQueue, *sources: Iterator[list[ListedAccount]], **options: object):  # type: ignore[no-untyped-def]
+def run(
+    history: FakeHistory,
+    queue: FakeQueue,
+    *sources: Iterator[list[ListedAccount]],
+    seconds_left: Callable[[], float] | None = None,
+) -> SweepSummary:
     sweep = Sweep(latest_events=history, enqueue=queue, notify_days=7, clock=lambda: NOW)
-    return sweep.run(sources, **options)  # type: ignore[arg-type]
+    return sweep.run(sources, seconds_left=seconds_left)
 
 
 def test_each_page_is_looked_up_and_enqueued_before_the_next_one() -> None:

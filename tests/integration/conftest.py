@@ -1,0 +1,3 @@
+"""Fixtures shared by the integration tests that drive the diagnosis service in-process."""
+
+from tests.integration.test_incidents import harness  # noqa: F401 - the service on moto, Nylas in memory, SES recorded
