@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import responses
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from account_doctor.settings import get_settings
 from local_stack.payloads import TEST_SECRET, FakeLambdaContext
-from local_stack.template import LocalStack, provision
+from local_stack.template import LocalStack, load_template, provision
 
 # Every test fails when the code logged a secret or a full email address (see tests/log_hygiene.py).
 pytest_plugins = ["tests.log_hygiene"]
+
+# Powertools child loggers take the service name when their module is imported, and a test module's imports
+# run at collection, before the `aws` fixture sets the functions' environment: a child logger named for no
+# service is an orphan that cannot carry the correlation id (OrphanedChildLoggerError in the consumer).
+os.environ.setdefault(
+    "POWERTOOLS_SERVICE_NAME",
+    load_template()["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"],
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "events"
@@ -59,6 +69,13 @@ def aws(monkeypatch: pytest.MonkeyPatch, stack_parameters: dict[str, str]) -> It
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+@pytest.fixture
+def nylas() -> Iterator[responses.RequestsMock]:
+    """Nylas at its real URLs, answered by `responses` (tests/integration/nylas_api.py registers answers)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from account_doctor.events_out import (
     incident_detail,
     verdict_detail,
 )
+from account_doctor.models import AccountEvent, AccountState
+from account_doctor.ports import NylasApi
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,23 @@ class RecordingPublisher:
 
 # mypy (`mypy tests/fakes.py`) checks the fake still matches the interface the code depends on.
 _: type[Publisher] = RecordingPublisher
+
+
+@dataclass
+class FakeNylas:
+    """Nylas answering from memory: every grant invalid unless recovered, as the webhook described it."""
+
+    created_at: str = "2026-10-01T00:00:00Z"
+    recovered: set[str] = field(default_factory=set)
+    gone: set[str] = field(default_factory=set)
+
+    def account_state(self, event: AccountEvent) -> AccountState:
+        if event.account_id in self.gone:
+            return AccountState(exists=False)
+        status = "valid" if event.account_id in self.recovered else "invalid"
+        return AccountState(
+            exists=True, status=status, provider=event.provider, email=event.email, created_at=self.created_at
+        )
+
+
+_nylas: type[NylasApi] = FakeNylas

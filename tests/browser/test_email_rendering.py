@@ -189,7 +189,8 @@ def test_email_fits_the_screen_and_shows_what_its_reader_acts_on(
     for target in targets:
         assert target in elements, f"#{target} is missing from {page.name}"
         box = elements[target]
-        assert box["width"] > 0 and box["height"] > 0, f"#{target} has no size in {page.name}"
+        assert box["width"] > 0, f"#{target} has no width in {page.name}"
+        assert box["height"] > 0, f"#{target} has no height in {page.name}"
         assert box["display"] != "none"
         assert box["visibility"] == "visible"
         assert float(box["opacity"]) > 0
@@ -207,4 +208,3 @@ def test_email_fits_the_screen_and_shows_what_its_reader_acts_on(
         assert "support@app.example" in elements["reply-to"]["text"]
     if "accounts" in elements:
         assert "Affected accounts" in elements["accounts"]["text"]
-

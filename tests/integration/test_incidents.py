@@ -18,7 +18,7 @@ from botocore.client import BaseClient
 
 from account_doctor.consumer import DiagnosisService
 from account_doctor.diagnosis import diagnose
-from account_doctor.models import AccountEvent, AccountState, Release, iso
+from account_doctor.models import AccountEvent, Release, iso
 from account_doctor.notifications.notifier import EmailNotifier, ReconnectLinks
 from account_doctor.notifications.render import RenderedEmail
 from account_doctor.settings import Settings, get_settings
@@ -28,7 +28,7 @@ from account_doctor.stores.incidents import IncidentStore
 from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from local_stack.payloads import FakeLambdaContext, api_gateway_event, load_handler
-from tests.fakes import RecordingPublisher
+from tests.fakes import FakeNylas, RecordingPublisher
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 pytestmark = pytest.mark.usefixtures("aws")
@@ -54,23 +54,6 @@ class Outbox:
 
     def kinds(self, address: str) -> list[str]:
         return [email.kind for email in self.to(address)]
-
-
-@dataclass
-class Nylas:
-    """Every grant is invalid; provider and email as the webhook said; consented 40 days before."""
-
-    recovered: set[str] = field(default_factory=set)
-
-    def account_state(self, event: AccountEvent) -> AccountState:
-        status = "valid" if event.account_id in self.recovered else "invalid"
-        return AccountState(
-            exists=True,
-            status=status,
-            provider=event.provider,
-            email=event.email,
-            created_at=iso(START - timedelta(days=40)),
-        )
 
 
 @dataclass
@@ -122,7 +105,7 @@ def harness() -> Harness:
         history=EventHistory(Table(settings.events_table, client)),
         verdicts=verdicts,
         incidents=incidents,
-        nylas=Nylas(),
+        nylas=FakeNylas(created_at=iso(START - timedelta(days=40))),
         notifier=notifier,
         publisher=publisher,
         policy=settings.policy,

@@ -5,6 +5,8 @@ cap, JSON nested far past the parser's recursion limit, invalid UTF-8 (raw and b
 other Unicode encodings, gzip bombs (validly signed, decompressing far past the cap), truncation,
 every casing of the headers, headers only in multiValueHeaders, and odd isBase64Encoded values.
 Each call's memory is traced: its peak stays under MEMORY_BOUND whatever the body.
+Few of these requests are well-formed account events, so that every genuine event is enqueued (and
+nothing else) is the property of test_webhook_genuine.py, which can be shown to fail.
 """
 
 from __future__ import annotations

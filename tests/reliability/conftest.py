@@ -1,22 +1,13 @@
-"""Fixtures of the reliability tests: the deployed DiagnosisFunction in-process, Nylas mocked, AWS faults on demand."""
+"""Fixtures of the reliability tests: the deployed DiagnosisFunction in-process, AWS faults on demand."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import boto3
 import pytest
-import responses
 
 from local_stack.payloads import FakeLambdaContext
 from local_stack.template import LocalStack
 from tests.reliability.pipeline import AwsFaults, Pipeline
-
-
-@pytest.fixture
-def nylas() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture

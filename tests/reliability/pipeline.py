@@ -19,12 +19,13 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.exceptions import ClientError
 from moto.dynamodb.models import DynamoDBBackend
 
-from account_doctor.history import History
 from account_doctor.models import AccountEvent, Verdict
 from account_doctor.settings import get_settings
+from account_doctor.stores.dynamo import Table
+from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from local_stack.payloads import FakeLambdaContext, diagnosis_record, load_handler, sqs_event
 from tests.integration.diagnosis_stack import failed_ids
-from tests.integration.test_notifications import ses_outbox
+from tests.integration.ses import ses_outbox
 
 __all__ = ["AwsFaults", "Pipeline", "atomic_moto_dynamodb", "failed_ids", "ses_outbox"]
 
@@ -74,8 +75,7 @@ class Pipeline:
     def __init__(self, context: FakeLambdaContext) -> None:
         self.handler: ModuleType = load_handler("diagnosis")
         self.context = context
-        settings = get_settings()
-        self.history = History(settings.events_table, settings.verdicts_table)
+        self.verdict_store = VerdictStore(Table(get_settings().verdicts_table))
 
     def deliver(self, *records: tuple[AccountEvent, str], receive_count: int = 1) -> list[str]:
         """Invokes the function with these (event, stage) records; returns the ids that failed back to SQS."""
@@ -87,7 +87,8 @@ class Pipeline:
             return sorted(r["messageId"] for r in event["Records"])
 
     def verdicts(self, event: AccountEvent) -> list[Verdict]:
-        return [v for v in self.history.account_verdicts(event.account_id) if v.event_id == event.event_id]
+        every = page_verdicts(self.verdict_store.account_verdicts(event.account_id, limit=100))
+        return [v for v in every if v.event_id == event.event_id]
 
     @staticmethod
     def emails() -> Counter[str]:

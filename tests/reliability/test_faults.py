@@ -186,8 +186,8 @@ def two_workers() -> tuple[Any, Any]:
     """Two DiagnosisFunction instances' consumers, built from the same settings (as two cold starts are)."""
     # Imported here, after the `aws` fixture set POWERTOOLS_SERVICE_NAME: the modules' child loggers
     # take the service name at import, and an orphaned child cannot carry a correlation id.
+    from account_doctor.consumer import build_consumer
     from account_doctor.notifications import build_notifier
-    from account_doctor.service import build_consumer
 
     settings = get_settings()
     return build_consumer(settings, build_notifier(settings)), build_consumer(settings, build_notifier(settings))

@@ -213,8 +213,16 @@ class DiagnosisService:
         if current is not None:
             # Only a retry of the event that opened it sees its own incident as opened by itself.
             return current.incident_id, current.opened_by_event == event.event_id
+        evidence = gathered.evidence
+        connector = key.kind == "connector"
         incident_id, opened = self._incidents.open(
-            key, cause, event.occurred_at, event.event_id, replacing=live.incident_id if live else None
+            key,
+            cause,
+            event.occurred_at,
+            event.event_id,
+            replacing=live.incident_id if live else None,
+            accounts=evidence.connector_burst_accounts if connector else evidence.domain_window_accounts,
+            domains=evidence.connector_burst_domains if connector else 1,
         )
         if opened:
             tally.count("IncidentsOpened", "kind", key.kind)

@@ -150,6 +150,7 @@ class DeliveryRecorder:
         self._settings = settings
 
     def handle(self, event: Mapping[str, Any]) -> DeliveryOutcome:
+        tally.count("SesEvents")
         feedback = feedback_from(event)
         if feedback is None:
             logger.warning("not an SES delivery event; ignored", extra={"detail_type": str(event.get("detail-type"))})

@@ -150,7 +150,9 @@ class EvidenceGatherer:
         )
         if connector_incident is not None:
             connector_accounts = connector_incident.accounts + 1
-            connector_domains = len(connector_incident.domains | ({domain} if domain else set()))
+            connector_domains = max(
+                len(connector_incident.domains | ({domain} if domain else set())), connector_incident.domains_at_open
+            )
         elif failure_connector:
             start, end = iso(failed_at - burst_span), iso(failed_at + burst_span)
             connector_cluster = self._history.connector_failures(failure_connector, start, end)

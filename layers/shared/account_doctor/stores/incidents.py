@@ -113,6 +113,7 @@ class Live:
     last_failure_at: str
     opened_by_event: str | None = None
     recovered: int = 0
+    domains_at_open: int = 0
 
 
 def incident_id_for(key: IncidentKey, opened_at: str) -> str:
@@ -147,8 +148,9 @@ class IncidentStore:
                 incident_id=incident_id,
                 cause=str(pointer["cause"]),
                 opened_at=str(pointer["opened_at"]),
-                accounts=sum(int(s.get("accounts", 0)) for s in mine),
+                accounts=max(sum(int(s.get("accounts", 0)) for s in mine), int(pointer.get("accounts_at_open", 0))),
                 domains=frozenset(d for s in mine for d in s.get("domains", [])),
+                domains_at_open=int(pointer.get("domains_at_open", 0)),
                 last_failure_at=max([str(pointer["opened_at"]), *(str(s.get("last_failure_at", "")) for s in mine)]),
                 opened_by_event=pointer.get("opened_by_event"),
                 recovered=sum(int(s.get("recovered", 0)) for s in mine),
@@ -158,7 +160,15 @@ class IncidentStore:
     # Opening and joining ------------------------------------------------------------------------
 
     def open(
-        self, key: IncidentKey, cause: str, opened_at: str, event_id: str, replacing: str | None
+        self,
+        key: IncidentKey,
+        cause: str,
+        opened_at: str,
+        event_id: str,
+        replacing: str | None,
+        *,
+        accounts: int = 1,
+        domains: int = 1,
     ) -> tuple[str, bool]:
         """Opens an incident of the key unless a racer did: the open incident's id, and whether this event opened it.
 
@@ -172,11 +182,15 @@ class IncidentStore:
             "cause": cause,
             "opened_at": opened_at,
             "opened_by_event": event_id,
+            # What the opener counted: members joining concurrently (before the earlier failures are counted
+            # in) still see an incident of at least this size.
+            "accounts_at_open": accounts,
+            "domains_at_open": domains,
         }
         if not self._table.put(pointer, condition=condition, values={":previous": replacing} if replacing else None):
             current = self._table.get(key.pointer)
             if current is None:  # the racer's pointer was removed again (resolved): try once more
-                return self.open(key, cause, opened_at, event_id, None)
+                return self.open(key, cause, opened_at, event_id, None, accounts=accounts, domains=domains)
             return str(current["incident_id"]), current.get("opened_by_event") == event_id
         self._table.put_once(
             {
