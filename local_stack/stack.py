@@ -29,6 +29,7 @@ from local_stack.template import LocalStack, provision
 
 REGION = "us-east-1"
 
+
 @dataclass
 class StackOptions:
     host: str = "127.0.0.1"

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 
 from account_doctor.events_out import PublishError
-from account_doctor.models import AccountEvent
+from account_doctor.models import AccountEvent, iso
 from account_doctor.notifications.notifier import EmailRejected
 from account_doctor.notifications.render import RenderedEmail
 from account_doctor.stores.verdicts import page_verdicts
-from tests.integration.test_incidents import Harness
+from tests.integration.test_incidents import START, Harness
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -48,7 +49,7 @@ def test_a_rejected_address_is_recorded_the_operator_told_and_the_cooldown_kept(
     # The address was fixed; the account fails again within the cooldown: this time the email goes out.
     notifier._mailer = harness.outbox  # type: ignore[attr-defined]
     again = AccountEvent(
-        "evt-again", "v3", "grant.expired", "grant-1", "2026-11-20T11:00:00Z", "google", "rita@corp.com"
+        "evt-again", "v3", "grant.expired", "grant-1", iso(START + timedelta(hours=2)), "google", "rita@corp.com"
     )
     harness.service.record(again)
     harness.diagnose(again)

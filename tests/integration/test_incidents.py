@@ -30,7 +30,8 @@ from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from local_stack.payloads import FakeLambdaContext, api_gateway_event, load_handler
 from tests.fakes import FakeNylas, RecordingPublisher
 
-START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+# Relative to the real clock: the read API shows an incident quiet for DomainWindowDays as closed.
+START = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
 pytestmark = pytest.mark.usefixtures("aws")
 
 

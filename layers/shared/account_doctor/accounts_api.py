@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -15,7 +15,7 @@ from account_doctor.queue import ReleaseQueue
 from account_doctor.settings import ReadApiSettings, Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import EventHistory
-from account_doctor.stores.incidents import IncidentStore
+from account_doctor.stores.incidents import Incident, IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 
 AccountStatus = Literal["broken", "healthy", "unknown"]
@@ -157,12 +157,22 @@ class AccountsApi:
     ) -> dict[str, Any]:
         if status not in INCIDENT_STATUSES:
             raise InvalidRequest("status must be open, resolved or all")
-        found, following = (
-            self.incidents.by_status(status, limit, cursor)
-            if status != "all"
-            else self.incidents.by_status("all", limit, cursor)
-        )
-        return {"incidents": [incident.to_dict() for incident in found], "next": following}
+        found, following = self.incidents.by_status(status, limit, cursor)
+        shown = [self._lifecycle(incident) for incident in found]
+        if status == "open":
+            shown = [incident for incident in shown if incident.status == "open"]
+        return {"incidents": [incident.to_dict() for incident in shown], "next": following}
+
+    def _lifecycle(self, incident: Incident) -> Incident:
+        """An open incident without a new failure for DomainWindowDays is closed (SPEC §4b).
+
+        Its stored status changes when the next failure of its key opens a new incident; until then the
+        answer is computed here, so a quiet incident never shows as open.
+        """
+        quiet_since = iso(self.clock() - timedelta(days=self.policy.domain_window_days))
+        if incident.status == "open" and incident.last_failure_at < quiet_since:
+            return replace(incident, status="closed")
+        return incident
 
     def incident(
         self, incident_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None
@@ -171,7 +181,8 @@ class AccountsApi:
         if found is None:
             return None
         members, following = self.incidents.members(found.incident_id, limit, cursor)
-        return {**found.to_dict(), "members": [member.to_dict() for member in members], "next": following}
+        shown = self._lifecycle(found).to_dict()
+        return {**shown, "members": [member.to_dict() for member in members], "next": following}
 
     def resolve_incident(self, incident_id: str) -> dict[str, Any] | None:
         """Marks the incident resolved (SPEC §4b): nothing is released by it. Resolving twice changes nothing."""
