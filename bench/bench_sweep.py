@@ -158,9 +158,8 @@ def _two_sweeps(
 ) -> tuple[int, Counter[str], Counter[str], tuple[float, float]]:
     """(Nylas calls of the first sweep, AWS calls of the first and of the next sweep, their seconds)."""
     sweeper = load_handler("sweep")
-    context = FakeLambdaContext("SweepFunction", 300)
     started = time.perf_counter()
-    first = sweeper.lambda_handler(scheduled_event(), context)
+    first = sweeper.lambda_handler(scheduled_event(), FakeLambdaContext("SweepFunction", 300))
     first_seconds = time.perf_counter() - started
     first_calls = aws.since(Counter())
     nylas_calls = simulator.calls[V3_LIST]
@@ -173,7 +172,7 @@ def _two_sweeps(
 
     before = Counter(aws.counts)
     started = time.perf_counter()
-    second = sweeper.lambda_handler(scheduled_event(), context)
+    second = sweeper.lambda_handler(scheduled_event(), FakeLambdaContext("SweepFunction", 300))
     second_seconds = time.perf_counter() - started
     assert (second["enqueued"], second["already_known"]) == (0, GRANTS), second
     return nylas_calls, first_calls, aws.since(before), (first_seconds, second_seconds)

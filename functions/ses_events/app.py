@@ -28,7 +28,9 @@ tracer = Tracer()
 settings = get_settings(SesEventsSettings)
 dynamodb = boto3.client("dynamodb")
 # Only real sends come back from SES: the dry-run namespace of the ledger never receives feedback.
-ledger = NotificationLedger(Table(settings.notifications_table, dynamodb))
+ledger = NotificationLedger(
+    Table(settings.notifications_table, dynamodb), verdicts=Table(settings.verdicts_table, dynamodb)
+)
 mailer = None if settings.notification_mode == "dry-run" else SesMailer(boto3.client("sesv2"), settings)
 recorder = DeliveryRecorder(ledger, mailer, settings)
 

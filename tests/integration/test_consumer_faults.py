@@ -7,11 +7,15 @@ from datetime import timedelta
 
 import pytest
 
+from account_doctor.delivery import DeliveryRecorder
 from account_doctor.events_out import PublishError
 from account_doctor.models import AccountEvent, iso
 from account_doctor.notifications.notifier import EmailRejected
 from account_doctor.notifications.render import RenderedEmail
+from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.stores.verdicts import page_verdicts
+from tests.conftest import load_event
 from tests.integration.test_incidents import START, Harness
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -66,3 +70,37 @@ def test_a_refused_event_is_retried_without_a_second_verdict_or_email(harness: H
     assert len(page_verdicts(harness.verdicts.account_verdicts("grant-1", limit=5))) == 1
     assert [v["event_id"] for v in harness.publisher.of_type("Verdict")] == ["evt-1"]
     assert len(harness.outbox.to("sam@corp.com")) == 1
+
+
+def test_a_hard_bounce_reaches_the_verdict_and_the_operator_once(harness: Harness) -> None:
+    """The real ledger on moto: a sent reconnect email, then SES's Bounce event as the rule delivers it."""
+    assert harness.diagnose(harness.fail(1, "kim@shop.example", "google", minutes=0)) == "oauth_revoked"
+    (verdict,) = page_verdicts(harness.verdicts.account_verdicts("grant-1", limit=5))
+    (sent,) = [n for n in verdict.notifications if n.kind == "reconnect"]
+    assert sent.status == "sent"
+
+    settings = harness.settings
+    client = dynamodb_client()
+    ledger = NotificationLedger(
+        Table(settings.notifications_table, client), verdicts=Table(settings.verdicts_table, client)
+    )
+    recorder = DeliveryRecorder(ledger, harness.outbox, settings)
+    bounce = load_event("ses-bounce.json")
+    bounce["detail"]["mail"]["messageId"] = sent.message_id
+    for _ in range(2):  # EventBridge delivers at least once
+        recorder.handle(bounce)
+
+    (verdict,) = page_verdicts(harness.verdicts.account_verdicts("grant-1", limit=5))
+    (bounced,) = [n for n in verdict.notifications if n.kind == "reconnect"]
+    assert bounced.status == "bounced"
+    assert bounced.reason
+    alerts = harness.outbox.to(settings.operator_email)
+    assert len(alerts) == 1
+    assert "kim@shop.example" in alerts[0].subject
+
+    # A late Delivery event for the same message never hides the bounce.
+    delivered = load_event("ses-delivery.json")
+    delivered["detail"]["mail"]["messageId"] = sent.message_id
+    recorder.handle(delivered)
+    (verdict,) = page_verdicts(harness.verdicts.account_verdicts("grant-1", limit=5))
+    assert [n.status for n in verdict.notifications if n.kind == "reconnect"] == ["bounced"]

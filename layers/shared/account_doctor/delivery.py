@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from aws_lambda_powertools import Logger
 
 from account_doctor.addresses import mask_addresses, mask_email
-from account_doctor.models import NotificationKind, iso, parse_iso
+from account_doctor.models import DeliveredNotification, iso, parse_iso
 from account_doctor.notifications.notifier import EmailRejected, Mailer
 from account_doctor.notifications.render import AlertProblem, Branding, render_undeliverable
 from account_doctor.tally import tally
@@ -40,20 +40,6 @@ DETAIL_TYPES: dict[str, DeliveryStatus] = {
     "Email Complaint Received": "complained",
     "Email Rejected": "rejected",
 }
-
-
-@dataclass(frozen=True)
-class DeliveredNotification:
-    """The notification an SES event was about, as the ledger found it (its verdict's event and account)."""
-
-    message_id: str
-    event_id: str
-    account_id: str
-    kind: NotificationKind
-    to: str
-    status: DeliveryStatus  # what is recorded now
-    reason: str | None = None
-    summary: str | None = None  # the verdict's summary, when the ledger has it at hand
 
 
 class DeliveryLedger(Protocol):

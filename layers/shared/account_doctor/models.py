@@ -271,6 +271,20 @@ class Release:
         return json.dumps(asdict(self), separators=(",", ":"))
 
 
+@dataclass(frozen=True)
+class DeliveredNotification:
+    """The notification an SES event was about, as the ledger found it (its verdict's event and account)."""
+
+    message_id: str
+    event_id: str
+    account_id: str
+    kind: NotificationKind
+    to: str
+    status: NotificationStatus  # what is recorded now
+    reason: str | None = None
+    summary: str | None = None  # the verdict's summary, when the ledger has it at hand
+
+
 # Each failure event travels the queue twice, sent in one SendMessageBatch by the webhook:
 # a "record" copy, visible at once, writes it into the history so every member of a burst
 # sees the others; a "diagnose" copy, delayed by GraceSeconds, runs the procedure.

@@ -160,7 +160,7 @@ def policy_of(settings: Settings | ReadApiSettings) -> Policy:
     )
 
 
-AnySettings = TypeVar("AnySettings", WebhookSettings, Settings, ReadApiSettings, SweepSettings)
+AnySettings = TypeVar("AnySettings", bound=_FromEnvironment)
 
 
 class _SettingsCache:

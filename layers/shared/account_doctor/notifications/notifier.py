@@ -179,7 +179,11 @@ class EmailNotifier:
             )
             raise
         self._ledger.complete(
-            verdict.event_id, audience, notification, also=[self._verdict_write(verdict, [*so_far, notification])]
+            verdict.event_id,
+            audience,
+            notification,
+            also=[self._verdict_write(verdict, [*so_far, notification])],
+            verdict=(verdict.account_id, verdict.key, len(so_far)),
         )
         logger.info(f"email {notification.status}", extra={**log, "message_id": notification.message_id})
         if notification.status == "sent":

@@ -20,7 +20,7 @@ from typing import Any, Literal, cast
 
 from botocore.exceptions import ClientError
 
-from account_doctor.models import Notification, NotificationKind, NotificationStatus, iso
+from account_doctor.models import DeliveredNotification, Notification, NotificationKind, NotificationStatus, iso
 from account_doctor.stores.dynamo import Table, to_item
 
 # A sender holds an intent this long; longer than DiagnosisFunction's timeout (60 s), shorter than
@@ -42,8 +42,10 @@ def _epoch(moment: datetime) -> int:
 
 
 class NotificationLedger:
-    def __init__(self, table: Table, *, namespace: str = "") -> None:
+    def __init__(self, table: Table, *, namespace: str = "", verdicts: Table | None = None) -> None:
         self._table = table
+        # Delivery feedback also updates the notification on its verdict.
+        self._verdicts = verdicts
         # dry-run records live apart, so rehearsing never holds back a real email.
         self._namespace = namespace
 
@@ -131,7 +133,13 @@ class NotificationLedger:
         return "go"
 
     def complete(
-        self, event_id: str, audience: str, notification: Notification, also: Sequence[dict[str, Any]] = ()
+        self,
+        event_id: str,
+        audience: str,
+        notification: Notification,
+        also: Sequence[dict[str, Any]] = (),
+        *,
+        verdict: tuple[str, str, int] | None = None,
     ) -> None:
         """Records what became of the email, the SES message's pointer, and the caller's writes, at once."""
         writes: list[dict[str, Any]] = [
@@ -165,6 +173,10 @@ class NotificationLedger:
                                 "audience": audience,
                                 "kind": notification.kind,
                                 "to": notification.to,
+                                # Where the notification sits on its verdict: (account_id, sort key, position).
+                                "account_id": verdict[0] if verdict else None,
+                                "verdict_sk": verdict[1] if verdict else None,
+                                "position": verdict[2] if verdict else None,
                                 "expires_at": _epoch(
                                     datetime.fromisoformat(notification.sent_at.replace("Z", "+00:00"))
                                 )
@@ -203,6 +215,80 @@ class NotificationLedger:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
 
+    # --- SES delivery feedback (account_doctor.delivery.DeliveryLedger) ---
+
+    def record_delivery(
+        self, message_id: str, status: str, reason: str | None, at: str
+    ) -> DeliveredNotification | None:
+        """Records SES's word on a sent email, on the ledger and on its verdict; `delivered` never hides a bounce."""
+        item = self.message(message_id)
+        if item is None:
+            return None
+        current = item.get("delivery_status")
+        if (current in ("bounced", "complained", "rejected") and status == "delivered") or current == status:
+            return _delivered(message_id, item, str(current), item.get("delivery_reason"))
+        key = self._key("message", message_id)
+        writes: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table.name,
+                    "Key": to_item(key),
+                    "UpdateExpression": "SET delivery_status = :status, delivery_reason = :reason, delivery_at = :at",
+                    "ExpressionAttributeValues": to_item({":status": status, ":reason": reason or "", ":at": at}),
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table.name,
+                    "Key": to_item(self._key("email", str(item["event_id"]), str(item["audience"]))),
+                    "UpdateExpression": "SET #status = :status, reason = :reason",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": to_item({":status": status, ":reason": reason or ""}),
+                }
+            },
+        ]
+        if self._verdicts is not None and item.get("verdict_sk") and item.get("position") is not None:
+            position = int(item["position"])
+            writes.append(
+                {
+                    "Update": {
+                        "TableName": self._verdicts.name,
+                        "Key": to_item({"account_id": item["account_id"], "sk": item["verdict_sk"]}),
+                        "UpdateExpression": f"SET notifications[{position}].#status = :status, "
+                        f"notifications[{position}].reason = :reason",
+                        "ConditionExpression": f"notifications[{position}].message_id = :message_id",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": to_item(
+                            {":status": status, ":reason": reason or "", ":message_id": message_id}
+                        ),
+                    }
+                }
+            )
+        try:
+            self._table.client.transact_write_items(TransactItems=cast(Any, writes))
+        except ClientError as error:
+            if not cast(Any, error.response).get("CancellationReasons"):
+                raise
+            # The verdict no longer lists this message where it was (rewritten since): record on the ledger only.
+            self._table.client.transact_write_items(TransactItems=cast(Any, writes[:2]))
+        return _delivered(message_id, item, status, reason)
+
+    def claim_delivery_alert(self, message_id: str, at: str) -> bool:
+        return (
+            self._table.update(
+                self._key("message", message_id),
+                "SET alert_claimed_at = :at",
+                values={":at": at},
+                condition="attribute_exists(pk) AND attribute_not_exists(alert_claimed_at)",
+            )
+            is not None
+        )
+
+    def release_delivery_alert(self, message_id: str) -> None:
+        self._table.update(
+            self._key("message", message_id), "REMOVE alert_claimed_at", condition="attribute_exists(pk)"
+        )
+
     def message(self, message_id: str) -> dict[str, Any] | None:
         """Which event and audience an SES message belongs to (SES delivery feedback)."""
         return self._table.get(self._key("message", message_id))
@@ -225,6 +311,18 @@ def _notification(item: dict[str, Any]) -> Notification:
         message_id=item.get("message_id") or None,
         sent_at=item.get("sent_at") or None,
         reason=item.get("reason") or None,
+    )
+
+
+def _delivered(message_id: str, item: dict[str, Any], status: str, reason: str | None) -> DeliveredNotification:
+    return DeliveredNotification(
+        message_id=message_id,
+        event_id=str(item["event_id"]),
+        account_id=str(item.get("account_id") or ""),
+        kind=item["kind"],
+        to=str(item["to"]),
+        status=cast(Any, status),
+        reason=reason or None,
     )
 
 
