@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from account_doctor.events_out import SOURCE
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 
 if TYPE_CHECKING:
     from local_stack.stack import RunningStack
@@ -32,7 +32,7 @@ class BusCapture:
     queue_url: str
 
 
-def capture_bus(resources: LocalStack, session: boto3.Session | None = None) -> BusCapture:
+def capture_bus(resources: ProvisionedStack, session: boto3.Session | None = None) -> BusCapture:
     """Adds a rule to the provisioned bus that sends every Account Doctor event to a new capture queue."""
     session = session or boto3.Session(region_name="us-east-1")
     bus_name = resources.physical[BUS]

@@ -25,7 +25,7 @@ from local_stack.gateway import ApiGateway, binary_media_types
 from local_stack.payloads import TEST_SECRET
 from local_stack.poller import SqsPoller, wait_until_drained
 from local_stack.simulator import NylasSimulator
-from local_stack.template import LocalStack, provision
+from local_stack.template import ProvisionedStack, provision
 
 REGION = "us-east-1"
 
@@ -51,7 +51,7 @@ class RunningStack:
     options: StackOptions
     moto: MotoServer
     simulator: NylasSimulator
-    resources: LocalStack
+    resources: ProvisionedStack
     functions: dict[str, LambdaFunction]
     gateway: ApiGateway
     pollers: list[SqsPoller]

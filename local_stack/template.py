@@ -30,7 +30,7 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
 
 
 @dataclass
-class LocalStack:
+class ProvisionedStack:
     """The resources created for one run: physical names by logical id, and the functions' environment."""
 
     template: dict[str, Any]
@@ -88,14 +88,14 @@ def provision(
     session: boto3.Session | None = None,
     prefix: str = "account-doctor",
     template_path: Path = TEMPLATE_PATH,
-) -> LocalStack:
+) -> ProvisionedStack:
     """Creates the template's queues, tables, secret and SES identity; returns names and environment.
 
     Works against whatever endpoint boto3 is pointed at (moto's `mock_aws`, or a moto
     server through AWS_ENDPOINT_URL). Only the resource types the stack uses are supported.
     """
     template = load_template(template_path)
-    stack = LocalStack(template=template, parameters={**default_parameters(template), **(parameters or {})})
+    stack = ProvisionedStack(template=template, parameters={**default_parameters(template), **(parameters or {})})
     session = session or boto3.Session(region_name="us-east-1")
     _create_queues(stack, session, prefix)
     _create_tables(stack, session, prefix)
@@ -106,7 +106,7 @@ def provision(
     return stack
 
 
-def _create_queues(stack: LocalStack, session: boto3.Session, prefix: str) -> None:
+def _create_queues(stack: ProvisionedStack, session: boto3.Session, prefix: str) -> None:
     sqs = session.client("sqs")
     pending = stack.resources_of("AWS::SQS::Queue")
     # Dead-letter queues first: their ARNs go into the redrive policies of the others.
@@ -133,7 +133,7 @@ def _create_queues(stack: LocalStack, session: boto3.Session, prefix: str) -> No
         stack.attributes[(logical_id, "QueueName")] = f"{prefix}-{logical_id}"
 
 
-def _create_tables(stack: LocalStack, session: boto3.Session, prefix: str) -> None:
+def _create_tables(stack: ProvisionedStack, session: boto3.Session, prefix: str) -> None:
     dynamodb = session.client("dynamodb")
     for logical_id, properties in stack.resources_of("AWS::DynamoDB::Table").items():
         name = f"{prefix}-{logical_id}"
@@ -152,7 +152,7 @@ def _create_tables(stack: LocalStack, session: boto3.Session, prefix: str) -> No
         stack.physical[logical_id] = name
 
 
-def _create_secrets(stack: LocalStack, session: boto3.Session, prefix: str, secret: Mapping[str, str]) -> None:
+def _create_secrets(stack: ProvisionedStack, session: boto3.Session, prefix: str, secret: Mapping[str, str]) -> None:
     secretsmanager = session.client("secretsmanager")
     for logical_id, properties in stack.resources_of("AWS::SecretsManager::Secret").items():
         # The template creates its secrets empty (a redeploy must never overwrite what the operator put in);
@@ -163,7 +163,7 @@ def _create_secrets(stack: LocalStack, session: boto3.Session, prefix: str, secr
         stack.physical[logical_id] = name
 
 
-def _create_identities(stack: LocalStack, session: boto3.Session) -> None:
+def _create_identities(stack: ProvisionedStack, session: boto3.Session) -> None:
     ses = session.client("sesv2")
     for logical_id, properties in stack.resources_of("AWS::SES::EmailIdentity").items():
         identity = stack.resolve(properties["EmailIdentity"])
@@ -171,7 +171,7 @@ def _create_identities(stack: LocalStack, session: boto3.Session) -> None:
         stack.physical[logical_id] = identity
 
 
-def _create_event_buses(stack: LocalStack, session: boto3.Session, prefix: str) -> None:
+def _create_event_buses(stack: ProvisionedStack, session: boto3.Session, prefix: str) -> None:
     events = session.client("events")
     for logical_id in stack.resources_of("AWS::Events::EventBus"):
         name = f"{prefix}-{logical_id}"
@@ -181,7 +181,7 @@ def _create_event_buses(stack: LocalStack, session: boto3.Session, prefix: str) 
         stack.attributes[(logical_id, "Name")] = name
 
 
-def _create_configuration_sets(stack: LocalStack, session: boto3.Session, prefix: str) -> None:
+def _create_configuration_sets(stack: ProvisionedStack, session: boto3.Session, prefix: str) -> None:
     ses = session.client("sesv2")
     for logical_id in stack.resources_of("AWS::SES::ConfigurationSet"):
         name = f"{prefix}-{logical_id}"

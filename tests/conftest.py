@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from account_doctor.settings import get_settings
 from local_stack.payloads import TEST_SECRET, FakeLambdaContext
-from local_stack.template import LocalStack, load_template, provision
+from local_stack.template import ProvisionedStack, load_template, provision
 
 # Every test fails when the code logged a secret or a full email address (see tests/log_hygiene.py).
 pytest_plugins = ["tests.log_hygiene"]
@@ -56,7 +56,7 @@ def stack_parameters() -> dict[str, str]:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, stack_parameters: dict[str, str]) -> Iterator[LocalStack]:
+def aws(monkeypatch: pytest.MonkeyPatch, stack_parameters: dict[str, str]) -> Iterator[ProvisionedStack]:
     """The stack's queues, tables, secret and SES identity in moto, and the functions' environment set."""
     with mock_aws():
         stack = provision(secret=TEST_SECRET, parameters=stack_parameters)

@@ -25,14 +25,14 @@ api = build_read_api(get_settings(ReadApiSettings))
 
 def bad_request(error: ValueError) -> Response[str]:
     """Every malformed id, domain, status, limit or cursor: a 400 that says what is expected."""
-    return Response(status_code=400, content_type="application/json", body=_json({"message": str(error)}))
+    return Response(status_code=400, content_type="application/json", body=_dumps({"message": str(error)}))
 
 
 # Registered by call rather than as a decorator: Powertools' decorator is untyped, and would hide the signature.
 app.exception_handler([InvalidRequest, InvalidCursor])(bad_request)
 
 
-def _json(value: dict[str, Any]) -> str:
+def _dumps(value: dict[str, Any]) -> str:
     import json
 
     return json.dumps(value)

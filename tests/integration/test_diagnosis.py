@@ -28,7 +28,7 @@ from account_doctor.tally import tally
 from local_stack.payloads import FakeLambdaContext, diagnosis_record, load_handler, sqs_event
 from local_stack.sample_sqs_events import SCENARIOS, failure, failure_batch, history_batch, scenario, scenario_batch
 from local_stack.scenarios import Scenario
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 from tests.conftest import EVENTS_DIR, load_event
 from tests.integration.diagnosis_stack import (
     answer,
@@ -47,17 +47,17 @@ def nylas() -> Iterator[responses.RequestsMock]:
 
 
 @pytest.fixture
-def handler(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def handler(aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return diagnosis_handler(monkeypatch)
 
 
 @pytest.fixture
-def api(aws: LocalStack) -> ModuleType:
+def api(aws: ProvisionedStack) -> ModuleType:
     return load_handler("accounts_api")
 
 
 @pytest.fixture
-def verdict_store(aws: LocalStack) -> VerdictStore:
+def verdict_store(aws: ProvisionedStack) -> VerdictStore:
     """The verdicts as the stack stored them (the read API's store)."""
     return VerdictStore(Table(get_settings().verdicts_table))
 
@@ -225,7 +225,7 @@ def test_a_redelivered_batch_does_nothing_twice(
     verdict_store: VerdictStore,
     nylas: responses.RequestsMock,
     lambda_context: FakeLambdaContext,
-    aws: LocalStack,
+    aws: ProvisionedStack,
 ) -> None:
     s = scenario("google_testing_mode")
     answer(nylas, s)
@@ -250,7 +250,7 @@ def test_a_redelivered_batch_does_nothing_twice(
 
 
 def test_ses_throttling_on_the_first_attempt_retries_only_the_missing_email(
-    aws: LocalStack,
+    aws: ProvisionedStack,
     verdict_store: VerdictStore,
     nylas: responses.RequestsMock,
     lambda_context: FakeLambdaContext,
@@ -300,7 +300,7 @@ def test_a_recovery_recorded_after_the_failure_silences_the_verdict(
 
 
 def test_a_recovery_between_a_failed_attempt_and_its_retry_sends_nothing(
-    aws: LocalStack,
+    aws: ProvisionedStack,
     verdict_store: VerdictStore,
     nylas: responses.RequestsMock,
     lambda_context: FakeLambdaContext,

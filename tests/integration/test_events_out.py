@@ -44,7 +44,7 @@ from account_doctor.models import (
 )
 from account_doctor.providers import auth_method, connector
 from local_stack.bus import BusCapture, capture_bus, drain, events_table
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 from tests.fakes import RecordingPublisher
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "events" / "schemas"
@@ -250,12 +250,12 @@ def incident(**changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def bus(aws: LocalStack) -> BusCapture:
+def bus(aws: ProvisionedStack) -> BusCapture:
     return capture_bus(aws)
 
 
 @pytest.fixture
-def publisher(aws: LocalStack) -> EventPublisher:
+def publisher(aws: ProvisionedStack) -> EventPublisher:
     # The bus the functions are told about (template.yaml's EVENT_BUS_NAME), not a name the test picks.
     return EventPublisher(os.environ["EVENT_BUS_NAME"])
 
@@ -420,6 +420,6 @@ def test_the_demo_table_lists_each_event(bus: BusCapture, publisher: EventPublis
     assert events_table([]) == "(no events)"
 
 
-def test_a_bus_that_does_not_exist_raises_publish_error(aws: LocalStack) -> None:
+def test_a_bus_that_does_not_exist_raises_publish_error(aws: ProvisionedStack) -> None:
     with pytest.raises(PublishError, match="could not put the Verdict event on the event bus"):
         EventPublisher("account-doctor-no-such-bus").publish_verdict(verdict_record(evidence()))

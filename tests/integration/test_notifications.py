@@ -21,7 +21,7 @@ from account_doctor.notifications.service import EmailNotifier, ReconnectLinks
 from account_doctor.settings import get_settings
 from local_stack.emails import sample_verdict
 from local_stack.payloads import TEST_SECRET
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 from tests.integration.ses import OPERATOR, SENDER, FlakySes, ses_outbox
 
 
@@ -99,7 +99,7 @@ def test_every_cause_is_covered() -> None:
 
 
 @pytest.mark.parametrize(("cause", "provider", "receivers"), RECEIVERS, ids=[c for c, _, _ in RECEIVERS])
-def test_who_receives_what(aws: LocalStack, cause: Cause, provider: str, receivers: dict[str, str]) -> None:
+def test_who_receives_what(aws: ProvisionedStack, cause: Cause, provider: str, receivers: dict[str, str]) -> None:
     verdict = sample_verdict(cause)
     notifications = build_notifier(get_settings()).notify(verdict)
 
@@ -125,7 +125,7 @@ def test_who_receives_what(aws: LocalStack, cause: Cause, provider: str, receive
 @pytest.mark.parametrize(
     "stack_parameters", [{"ReauthUrlTemplate": "https://app.example.com/reconnect/{account_id}?email={email}"}]
 )
-def test_reconnect_link_from_the_operators_template(aws: LocalStack) -> None:
+def test_reconnect_link_from_the_operators_template(aws: ProvisionedStack) -> None:
     verdict = sample_verdict("oauth_revoked", email="first+last@wayne.com")
     build_notifier(get_settings()).notify(verdict)
     (message,) = ses_outbox()
@@ -133,7 +133,7 @@ def test_reconnect_link_from_the_operators_template(aws: LocalStack) -> None:
     assert f'href="{link}"' in message.html
 
 
-def test_a_customer_without_address_is_reported_to_the_operator(aws: LocalStack) -> None:
+def test_a_customer_without_address_is_reported_to_the_operator(aws: ProvisionedStack) -> None:
     verdict = sample_verdict("oauth_revoked", email=None)
     (notification,) = build_notifier(get_settings()).notify(verdict)
     (message,) = ses_outbox()
@@ -141,14 +141,14 @@ def test_a_customer_without_address_is_reported_to_the_operator(aws: LocalStack)
     assert "No customer address on file" in message.html
 
 
-def test_recovered_sends_and_records_nothing(aws: LocalStack) -> None:
+def test_recovered_sends_and_records_nothing(aws: ProvisionedStack) -> None:
     assert build_notifier(get_settings()).notify(sample_verdict("oauth_revoked", cause="recovered")) == []
     assert ses_outbox() == []
     table = aws.physical["NotificationsTable"]
     assert boto3.client("dynamodb").scan(TableName=table)["Count"] == 0
 
 
-def test_hostile_values_arrive_escaped(aws: LocalStack) -> None:
+def test_hostile_values_arrive_escaped(aws: ProvisionedStack) -> None:
     hostile = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
     verdict = sample_verdict("google_testing_mode", summary=hostile, provider=f"google{hostile}")
     build_notifier(get_settings()).notify(verdict)
@@ -158,7 +158,7 @@ def test_hostile_values_arrive_escaped(aws: LocalStack) -> None:
         assert "&lt;script&gt;" in message.html
 
 
-def test_redelivery_sends_nothing_again(aws: LocalStack) -> None:
+def test_redelivery_sends_nothing_again(aws: ProvisionedStack) -> None:
     verdict = sample_verdict("google_testing_mode")
     first = build_notifier(get_settings()).notify(verdict)
     again = build_notifier(get_settings()).notify(verdict)
@@ -167,7 +167,7 @@ def test_redelivery_sends_nothing_again(aws: LocalStack) -> None:
     assert len(ses_outbox()) == 2
 
 
-def test_a_verdict_wrongly_called_fresh_still_sends_nothing_twice(aws: LocalStack) -> None:
+def test_a_verdict_wrongly_called_fresh_still_sends_nothing_twice(aws: ProvisionedStack) -> None:
     # `fresh` only skips the up-front ledger read; the conditional intent write is the guard.
     verdict = sample_verdict("google_testing_mode")
     first = build_notifier(get_settings()).notify(verdict, fresh=True)
@@ -176,7 +176,7 @@ def test_a_verdict_wrongly_called_fresh_still_sends_nothing_twice(aws: LocalStac
     assert len(ses_outbox()) == 2
 
 
-def test_an_event_rediagnosed_on_retry_emails_each_person_once(aws: LocalStack) -> None:
+def test_an_event_rediagnosed_on_retry_emails_each_person_once(aws: ProvisionedStack) -> None:
     notifier = build_notifier(get_settings())
     first = notifier.notify(sample_verdict("oauth_revoked", domain="wayne.com"))
     # The retry saw more failures of the domain and concluded differently.
@@ -187,7 +187,7 @@ def test_an_event_rediagnosed_on_retry_emails_each_person_once(aws: LocalStack) 
     assert [m.to for m in ses_outbox()] == [["mia@wayne.com"], [OPERATOR]]
 
 
-def test_one_customer_email_per_account_per_cooldown(aws: LocalStack) -> None:
+def test_one_customer_email_per_account_per_cooldown(aws: ProvisionedStack) -> None:
     clock = Clock()
     notifier = notifier_at(clock)
     verdict = sample_verdict("google_testing_mode")
@@ -209,7 +209,7 @@ def test_one_customer_email_per_account_per_cooldown(aws: LocalStack) -> None:
 
 
 @pytest.mark.parametrize("stack_parameters", [{"NotifyCooldownHours": "0"}])
-def test_a_zero_cooldown_emails_every_failure(aws: LocalStack) -> None:
+def test_a_zero_cooldown_emails_every_failure(aws: ProvisionedStack) -> None:
     notifier = build_notifier(get_settings())
     verdict = sample_verdict("password_changed")
     notifier.notify(verdict)
@@ -217,7 +217,7 @@ def test_a_zero_cooldown_emails_every_failure(aws: LocalStack) -> None:
     assert len(ses_outbox()) == 2
 
 
-def test_one_operator_alert_per_domain_incident(aws: LocalStack) -> None:
+def test_one_operator_alert_per_domain_incident(aws: ProvisionedStack) -> None:
     clock = Clock()
     notifier = notifier_at(clock)
 
@@ -243,7 +243,7 @@ def test_one_operator_alert_per_domain_incident(aws: LocalStack) -> None:
     assert sorted(m.to[0] for m in outbox if m.to != [OPERATOR]) == [f"user{n}@acme-corp.com" for n in (0, 1, 2, 3, 9)]
 
 
-def test_session_policy_incident_lasts_the_long_window(aws: LocalStack) -> None:
+def test_session_policy_incident_lasts_the_long_window(aws: ProvisionedStack) -> None:
     clock = Clock()
     notifier = notifier_at(clock)
     for n in range(3):
@@ -252,7 +252,7 @@ def test_session_policy_incident_lasts_the_long_window(aws: LocalStack) -> None:
     assert sum(m.to == [OPERATOR] for m in ses_outbox()) == 1
 
 
-def test_ses_throttling_on_the_first_try_then_success_sends_each_email_once(aws: LocalStack) -> None:
+def test_ses_throttling_on_the_first_try_then_success_sends_each_email_once(aws: ProvisionedStack) -> None:
     verdict = sample_verdict("google_testing_mode")
     flaky = FlakySes(failures=1)  # the customer's email (sent first) is throttled
     notifier = build_notifier(get_settings(), ses_client=flaky)
@@ -269,7 +269,7 @@ def test_ses_throttling_on_the_first_try_then_success_sends_each_email_once(aws:
     assert len(ses_outbox()) == 2
 
 
-def test_ses_down_for_the_whole_attempt_loses_nothing(aws: LocalStack) -> None:
+def test_ses_down_for_the_whole_attempt_loses_nothing(aws: ProvisionedStack) -> None:
     verdict = sample_verdict("admin_disconnected")
     notifier = build_notifier(get_settings(), ses_client=FlakySes(failures=2))
     with pytest.raises(NotificationError):
@@ -280,7 +280,7 @@ def test_ses_down_for_the_whole_attempt_loses_nothing(aws: LocalStack) -> None:
     assert len(ses_outbox()) == 2
 
 
-def test_a_crash_before_sending_blocks_only_until_the_lease_lapses(aws: LocalStack) -> None:
+def test_a_crash_before_sending_blocks_only_until_the_lease_lapses(aws: ProvisionedStack) -> None:
     clock = Clock()
     verdict = sample_verdict("password_changed")
     # An earlier attempt recorded its intent and died before calling SES (its lease is still running).
@@ -296,7 +296,7 @@ def test_a_crash_before_sending_blocks_only_until_the_lease_lapses(aws: LocalSta
     assert len(ses_outbox()) == 1
 
 
-def test_a_crash_between_sending_and_recording_is_the_one_window_that_can_repeat(aws: LocalStack) -> None:
+def test_a_crash_between_sending_and_recording_is_the_one_window_that_can_repeat(aws: ProvisionedStack) -> None:
     """SES has no idempotency key: an email sent but not marked may go again, once the lease lapses.
 
     The window is one DynamoDB write wide; this test pins that it stays the only one.
@@ -318,7 +318,7 @@ def test_a_crash_between_sending_and_recording_is_the_one_window_that_can_repeat
 
 
 @pytest.mark.parametrize("stack_parameters", [{"NotificationMode": "dry-run"}])
-def test_dry_run_renders_and_records_without_sending(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_renders_and_records_without_sending(aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch) -> None:
     verdict = sample_verdict("admin_disconnected")
     notifier = build_notifier(get_settings())
     notifications = notifier.notify(verdict)
@@ -340,7 +340,7 @@ def test_dry_run_renders_and_records_without_sending(aws: LocalStack, monkeypatc
     assert len(ses_outbox()) == 2
 
 
-def test_hosted_auth_without_client_id_says_what_to_fix(aws: LocalStack) -> None:
+def test_hosted_auth_without_client_id_says_what_to_fix(aws: ProvisionedStack) -> None:
     boto3.client("secretsmanager").put_secret_value(
         SecretId=get_settings().nylas_secret_name, SecretString='{"webhook_secret": "w", "api_key": "k"}'
     )
@@ -349,7 +349,7 @@ def test_hosted_auth_without_client_id_says_what_to_fix(aws: LocalStack) -> None
     assert ses_outbox() == []
 
 
-def test_logs_name_addresses_masked_only(aws: LocalStack, caplog: pytest.LogCaptureFixture) -> None:
+def test_logs_name_addresses_masked_only(aws: ProvisionedStack, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     verdict = sample_verdict("google_testing_mode")
     build_notifier(get_settings()).notify(verdict)
@@ -360,7 +360,7 @@ def test_logs_name_addresses_masked_only(aws: LocalStack, caplog: pytest.LogCapt
         assert not any(secret in line for line in logged)
 
 
-def test_build_notifier_takes_a_dynamodb_resource(aws: LocalStack) -> None:
+def test_build_notifier_takes_a_dynamodb_resource(aws: ProvisionedStack) -> None:
     notify: Callable[[Verdict], object] = build_notifier(
         get_settings(), dynamodb=boto3.resource("dynamodb"), ses_client=boto3.client("sesv2")
     ).notify

@@ -11,13 +11,13 @@ import responses
 from account_doctor.models import AccountState
 from account_doctor.nylas import NylasClient, NylasConfigError, NylasUnavailable
 from account_doctor.settings import get_settings
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 from tests.integration import nylas_api
 from tests.integration.nylas_api import V2, V3
 
 
 @pytest.fixture
-def nylas(aws: LocalStack) -> NylasClient:
+def nylas(aws: ProvisionedStack) -> NylasClient:
     return NylasClient(get_settings())
 
 

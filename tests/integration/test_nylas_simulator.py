@@ -12,7 +12,7 @@ from account_doctor.nylas import NylasClient, NylasUnavailable
 from account_doctor.settings import get_settings
 from local_stack.payloads import TEST_SECRET
 from local_stack.simulator import Grant, NylasSimulator, V2Account
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_injected_fault_then_recovery(simulator: NylasSimulator) -> None:
 # The real client over real HTTP: unlike `responses`, the simulator lets urllib3 actually wait.
 @pytest.fixture
 def client_and_simulator(
-    aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+    aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[NylasClient, NylasSimulator]]:
     with NylasSimulator(
         api_key=TEST_SECRET["api_key"], client_id=TEST_SECRET["client_id"], client_secret=TEST_SECRET["client_secret"]

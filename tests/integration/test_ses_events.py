@@ -13,14 +13,14 @@ from account_doctor.notifications.notifier import EmailRejected
 from account_doctor.notifications.render import RenderedEmail
 from account_doctor.settings import SesEventsSettings, get_settings
 from local_stack.payloads import FakeLambdaContext, load_handler
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 from tests.conftest import load_event
 from tests.integration.ses import OPERATOR, ses_outbox
 from tests.unit.test_delivery import CUSTOMER, FakeLedger, message_id
 
 
 @pytest.fixture
-def handler(aws: LocalStack) -> ModuleType:
+def handler(aws: ProvisionedStack) -> ModuleType:
     """The function cold-started with its template environment, its ledger in memory (the DynamoDB ledger's
     delivery side is tested with the store), its mailer moto's SES."""
     module = load_handler("ses_events")
@@ -32,7 +32,7 @@ def handler(aws: LocalStack) -> ModuleType:
     return module
 
 
-def test_the_function_reads_only_its_own_environment(aws: LocalStack) -> None:
+def test_the_function_reads_only_its_own_environment(aws: ProvisionedStack) -> None:
     settings = get_settings(SesEventsSettings)
     assert settings.configuration_set_name == aws.physical["EmailConfigurationSet"]
     assert settings.notifications_table == aws.physical["NotificationsTable"]
@@ -66,7 +66,7 @@ def test_a_redelivered_bounce_alerts_once(handler: ModuleType, lambda_context: F
     assert len([m for m in ses_outbox() if m.to == [OPERATOR]]) == 1
 
 
-def test_ses_refusing_an_unverified_sender_is_a_rejection_with_the_address_masked(aws: LocalStack) -> None:
+def test_ses_refusing_an_unverified_sender_is_a_rejection_with_the_address_masked(aws: ProvisionedStack) -> None:
     settings = get_settings(SesEventsSettings)
     mailer = SesMailer(boto3.client("sesv2"), settings)
     email = RenderedEmail("reconnect", "someone@customer.example", "s", "t", "<p>h</p>")

@@ -28,7 +28,7 @@ from local_stack.payloads import v3_notification as v3_webhook
 from local_stack.poller import sqs_event
 from local_stack.simulator import V2_LIST, V3_LIST, Grant, NylasSimulator, V2Account
 from local_stack.sweep_demo import scheduled_event
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 from tests.conftest import EVENTS_DIR, load_event
 from tests.integration.ses import ses_outbox
 
@@ -43,7 +43,7 @@ def stack_parameters() -> dict[str, str]:
 
 
 @pytest.fixture
-def simulator(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[NylasSimulator]:
+def simulator(aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[NylasSimulator]:
     with NylasSimulator(
         api_key=TEST_SECRET["api_key"], client_id=TEST_SECRET["client_id"], client_secret=TEST_SECRET["client_secret"]
     ) as running:
@@ -56,7 +56,7 @@ def simulator(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Nyla
 class Stack:
     """The sweep, the webhook and the diagnosis, cold-started on moto; the diagnosis queue drained by hand."""
 
-    def __init__(self, aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch) -> None:
         # Every message the functions send to SQS, as (event, stage): reading 460 messages back from moto's
         # queue takes longer than the sweep that sent them. A fresh default session: only this test's clients.
         self.sent: list[tuple[AccountEvent, str]] = []
@@ -135,7 +135,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(aws: LocalStack, simulator: NylasSimulator, monkeypatch: pytest.MonkeyPatch) -> Stack:
+def stack(aws: ProvisionedStack, simulator: NylasSimulator, monkeypatch: pytest.MonkeyPatch) -> Stack:
     return Stack(aws, monkeypatch)
 
 
@@ -332,7 +332,7 @@ def test_v2_invalid_and_stopped_accounts_are_listed_page_by_page(stack: Stack, s
 
 
 def test_without_v2_credentials_only_v3_grants_are_listed(
-    aws: LocalStack, simulator: NylasSimulator, monkeypatch: pytest.MonkeyPatch
+    aws: ProvisionedStack, simulator: NylasSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     boto3.client("secretsmanager").put_secret_value(
         SecretId=aws.physical["NylasSecret"], SecretString=json.dumps({**TEST_SECRET, "client_secret": ""})
@@ -347,7 +347,10 @@ def test_without_v2_credentials_only_v3_grants_are_listed(
 
 
 def test_rejected_credentials_fail_the_run_loudly(
-    aws: LocalStack, simulator: NylasSimulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    aws: ProvisionedStack,
+    simulator: NylasSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     boto3.client("secretsmanager").put_secret_value(
         SecretId=aws.physical["NylasSecret"], SecretString=json.dumps({**TEST_SECRET, "api_key": "wrong"})

@@ -27,7 +27,7 @@ from account_doctor.settings import WebhookSettings, get_settings
 from local_stack.payloads import SAMPLE_TIME as NOW
 from local_stack.payloads import TEST_SECRET, FakeLambdaContext, json_body, load_handler, signed_webhook_event, v2_delta
 from local_stack.sample_events import write_events
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 from tests.conftest import EVENTS_DIR, load_event
 
 # Ten minutes after the sample events' time: every one of them (dated NOW to NOW + 300 s) is fresh.
@@ -185,7 +185,7 @@ class SentBatches:
         return [entry for call in self.calls for entry in call]
 
 
-def use_webhook_environment(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+def use_webhook_environment(stack: ProvisionedStack, monkeypatch: pytest.MonkeyPatch) -> None:
     """WebhookFunction's own environment: its NYLAS_SECRET_NAME names NylasWebhookSecret, not the API keys'.
 
     The `aws` fixture sets every function's variables at once, where the diagnosis's secret name wins.
@@ -196,7 +196,7 @@ def use_webhook_environment(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) 
     assert get_settings(WebhookSettings).nylas_secret_name == stack.physical["NylasWebhookSecret"]
 
 
-def cold_webhook(stack: LocalStack, monkeypatch: pytest.MonkeyPatch, *, now: float = REPLAY_AT) -> ModuleType:
+def cold_webhook(stack: ProvisionedStack, monkeypatch: pytest.MonkeyPatch, *, now: float = REPLAY_AT) -> ModuleType:
     """A cold-started WebhookFunction with its own environment, whose clock reads `now`."""
     use_webhook_environment(stack, monkeypatch)
     handler = load_handler("webhook")
@@ -205,18 +205,18 @@ def cold_webhook(stack: LocalStack, monkeypatch: pytest.MonkeyPatch, *, now: flo
 
 
 @pytest.fixture
-def webhook_environment(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> LocalStack:
+def webhook_environment(aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch) -> ProvisionedStack:
     use_webhook_environment(aws, monkeypatch)
     return aws
 
 
 @pytest.fixture
-def webhook_handler(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def webhook_handler(aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """The WebhookFunction at the sample events' time (REPLAY_AT)."""
     return cold_webhook(aws, monkeypatch)
 
 
-def drain(stack: LocalStack) -> list[tuple[dict[str, Any], str]]:
+def drain(stack: ProvisionedStack) -> list[tuple[dict[str, Any], str]]:
     """Every message visible on the diagnosis queue now, as (body, stage)."""
     url = stack.physical["DiagnosisQueue"]
     sqs = boto3.client("sqs", region_name="us-east-1")
@@ -232,7 +232,7 @@ def drain(stack: LocalStack) -> list[tuple[dict[str, Any], str]]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def delayed_count(stack: LocalStack) -> int:
+def delayed_count(stack: ProvisionedStack) -> int:
     sqs = boto3.client("sqs", region_name="us-east-1")
     attributes = sqs.get_queue_attributes(
         QueueUrl=stack.physical["DiagnosisQueue"], AttributeNames=["ApproximateNumberOfMessagesDelayed"]
@@ -246,7 +246,7 @@ def key(item: tuple[dict[str, Any], str]) -> str:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_webhook_event(
-    name: str, aws: LocalStack, webhook_handler: ModuleType, lambda_context: FakeLambdaContext
+    name: str, aws: ProvisionedStack, webhook_handler: ModuleType, lambda_context: FakeLambdaContext
 ) -> None:
     status, expected_body, expected_messages, expected_calls = CASES[name]
     grace = int(aws.parameters["GraceSeconds"])
@@ -294,7 +294,7 @@ def test_a_nylas_retry_enqueues_the_same_event_ids(
 
 
 def test_sqs_unavailable_answers_503_so_nylas_retries(
-    aws: LocalStack, webhook_handler: ModuleType, lambda_context: FakeLambdaContext
+    aws: ProvisionedStack, webhook_handler: ModuleType, lambda_context: FakeLambdaContext
 ) -> None:
     handler = webhook_handler
     handler.sqs.delete_queue(QueueUrl=aws.physical["DiagnosisQueue"])
@@ -361,7 +361,7 @@ class SecretReads:
 
 
 @pytest.fixture
-def secret_reads(webhook_environment: LocalStack, monkeypatch: pytest.MonkeyPatch) -> SecretReads:
+def secret_reads(webhook_environment: ProvisionedStack, monkeypatch: pytest.MonkeyPatch) -> SecretReads:
     reads = SecretReads()
     client = boto3.client("secretsmanager")
     client.meta.events.register("before-call.secrets-manager.GetSecretValue", reads)
@@ -455,7 +455,7 @@ def test_an_unreadable_secret_answers_401_unsigned_and_503_signed(
 
 
 def test_the_webhook_reads_only_its_own_secret(
-    aws: LocalStack, webhook_handler: ModuleType, secret_reads: SecretReads, lambda_context: FakeLambdaContext
+    aws: ProvisionedStack, webhook_handler: ModuleType, secret_reads: SecretReads, lambda_context: FakeLambdaContext
 ) -> None:
     """The API credentials' secret can be gone entirely: the webhook never needs it (SPEC §7)."""
     boto3.client("secretsmanager").delete_secret(SecretId=aws.physical["NylasSecret"], ForceDeleteWithoutRecovery=True)
@@ -465,7 +465,7 @@ def test_the_webhook_reads_only_its_own_secret(
 
 
 # --- stale or implausible events (SPEC §2): acknowledged, not enqueued, counted ----------------------------
-def max_age_seconds(stack: LocalStack) -> int:
+def max_age_seconds(stack: ProvisionedStack) -> int:
     return int(stack.parameters["WebhookMaxAgeHours"]) * 3600
 
 
@@ -481,7 +481,7 @@ def test_a_stale_signed_webhook_changes_nothing(
     file: str,
     case: str,
     seconds_after_the_event: str,
-    aws: LocalStack,
+    aws: ProvisionedStack,
     webhook_handler: ModuleType,
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
@@ -508,7 +508,7 @@ def test_a_stale_signed_webhook_changes_nothing(
 def test_events_at_the_limits_are_accepted(
     case: str,
     seconds_after_the_event: str,
-    aws: LocalStack,
+    aws: ProvisionedStack,
     webhook_handler: ModuleType,
     lambda_context: FakeLambdaContext,
 ) -> None:
@@ -521,7 +521,7 @@ def test_events_at_the_limits_are_accepted(
 
 
 def test_a_multi_delta_post_enqueues_only_its_fresh_deltas(
-    aws: LocalStack, webhook_handler: ModuleType, lambda_context: FakeLambdaContext
+    aws: ProvisionedStack, webhook_handler: ModuleType, lambda_context: FakeLambdaContext
 ) -> None:
     old = REPLAY_AT - max_age_seconds(aws) - 60
     body = json_body(

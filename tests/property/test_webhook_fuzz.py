@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from account_doctor.webhook import MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES
 from local_stack.payloads import TEST_SECRET, FakeLambdaContext
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 from tests.integration.test_webhook_handler import SentBatches, cold_webhook
 
 KEYS = (TEST_SECRET["webhook_secret"], TEST_SECRET["client_secret"])
@@ -182,7 +182,7 @@ def run(
 
 
 @pytest.fixture
-def webhook(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[Any]]]:
+def webhook(aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[Any]]]:
     handler = cold_webhook(aws, monkeypatch)
     sent = SentBatches(handler).calls  # every SQS send API: SendMessageBatch and SendMessage
     # Quiet logs: thousands of refusals would flood the captured output. The level belongs to the

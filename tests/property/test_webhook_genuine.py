@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from account_doctor import webhook as webhook_core
 from local_stack.payloads import TEST_SECRET, FakeLambdaContext
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 from tests.integration.test_webhook_handler import SentBatches, cold_webhook
 
 NOW = 1_750_000_000  # the handler's clock during these tests
@@ -244,7 +244,7 @@ def answer_sends(handler: Any, sent: SentBatches) -> None:
 
 
 @pytest.fixture
-def webhook(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhook]:
+def webhook(aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhook]:
     handler = cold_webhook(aws, monkeypatch, now=NOW)
     sent = SentBatches(handler)
     answer_sends(handler, sent)

@@ -6,12 +6,12 @@ import boto3
 import pytest
 
 from local_stack.payloads import FakeLambdaContext
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 from tests.reliability.pipeline import AwsFaults, Pipeline
 
 
 @pytest.fixture
-def aws_faults(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> AwsFaults:
+def aws_faults(aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch) -> AwsFaults:
     """Hooks on a fresh default boto3 session, so only clients built in this test see them."""
     session = boto3.Session()
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)

@@ -19,7 +19,7 @@ from account_doctor.credentials import SECRET_MAX_AGE_SECONDS
 from account_doctor.settings import WebhookSettings, get_settings
 from account_doctor.webhook import sign
 from local_stack.payloads import TEST_SECRET, FakeLambdaContext
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 from tests.conftest import load_event
 from tests.integration.test_webhook_handler import SentBatches, cold_webhook
 
@@ -58,7 +58,7 @@ def post(handler: ModuleType, secret: str, context: FakeLambdaContext) -> int:
 
 
 def test_a_rotated_webhook_secret_takes_over_when_the_cache_expires(
-    aws: LocalStack, monkeypatch: pytest.MonkeyPatch, clock: type[MovableClock], lambda_context: FakeLambdaContext
+    aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch, clock: type[MovableClock], lambda_context: FakeLambdaContext
 ) -> None:
     handler = cold_webhook(aws, monkeypatch)  # at the sample event's own time
     sent = SentBatches(handler)
@@ -83,7 +83,9 @@ def test_a_rotated_webhook_secret_takes_over_when_the_cache_expires(
     assert len(sent.calls) == 3
 
 
-def test_the_diagnosis_reads_a_rotated_api_key_after_the_max_age(aws: LocalStack, clock: type[MovableClock]) -> None:
+def test_the_diagnosis_reads_a_rotated_api_key_after_the_max_age(
+    aws: ProvisionedStack, clock: type[MovableClock]
+) -> None:
     """The Nylas client asks for the credentials on every call, so a rotated api_key is used once the cache expires."""
     from account_doctor.credentials import load_credentials
 

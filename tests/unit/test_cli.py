@@ -24,7 +24,7 @@ from account_doctor.stores.events import EventHistory
 from account_doctor_cli import main as cli
 from account_doctor_cli import stack
 from account_doctor_cli.commands import ReadApi
-from local_stack.template import LocalStack
+from local_stack.template import ProvisionedStack
 from tests.integration import nylas_api
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}$")
@@ -187,7 +187,7 @@ class Run:
 
 
 @pytest.fixture
-def environment(aws: LocalStack) -> LocalStack:
+def environment(aws: ProvisionedStack) -> ProvisionedStack:
     """The stack's resources in moto, with the functions' environment set: the CLI's target is found from it."""
     return aws
 
@@ -494,7 +494,7 @@ def nylas() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
-def _history(environment: LocalStack) -> EventHistory:
+def _history(environment: ProvisionedStack) -> EventHistory:
     return EventHistory(Table(Settings.from_env(environment.function_environment()).events_table))
 
 
@@ -506,7 +506,7 @@ def _event(account_id: str, trigger: str, at: str, *, api_version: str, **extra:
 
 
 def test_diagnose_uses_the_stored_version_and_failure_time(
-    cli_run: Callable[..., Run], environment: LocalStack, nylas: responses.RequestsMock
+    cli_run: Callable[..., Run], environment: ProvisionedStack, nylas: responses.RequestsMock
 ) -> None:
     history = _history(environment)
     history.put_event(_event("acct-imap", "account.running", "2026-11-01T09:00:00Z", api_version="v2"))
@@ -555,7 +555,7 @@ def test_diagnose_malformed_account_id(cli_run: Callable[..., Run]) -> None:
     assert_operator_mistake(cli_run("diagnose", "../grants"), "not a Nylas grant or account id")
 
 
-def test_diagnose_version_conflict_is_a_mistake(cli_run: Callable[..., Run], environment: LocalStack) -> None:
+def test_diagnose_version_conflict_is_a_mistake(cli_run: Callable[..., Run], environment: ProvisionedStack) -> None:
     _history(environment).put_event(_event("grant-g", "grant.expired", "2026-11-10T09:00:00Z", api_version="v3"))
     assert_operator_mistake(cli_run("diagnose", "grant-g", "--v2"), "its history says v3", "--v2 says v2")
 
@@ -570,7 +570,7 @@ def test_diagnose_rejected_nylas_credentials(cli_run: Callable[..., Run], nylas:
 # redrive
 
 
-def test_redrive_json_counts_the_moved_messages(cli_run: Callable[..., Run], environment: LocalStack,
+def test_redrive_json_counts_the_moved_messages(cli_run: Callable[..., Run], environment: ProvisionedStack,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     import boto3
 
@@ -596,7 +596,9 @@ def test_redrive_without_a_dlq_url(cli_run: Callable[..., Run], monkeypatch: pyt
 # The real read API over the stack's tables in moto: the CLI builds it as AccountsApiFunction does
 
 
-def test_the_real_read_api_answers_broken_and_verdicts(cli_run: Callable[..., Run], environment: LocalStack) -> None:
+def test_the_real_read_api_answers_broken_and_verdicts(
+    cli_run: Callable[..., Run], environment: ProvisionedStack
+) -> None:
     _history(environment).put_event(
         _event("grant-broken", "grant.expired", "2026-11-21T07:00:00Z", api_version="v3", provider="google",
                email="lee.park@corp.example")

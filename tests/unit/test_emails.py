@@ -26,7 +26,6 @@ from account_doctor.notifications.render import (
     render_outage_notice,
     render_undeliverable,
 )
-from account_doctor.notifications.wording import OPERATOR_ACTION
 from local_stack.emails import previews, sample_incident, sample_link, sample_settings, sample_verdict
 
 SETTINGS = sample_settings(AppName="Acme Sync", OperatorEmail="ops@acme.dev", ReplyToEmail="help@acme.dev")
@@ -425,12 +424,6 @@ def test_operator_alert_carries_summary_actions_steps_and_the_customer_note() ->
         assert verdict.steps[0].question in part
         assert str(verdict.email) in part
         assert "is sent a reconnect email" in part
-
-
-@pytest.mark.parametrize("cause", ["google_testing_mode", "imap_sync_errors", "app_revoked"])
-def test_operator_alert_without_actions_recommends_the_causes_default(cause: Cause) -> None:
-    alert = emails_of(cause, actions=[])["operator_alert"].email
-    assert OPERATOR_ACTION[cause] in alert.text
 
 
 # --- Customers SES could not reach -----------------------------------------------------------------

@@ -425,7 +425,7 @@ class QueueConsumer:
         attribute = record.message_attributes[STAGE_ATTRIBUTE]
         value = attribute.string_value if attribute else None
         if value == "release":
-            request = Release(**_json(record.body))
+            request = Release(**_release_request(record.body))
             return {"incident_id": request.incident_id, "released": self._service.release(request)}
         event = AccountEvent.from_json(record.body)
         stage = value if value in ("record", "diagnose") else None
@@ -459,7 +459,7 @@ class QueueConsumer:
         )
 
 
-def _json(body: str) -> dict[str, Any]:
+def _release_request(body: str) -> dict[str, Any]:
     import json
 
     value = json.loads(body)

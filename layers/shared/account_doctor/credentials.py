@@ -67,11 +67,11 @@ def load_credentials(secret_name: str, *, force_fetch: bool = False) -> NylasCre
     if not isinstance(value, dict):
         raise CredentialsError(f"secret {secret_name} must hold a JSON object of Nylas credentials")
     return NylasCredentials(
-        webhook_secret=_text(value, "webhook_secret"),
-        api_key=_text(value, "api_key"),
-        client_id=_text(value, "client_id"),
-        client_secret=_text(value, "client_secret"),
-        redirect_uri=_text(value, "redirect_uri"),
+        webhook_secret=_key_text(value, "webhook_secret"),
+        api_key=_key_text(value, "api_key"),
+        client_id=_key_text(value, "client_id"),
+        client_secret=_key_text(value, "client_secret"),
+        redirect_uri=_key_text(value, "redirect_uri"),
     )
 
 
@@ -116,8 +116,9 @@ class WebhookKeySource:
             self._failed = (self._clock(), str(error))
             raise
         self._failed = None
-        return WebhookKeys(webhook_secret=_text(value, "webhook_secret"), client_secret=_text(value, "client_secret"))
+        webhook_secret, client_secret = _key_text(value, "webhook_secret"), _key_text(value, "client_secret")
+        return WebhookKeys(webhook_secret=webhook_secret, client_secret=client_secret)
 
 
-def _text(value: Mapping[str, Any], key: str) -> str:
+def _key_text(value: Mapping[str, Any], key: str) -> str:
     return str(value.get(key) or "")

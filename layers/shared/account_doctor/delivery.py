@@ -100,28 +100,28 @@ def feedback_from(event: Mapping[str, Any]) -> Feedback | None:
     message_id = mail.get("messageId")
     if status is None or not isinstance(message_id, str) or not message_id:
         return None
-    fallback = _text(mail, "timestamp") or _text(event, "time")
+    fallback = _field_text(mail, "timestamp") or _field_text(event, "time")
     if status == "bounced":
         bounce = _mapping(detail, "bounce")
         permanent = bounce.get("bounceType") == "Permanent"
         return Feedback(
-            message_id, status, _bounce_reason(bounce), _at(_text(bounce, "timestamp") or fallback), permanent
+            message_id, status, _bounce_reason(bounce), _at(_field_text(bounce, "timestamp") or fallback), permanent
         )
     if status == "complained":
         complaint = _mapping(detail, "complaint")
-        kind = _text(complaint, "complaintFeedbackType")
+        kind = _field_text(complaint, "complaintFeedbackType")
         reason = (
             f"The recipient reported the email as spam ({kind})."
             if kind
             else "The recipient reported the email as spam."
         )
-        return Feedback(message_id, status, reason, _at(_text(complaint, "timestamp") or fallback), True)
+        return Feedback(message_id, status, reason, _at(_field_text(complaint, "timestamp") or fallback), True)
     if status == "rejected":
         reject = _mapping(detail, "reject")
-        reason = f"SES rejected the email: {_text(reject, 'reason') or 'no reason given'}"
+        reason = f"SES rejected the email: {_field_text(reject, 'reason') or 'no reason given'}"
         return Feedback(message_id, status, mask_addresses(reason), _at(fallback), False)
     delivery = _mapping(detail, "delivery")
-    return Feedback(message_id, status, None, _at(_text(delivery, "timestamp") or fallback), False)
+    return Feedback(message_id, status, None, _at(_field_text(delivery, "timestamp") or fallback), False)
 
 
 class DeliveryRecorder:
@@ -192,7 +192,7 @@ def _mapping(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _text(parent: Mapping[str, Any], key: str) -> str | None:
+def _field_text(parent: Mapping[str, Any], key: str) -> str | None:
     value = parent.get(key)
     return value if isinstance(value, str) and value else None
 
@@ -211,6 +211,6 @@ def _bounce_reason(bounce: Mapping[str, Any]) -> str:
     kind = f"{bounce.get('bounceType') or 'Undetermined'} bounce ({bounce.get('bounceSubType') or 'General'})"
     recipients = bounce.get("bouncedRecipients")
     first = recipients[0] if isinstance(recipients, list) and recipients and isinstance(recipients[0], Mapping) else {}
-    said = _text(first, "diagnosticCode") or _text(first, "status")
+    said = _field_text(first, "diagnosticCode") or _field_text(first, "status")
     # A receiving server's diagnostic often quotes the address: masked, as it reaches the logs.
     return mask_addresses(f"{kind}: {said}" if said else kind)

@@ -185,7 +185,7 @@ def connector_outage(e: Evidence, policy: Policy) -> Answer:
         )
     return yes(
         f"{_plural(failing, 'account')} of the {name} connector from {_plural(e.connector_burst_domains, 'domain')} "
-        f"failed {within}, {_times(failing, usual)} its usual {usual:.1f}.",
+        f"failed {within}, {_against_usual(failing, usual)}.",
         Finding(
             "connector_outage",
             "high",
@@ -201,8 +201,10 @@ def connector_outage(e: Evidence, policy: Policy) -> Answer:
     )
 
 
-def _times(failing: int, usual: float) -> str:
-    return "with none usually" if usual == 0 else f"{failing / usual:.0f}×"
+def _against_usual(failing: int, usual: float) -> str:
+    if usual == 0:
+        return "where it usually has none"
+    return f"{failing / usual:.0f}× its usual {usual:.1f} in such a window"
 
 
 # ---------------------------------------------------------------------------------------------

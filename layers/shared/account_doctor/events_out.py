@@ -131,14 +131,14 @@ def _json_ready(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _to_json(values: Mapping[str, Any]) -> str:
-    return json.dumps(values, default=_plain, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(values, default=_json_value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _size(detail: Mapping[str, Any]) -> int:
     return len(_to_json(detail).encode("utf-8"))
 
 
-def _plain(value: Any) -> Any:
+def _json_value(value: Any) -> Any:
     """What json cannot write by itself: DynamoDB's Decimals and sets, and dataclasses (Step, Notification)."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)

@@ -129,14 +129,14 @@ class NylasClient:
         if not isinstance(grant, dict) or not isinstance(grant.get("grant_status"), str):
             # Without the grant's status any verdict would be a guess: fail, and let the queue retry.
             raise NylasUnavailable("Nylas answered a grant without data.grant_status")
-        provider = _text(grant.get("provider"))
+        provider = _optional_text(grant.get("provider"))
         state = AccountState(
             exists=True,
-            status=_text(grant.get("grant_status")),
+            status=_optional_text(grant.get("grant_status")),
             provider=provider,
-            email=_text(grant.get("email")),
-            created_at=_epoch(grant.get("created_at")),
-            updated_at=_epoch(grant.get("updated_at")),
+            email=_optional_text(grant.get("email")),
+            created_at=_instant_from_epoch(grant.get("created_at")),
+            updated_at=_instant_from_epoch(grant.get("updated_at")),
         )
         if provider and provider.lower() in EXCHANGE_PROVIDERS:
             state = replace(state, inbox_count=self._inbox_count(grant_id, headers))
@@ -155,10 +155,10 @@ class NylasClient:
             raise NylasUnavailable("Nylas answered an account without sync_state")
         return AccountState(
             exists=True,
-            status=_text(account.get("sync_state")),
-            billing_state=_text(account.get("billing_state")),
-            provider=_text(account.get("provider")),
-            email=_text(account.get("email_address") or account.get("email")),
+            status=_optional_text(account.get("sync_state")),
+            billing_state=_optional_text(account.get("billing_state")),
+            provider=_optional_text(account.get("provider")),
+            email=_optional_text(account.get("email_address") or account.get("email")),
         )
 
     # Listing (the reconciliation sweep, SPEC §3b) ------------------------------------------------
@@ -284,15 +284,15 @@ def _accounts_of(response: requests.Response) -> list[Any]:
 
 
 def _listed_grant(grant: Any) -> ListedAccount | None:
-    if not isinstance(grant, dict) or not _text(grant.get("id")):
+    if not isinstance(grant, dict) or not _optional_text(grant.get("id")):
         return None
     return ListedAccount(
         account_id=str(grant["id"]),
         api_version="v3",
-        status=_text(grant.get("grant_status")) or "",
-        provider=_text(grant.get("provider")),
-        email=_text(grant.get("email")),
-        updated_at=_epoch(grant.get("updated_at")),
+        status=_optional_text(grant.get("grant_status")) or "",
+        provider=_optional_text(grant.get("provider")),
+        email=_optional_text(grant.get("email")),
+        updated_at=_instant_from_epoch(grant.get("updated_at")),
     )
 
 
@@ -300,15 +300,15 @@ def _listed_v2_account(account: Any) -> ListedAccount | None:
     if not isinstance(account, dict):
         return None
     # The id webhooks carry as account_id; the management list names it both ways.
-    account_id = _text(account.get("account_id")) or _text(account.get("id"))
+    account_id = _optional_text(account.get("account_id")) or _optional_text(account.get("id"))
     if account_id is None:
         return None
     return ListedAccount(
         account_id=account_id,
         api_version="v2",
-        status=_text(account.get("sync_state")) or "",
-        provider=_text(account.get("provider")),
-        email=_text(account.get("email_address") or account.get("email")),
+        status=_optional_text(account.get("sync_state")) or "",
+        provider=_optional_text(account.get("provider")),
+        email=_optional_text(account.get("email_address") or account.get("email")),
     )
 
 
@@ -332,11 +332,11 @@ def _json(response: requests.Response) -> dict[str, Any]:
     return body
 
 
-def _text(value: Any) -> str | None:
+def _optional_text(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-def _epoch(value: Any) -> str | None:
+def _instant_from_epoch(value: Any) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return from_epoch(value)
     return None

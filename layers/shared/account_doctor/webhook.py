@@ -240,7 +240,7 @@ def parse_json(body: bytes) -> dict[str, Any]:
 
 def normalize_v3(payload: Mapping[str, Any]) -> Webhook:
     """A v3 CloudEvents-style notification: grant.* become account events, anything else is ignored."""
-    trigger = _text(payload, "type", _MAX_NAME)
+    trigger = _required_text(payload, "type", _MAX_NAME)
     delivery_id = payload.get("id") if isinstance(payload.get("id"), str) else None
     if trigger not in V3_TRIGGERS:
         return Webhook("v3", (), (trigger,), delivery_id)
@@ -250,10 +250,10 @@ def normalize_v3(payload: Mapping[str, Any]) -> Webhook:
         # Only a re-authentication says the account recovered; other updates are settings changes.
         return Webhook("v3", (), (trigger,), delivery_id)
     event = AccountEvent(
-        event_id=_text(payload, "id", _MAX_ID),
+        event_id=_required_text(payload, "id", _MAX_ID),
         api_version="v3",
         trigger=trigger,
-        account_id=_text(grant, "grant_id", _MAX_ID, where="data.object."),
+        account_id=_required_text(grant, "grant_id", _MAX_ID, where="data.object."),
         occurred_at=_instant(payload, "time"),
         provider=_optional_text(grant, "provider", _MAX_NAME, where="data.object."),
         email=_optional_text(grant, "email", _MAX_EMAIL, where="data.object."),
@@ -273,13 +273,13 @@ def normalize_v2(payload: Mapping[str, Any]) -> Webhook:
         where = f"deltas[{index}]."
         if not isinstance(delta, dict):
             raise BadRequest(f"deltas[{index}] must be an object")
-        trigger = _text(delta, "type", _MAX_NAME, where=where)
+        trigger = _required_text(delta, "type", _MAX_NAME, where=where)
         if trigger not in V2_TRIGGERS:
             ignored.append(trigger)
             continue
         data = _object(delta, "object_data", where=where)
         account_key = "account_id" if data.get("account_id") is not None else "id"
-        account_id = _text(data, account_key, _MAX_ID, where=f"{where}object_data.")
+        account_id = _required_text(data, account_key, _MAX_ID, where=f"{where}object_data.")
         occurred_at = _instant(delta, "date", where=where)
         events.append(
             AccountEvent(
@@ -307,7 +307,7 @@ def _object(parent: Mapping[str, Any], key: str, *, where: str = "") -> Mapping[
     return value
 
 
-def _text(parent: Mapping[str, Any], key: str, limit: int, *, where: str = "") -> str:
+def _required_text(parent: Mapping[str, Any], key: str, limit: int, *, where: str = "") -> str:
     value = parent.get(key)
     if not isinstance(value, str) or not value:
         raise BadRequest(f"{where}{key} must be a non-empty string")
@@ -319,7 +319,7 @@ def _text(parent: Mapping[str, Any], key: str, limit: int, *, where: str = "") -
 def _optional_text(parent: Mapping[str, Any], key: str, limit: int, *, where: str = "") -> str | None:
     if parent.get(key) in (None, ""):
         return None
-    return _text(parent, key, limit, where=where)
+    return _required_text(parent, key, limit, where=where)
 
 
 def _instant(parent: Mapping[str, Any], key: str, *, where: str = "") -> str:

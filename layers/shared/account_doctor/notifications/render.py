@@ -22,7 +22,6 @@ from account_doctor.notifications.audience import (
     recipients,
 )
 from account_doctor.notifications.wording import (
-    OPERATOR_ACTION,
     CustomerCopy,
     admin_contact_copy,
     admin_steps,
@@ -227,7 +226,7 @@ def render_operator_alert(
     # An incident's alert is about many accounts; any other names its one account.
     who = "" if incident else f" ({verdict.email or verdict.account_id})"
     subject = f"{app} alert: {title}{who}"
-    incident_id = incident.incident_id if incident else _text(evidence.get("incident_id"))
+    incident_id = incident.incident_id if incident else _optional_text(evidence.get("incident_id"))
     likely_causes = providers.connector_outage_causes(connector or "") if verdict.cause == "connector_outage" else ()
     release = _release_command(incident_id)
     members = incident.members[:MEMBERS_SHOWN] if incident else ()
@@ -406,7 +405,7 @@ def _mapping(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _text(value: Any) -> str | None:
+def _optional_text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
@@ -425,7 +424,7 @@ def _step(step: Step | Mapping[str, Any]) -> Step:
 def _connector(verdict: Verdict, evidence: Mapping[str, Any], incident: IncidentBrief | None) -> str | None:
     if incident is not None and incident.kind == "connector":
         return incident.key
-    return _text(evidence.get("connector")) or providers.connector(verdict.provider)
+    return _optional_text(evidence.get("connector")) or providers.connector(verdict.provider)
 
 
 def _cluster_size(verdict: Verdict, evidence: Mapping[str, Any]) -> int | None:
@@ -447,13 +446,15 @@ def _affected_accounts(verdict: Verdict) -> int | None:
 def _nylas_status(verdict: Verdict, state: Mapping[str, Any]) -> str:
     if state.get("exists") is False:
         return "not found (404): the grant no longer exists" if verdict.api_version == "v3" else "not found (404)"
-    status = _text(state.get("status")) or "not reported"
-    billing = _text(state.get("billing_state"))
+    status = _optional_text(state.get("status")) or "not reported"
+    billing = _optional_text(state.get("billing_state"))
     return f"{status}, billing state {billing}" if billing else status
 
 
 def _last_signed_in(evidence: Mapping[str, Any]) -> str:
-    refreshed = _text(evidence.get("last_refreshed_at")) or _text(evidence.get("last_authenticated_at"))
+    refreshed = _optional_text(evidence.get("last_refreshed_at")) or _optional_text(
+        evidence.get("last_authenticated_at")  # verdicts stored before consents and refreshes were told apart
+    )
     consents = evidence.get("consents")
     latest_consent = (
         max((c for c in consents if isinstance(c, str)), default=None) if isinstance(consents, Sequence) else None
@@ -479,10 +480,8 @@ def _domain_fact(verdict: Verdict, evidence: Mapping[str, Any], settings: Settin
 
 
 def _action_groups(verdict: Verdict, likely_causes: Sequence[str], release: str) -> list[tuple[str, list[str]]]:
-    """The diagnosis' actions grouped by who does them; a verdict without any gets its cause's default."""
-    actions = list(verdict.actions) or [
-        OPERATOR_ACTION.get(verdict.cause, "Ask the customer to reconnect the mailbox.")
-    ]
+    """The diagnosis' actions grouped by who does them (every finding of the procedure names its actions)."""
+    actions = list(verdict.actions)
     groups: dict[str, list[str]] = {}
     if likely_causes:
         # The causes have their own numbered section; the action is to work through it.

@@ -209,27 +209,6 @@ def admin_steps(provider: str | None, *, app: str, cause: Cause) -> AdminSteps:
     )
 
 
-# What the operating team should do, by cause (shown after the diagnosis' own actions).
-OPERATOR_ACTION: dict[Cause, str] = {
-    "app_revoked": "Your application removed this grant or account (grant deleted, or billing cancelled/"
-    "downgraded). Check the Nylas Dashboard API logs for who did it and whether it was intended.",
-    "admin_disconnected": "An administrator disconnected the app for the whole domain. The customer was asked to "
-    "forward admin instructions; contact their mail administrator if nothing changes.",
-    "admin_session_policy": "A session policy of the domain forces reconnects. Ask the customer's mail "
-    "administrator to extend the session timeout for the app (Microsoft: sign-in frequency; Google: session control).",
-    "eas_sparse_inbox": "Exchange ActiveSync invalidates mailboxes whose Inbox holds two messages or fewer. The "
-    "customer was asked to keep messages in the Inbox and reconnect; consider connecting by EWS or OAuth instead.",
-    "imap_sync_errors": "The IMAP account stopped with sync errors, not bad credentials. Check the account's sync "
-    "logs in the Nylas Dashboard for UID errors and contact Nylas support if they persist.",
-    "google_testing_mode": "Google expires tokens after 7 days while the OAuth app is in Testing mode. Publish it: "
-    "Google Cloud console → APIs & Services → OAuth consent screen → Publish app (and complete verification).",
-    "sync_stopped": "The OAuth grant stopped syncing without being revoked. Check Nylas status and the Dashboard "
-    "sync logs; contact Nylas support if it does not resume.",
-    "unknown": "No rule of the procedure matched. Follow the steps and evidence below and the Nylas Dashboard logs.",
-    "connector_outage": "The app's own Nylas connector is failing for every customer. Fix the connector (see the "
-    "likely causes), then release the held customer emails.",
-}
-
 # A cause in a few plain words, for lists of accounts (an incident's members).
 CAUSE_IN_WORDS: dict[str, str] = {
     "recovered": "recovered",

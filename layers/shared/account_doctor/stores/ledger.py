@@ -37,7 +37,7 @@ class NotificationInProgress(RuntimeError):
     """Another invocation is sending this email right now; the record is retried later and finds it sent."""
 
 
-def _epoch(moment: datetime) -> int:
+def _seconds(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
@@ -79,9 +79,9 @@ class NotificationLedger:
             "kind": kind,
             "to": to,
             "event_id": event_id,
-            "lease_until": _epoch(now) + LEASE_SECONDS,
+            "lease_until": _seconds(now) + LEASE_SECONDS,
             "created_at": iso(now),
-            "expires_at": _epoch(now + timedelta(days=EMAIL_RECORD_DAYS)),
+            "expires_at": _seconds(now + timedelta(days=EMAIL_RECORD_DAYS)),
         }
         writes: list[dict[str, Any]] = [
             {
@@ -90,7 +90,7 @@ class NotificationLedger:
                     "Item": to_item(intent),
                     "ConditionExpression": "attribute_not_exists(pk) OR (#status = :pending AND lease_until < :now)",
                     "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": to_item({":pending": "pending", ":now": _epoch(now)}),
+                    "ExpressionAttributeValues": to_item({":pending": "pending", ":now": _seconds(now)}),
                 }
             }
         ]
@@ -105,12 +105,12 @@ class NotificationLedger:
                                 **self._key("cooldown", account_id),
                                 "event_id": event_id,
                                 "claimed_at": iso(now),
-                                "expires_at": _epoch(now + timedelta(hours=hours)),
+                                "expires_at": _seconds(now + timedelta(hours=hours)),
                             }
                         ),
                         # TTL deletes lazily: an expired item still exists until DynamoDB gets round to it.
                         "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now OR event_id = :event_id",
-                        "ExpressionAttributeValues": to_item({":now": _epoch(now), ":event_id": event_id}),
+                        "ExpressionAttributeValues": to_item({":now": _seconds(now), ":event_id": event_id}),
                     }
                 }
             )
@@ -177,7 +177,7 @@ class NotificationLedger:
                                 "account_id": verdict[0] if verdict else None,
                                 "verdict_sk": verdict[1] if verdict else None,
                                 "position": verdict[2] if verdict else None,
-                                "expires_at": _epoch(
+                                "expires_at": _seconds(
                                     datetime.fromisoformat(notification.sent_at.replace("Z", "+00:00"))
                                 )
                                 + EMAIL_RECORD_DAYS * 86400

@@ -41,14 +41,18 @@ class VerdictStore:
 
     def latest_for_event(self, account_id: str, occurred_at: str, event_id: str) -> Verdict | None:
         """The event's current verdict: its latest revision, or the original."""
+        # The original's key up to its revisions' (`…#rev#{diagnosed_at}`; "~" sorts after any timestamp).
+        # Not begins_with: that also matches another event of the same second whose id extends this one
+        # (evt-1, evt-10), which sorts after this event's revisions and would come back first.
+        base = f"{occurred_at}#{event_id}"
         page = self._table.query(
-            limit=1,
-            KeyConditionExpression="account_id = :account AND begins_with(sk, :event)",
-            ExpressionAttributeValues={":account": account_id, ":event": f"{occurred_at}#{event_id}"},
+            KeyConditionExpression="account_id = :account AND sk BETWEEN :event AND :last_revision",
+            ExpressionAttributeValues={":account": account_id, ":event": base, ":last_revision": f"{base}#rev#~"},
             ScanIndexForward=False,
             ConsistentRead=True,
         )
-        return verdict_from(page.items[0]) if page.items else None
+        mine = [item for item in page.items if item.get("event_id") == event_id]
+        return verdict_from(mine[0]) if mine else None
 
     def latest(self, account_id: str) -> Verdict | None:
         page = self.account_verdicts(account_id, limit=1)
