@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from account_doctor.models import Cause, NotificationKind, Verdict
+from account_doctor.models import CAUSES, Cause, NotificationKind, Verdict
 
 Audience = Literal["customer", "operator"]
 # How repeats are held back: one customer email per account per cooldown; one operator alert per
@@ -24,20 +24,13 @@ CUSTOMER_EMAIL: dict[Cause, NotificationKind] = {
     "microsoft_token_expired": "reconnect",
     "oauth_revoked": "reconnect",
 }
-# Causes only the operating team can fix, or must also hear about.
-OPERATOR_ALERTED: frozenset[Cause] = frozenset(
-    {
-        "app_revoked",
-        "connector_outage",
-        "admin_disconnected",
-        "admin_session_policy",
-        "eas_sparse_inbox",
-        "imap_sync_errors",
-        "google_testing_mode",
-        "sync_stopped",
-        "unknown",
-    }
-)
+# Causes only the operating team can fix, or must also hear about: all but those the customer's reconnect fixes.
+OPERATOR_ALERTED: frozenset[Cause] = frozenset(CAUSES) - {
+    "recovered",
+    "password_changed",
+    "microsoft_token_expired",
+    "oauth_revoked",
+}
 # Causes whose failures group into an incident: the operator hears once per incident, when it opens.
 INCIDENT_CAUSES: frozenset[Cause] = frozenset(
     {"connector_outage", "admin_disconnected", "admin_session_policy", "google_testing_mode"}

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
+_NOT_OURS = "next is not a cursor this API returned; pass the `next` value of the previous page"
 # BatchGetItem reads at most this many keys per call.
 _BATCH_GET_LIMIT = 100
 
@@ -184,20 +185,29 @@ class Table:
             cursor = page.next
 
 
-def encode_cursor(last_key: Mapping[str, Any]) -> str:
-    """An opaque `next` cursor: the page's LastEvaluatedKey, base64url of its JSON."""
-    return base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode().rstrip("=")
+def encode_token(value: Any) -> str:
+    """An opaque `next` cursor: base64url of the JSON of where the next page starts."""
+    return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> dict[str, Any]:
+def decode_token(token: str) -> Any:
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (binascii.Error, ValueError) as error:
         raise InvalidCursor(
             "next is not a cursor this API returned; pass the `next` value of the previous page"
         ) from error
+
+
+def encode_cursor(last_key: Mapping[str, Any]) -> str:
+    """The cursor of a page that ends at DynamoDB's LastEvaluatedKey."""
+    return encode_token(last_key)
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    decoded = decode_token(cursor)
     if not isinstance(decoded, dict) or not all(isinstance(v, dict) for v in decoded.values()):
-        raise InvalidCursor("next is not a cursor this API returned; pass the `next` value of the previous page")
+        raise InvalidCursor(_NOT_OURS)
     return decoded
 
 

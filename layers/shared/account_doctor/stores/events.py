@@ -15,12 +15,9 @@ An event, its state change and its hourly count are written in one transaction, 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import heapq
 import itertools
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,7 +28,7 @@ from botocore.exceptions import ClientError
 from account_doctor.addresses import email_domain, is_free_mail
 from account_doctor.models import AccountEvent, EventKind, event_kind, iso, parse_iso
 from account_doctor.providers import connector
-from account_doctor.stores.dynamo import InvalidCursor, Page, Table, encode_cursor, to_item
+from account_doctor.stores.dynamo import InvalidCursor, Page, Table, decode_token, encode_cursor, encode_token, to_item
 
 # Events are kept longer than any window that reads them: 30 days for "recurring", DomainWindowDays
 # for clusters, and 90 days + for the Microsoft token rule's last re-authentication.
@@ -326,16 +323,11 @@ _DONE = "done"
 
 def pack_positions(positions: dict[str, str | None]) -> str:
     """One cursor for a list merged from several shards: where each shard's next page starts."""
-    return base64.urlsafe_b64encode(json.dumps(positions, separators=(",", ":")).encode()).decode().rstrip("=")
+    return encode_token(positions)
 
 
 def unpack_positions(cursor: str) -> dict[str, str | None]:
-    try:
-        positions = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError) as error:
-        raise InvalidCursor(
-            "next is not a cursor this API returned; pass the `next` value of the previous page"
-        ) from error
+    positions = decode_token(cursor)
     if not isinstance(positions, dict) or set(positions) != set(_SHARDS):
         raise InvalidCursor("next is not a cursor of this list; pass the `next` value of the previous page")
     return {shard: value if isinstance(value, str) else None for shard, value in positions.items()}
