@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from account_doctor.models import STAGE_ATTRIBUTE, AccountEvent, Stage, parse_iso
+from account_doctor.models import RELEASE_STAGE, STAGE_ATTRIBUTE, AccountEvent, Release, Stage, parse_iso
 from account_doctor.webhook import sign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -282,13 +282,21 @@ def signed_webhook_event(
     return webhook_event("POST", body=body, headers=signed, base64_encoded=base64_encoded)
 
 
-def read_api_event(path: str, resource: str, path_parameters: Mapping[str, str]) -> dict[str, Any]:
-    """An IAM-authenticated GET of the read API, e.g. ("/accounts/g-1", "/accounts/{account_id}", {…})."""
+def read_api_event(
+    path: str,
+    resource: str,
+    path_parameters: Mapping[str, str] | None = None,
+    *,
+    method: str = "GET",
+    query: Iterable[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """An IAM-authenticated request to the read API, e.g. ("/accounts/g-1", "/accounts/{account_id}", {…})."""
     return api_gateway_event(
-        "GET",
+        method,
         path,
         resource=resource,
         path_parameters=path_parameters,
+        query=query,
         headers=[("Accept", "application/json"), ("Host", "abc123.execute-api.us-east-1.amazonaws.com")],
         identity={
             "userArn": f"arn:aws:iam::{ACCOUNT}:user/operator",
@@ -358,6 +366,23 @@ def diagnosis_record(event: AccountEvent, stage: Stage, *, receive_count: int = 
             "ApproximateFirstReceiveTimestamp": str(sent + 120_000 if stage == "diagnose" else sent),
         },
         message_attributes={STAGE_ATTRIBUTE: {"DataType": "String", "StringValue": stage}},
+        queue_arn=DIAGNOSIS_QUEUE_ARN,
+    )
+
+
+def release_record(request: Release, *, sent_ms: int = SAMPLE_TIME * 1000) -> dict[str, Any]:
+    """One DiagnosisQueue message asking to release a page of an incident's held emails (sent by the read API)."""
+    return sqs_record(
+        message_id=f"release-{request.incident_id}",
+        receipt_handle=f"receipt-release-{request.incident_id}",
+        body=request.to_json(),
+        attributes={
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": str(sent_ms),
+            "SenderId": "AROAEXAMPLE:account-doctor-AccountsApiFunction",
+            "ApproximateFirstReceiveTimestamp": str(sent_ms),
+        },
+        message_attributes={STAGE_ATTRIBUTE: {"DataType": "String", "StringValue": RELEASE_STAGE}},
         queue_arn=DIAGNOSIS_QUEUE_ARN,
     )
 

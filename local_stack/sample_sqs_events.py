@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from account_doctor.models import AccountEvent, parse_iso
-from local_stack.payloads import diagnosis_record, read_api_event, sqs_event
+from account_doctor.models import AccountEvent, Release, parse_iso
+from local_stack.payloads import diagnosis_record, read_api_event, release_record, sqs_event
 from local_stack.scenarios import Scenario
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
@@ -213,6 +213,22 @@ def sample_files() -> dict[str, dict[str, Any]]:
     files["api-get-domain-invalid.json"] = read_api_event(
         "/domains/-not-a-domain-", "/domains/{domain}", {"domain": "-not-a-domain-"}
     )
+    files["api-get-broken-accounts.json"] = read_api_event(
+        "/accounts", "/accounts", query=[("status", "broken"), ("limit", "20")]
+    )
+    files["api-get-incidents.json"] = read_api_event("/incidents", "/incidents", query=[("status", "all")])
+    unknown = "domain-burst.example-20241119T0700-0000000000"
+    files["api-get-incident-unknown.json"] = read_api_event(
+        f"/incidents/{unknown}", "/incidents/{incident_id}", {"incident_id": unknown}
+    )
+    files["api-post-incident-release-unknown.json"] = read_api_event(
+        f"/incidents/{unknown}/release", "/incidents/{incident_id}/release", {"incident_id": unknown}, method="POST"
+    )
+    files["api-post-incident-resolve-invalid.json"] = read_api_event(
+        "/incidents/not an id/resolve", "/incidents/{incident_id}/resolve", {"incident_id": "not an id"}, method="POST"
+    )
+    # The release of an incident's held emails, as the read API queues it (SPEC §4b).
+    files["sqs-release.json"] = sqs_event([release_record(Release(unknown))])
     return files
 
 
