@@ -183,8 +183,15 @@ def _shown(path: Path) -> Path:
 
 
 def sam_env_vars(stack: RunningStack) -> dict[str, dict[str, str]]:
-    """events/env.local.json: each function's environment pointing at `make serve`'s endpoints."""
-    return {logical_id: dict(sorted(stack.environment.items())) for logical_id in sorted(stack.functions)}
+    """events/env.local.json: each function's own environment (as the template gives it) pointing at `make serve`.
+
+    Per function, as in AWS: the webhook's NYLAS_SECRET_NAME is its own secret, not the diagnosis function's.
+    """
+    local = {name: stack.environment[name] for name in ("AWS_ENDPOINT_URL", "POWERTOOLS_LOG_LEVEL")}
+    return {
+        logical_id: dict(sorted({**stack.resources.function_environment(logical_id), **local}.items()))
+        for logical_id in sorted(stack.functions)
+    }
 
 
 def serve_instructions(stack: RunningStack, env_file: Path, log_path: Path) -> str:

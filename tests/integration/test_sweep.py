@@ -6,7 +6,9 @@ What a user sees: which failures land on the diagnosis queue, the verdicts they 
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,19 +18,30 @@ from typing import Any
 
 import boto3
 import pytest
+import responses
+from responses import matchers
 
 from account_doctor.models import AccountEvent, from_epoch, iso
-from account_doctor.settings import get_settings
+from account_doctor.nylas import NylasClient
+from account_doctor.settings import SweepSettings, get_settings
 from account_doctor.stores.dynamo import Table
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from account_doctor.sweep import sweep_event_id
-from local_stack.payloads import TEST_SECRET, FakeLambdaContext, json_body, load_handler, signed_webhook_event
+from local_stack.payloads import (
+    TEST_SECRET,
+    FakeLambdaContext,
+    json_body,
+    load_handler,
+    nylas_v2_account,
+    nylas_v3_grant,
+    signed_webhook_event,
+)
 from local_stack.payloads import v3_notification as v3_webhook
 from local_stack.poller import sqs_event
 from local_stack.simulator import V2_LIST, V3_LIST, Grant, NylasSimulator, V2Account
 from local_stack.sweep_demo import scheduled_event
-from local_stack.template import ProvisionedStack
+from local_stack.template import ProvisionedStack, default_parameters, load_template
 from tests.conftest import EVENTS_DIR, load_event
 from tests.integration.ses import ses_outbox
 
@@ -343,6 +356,40 @@ def test_without_v2_credentials_only_v3_grants_are_listed(
     assert simulator.calls[V2_LIST] == 0
 
 
+# --- At Nylas's real URLs ---------------------------------------------------------------------------------------
+
+
+def test_the_lists_are_asked_for_as_nylas_documents_them(aws: ProvisionedStack) -> None:
+    """v3: Bearer api_key, grant_status=invalid, limit=200, offset by page; v2: Basic client_secret, limit/offset."""
+    client = NylasClient(get_settings(SweepSettings))
+    v3, v2 = "https://api.us.nylas.com/v3/grants", f"https://api.nylas.com/a/{TEST_SECRET['client_id']}/accounts"
+    grant = nylas_v3_grant("g-real", status="invalid", updated_at=1_731_000_000)
+    v2_basic = "Basic " + base64.b64encode(f"{TEST_SECRET['client_secret']}:".encode()).decode()
+    with responses.RequestsMock() as nylas:
+        for offset, count in ((0, 200), (200, 1)):
+            nylas.get(
+                v3,
+                match=[
+                    matchers.query_param_matcher({"grant_status": "invalid", "limit": "200", "offset": str(offset)}),
+                    matchers.header_matcher({"Authorization": f"Bearer {TEST_SECRET['api_key']}"}),
+                ],
+                json={"request_id": "r", "data": [grant] * count, "limit": 200, "offset": offset},
+            )
+        nylas.get(
+            v2,
+            match=[
+                matchers.query_param_matcher({"limit": "100", "offset": "0"}),
+                matchers.header_matcher({"Authorization": v2_basic}),
+            ],
+            json=[nylas_v2_account("a-real", sync_state="stopped"), nylas_v2_account("a-ok", sync_state="running")],
+        )
+        v3_pages = list(client.invalid_grants())
+        v2_pages = list(client.broken_v2_accounts())
+    assert [len(page) for page in v3_pages] == [200, 1]
+    assert v3_pages[1][0].updated_at == "2024-11-07T17:20:00Z"
+    assert [[a.account_id for a in page] for page in v2_pages] == [["a-real"]]
+
+
 # --- Operator mistakes, and the sample event --------------------------------------------------------------------
 
 
@@ -369,3 +416,55 @@ def test_every_sweep_sample_event_runs(name: str, stack: Stack, simulator: Nylas
 
 def test_the_sample_scheduled_event_is_what_eventbridge_delivers() -> None:
     assert load_event("sweep-scheduled.json") == scheduled_event()
+
+
+# --- The schedule -----------------------------------------------------------------------------------------------
+
+
+def _evaluate(value: Any, parameters: dict[str, str], conditions: dict[str, bool]) -> Any:
+    """The intrinsic functions the sweep's schedule uses, as CloudFormation evaluates them at deploy time."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, argument),) = value.items()
+        if name == "Ref":
+            return parameters[argument]
+        if name == "Fn::Equals":
+            left, right = (_evaluate(item, parameters, conditions) for item in argument)
+            return str(left) == str(right)
+        if name == "Fn::Not":
+            return not _evaluate(argument[0], parameters, conditions)
+        if name == "Fn::If":
+            condition, when_true, when_false = argument
+            return _evaluate(when_true if conditions[condition] else when_false, parameters, conditions)
+        if name == "Fn::Sub":
+            return re.sub(r"\$\{(\w+)\}", lambda match: parameters[match[1]], argument)
+    return value
+
+
+@pytest.mark.parametrize(("minutes", "expression"), [("0", None), ("1", "rate(1 minute)"), ("60", "rate(60 minutes)")])
+def test_the_schedule_follows_sweep_interval_minutes(minutes: str, expression: str | None) -> None:
+    template = load_template()
+    parameters = {**default_parameters(template), "SweepIntervalMinutes": minutes}
+    conditions: dict[str, bool] = {}
+    for name, definition in template["Conditions"].items():
+        conditions[name] = bool(_evaluate(definition, parameters, conditions))
+    resources = template["Resources"]
+    created = {
+        logical_id: resource
+        for logical_id, resource in resources.items()
+        if conditions.get(resource.get("Condition", ""), "Condition" not in resource)
+    }
+    schedules = [
+        r for r in created.values() if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]
+    ]
+    invoking = [
+        r
+        for r in created.values()
+        if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["FunctionName"] == {"Ref": "SweepFunction"}
+    ]
+    if expression is None:  # 0 turns the sweep off: nothing schedules or may invoke it
+        assert (schedules, invoking) == ([], [])
+        return
+    (schedule,) = schedules
+    assert _evaluate(schedule["Properties"]["ScheduleExpression"], parameters, conditions) == expression
+    assert [t["Arn"] for t in schedule["Properties"]["Targets"]] == [{"Fn::GetAtt": ["SweepFunction", "Arn"]}]
+    assert [p["Properties"]["Principal"] for p in invoking] == ["events.amazonaws.com"]

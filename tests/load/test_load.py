@@ -18,8 +18,9 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from account_doctor.history import History
 from account_doctor.models import AccountEvent, Verdict
+from account_doctor.stores.dynamo import Table
+from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from local_stack import load
 from local_stack.stack import RunningStack, StackOptions, running_stack
 
@@ -47,11 +48,19 @@ def loaded() -> Iterator[tuple[RunningStack, load.Workload, load.PostResults]]:
 
 
 @pytest.fixture
-def history(loaded: tuple[RunningStack, load.Workload, load.PostResults], monkeypatch: pytest.MonkeyPatch) -> History:
+def history(
+    loaded: tuple[RunningStack, load.Workload, load.PostResults], monkeypatch: pytest.MonkeyPatch
+) -> VerdictStore:
+    """The stack's verdicts, read as the read API reads them."""
     stack, _, _ = loaded
     for name, value in stack.environment.items():
         monkeypatch.setenv(name, value)
-    return History(stack.environment["EVENTS_TABLE"], stack.environment["VERDICTS_TABLE"])
+    return VerdictStore(Table(stack.environment["VERDICTS_TABLE"]))
+
+
+def account_verdicts(history: VerdictStore, account_id: str) -> list[Verdict]:
+    """Every verdict of the account, newest first (revisions included)."""
+    return page_verdicts(history.account_verdicts(account_id, limit=100))
 
 
 def _dead_letters(stack: RunningStack) -> set[tuple[str, str]]:
@@ -91,29 +100,34 @@ def test_no_5xx_and_every_webhook_accepted(loaded: tuple[RunningStack, load.Work
 
 
 def test_every_failure_has_exactly_one_verdict_or_is_dead_lettered(
-    loaded: tuple[RunningStack, load.Workload, load.PostResults], history: History
+    loaded: tuple[RunningStack, load.Workload, load.PostResults], history: VerdictStore
 ) -> None:
     stack, workload, _ = loaded
     dead = _dead_letters(stack)
     missing = []
     for (account_id, event_id), event in workload.failures.items():
-        if history.get_verdict(account_id, event.occurred_at, event_id) is None and (account_id, event_id) not in dead:
+        found = history.latest_for_event(account_id, event.occurred_at, event_id)
+        if found is None and (account_id, event_id) not in dead:
             missing.append(account_id)
     assert missing == []
-    # Exactly one: an account has one verdict per distinct failure event, none for repeats or recoveries.
+    # Exactly one (plus its revisions, SPEC §4b): an account has one verdict per distinct failure event,
+    # none for repeats or recoveries; a revision revises a verdict of the same event.
     per_account = Counter(account_id for account_id, _ in workload.failures)
     for account in workload.accounts:
-        verdicts = history.account_verdicts(account.account_id)
-        assert len(verdicts) == per_account[account.account_id], account.account_id
-        assert len({(v.occurred_at, v.event_id) for v in verdicts}) == len(verdicts)
+        verdicts = account_verdicts(history, account.account_id)
+        originals = [v for v in verdicts if v.revises is None]
+        assert len(originals) == per_account[account.account_id], account.account_id
+        assert len({(v.occurred_at, v.event_id) for v in originals}) == len(originals)
+        for revision in (v for v in verdicts if v.revises is not None):
+            assert (revision.occurred_at, revision.event_id) in {(v.occurred_at, v.event_id) for v in originals}
 
 
-def _all_verdicts(history: History, workload: load.Workload) -> list[Verdict]:
-    return [v for account in workload.accounts for v in history.account_verdicts(account.account_id)]
+def _all_verdicts(history: VerdictStore, workload: load.Workload) -> list[Verdict]:
+    return [v for account in workload.accounts for v in account_verdicts(history, account.account_id)]
 
 
 def test_nobody_gets_the_same_email_twice(
-    loaded: tuple[RunningStack, load.Workload, load.PostResults], history: History
+    loaded: tuple[RunningStack, load.Workload, load.PostResults], history: VerdictStore
 ) -> None:
     stack, workload, _ = loaded
     emails = stack.outbox.snapshot()
@@ -124,20 +138,26 @@ def test_nobody_gets_the_same_email_twice(
     )
     assert sorted(recorded.values(), reverse=True)[:1] == [1]
     assert sorted(message_id for message_id, _ in recorded) == sorted(e.message_id for e in emails)
-    # No (recipient, subject) pair twice; at most one customer email per account within the cooldown.
+    # No (recipient, subject) pair twice; at most one customer email per account within the cooldown, and at
+    # most one follow-up when an incident revised the account's verdict (SPEC §4b, §5).
     pairs = Counter((recipient, e.subject) for e in emails for recipient in e.recipients)
     assert [pair for pair, count in pairs.items() if count > 1] == []
-    customers = Counter(r for e in emails for r in e.recipients if r != OPERATOR)
+    follow_ups = {
+        n.message_id for v in _all_verdicts(history, workload) if v.revises is not None for n in v.notifications
+    }
+    customers = Counter(r for e in emails if e.message_id not in follow_ups for r in e.recipients if r != OPERATOR)
     assert [address for address, count in customers.items() if count > 1] == []
-    assert set(customers) <= {a.email for a in workload.accounts}
+    revised = Counter(r for e in emails if e.message_id in follow_ups for r in e.recipients if r != OPERATOR)
+    assert [address for address, count in revised.items() if count > 1] == []
+    assert set(customers) | set(revised) <= {a.email for a in workload.accounts}
 
 
 def test_recovery_posted_before_its_failure_ends_recovered_without_email(
-    loaded: tuple[RunningStack, load.Workload, load.PostResults], history: History
+    loaded: tuple[RunningStack, load.Workload, load.PostResults], history: VerdictStore
 ) -> None:
     stack, workload, _ = loaded
     for account in workload.recovered_first:
-        verdicts = history.account_verdicts(account.account_id)
+        verdicts = account_verdicts(history, account.account_id)
         assert [v.cause for v in verdicts] == ["recovered"], account.account_id
         assert verdicts[0].notifications == []
         assert stack.outbox.to(account.email) == []

@@ -16,9 +16,11 @@ import pytest
 import requests
 import responses
 
+from account_doctor.consumer import QueueConsumer, build_consumer
 from account_doctor.models import AccountEvent
+from account_doctor.notifications import build_notifier
 from account_doctor.settings import get_settings
-from local_stack.payloads import diagnosis_record
+from local_stack.payloads import FakeLambdaContext, diagnosis_record
 from local_stack.sample_sqs_events import failure, scenario
 from local_stack.scenarios import Scenario
 from tests.integration.diagnosis_stack import answer, grant_answer, grant_url
@@ -182,15 +184,14 @@ def test_ses_throttled_throughout_loses_nothing(
     assert_diagnosed_once(pipeline, s, {s.email: 1, OPERATOR: 1})
 
 
-def two_workers() -> tuple[Any, Any]:
+def two_workers() -> tuple[QueueConsumer, QueueConsumer]:
     """Two DiagnosisFunction instances' consumers, built from the same settings (as two cold starts are)."""
-    # Imported here, after the `aws` fixture set POWERTOOLS_SERVICE_NAME: the modules' child loggers
-    # take the service name at import, and an orphaned child cannot carry a correlation id.
-    from account_doctor.consumer import build_consumer
-    from account_doctor.notifications import build_notifier
-
     settings = get_settings()
-    return build_consumer(settings, build_notifier(settings)), build_consumer(settings, build_notifier(settings))
+    workers = build_consumer(settings, build_notifier(settings)), build_consumer(settings, build_notifier(settings))
+    for worker in workers:
+        # As the handler does: the in-progress record then expires with the invocation's remaining time.
+        worker.idempotency.register_lambda_context(FakeLambdaContext())
+    return workers
 
 
 def test_the_same_record_on_two_workers_at_once(

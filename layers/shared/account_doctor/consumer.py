@@ -49,6 +49,7 @@ from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import Cluster, EventHistory
 from account_doctor.stores.incidents import IncidentKey, IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
+from account_doctor.sweep import is_too_old_to_notify
 from account_doctor.tally import tally
 
 logger = Logger(child=True)
@@ -272,9 +273,7 @@ class DiagnosisService:
 
     def _too_old_to_notify(self, event: AccountEvent) -> bool:
         """A failure the sweep found long after it happened: recorded, but its customer left long ago."""
-        if event.source != "sweep":
-            return False
-        return parse_iso(event.occurred_at) < self._clock() - timedelta(days=self._sweep_notify_days)
+        return is_too_old_to_notify(event, self._clock(), self._sweep_notify_days)
 
     def _finish(self, verdict: Verdict, occasion: Occasion) -> Verdict:
         """Publishes the verdict and sends its emails (the verdict is stored before either)."""

@@ -20,7 +20,7 @@ import heapq
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from botocore.exceptions import ClientError
@@ -98,7 +98,10 @@ class EventHistory:
         """Stores the event once, with the account's new state and the connector's hourly count; False if known."""
         kind = event.kind
         domain = email_domain(event.email)
-        expires = int((parse_iso(event.occurred_at) + timedelta(days=EVENT_RETENTION_DAYS)).timestamp())
+        # Kept EVENT_RETENTION_DAYS from when it was recorded: a failure the sweep finds long after it happened
+        # must not expire at once (and be found again at every sweep).
+        recorded_from = max(parse_iso(event.occurred_at), datetime.now(UTC))
+        expires = int((recorded_from + timedelta(days=EVENT_RETENTION_DAYS)).timestamp())
         item: dict[str, Any] = {
             "account_id": event.account_id,
             "sk": sort_key(event.occurred_at, event.event_id),
