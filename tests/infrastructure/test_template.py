@@ -71,8 +71,9 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
         "NotificationsTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
         # Powertools' DynamoDBPersistenceLayer: get, put (conditional), update, delete on failure.
         "IdempotencyTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
-        # open (conditional puts), join (a transaction: member put + shard update), live pointers (BatchGet).
-        "IncidentsTable": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem"},
+        # open (conditional puts), join (a transaction: member put + shard update), live pointers (BatchGet);
+        # the last member recovering resolves the incident and deletes its open-incident pointer.
+        "IncidentsTable": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"},
         "IncidentsTable/index/ByIncident": {"Query"},
     },
     "AccountsApiFunction": {
@@ -90,7 +91,7 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
     # Whether an account's history already holds the failure the sweep found (its latest events).
     "SweepFunction": {"EventsTable": {"Query"}},
     # SES feedback: the message's pointer and its alert claim, and the status on the verdict's notifications.
-    "SesEventsFunction": {"NotificationsTable": {"GetItem", "UpdateItem"}, "VerdictsTable": {"GetItem", "UpdateItem"}},
+    "SesEventsFunction": {"NotificationsTable": {"GetItem", "UpdateItem"}, "VerdictsTable": {"UpdateItem"}},
 }
 # Never needed by this code: a Scan reads a whole table, a BatchWriteItem writes without conditions.
 NEVER_GRANTED = {"Scan", "BatchWriteItem", "PartiQLSelect", "PartiQLInsert", "PartiQLUpdate", "PartiQLDelete"}
