@@ -5,7 +5,8 @@
     HMAC-SHA256 + json.loads of the same body alone. A second figure compares it with 1 ms.
 (b) `import app` in a fresh interpreter, in a Lambda-like environment (LAMBDA_TASK_ROOT set, so the
     X-Ray SDK takes its Lambda path as it does when deployed), against
-    `import boto3; boto3.client('sqs')`. Runs alternate so machine load hits both alike; best of N.
+    `import boto3; boto3.client('sqs')`. Runs alternate so machine load hits both alike.
+Each figure is the median of its runs, with their spread (bench/figures.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hmac
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,18 +40,18 @@ class NoOpSQS:
         return {"Successful": [{"Id": e["Id"], "MessageId": "m", "MD5OfMessageBody": ""} for e in request["Entries"]]}
 
 
-def _best_per_call(fn: Any, calls: int, rounds: int = 7) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
+ROUNDS = 7
 
 
-def warm_invocation() -> tuple[float, float]:
-    """Seconds per warm invocation, and per HMAC + json.loads of the same body."""
+def _per_call(fn: Any, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def warm_invocation() -> tuple[list[float], list[float]]:
+    """Seconds per warm invocation, and per HMAC + json.loads of the same body: one of each per round."""
     from moto import mock_aws
 
     from account_doctor.queue import DiagnosisQueue
@@ -77,20 +79,22 @@ def warm_invocation() -> tuple[float, float]:
             sink.seek(0)
             sink.truncate()
 
+        key = TEST_SECRET["webhook_secret"].encode()
+
+        def reference() -> None:
+            hmac.compare_digest(hmac.new(key, body, hashlib.sha256).hexdigest(), "0" * 64)
+            json.loads(body)
+
         invoke()  # the first call reads the secret (then cached, as when warm)
-        handler_time = _best_per_call(invoke, 500)
-
-    key = TEST_SECRET["webhook_secret"].encode()
-
-    def reference() -> None:
-        hmac.compare_digest(hmac.new(key, body, hashlib.sha256).hexdigest(), "0" * 64)
-        json.loads(body)
-
-    return handler_time, _best_per_call(reference, 5000)
+        handler_times, reference_times = [], []
+        for _ in range(ROUNDS):  # alternating, so machine load hits both alike
+            handler_times.append(_per_call(invoke, 500))
+            reference_times.append(_per_call(reference, 5000))
+    return handler_times, reference_times
 
 
-def import_times(rounds: int = 15) -> tuple[float, float]:
-    """Best wall time of `import app` and of the boto3 baseline, each in a fresh interpreter."""
+def import_times(rounds: int = 15) -> tuple[list[float], list[float]]:
+    """Wall times of `import app` and of the boto3 baseline, each in a fresh interpreter, one of each per round."""
     with tempfile.TemporaryDirectory() as task_root:
         env = {
             **os.environ,
@@ -135,40 +139,43 @@ def import_times(rounds: int = 15) -> tuple[float, float]:
 
         once("import app")  # warm the OS file cache and bytecode for both
         once(BASELINE)
-        handler, baseline = float("inf"), float("inf")
+        handler, baseline = [], []
         for _ in range(rounds):
-            handler = min(handler, once("import app"))
-            baseline = min(baseline, once(BASELINE))
+            handler.append(once("import app"))
+            baseline.append(once(BASELINE))
         return handler, baseline
 
 
 def run() -> list[Figure]:
     handler, reference = warm_invocation()
-    handler_us, reference_us = handler * 1e6, reference * 1e6
+    handler_us, reference_us = [t * 1e6 for t in handler], [t * 1e6 for t in reference]
     imported, baseline = import_times()
+    own, hashing = statistics.median(handler_us), statistics.median(reference_us)
     return [
-        Figure(
-            name=f"webhook warm invocation own time ({handler_us:.0f} µs) vs HMAC+json.loads ({reference_us:.1f} µs)",
-            measured=handler_us,
-            reference=reference_us,
+        Figure.timed(
+            name=f"webhook warm invocation own time ({own:.0f} µs) vs HMAC+json.loads ({hashing:.1f} µs)",
+            measured_runs=handler_us,
+            reference_runs=reference_us,
             unit="µs",
             target_ratio=100,
             reference_name="HMAC-SHA256 + json.loads of the same body",
+            paired=True,
         ),
-        Figure(
-            name=f"webhook warm invocation own time ({handler_us:.0f} µs), target < 1 ms",
-            measured=handler_us,
-            reference=1000.0,
+        Figure.timed(
+            name=f"webhook warm invocation own time ({own:.0f} µs), target < 1 ms",
+            measured_runs=handler_us,
+            reference_runs=[1000.0],
             unit="µs",
             target_ratio=1.0,
             reference_name="1 ms",
         ),
-        Figure(
+        Figure.timed(
             name="webhook handler import, fresh interpreter (Lambda-like env)",
-            measured=imported * 1000,
-            reference=baseline * 1000,
+            measured_runs=[t * 1000 for t in imported],
+            reference_runs=[t * 1000 for t in baseline],
             unit="ms",
             target_ratio=1.3,
             reference_name="import boto3 + SQS client",
+            paired=True,
         ),
     ]

@@ -30,7 +30,8 @@ class Figure:
     # Run i of each side was measured side by side (alternating), so machine load hit both alike: the
     # spread is that of the per-run ratios. Otherwise any run of one side may meet any run of the other.
     paired: bool = False
-    # Printed under the summary table (and in RESULTS.md): e.g. the calls behind a count, by operation.
+    # Markdown printed under the summary table (and in RESULTS.md), its own heading first: e.g. the calls
+    # behind a count, by operation.
     details: str = ""
 
     @classmethod
@@ -109,7 +110,7 @@ class Figure:
                 f"| {_value(f.reference, f.reference_runs, f.unit)} ({f.reference_name}) "
                 f"| {_ratio_text(f)} | ≤ {f.target_ratio:g}× | {f.status} |"
             )
-        sections = [f"### {f.name}\n\n{f.details.strip()}" for f in figures if f.details.strip()]
+        sections = [f.details.strip() for f in figures if f.details.strip()]
         return "\n\n".join(["\n".join(lines), *sections])
 
 

@@ -462,15 +462,26 @@ def test_every_api_sample_event_is_answered(
         "api-get-account-unknown.json": 404,
         "api-get-domain.json": 200,
         "api-get-domain-invalid.json": 400,
+        "api-get-broken-accounts.json": 200,
+        "api-get-incidents.json": 200,
+        "api-get-incident-unknown.json": 404,
+        "api-post-incident-release-unknown.json": 404,
+        "api-post-incident-resolve-invalid.json": 400,
     }
     assert sorted(p.name for p in Path(EVENTS_DIR).glob("api-*.json")) == sorted(expected)
+    answers: dict[str, dict[str, Any]] = {}
     for name, status in expected.items():
         response = api.lambda_handler(load_event(name), lambda_context)
         assert response["statusCode"] == status, name
         body = json.loads(response["body"])
         assert isinstance(body, dict)
+        answers[name] = body
         if status != 200:
             assert body["message"]
+    broken = {a["account_id"] for a in answers["api-get-broken-accounts.json"]["accounts"]}
+    assert {scenario(c).account_id for c in ("oauth_revoked", "admin_disconnected")} <= broken
+    incidents = answers["api-get-incidents.json"]["incidents"]
+    assert [(i["kind"], i["key"], i["cause"]) for i in incidents] == [("domain", "burst.example", "admin_disconnected")]
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from account_doctor.models import AccountEvent, Notification, Step, Verdict
 from account_doctor.settings import get_settings
@@ -265,3 +268,36 @@ def test_a_cursor_this_store_did_not_hand_out_is_refused(verdicts: VerdictStore)
     for forged in ("%%%", "bm90IGpzb24", "WzFd"):  # not base64, not JSON, not a key
         with pytest.raises(InvalidCursor):
             verdicts.account_verdicts("a1", limit=1, cursor=forged)
+
+
+class ConflictingOnce:
+    """DynamoDB whose next transaction is cancelled by a concurrent one on the connector's hourly count."""
+
+    def __init__(self) -> None:
+        self._client = boto3.client("dynamodb")
+        self.armed = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def transact_write_items(self, **request: Any) -> Any:
+        if self.armed:
+            self.armed = False
+            reasons = [{"Code": "None"}, {"Code": "TransactionConflict"}, {"Code": "None"}]
+            raise ClientError(
+                {"Error": {"Code": "TransactionCanceledException"}, "CancellationReasons": reasons},
+                "TransactWriteItems",
+            )
+        return self._client.transact_write_items(**request)
+
+
+def test_a_transaction_conflict_is_retried_never_stored_without_the_accounts_state(aws: ProvisionedStack) -> None:
+    history = EventHistory(Table(get_settings().events_table, ConflictingOnce()))  # type: ignore[arg-type]
+    event = failure("a1", "2024-11-19T10:00:00Z", provider="google")
+    with pytest.raises(ClientError):
+        history.put_event(event)  # the record fails back to the queue ...
+    assert history.put_event(event) is True  # ... and its redelivery stores it, with the account's state
+    state = history.state("a1")
+    assert state is not None
+    assert (state["latest_kind"], state["since"]) == ("failure", "2024-11-19T10:00:00Z")
+    assert len(history.broken_accounts(limit=10).items) == 1

@@ -7,6 +7,7 @@ import pytest
 
 from local_stack.payloads import FakeLambdaContext
 from local_stack.template import ProvisionedStack
+from tests.integration.test_incidents import harness  # noqa: F401 - the service on moto, Nylas in memory, SES recorded
 from tests.reliability.pipeline import AwsFaults, Pipeline
 
 

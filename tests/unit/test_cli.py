@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -193,14 +194,20 @@ def environment(aws: ProvisionedStack) -> ProvisionedStack:
 
 
 @pytest.fixture
-def cli_run(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+def cli_run(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., Run]]:
+    # The CLI points the whole process at the chosen profile and region (os.environ), as a command should;
+    # the environment is restored afterwards, so no later test (of any suite) runs under `--profile nope`.
+    saved = dict(os.environ)
+
     def run(*argv: str, api: ReadApi | None = None) -> Run:
         out = io.StringIO()
         code = cli.main(list(argv), out=out, read_api=None if api is None else (lambda _settings: api))
         captured = capsys.readouterr()
         return Run(code, out.getvalue() + captured.out, captured.err)
 
-    return run
+    yield run
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def assert_operator_mistake(run: Run, *expected: str) -> None:

@@ -168,7 +168,7 @@ class DiagnosisService:
             if recovered_at is not None:
                 logger.info("account recovered since the verdict; nobody is told", extra={"recovered_at": recovered_at})
                 return verdict
-            return self._finish(verdict, self._occasion_of(verdict, event))
+            return self._resume(verdict, event)
         gathered = self._evidence.gather(event)
         evidence = gathered.evidence
         if not gathered.recorded:
@@ -182,7 +182,7 @@ class DiagnosisService:
             stored = self._verdicts.latest_for_event(event.account_id, event.occurred_at, event.event_id)
             if stored is None:  # pragma: no cover - a put that failed its condition left a verdict
                 raise RuntimeError(f"event {event.event_id}: the verdict exists but cannot be read; retrying")
-            return self._finish(stored, self._occasion_of(stored, event))
+            return self._resume(stored, event)
         tally.count("Verdicts", "cause", verdict.cause)
         logger.info(
             "verdict",
@@ -200,8 +200,43 @@ class DiagnosisService:
                 held=verdict.cause == "connector_outage",
             )
             if opened:
-                self._open_incident(key, incident_id, verdict, gathered)
+                cluster = gathered.domain_cluster if key.kind == "domain" else gathered.connector_cluster
+                self._open_incident(key, incident_id, verdict, cluster)
         return self._finish(verdict, self._occasion_for(verdict, event, opened))
+
+    def _resume(self, verdict: Verdict, event: AccountEvent) -> Verdict:
+        """A retry of a stored verdict: what the failed attempt may have left undone, each step safe to repeat.
+
+        The attempt can fail after the verdict was stored (a transaction conflict counting the member, SES
+        throttling a revision's follow-up): the member is counted now, and the incident's opener revises the
+        earlier members again (those already revised only get a follow-up that did not go out).
+        """
+        incident = self._incidents.get(verdict.incident_id) if verdict.incident_id else None
+        if incident is not None and incident.status == "open":
+            key = IncidentKey(incident.kind, incident.key)
+            self._incidents.join(
+                key,
+                incident.incident_id,
+                event.account_id,
+                verdict.email,
+                verdict.domain,
+                verdict.cause,
+                event.occurred_at,
+                held=verdict.cause == "connector_outage",
+            )
+            if incident.opened_by_event == event.event_id:
+                self._open_incident(key, incident.incident_id, verdict, self._failures_around(key, event))
+        return self._finish(verdict, self._occasion_of(verdict, event))
+
+    def _failures_around(self, key: IncidentKey, event: AccountEvent) -> Cluster:
+        """The failures the opener's evidence counted (EvidenceGatherer's windows), read again on a retry."""
+        failed_at = parse_iso(event.occurred_at)
+        burst = timedelta(minutes=self._policy.domain_burst_minutes)
+        if key.kind == "domain":
+            since = failed_at - timedelta(days=self._policy.domain_window_days)
+            return self._history.domain_failures(key.key, iso(since), iso(failed_at + burst))
+        # Connector and testing-mode incidents are keyed by the connector (testing mode: google).
+        return self._history.connector_failures(key.key, iso(failed_at - burst), iso(failed_at + burst))
 
     def _incident_for(
         self, key: IncidentKey | None, cause: Cause, event: AccountEvent, gathered: Gathered
@@ -307,9 +342,8 @@ class DiagnosisService:
 
     # Incidents: opening revises the earlier members ----------------------------------------------------
 
-    def _open_incident(self, key: IncidentKey, incident_id: str, opener: Verdict, gathered: Gathered) -> None:
+    def _open_incident(self, key: IncidentKey, incident_id: str, opener: Verdict, cluster: Cluster | None) -> None:
         """Counts the failures that came before the incident existed as members, and revises their verdicts."""
-        cluster: Cluster | None = gathered.domain_cluster if key.kind == "domain" else gathered.connector_cluster
         emails = cluster.emails() if cluster else {}
         for account_id in sorted(set(emails) - {opener.account_id}):
             self._revise_member(key, incident_id, account_id, emails[account_id], opener)
@@ -331,6 +365,8 @@ class DiagnosisService:
             self._incidents.join(
                 key, incident_id, account_id, earlier.email, earlier.domain, earlier.cause, earlier.occurred_at
             )
+            if earlier.revises is not None and earlier.incident_id == incident_id:
+                self._finish_follow_up(account_id, earlier)  # the opener's retry: its email may not have gone out
             return
         if self._history.recovery_after(account_id, earlier.occurred_at) is not None:
             return
@@ -373,6 +409,14 @@ class DiagnosisService:
             key, incident_id, account_id, revision.email, revision.domain, revision.cause, revision.occurred_at
         )
         self._finish(revision, Occasion(follow_up=_follow_up(earlier, revision)))
+
+    def _finish_follow_up(self, account_id: str, revision: Verdict) -> None:
+        """Sends a stored revision's follow-up email if it did not go out (the ledger keeps it to once)."""
+        newest = page_verdicts(self._verdicts.account_verdicts(account_id, limit=2))
+        revised = [v for v in newest if v.event_id == revision.event_id and v.diagnosed_at == revision.revises]
+        follow_up = _follow_up(revised[0], revision) if revised else None
+        if follow_up and not any(n.kind == follow_up for n in revision.notifications):
+            self._finish(revision, Occasion(follow_up=follow_up))
 
     # Releasing held emails ------------------------------------------------------------------------
 

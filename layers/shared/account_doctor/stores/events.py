@@ -138,9 +138,12 @@ class EventHistory:
             self._table.client.transact_write_items(TransactItems=cast(Any, [*writes, state]))
         except ClientError as error:
             reasons = [r.get("Code") for r in cast(Any, error.response).get("CancellationReasons", [])]
-            if not reasons or reasons[0] == "ConditionalCheckFailed":
-                if reasons:
-                    return False  # already recorded: a redelivery
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return False  # already recorded: a redelivery
+            if not reasons or reasons[-1] != "ConditionalCheckFailed" or any(r != "None" for r in reasons[:-1]):
+                # E.g. TransactionConflict with another failure counted in the same hour: nothing was written,
+                # and the record is retried; writing the event without its state would leave the account's
+                # state (and the broken list) behind for good.
                 raise
             # Only the state refused: a newer event is already the account's latest (an out-of-order delivery).
             self._table.client.transact_write_items(TransactItems=cast(Any, writes))
