@@ -98,6 +98,7 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         report.longrepr = (
             f"log hygiene ({report.when}): the code wrote what must never be logged "
-            "(mask addresses with addresses.mask_email or mask_addresses, never log credentials):\n  " + "\n  ".join(found)
+            "(mask addresses with addresses.mask_email or mask_addresses, never log credentials):\n  "
+            + "\n  ".join(found)
         )
     return report
