@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import responses
 from aws_lambda_powertools.utilities import parameters
+from botocore.client import BaseClient
 from moto import mock_aws
 
 from account_doctor.settings import get_settings
@@ -57,7 +59,20 @@ def stack_parameters() -> dict[str, str]:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, stack_parameters: dict[str, str]) -> Iterator[ProvisionedStack]:
-    """The stack's queues, tables, secret and SES identity in moto, and the functions' environment set."""
+    """The stack's queues, tables, secret and SES identity in moto, and the functions' environment set.
+
+    A batch's records run on several threads. moto's in-process backends are not thread-safe (a transaction
+    iterates a dict another thread adds to), while AWS answers each call atomically: so AWS calls are made one
+    at a time here, as AWS would linearize them; the threads still interleave between their calls.
+    """
+    lock = threading.RLock()
+    make_api_call = BaseClient._make_api_call
+
+    def one_call_at_a_time(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        with lock:
+            return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", one_call_at_a_time)
     with mock_aws():
         stack = provision(secret=TEST_SECRET, parameters=stack_parameters)
         for name, value in stack.function_environment().items():

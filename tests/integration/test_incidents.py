@@ -14,7 +14,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from botocore.client import BaseClient
 
 from account_doctor.consumer import DiagnosisService
 from account_doctor.diagnosis import diagnose
@@ -175,19 +174,8 @@ def test_a_connector_outage_holds_customer_emails_until_released(harness: Harnes
     assert len(harness.outbox.to("it9@org9.com")) == 1
 
 
-def test_concurrent_first_members_open_one_incident_and_count_everyone_once(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # moto's in-process backends are not thread-safe; DynamoDB itself is linearizable per call. One call at a
-    # time keeps that property while the 20 diagnoses still interleave between their calls.
-    lock = threading.Lock()
-    original = BaseClient._make_api_call
-
-    def one_call_at_a_time(self: BaseClient, operation: str, params: dict[str, object]) -> object:
-        with lock:
-            return original(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", one_call_at_a_time)
+def test_concurrent_first_members_open_one_incident_and_count_everyone_once(harness: Harness) -> None:
+    # AWS calls are linearized by the `aws` fixture (moto is not thread-safe); the diagnoses interleave.
     events = [harness.fail(n, f"user{n}@globex.com", "google", minutes=0) for n in range(20)]
     harness.clock[0] = START + timedelta(minutes=2)
     errors: list[BaseException] = []
