@@ -98,7 +98,7 @@ def harness() -> Harness:
         ledger=NotificationLedger(Table(settings.notifications_table, client)),
         mailer=outbox,
         reconnect_link=ReconnectLinks(settings),
-        verdict_write=verdicts.notifications_write,
+        verdicts=verdicts,
         clock=lambda: clock[0],
     )
     service = DiagnosisService(

@@ -101,7 +101,7 @@ def notifier_at(clock: Clock, *, ses: Any = None, dynamodb: Any = None) -> Email
         ledger=NotificationLedger(Table(settings.notifications_table, client)),
         mailer=SesMailer(ses or boto3.client("sesv2"), settings),
         reconnect_link=ReconnectLinks(settings),
-        verdict_write=VerdictStore(Table(settings.verdicts_table, client)).notifications_write,
+        verdicts=VerdictStore(Table(settings.verdicts_table, client)),
         clock=clock,
     )
 

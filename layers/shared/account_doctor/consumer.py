@@ -316,10 +316,7 @@ class DiagnosisService:
             self._publisher.publish_verdict(verdict.to_dict())
             return verdict
         brief = self._brief(verdict) if occasion.incident_opened else None
-        notifications = self._notifier.notify(verdict, occasion, incident=brief)
-        if notifications != verdict.notifications and any(n.status == "held" for n in notifications):
-            self._verdicts.set_notifications(verdict, notifications)
-        verdict = replace(verdict, notifications=notifications)
+        verdict = replace(verdict, notifications=self._notifier.notify(verdict, occasion, incident=brief))
         self._publisher.publish_verdict(verdict.to_dict())
         return verdict
 

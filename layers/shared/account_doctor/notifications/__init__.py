@@ -39,5 +39,5 @@ def build_notifier(
         ledger=ledger,
         mailer=mailer,
         reconnect_link=ReconnectLinks(settings),
-        verdict_write=verdicts.notifications_write,
+        verdicts=verdicts,
     )

@@ -53,7 +53,14 @@ class Mailer(Protocol):
     def send(self, email: RenderedEmail) -> str: ...
 
 
-VerdictWrite = Callable[[Verdict, list[Notification]], dict[str, Any]]
+class VerdictNotifications(Protocol):
+    """Where a verdict's notifications are kept (stores.verdicts.VerdictStore)."""
+
+    def notifications_write(self, verdict: Verdict, notifications: list[Notification]) -> dict[str, Any]:
+        """The update as one write of a transaction (the ledger records an email and its verdict at once)."""
+        ...
+
+    def set_notifications(self, verdict: Verdict, notifications: list[Notification]) -> None: ...
 
 
 class ReconnectLinks:
@@ -93,22 +100,28 @@ class EmailNotifier:
         ledger: NotificationLedger,
         mailer: Mailer | None,
         reconnect_link: Callable[[Verdict], str],
-        verdict_write: VerdictWrite,
+        verdicts: VerdictNotifications,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
         self._ledger = ledger
         self._mailer = mailer
         self._reconnect_link = reconnect_link
-        self._verdict_write = verdict_write
+        self._verdicts = verdicts
         self._clock = clock
 
     def notify(
         self, verdict: Verdict, occasion: Occasion | None = None, *, incident: IncidentBrief | None = None
     ) -> list[Notification]:
-        """Every notification of the verdict afterwards (earlier ones kept), each email sent at most once."""
+        """Every notification of the verdict afterwards (earlier ones kept), each email sent at most once.
+
+        Each email's outcome is written with its ledger record; whatever the verdict does not hold yet (held
+        emails, or what a racing attempt sent) is written once at the end, so a retry always leaves the
+        verdict listing everything that went out.
+        """
         planned = recipients(verdict, self._settings.operator_email, occasion)
         notifications = [n for n in verdict.notifications if not _replaced(n, planned)]
+        persisted = list(verdict.notifications)
         failures: list[Exception] = []
         link = self._reconnect_link(verdict) if any(r.audience == "customer" and not r.held for r in planned) else ""
         # Every email is attempted even when an earlier one failed: the operator still hears about a verdict
@@ -119,14 +132,17 @@ class EmailNotifier:
                 tally.count("EmailsHeld", "kind", recipient.kind)
                 continue
             try:
-                outcome = self._deliver(verdict, recipient, link, incident, notifications)
+                delivered = self._deliver(verdict, recipient, link, incident, notifications)
             except Exception as error:
                 failures.append(error)
                 continue
-            if outcome is not None:
-                notifications.append(outcome)
-                if outcome.status == "rejected":
-                    notifications.extend(self._tell_operator_unreachable(verdict, outcome, notifications))
+            for outcome, written in delivered:
+                if not any(_same_email(outcome, known) for known in notifications):
+                    notifications.append(outcome)
+                if written:
+                    persisted = list(notifications)
+        if notifications != persisted:
+            self._verdicts.set_notifications(verdict, notifications)
         if failures:
             raise NotificationError(
                 f"{len(failures)} email(s) of event {verdict.event_id} were not sent "
@@ -144,7 +160,9 @@ class EmailNotifier:
         *,
         audience: str | None = None,
         rejected: Notification | None = None,
-    ) -> Notification | None:
+    ) -> list[tuple[Notification, bool]]:
+        """What became of the email (and of the operator's alert when SES refused it), each with whether this
+        call wrote it on the verdict."""
         # A revision's follow-up is its own ledger entry: the original's email for the same event went out already.
         audience = audience or (f"{recipient.audience}#revision" if verdict.revises else recipient.audience)
         log = {"event_id": verdict.event_id, "kind": recipient.kind, "to": mask_email(recipient.to)}
@@ -153,11 +171,11 @@ class EmailNotifier:
         begun = self._ledger.begin(verdict.event_id, audience, recipient.kind, recipient.to, now, cooldown=cooldown)
         if isinstance(begun, Notification):
             logger.info("email already sent for this event", extra=log)
-            return begun
+            return [(begun, False)]
         if begun == "cooling_down":
             logger.info("email held back by the customer's cooldown", extra=log)
             tally.count("EmailsHeldBack", "kind", recipient.kind)
-            return None
+            return []
         email = self._render(recipient, verdict, link, incident, rejected)
         try:
             if self._mailer is None:
@@ -182,13 +200,16 @@ class EmailNotifier:
             verdict.event_id,
             audience,
             notification,
-            also=[self._verdict_write(verdict, [*so_far, notification])],
+            also=[self._verdicts.notifications_write(verdict, [*so_far, notification])],
             verdict=(verdict.account_id, verdict.key, len(so_far)),
         )
         logger.info(f"email {notification.status}", extra={**log, "message_id": notification.message_id})
         if notification.status == "sent":
             tally.count("EmailsSent", "kind", recipient.kind)
-        return notification
+        delivered = [(notification, True)]
+        if notification.status == "rejected":
+            delivered += self._tell_operator_unreachable(verdict, notification, [*so_far, notification])
+        return delivered
 
     def _render(
         self,
@@ -208,10 +229,14 @@ class EmailNotifier:
 
     def _tell_operator_unreachable(
         self, verdict: Verdict, rejected: Notification, so_far: list[Notification]
-    ) -> list[Notification]:
+    ) -> list[tuple[Notification, bool]]:
         recipient = Recipient("operator_alert", self._settings.operator_email, "operator", "event")
-        told = self._deliver(verdict, recipient, "", None, so_far, audience=UNREACHABLE, rejected=rejected)
-        return [told] if told is not None else []
+        return self._deliver(verdict, recipient, "", None, so_far, audience=UNREACHABLE, rejected=rejected)
+
+
+def _same_email(one: Notification, other: Notification) -> bool:
+    """The same email, whatever SES has said of it since (delivered, bounced…)."""
+    return (one.kind, one.to, one.message_id, one.sent_at) == (other.kind, other.to, other.message_id, other.sent_at)
 
 
 def _replaced(notification: Notification, planned: list[Recipient]) -> bool:
