@@ -374,3 +374,15 @@ def test_broken_accounts_lists_every_failing_account_newest_first_in_pages(harne
             break
         query = {**query, "next": body["next"]}
     assert seen == [f"grant-{n}" for n in (6, 5, 4, 2, 1, 0)]
+
+
+def test_a_late_older_failure_joins_the_incident_going_on_instead_of_replacing_it(harness: Harness) -> None:
+    causes = [harness.diagnose(harness.fail(n, f"it{n}@org{n}.com", "microsoft", minutes=60 + n)) for n in range(10)]
+    assert causes[-1] == "connector_outage"
+    # Delivered late: a failure of the same connector an hour before the outage, in a burst of its own.
+    early = [harness.fail(100 + n, f"old{n}@early{n}.com", "microsoft", minutes=n * 0.1) for n in range(10)]
+    for event in early:
+        harness.service.diagnose(event, first_delivery=True)
+    incidents, _ = harness.incidents.by_status("open", 10)
+    assert [(i.kind, i.key) for i in incidents] == [("connector", "microsoft")]
+    assert len(harness.outbox.to(harness.settings.operator_email)) == 1

@@ -48,12 +48,14 @@ def incident_keys(domain: str | None, free_mail: bool, failure_connector: str | 
 
 
 def joinable(live: Live | None, at: str, policy: Policy) -> Live | None:
-    """The incident a failure at `at` joins: open, and its latest failure within its rule's window."""
+    """The incident a failure at `at` joins: open, and the failure no later than its rule's window after the
+    incident's latest failure. A failure from before (a delayed delivery, a second failure an hour earlier) joins
+    too: it must never replace the incident that is going on now."""
     if live is None:
         return None
     short = live.cause in ("admin_disconnected", "connector_outage")
     window = timedelta(minutes=policy.domain_burst_minutes) if short else timedelta(days=policy.domain_window_days)
-    return live if abs(parse_iso(at) - parse_iso(live.last_failure_at)) <= window else None
+    return live if parse_iso(at) - parse_iso(live.last_failure_at) <= window else None
 
 
 def evidence_from(
