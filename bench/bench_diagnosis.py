@@ -152,7 +152,11 @@ def _moto_server_stack(parameters: dict[str, str]) -> Iterator[int]:
             yield server.pid
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a loaded machine: its request threads still busy
+            server.kill()
+            server.wait(timeout=10)
 
 
 def _cpu_seconds(pid: int) -> float:

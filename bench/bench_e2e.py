@@ -92,9 +92,7 @@ def measure() -> dict[str, float]:
     # Every burst here fails within minutes through the Google and Microsoft connectors; at the default
     # ConnectorOutageThreshold that is a connector incident (rule 1b: held emails, revisions), which these
     # figures are not about. Domain clusters still form in the mixed workload, as before.
-    options = StackOptions(
-        api_port=0, grace_seconds=0, log_level="ERROR", parameters={"ConnectorOutageThreshold": "100000"}
-    )
+    options = StackOptions(api_port=0, grace_seconds=0, log_level="ERROR", parameters={})
     with running_stack(options) as stack:
         dynamodb = boto3.client("dynamodb", endpoint_url=stack.moto.url)
         # (b) one lone failure, then a burst of BURST, each on accounts nobody has seen.

@@ -119,7 +119,7 @@ def _ratio(measured: float, reference: float) -> float:
 
 
 def _value(median: float, runs: tuple[float, ...], unit: str) -> str:
-    if not runs:
+    if len(runs) < 2:  # a count, or a constant (a budget such as 1 ms)
         return f"{median:.3f} {unit}"
     return f"{median:.3f} {unit} (median of {len(runs)}, {min(runs):.3f}–{max(runs):.3f})"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from types import ModuleType
@@ -38,12 +37,6 @@ from tests.integration.diagnosis_stack import (
     grant_url,
 )
 from tests.integration.ses import OPERATOR, FlakySes, Received, hosted_auth_href, ses_outbox
-
-
-@pytest.fixture
-def nylas() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture
@@ -157,7 +150,7 @@ def test_each_cause_from_queue_record_to_stored_verdict_emails_and_read_api(
     assert [(n.kind, n.to, n.message_id) for n in verdict.notifications] == [
         (kind, to, received[to].message_id) for kind, to in expected
     ]
-    assert all(n.sent_at for n in verdict.notifications)
+    assert all(n.status == "sent" and n.sent_at for n in verdict.notifications)
     for to, message in received.items():
         assert message.subject.startswith("Account Doctor")
         assert message.source == "Account Doctor <account-doctor@example.com>"
@@ -347,9 +340,9 @@ def test_dry_run_records_what_would_be_sent_and_sends_nothing(
     run_scenario(handler, s, lambda_context)
     verdict = stored_verdict(verdict_store, event)
     assert verdict is not None
-    assert [(n.kind, n.to, n.message_id) for n in verdict.notifications] == [
-        ("reconnect", customer_of(s), DRY_RUN_MESSAGE_ID),
-        ("operator_alert", OPERATOR, DRY_RUN_MESSAGE_ID),
+    assert [(n.kind, n.to, n.status, n.message_id) for n in verdict.notifications] == [
+        ("reconnect", customer_of(s), "dry_run", DRY_RUN_MESSAGE_ID),
+        ("operator_alert", OPERATOR, "dry_run", DRY_RUN_MESSAGE_ID),
     ]
     assert ses_outbox() == []
 
