@@ -192,24 +192,10 @@ def diagnosed(scenario: Scenario, settings: Settings | None = None) -> Diagnosed
     )
     diagnosis = diagnose(evidence, policy)
     incident = _incident(scenario, diagnosis.cause, evidence)
-    verdict = Verdict(
-        event_id=event.event_id,
-        account_id=event.account_id,
-        api_version=event.api_version,
-        trigger=event.trigger,
-        occurred_at=event.occurred_at,
+    verdict = Verdict.of(
+        evidence,
+        diagnosis,
         diagnosed_at=iso(failed_at + _DIAGNOSED_AFTER),
-        email=evidence.email,
-        domain=evidence.domain,
-        provider=evidence.provider,
-        auth_method=evidence.auth_method,
-        cause=diagnosis.cause,
-        confidence=diagnosis.confidence,
-        summary=diagnosis.summary,
-        actions=list(diagnosis.actions),
-        steps=list(diagnosis.steps),
-        evidence=replace(evidence, incident_id=incident.incident_id if incident else None).to_dict(),
-        recurring=diagnosis.recurring,
         incident_id=incident.incident_id if incident else None,
     )
     return Diagnosed(scenario, verdict, incident)

@@ -177,7 +177,7 @@ class DiagnosisService:
         diagnosis = self._diagnose(evidence, self._policy)
         key = incident_key_of(diagnosis.cause, evidence)
         incident_id, opened = self._incident_for(key, diagnosis.cause, event, gathered)
-        verdict = self._verdict(event, evidence, diagnosis, incident_id)
+        verdict = Verdict.of(evidence, diagnosis, diagnosed_at=iso(self._clock()), incident_id=incident_id)
         if not self._verdicts.put(verdict):
             stored = self._verdicts.latest_for_event(event.account_id, event.occurred_at, event.event_id)
             if stored is None:  # pragma: no cover - a put that failed its condition left a verdict
@@ -264,30 +264,6 @@ class DiagnosisService:
             tally.count("IncidentsOpened", "kind", key.kind)
             logger.info("incident opened", extra={"incident_id": incident_id, "cause": cause})
         return incident_id, opened
-
-    def _verdict(
-        self, event: AccountEvent, evidence: Evidence, diagnosis: Diagnosis, incident_id: str | None
-    ) -> Verdict:
-        return Verdict(
-            event_id=event.event_id,
-            account_id=event.account_id,
-            api_version=event.api_version,
-            trigger=event.trigger,
-            occurred_at=event.occurred_at,
-            diagnosed_at=iso(self._clock()),
-            email=evidence.email,
-            domain=evidence.domain,
-            provider=evidence.provider,
-            auth_method=evidence.auth_method,
-            cause=diagnosis.cause,
-            confidence=diagnosis.confidence,
-            summary=diagnosis.summary,
-            actions=list(diagnosis.actions),
-            steps=list(diagnosis.steps),
-            evidence=replace(evidence, incident_id=incident_id).to_dict(),
-            recurring=diagnosis.recurring,
-            incident_id=incident_id,
-        )
 
     def _occasion_for(self, verdict: Verdict, event: AccountEvent, opened: bool) -> Occasion:
         return Occasion(

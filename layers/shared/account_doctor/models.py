@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -242,6 +242,33 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def of(
+        cls, evidence: Evidence, diagnosis: Diagnosis, *, diagnosed_at: str, incident_id: str | None = None
+    ) -> Verdict:
+        """The verdict the procedure's diagnosis makes of this evidence (SPEC §6 fields)."""
+        event = evidence.event
+        return cls(
+            event_id=event.event_id,
+            account_id=event.account_id,
+            api_version=event.api_version,
+            trigger=event.trigger,
+            occurred_at=event.occurred_at,
+            diagnosed_at=diagnosed_at,
+            email=evidence.email,
+            domain=evidence.domain,
+            provider=evidence.provider,
+            auth_method=evidence.auth_method,
+            cause=diagnosis.cause,
+            confidence=diagnosis.confidence,
+            summary=diagnosis.summary,
+            actions=list(diagnosis.actions),
+            steps=list(diagnosis.steps),
+            evidence=replace(evidence, incident_id=incident_id).to_dict(),
+            recurring=diagnosis.recurring,
+            incident_id=incident_id,
+        )
 
     @property
     def key(self) -> str:
