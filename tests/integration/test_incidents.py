@@ -142,6 +142,28 @@ def test_a_domain_burst_arriving_over_minutes_revises_the_early_verdicts(harness
     assert len(harness.publisher.of_type("Verdict")) == 5  # three verdicts and two revisions
 
 
+def test_a_member_diagnosed_while_the_opener_is_still_joining_sees_the_whole_burst(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The earliest of three failures opens the incident (it counts one failure up to itself, three around it);
+    the third is diagnosed between the opening and the opener's join: it must still see three accounts."""
+    events = [harness.fail(n, f"user{n}@acme.com", "google", minutes=3 * n) for n in range(3)]
+    join = harness.incidents.join
+    late: list[str] = []
+
+    def join_after_a_racer(*args: Any, **kwargs: Any) -> None:
+        if not late:
+            late.append("diagnosing")
+            late[0] = harness.service.diagnose(events[2], first_delivery=True).cause
+        join(*args, **kwargs)
+
+    monkeypatch.setattr(harness.incidents, "join", join_after_a_racer)
+    assert harness.diagnose(events[0]) == "admin_disconnected"
+    assert late == ["admin_disconnected"]
+    assert harness.outbox.kinds("user2@acme.com") == ["admin_contact"]
+    assert len(harness.outbox.to(harness.settings.operator_email)) == 1
+
+
 def test_a_connector_outage_holds_customer_emails_until_released(harness: Harness) -> None:
     """12 Microsoft accounts of 12 organisations failing within minutes: the app's connector, not them."""
     causes = [harness.diagnose(harness.fail(n, f"it{n}@org{n}.com", "microsoft", minutes=n)) for n in range(12)]

@@ -251,13 +251,16 @@ class DiagnosisService:
             return current.incident_id, current.opened_by_event == event.event_id
         evidence = gathered.evidence
         connector = key.kind == "connector"
+        # The whole cluster the opener counted (its burst reaches past its own failure, its window does not):
+        # a member diagnosed before the opener's cluster has joined still sees an incident of this size.
+        cluster_accounts = max(evidence.domain_burst_accounts, evidence.domain_window_accounts)
         incident_id, opened = self._incidents.open(
             key,
             cause,
             event.occurred_at,
             event.event_id,
             replacing=live.incident_id if live else None,
-            accounts=evidence.connector_burst_accounts if connector else evidence.domain_window_accounts,
+            accounts=evidence.connector_burst_accounts if connector else cluster_accounts,
             domains=evidence.connector_burst_domains if connector else 1,
         )
         if opened:
