@@ -25,7 +25,7 @@ from account_doctor.models import FAILURE_TRIGGERS, AccountEvent, ApiVersion, is
 from account_doctor.nylas import NylasClient
 from account_doctor.settings import Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
-from account_doctor.stores.events import EventHistory, StoredEvent
+from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import IncidentStore
 from account_doctor_cli.errors import OperatorError
 from account_doctor_cli.stack import DLQ_ENV, Target
@@ -138,7 +138,7 @@ def diagnose_command(args: argparse.Namespace, context: Context, out: TextIO) ->
 _DEFAULT_TRIGGER: dict[ApiVersion, str] = {"v3": "grant.expired", "v2": "account.invalid"}
 
 
-def _api_version(args: argparse.Namespace, account_id: str, latest: StoredEvent | None) -> ApiVersion:
+def _api_version(args: argparse.Namespace, account_id: str, latest: AccountEvent | None) -> ApiVersion:
     """The account's API version: what its history, --v2 and --trigger say, which must agree; v3 by default."""
     claims: dict[str, ApiVersion] = {}
     if latest is not None:
@@ -173,12 +173,7 @@ def _checked_account_id(account_id: str) -> str:
 
 def verdicts_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
     api = context.api()
-    answer = collect(
-        lambda cursor: api.account(args.account_id, limit=args.limit, cursor=cursor),
-        "verdicts",
-        cursor=args.cursor,
-        every=args.all,
-    )
+    answer = collect(args, "verdicts", lambda cursor: api.account(args.account_id, limit=args.limit, cursor=cursor))
     if answer is None:
         raise OperatorError(
             f"No events or verdicts for account {args.account_id} in {context.target.source}: check the id "
@@ -213,12 +208,7 @@ def verdicts_command(args: argparse.Namespace, context: Context, out: TextIO) ->
 
 def domain_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
     api = context.api()
-    answer = collect(
-        lambda cursor: api.domain(args.domain, limit=args.limit, cursor=cursor),
-        "verdicts",
-        cursor=args.cursor,
-        every=args.all,
-    )
+    answer = collect(args, "verdicts", lambda cursor: api.domain(args.domain, limit=args.limit, cursor=cursor))
     if answer is None:
         raise OperatorError(f"No failures or verdicts for domain {args.domain} in {context.target.source}")
     if args.json:
@@ -246,12 +236,10 @@ def domain_command(args: argparse.Namespace, context: Context, out: TextIO) -> i
 
 def broken_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
     api = context.api()
-    answer = collect(
-        lambda cursor: api.broken_accounts(limit=args.limit, cursor=cursor),
-        "accounts",
-        cursor=args.cursor,
-        every=args.all,
-    ) or {"accounts": [], "next": None}
+    answer = collect(args, "accounts", lambda cursor: api.broken_accounts(limit=args.limit, cursor=cursor)) or {
+        "accounts": [],
+        "next": None,
+    }
     if args.json:
         return write_json(answer, out)
     accounts = answer.get("accounts") or []
@@ -274,10 +262,7 @@ def broken_command(args: argparse.Namespace, context: Context, out: TextIO) -> i
 def incidents_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
     api = context.api()
     answer = collect(
-        lambda cursor: api.incidents_list(status=args.status, limit=args.limit, cursor=cursor),
-        "incidents",
-        cursor=args.cursor,
-        every=args.all,
+        args, "incidents", lambda cursor: api.incidents_list(status=args.status, limit=args.limit, cursor=cursor)
     ) or {"incidents": [], "next": None}
     if args.json:
         return write_json(answer, out)
@@ -329,12 +314,7 @@ def incident_command(args: argparse.Namespace, context: Context, out: TextIO) ->
     elif action == "resolve":
         answer = api.resolve_incident(incident_id)
     else:
-        answer = collect(
-            lambda cursor: api.incident(incident_id, limit=args.limit, cursor=cursor),
-            "members",
-            cursor=args.cursor,
-            every=args.all,
-        )
+        answer = collect(args, "members", lambda cursor: api.incident(incident_id, limit=args.limit, cursor=cursor))
     if answer is None:
         raise OperatorError(
             f"unknown incident {incident_id} in {context.target.source}: `account-doctor incidents --status all` "
@@ -479,11 +459,11 @@ def _attributes(message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def collect(
-    fetch: Callable[[str | None], dict[str, Any] | None], key: str, *, cursor: str | None, every: bool
+    args: argparse.Namespace, key: str, fetch: Callable[[str | None], dict[str, Any] | None]
 ) -> dict[str, Any] | None:
-    """One page of a read API answer from `cursor`, or with `every` all of them merged (`next` then None)."""
-    answer = fetch(cursor)
-    if answer is None or not every:
+    """One page of a read API answer from `--cursor`, or with `--all` every page merged (`next` then None)."""
+    answer = fetch(args.cursor)
+    if answer is None or not args.all:
         return answer
     items = list(answer.get(key) or [])
     page: dict[str, Any] | None = answer

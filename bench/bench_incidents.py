@@ -5,9 +5,10 @@ and one customer-emailed failure event costs a handful of AWS calls.
    DomainBurstMinutes (2–3 a second), Google accounts that Nylas reports invalid (an in-memory Nylas; the
    real notifier with an in-memory mailer). All incidents live in one moto stack, DomainWindowDays + 1 apart
    so that none is in another's domain or connector windows or baseline. Per diagnosis:
-   - items DynamoDB read, from the responses (Query's ScannedCount, the items GetItem and BatchGetItem
-     returned), counted by botocore hooks on the service's client: the median over the 2,000-account
-     incident's last 15 members against the last 3 members of five 20-account incidents; target ratio 1.1;
+   - items DynamoDB reads, as it charges them (the items a Query examines, its ScannedCount; every key a
+     GetItem or BatchGetItem asks for, found or not), counted by botocore hooks on the service's client:
+     the median over the 2,000-account incident's last 15 members against the last 3 members of five
+     20-account incidents; target ratio 1.1;
    - the function's own CPU time: the thread's CPU time minus the time spent inside the emulator (from
      `before-send` to `before-parse`, so botocore's parsing of what was read counts as the function's). moto
      scans every item of a table for each Query and deep-copies every table a transaction touches, so its
@@ -160,15 +161,19 @@ class DynamoProbe:
 
     def _label(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         context["bench_place"] = f"{model.name} {_resource(model.name, params, self._names)}"
+        if model.name == "BatchGetItem":
+            context["bench_keys"] = sum(len(request["Keys"]) for request in params["RequestItems"].values())
 
     def _count(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         self.calls += 1
         if model.name == "Query":
             read = int(parsed.get("ScannedCount", parsed.get("Count", 0)))
         elif model.name == "GetItem":
-            read = 1 if "Item" in parsed else 0
+            read = 1  # DynamoDB charges a read for a key it does not find, too
         elif model.name == "BatchGetItem":
-            read = sum(len(items) for items in parsed.get("Responses", {}).values())
+            # Every key asked for (each is a GetItem to DynamoDB), less those it left unprocessed.
+            unprocessed = sum(len(r.get("Keys", [])) for r in (parsed.get("UnprocessedKeys") or {}).values())
+            read = int(context.get("bench_keys", 0)) - unprocessed
         else:
             return
         self.reads[context.get("bench_place", model.name)] += read

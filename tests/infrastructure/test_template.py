@@ -61,9 +61,9 @@ CONFIGURATION_SET_ARN = (
 DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
     "WebhookFunction": {},
     "DiagnosisFunction": {
-        # put_event: a transaction of the event (Put), its account state and connector count (Update);
-        # state(): the account's current state item (Get).
-        "EventsTable": {"GetItem", "PutItem", "UpdateItem", "Query"},
+        # put_event: a transaction of the event (Put), its account state and connector counters (Update);
+        # state(): the account's current state item (Get); a burst window's connector counters (BatchGet).
+        "EventsTable": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"},
         "EventsTable/index/DomainFailures": {"Query"},
         "EventsTable/index/ConnectorFailures": {"Query"},
         "VerdictsTable": {"PutItem", "UpdateItem", "Query"},

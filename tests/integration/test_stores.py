@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -95,17 +96,43 @@ def test_a_connectors_usual_failures_come_from_its_hourly_counts(history: EventH
             history.put_event(failure(f"d{day}-{n}", f"2024-11-{day}T0{n}:30:00Z", provider="google"))
     history.put_event(failure("now", "2024-11-19T10:00:00Z", provider="google"))
     history.put_event(failure("now", "2024-11-19T10:00:00Z", provider="google"))  # a redelivery: not counted twice
-    usual = history.usual_connector_failures(
-        "google", "2024-11-17T10:00:00Z", "2024-11-19T10:00:00Z", burst=timedelta(hours=1)
-    )
+    usual = history.connectors.usual("google", "2024-11-17T10:00:00Z", "2024-11-19T10:00:00Z", timedelta(hours=1))
     # 8 failures from the 17th 10:00 to the 19th 10:00 (hours 2024-11-17T10 … 2024-11-19T09): 4 of them inside.
     assert usual == pytest.approx(4 / 48)
-    assert (
-        history.usual_connector_failures(
-            "microsoft", "2024-11-17T10:00:00Z", "2024-11-19T10:00:00Z", burst=timedelta(hours=1)
-        )
-        == 0
+    assert history.connectors.usual("google", "2024-11-17T00:00:00Z", "2024-11-19T11:00:00Z", timedelta(hours=1)) == (
+        pytest.approx(9 / 59)
     )
+    assert (
+        history.connectors.usual("microsoft", "2024-11-17T10:00:00Z", "2024-11-19T10:00:00Z", timedelta(hours=1)) == 0
+    )
+
+
+def test_a_connectors_burst_is_counted_once_per_failure_with_its_domains(history: EventHistory) -> None:
+    for n, domain in enumerate(("gmail.com", "corp.example", "corp.example", "other.example")):
+        history.put_event(failure(f"g{n}", f"2024-11-19T10:0{n}:00Z", email=f"u{n}@{domain}", provider="google"))
+    history.put_event(failure("g0", "2024-11-19T10:00:00Z", email="u0@gmail.com", provider="google"))  # redelivered
+    history.put_event(failure("m1", "2024-11-19T10:02:00Z", provider="microsoft"))
+    history.put_event(failure("late", "2024-11-19T10:31:00Z", email="late@late.example", provider="google"))
+    burst = history.connectors.burst("google", "2024-11-19T09:46:00Z", "2024-11-19T10:16:00Z")
+    assert burst.failures == 4
+    assert burst.domains == {"gmail.com", "corp.example", "other.example"}
+    # Whole 5-minute buckets: 10:16 reaches the 10:15 bucket, not the 10:30 one.
+    assert history.connectors.burst("google", "2024-11-19T10:26:00Z", "2024-11-19T10:34:00Z").failures == 1
+    assert history.connectors.burst("google", "2024-11-19T11:00:00Z", "2024-11-19T11:30:00Z").failures == 0
+
+
+def test_a_connector_burst_written_by_concurrent_recorders_counts_every_failure_once(
+    history: EventHistory,
+) -> None:
+    events = [
+        failure(f"a{n}", f"2024-11-19T10:{n % 10:02d}:00Z", email=f"u{n}@d{n % 5}.example", provider="google")
+        for n in range(40)
+    ]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(history.put_event, events + events[:10]))  # ten of them delivered twice, concurrently
+    burst = history.connectors.burst("google", "2024-11-19T09:50:00Z", "2024-11-19T10:10:00Z")
+    assert burst.failures == 40
+    assert burst.domains == {f"d{n}.example" for n in range(5)}
 
 
 def test_recovery_after_a_failure(history: EventHistory) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from account_doctor.evidence import evidence_from
 from account_doctor.models import AccountEvent, AccountState
-from account_doctor.stores.events import StoredEvent
 
 FAILED_AT = "2024-11-19T10:00:00Z"
 EVENT = AccountEvent(
@@ -20,14 +19,11 @@ EVENT = AccountEvent(
 STATE = AccountState(exists=True, status="invalid", provider="google", created_at="2024-10-01T00:00:00Z")
 
 
-def stored(trigger: str, at: str, event_id: str | None = None) -> StoredEvent:
-    kind = {"grant.expired": "failure", "grant.updated": "recovery", "grant.deleted": "removal"}[trigger]
-    return StoredEvent(
-        event_id=event_id or f"{trigger}@{at}", account_id="g1", trigger=trigger, kind=kind, occurred_at=at
-    )  # type: ignore[arg-type]
+def stored(trigger: str, at: str, event_id: str | None = None) -> AccountEvent:
+    return AccountEvent(event_id or f"{trigger}@{at}", "v3", trigger, "g1", at)
 
 
-def gather(*events: StoredEvent, event: AccountEvent = EVENT, state: AccountState = STATE):  # type: ignore[no-untyped-def]
+def gather(*events: AccountEvent, event: AccountEvent = EVENT, state: AccountState = STATE):  # type: ignore[no-untyped-def]
     return evidence_from(event, state, events, domain_burst_accounts=1, domain_window_accounts=1)
 
 

@@ -189,18 +189,9 @@ class DiagnosisService:
             extra={"cause": verdict.cause, "confidence": verdict.confidence, "email": mask_email(verdict.email)},
         )
         if key is not None and incident_id is not None:
-            self._incidents.join(
-                key,
-                incident_id,
-                event.account_id,
-                verdict.email,
-                verdict.domain,
-                verdict.cause,
-                event.occurred_at,
-                held=verdict.cause == "connector_outage",
-            )
+            self._join(key, incident_id, verdict, held=verdict.cause == "connector_outage")
             if opened:
-                cluster = gathered.domain_cluster if key.kind == "domain" else gathered.connector_cluster
+                cluster = gathered.domain_cluster if key.kind == "domain" else self._failures_around(key, event)
                 self._open_incident(key, incident_id, verdict, cluster)
         return self._finish(verdict, self._occasion_for(verdict, event, opened))
 
@@ -214,22 +205,26 @@ class DiagnosisService:
         incident = self._incidents.get(verdict.incident_id) if verdict.incident_id else None
         if incident is not None and incident.status == "open":
             key = IncidentKey(incident.kind, incident.key)
-            self._incidents.join(
-                key,
-                incident.incident_id,
-                event.account_id,
-                verdict.email,
-                verdict.domain,
-                verdict.cause,
-                event.occurred_at,
-                held=verdict.cause == "connector_outage",
-            )
+            self._join(key, incident.incident_id, verdict, held=verdict.cause == "connector_outage")
             if incident.opened_by_event == event.event_id:
                 self._open_incident(key, incident.incident_id, verdict, self._failures_around(key, event))
         return self._finish(verdict, self._occasion_of(verdict, event))
 
+    def _join(self, key: IncidentKey, incident_id: str, verdict: Verdict, *, held: bool = False) -> None:
+        """Counts the verdict's account as a member of the incident (once, however often it is called)."""
+        self._incidents.join(
+            key,
+            incident_id,
+            verdict.account_id,
+            verdict.email,
+            verdict.domain,
+            verdict.cause,
+            verdict.occurred_at,
+            held=held,
+        )
+
     def _failures_around(self, key: IncidentKey, event: AccountEvent) -> Cluster:
-        """The failures the opener's evidence counted (EvidenceGatherer's windows), read again on a retry."""
+        """The failures the opener's evidence counted (EvidenceGatherer's windows): the members it revises."""
         failed_at = parse_iso(event.occurred_at)
         burst = timedelta(minutes=self._policy.domain_burst_minutes)
         if key.kind == "domain":
@@ -338,9 +333,7 @@ class DiagnosisService:
             return
         earlier = latest[0]
         if earlier.cause == opener.cause or earlier.cause == "recovered" or earlier.superseded:
-            self._incidents.join(
-                key, incident_id, account_id, earlier.email, earlier.domain, earlier.cause, earlier.occurred_at
-            )
+            self._join(key, incident_id, earlier)
             if earlier.revises is not None and earlier.incident_id == incident_id:
                 self._finish_follow_up(account_id, earlier)  # the opener's retry: its email may not have gone out
             return
@@ -381,9 +374,7 @@ class DiagnosisService:
         if not self._verdicts.revise(earlier, revision):
             return
         tally.count("VerdictsRevised", "cause", revision.cause)
-        self._incidents.join(
-            key, incident_id, account_id, revision.email, revision.domain, revision.cause, revision.occurred_at
-        )
+        self._join(key, incident_id, revision)
         self._finish(revision, Occasion(follow_up=_follow_up(earlier, revision)))
 
     def _finish_follow_up(self, account_id: str, revision: Verdict) -> None:

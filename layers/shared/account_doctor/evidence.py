@@ -1,8 +1,10 @@
 """Gathers the evidence for one failure event: Nylas's current state, the account's history, the clusters.
 
 The cluster questions (rules 1b, 2a, 2b) are answered from an open incident's counts when one exists, so
-a diagnosis reads the same few items whether its incident has 3 members or 5,000; only before an incident
-opens are the failures around this one read from the history's sparse indexes (a handful, by definition).
+a diagnosis reads the same few items whether its incident has 3 members or 5,000. Before a domain incident
+opens, the domain's failures around this one are read from the history's sparse index (a handful, by
+definition); the connector's are always counted from its counters, since a burst at one large organisation
+fails through one connector without ever opening a connector incident.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from account_doctor.addresses import email_domain, is_free_mail
 from account_doctor.models import AccountEvent, AccountState, Evidence, Policy, iso, parse_iso
 from account_doctor.ports import NylasApi
 from account_doctor.providers import auth_method, connector
-from account_doctor.stores.events import Cluster, EventHistory, StoredEvent
+from account_doctor.stores.events import Cluster, EventHistory
 from account_doctor.stores.incidents import IncidentKey, IncidentStore, Live
 
 RECURRING_WINDOW_DAYS = 30
@@ -32,8 +34,7 @@ class Gathered:
     evidence: Evidence
     recorded: bool  # the history already holds this failure
     live: dict[IncidentKey, Live] = field(default_factory=dict)
-    domain_cluster: Cluster | None = None
-    connector_cluster: Cluster | None = None
+    domain_cluster: Cluster | None = None  # read before a domain incident opens; its opener revises them
 
 
 def incident_keys(domain: str | None, free_mail: bool, failure_connector: str | None) -> list[IncidentKey]:
@@ -61,7 +62,7 @@ def joinable(live: Live | None, at: str, policy: Policy) -> Live | None:
 def evidence_from(
     event: AccountEvent,
     state: AccountState,
-    account_events: Iterable[StoredEvent],
+    account_events: Iterable[AccountEvent],
     *,
     domain_burst_accounts: int,
     domain_window_accounts: int,
@@ -122,6 +123,7 @@ class EvidenceGatherer:
         events = self._history.account_events(
             event.account_id, since=iso(failed_at - timedelta(days=ACCOUNT_LOOKBACK_DAYS))
         )
+        recorded = any(e.event_id == event.event_id for e in events)
         email = event.email or state.email
         domain = email_domain(email)
         free_mail = bool(domain) and is_free_mail(domain or "")
@@ -146,7 +148,6 @@ class EvidenceGatherer:
             window = len(domain_cluster.accounts_between(window_start, event.occurred_at) | mine)
 
         connector_accounts, connector_domains, usual = 1, 1, 0.0
-        connector_cluster: Cluster | None = None
         connector_incident = joinable(
             live.get(IncidentKey("connector", failure_connector or "")), event.occurred_at, policy
         )
@@ -156,13 +157,13 @@ class EvidenceGatherer:
                 len(connector_incident.domains | ({domain} if domain else set())), connector_incident.domains_at_open
             )
         elif failure_connector:
-            start, end = iso(failed_at - burst_span), iso(failed_at + burst_span)
-            connector_cluster = self._history.connector_failures(failure_connector, start, end)
-            connector_accounts = len(connector_cluster.accounts | mine)
-            connector_domains = len(connector_cluster.domains_between(start, end) | ({domain} if domain else set()))
+            start = iso(failed_at - burst_span)
+            counted = self._history.connectors.burst(failure_connector, start, iso(failed_at + burst_span))
+            connector_accounts = counted.failures + (0 if recorded else 1)
+            connector_domains = len(counted.domains | ({domain} if domain else set()))
             if connector_accounts >= policy.connector_outage_threshold:
                 # Only a burst big enough to matter pays for reading the baseline; the burst's own hours are left out.
-                usual = self._history.usual_connector_failures(
+                usual = self._history.connectors.usual(
                     failure_connector,
                     iso(failed_at - timedelta(days=policy.domain_window_days)),
                     start,
@@ -178,5 +179,4 @@ class EvidenceGatherer:
             connector_burst_domains=connector_domains,
             connector_usual_failures=usual,
         )
-        recorded = any(e.event_id == event.event_id for e in events)
-        return Gathered(evidence, recorded, live, domain_cluster, connector_cluster)
+        return Gathered(evidence, recorded, live, domain_cluster)

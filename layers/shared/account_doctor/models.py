@@ -12,6 +12,8 @@ EventKind = Literal["failure", "recovery", "removal"]
 AuthMethod = Literal["oauth", "password", "unknown"]
 Confidence = Literal["high", "medium", "low"]
 NotificationKind = Literal["reconnect", "admin_contact", "outage_notice", "operator_alert"]
+# What an incident groups (SPEC §4b): an organisation domain, a connector, Google's testing mode.
+IncidentKind = Literal["domain", "connector", "testing_mode"]
 NotificationStatus = Literal["sent", "held", "dry_run", "rejected", "delivered", "bounced", "complained"]
 Cause = Literal[
     "recovered",

@@ -72,24 +72,45 @@ class WebhookSettings(_FromEnvironment):
 
 
 @dataclass(frozen=True)
-class Settings(_FromEnvironment):
-    """DiagnosisFunction (and the operator CLI, which diagnoses with the deployed function's settings)."""
+class _Procedure(_FromEnvironment):
+    """The procedure's thresholds (template parameters): for the functions that diagnose or judge incidents."""
 
-    nylas_api_uri: str
-    nylas_v2_api_uri: str
-    app_name: str
-    sender_email: str
-    operator_email: str
-    reply_to_email: str
-    reauth_url_template: str
     domain_cluster_threshold: int
     domain_burst_minutes: int
     domain_window_days: int
     connector_outage_threshold: int
-    notify_cooldown_hours: int
-    sweep_notify_days: int
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(
+            domain_cluster_threshold=self.domain_cluster_threshold,
+            domain_burst_minutes=self.domain_burst_minutes,
+            domain_window_days=self.domain_window_days,
+            connector_outage_threshold=self.connector_outage_threshold,
+        )
+
+
+@dataclass(frozen=True)
+class _Sending(_FromEnvironment):
+    """What every email needs: who sends it, to whom alerts go, and whether it really goes out."""
+
+    app_name: str
+    sender_email: str
+    operator_email: str
+    reply_to_email: str
     notification_mode: NotificationMode
     configuration_set_name: str
+
+
+@dataclass(frozen=True)
+class Settings(_Procedure, _Sending):
+    """DiagnosisFunction (and the operator CLI, which diagnoses with the deployed function's settings)."""
+
+    nylas_api_uri: str
+    nylas_v2_api_uri: str
+    reauth_url_template: str
+    notify_cooldown_hours: int
+    sweep_notify_days: int
     nylas_secret_name: str
     diagnosis_queue_url: str
     event_bus_name: str
@@ -99,28 +120,16 @@ class Settings(_FromEnvironment):
     notifications_table: str
     idempotency_table: str
 
-    @property
-    def policy(self) -> Policy:
-        return policy_of(self)
-
 
 @dataclass(frozen=True)
-class ReadApiSettings(_FromEnvironment):
+class ReadApiSettings(_Procedure):
     """AccountsApiFunction: reads the stores, and asks the diagnosis queue to release or resolve incidents."""
 
-    domain_cluster_threshold: int
-    domain_burst_minutes: int
-    domain_window_days: int
-    connector_outage_threshold: int
     diagnosis_queue_url: str
     event_bus_name: str
     events_table: str
     verdicts_table: str
     incidents_table: str
-
-    @property
-    def policy(self) -> Policy:
-        return policy_of(self)
 
 
 @dataclass(frozen=True)
@@ -137,27 +146,11 @@ class SweepSettings(_FromEnvironment):
 
 
 @dataclass(frozen=True)
-class SesEventsSettings(_FromEnvironment):
+class SesEventsSettings(_Sending):
     """SesEventsFunction: records SES delivery feedback on the notifications, alerts the operator of bounces."""
 
-    app_name: str
-    sender_email: str
-    operator_email: str
-    reply_to_email: str
-    notification_mode: NotificationMode
-    configuration_set_name: str
     verdicts_table: str
     notifications_table: str
-
-
-def policy_of(settings: Settings | ReadApiSettings) -> Policy:
-    """The procedure's thresholds, as the template parameters set them."""
-    return Policy(
-        domain_cluster_threshold=settings.domain_cluster_threshold,
-        domain_burst_minutes=settings.domain_burst_minutes,
-        domain_window_days=settings.domain_window_days,
-        connector_outage_threshold=settings.connector_outage_threshold,
-    )
 
 
 AnySettings = TypeVar("AnySettings", bound=_FromEnvironment)

@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup, escape
 
 from account_doctor import providers
-from account_doctor.models import Cause, NotificationKind, Step, Verdict
+from account_doctor.models import Cause, IncidentKind, NotificationKind, Step, Verdict
 from account_doctor.notifications.audience import (
     CUSTOMER_EMAIL,
     Occasion,
@@ -70,14 +70,7 @@ MEMBERS_SHOWN = 50
 _DOMAIN_CAUSES = ("admin_disconnected", "admin_session_policy")
 
 AlertProblem = Literal["rejected", "bounced", "complained"]
-IncidentKind = Literal["domain", "connector", "testing_mode"]
 
-_KIND_IN_WORDS: dict[str, str] = {
-    "reconnect": "reconnect",
-    "admin_contact": "admin-contact",
-    "outage_notice": "outage notice",
-    "operator_alert": "operator alert",
-}
 # Who an action of the diagnosis is for, by its prefix ("Operator: …"), in the order the alert shows them.
 _ACTION_AUDIENCES = (
     ("Operator: ", "You (the operating team)"),
@@ -248,6 +241,11 @@ def render_operator_alert(
     return _render("operator_alert", recipient.kind, recipient.to, subject, context, settings)
 
 
+def _kind_in_words(kind: str) -> str:
+    """An email kind as the operator reads it: "admin-contact email", "outage notice email"."""
+    return "admin-contact" if kind == "admin_contact" else kind.replace("_", " ")
+
+
 def render_undeliverable(
     branding: Branding,
     *,
@@ -263,7 +261,7 @@ def render_undeliverable(
     """The operator alert for a customer email that SES refused, that bounced for good, or that the customer
     marked as spam (SPEC §5): the customer has not been told, or must not be emailed again."""
     account = account_id or "an unknown account"
-    email = f"{_KIND_IN_WORDS[kind]} email" if kind else "email"
+    email = f"{_kind_in_words(kind)} email" if kind else "email"
     if problem == "rejected":
         title = f"Could not email {customer} about {account}"
         what = f"SES refused to send the {email} to the customer for good, so the customer has NOT been told."

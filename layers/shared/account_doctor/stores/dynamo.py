@@ -174,6 +174,21 @@ class Table:
                 return Page(items, encode_cursor(last), read)
             request["ExclusiveStartKey"] = last
 
+    def newest_first(
+        self, key_name: str, key: str, *, index: str | None = None, limit: int, cursor: str | None = None
+    ) -> Page:
+        """One page of the items under one partition key (of the table or an index), the highest sort key first."""
+        request: dict[str, Any] = {"IndexName": index} if index else {}
+        return self.query(
+            limit=limit,
+            cursor=cursor,
+            KeyConditionExpression="#key = :key",
+            ExpressionAttributeNames={"#key": key_name},
+            ExpressionAttributeValues={":key": key},
+            ScanIndexForward=False,
+            **request,
+        )
+
     def query_all(self, **request: Any) -> Iterator[dict[str, Any]]:
         """Every item of a query, page after page."""
         cursor: str | None = None

@@ -2,14 +2,15 @@
 
 Items (partition `account_id`, sort `sk`):
 - `{occurred_at}#{event_id}`: one account event, written once. Organisation-domain failures carry
-  `failure_domain` and failures of a known connector carry `failure_connector`: two sparse indexes
-  (DomainFailures, ConnectorFailures) answer "who else failed around then" reading only those failures.
+  `failure_domain` and failures of a known connector carry `failure_connector` (sharded: `google#2`): two
+  sparse indexes (DomainFailures, ConnectorFailures) answer "who else failed around then" reading only those
+  failures. A domain index key takes one organisation's failures (Nylas notices them over minutes: tens a
+  second for the largest); a connector's can take every customer's at once, hence its shards.
 - `state`: the account's current state (latest event, email, provider). A broken account also carries
   `broken` = one of BROKEN_SHARDS shard keys, indexed by BrokenAccounts (sorted by `since`): the "what is
   broken right now" list is a key query, and 1,000 failures a second spread over several index partitions.
-- account_id `#connector#{connector}`, sk `{hour}`: the connector's failures per hour (atomic ADD), the
-  baseline of rule 1b.
-An event, its state change and its hourly count are written in one transaction, so a redelivered event
+- account_id `#connector#{connector}#{shard}`: the connector counters of rule 1b (`stores/connectors.py`).
+An event, its state change and its connector counts are written in one transaction, so a redelivered event
 (whose put fails its condition) changes nothing and is never counted twice.
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -26,8 +26,10 @@ from typing import Any, cast
 from botocore.exceptions import ClientError
 
 from account_doctor.addresses import email_domain, is_free_mail
-from account_doctor.models import AccountEvent, EventKind, event_kind, iso, parse_iso
+from account_doctor.models import AccountEvent, parse_iso
 from account_doctor.providers import connector
+from account_doctor.stores import connectors
+from account_doctor.stores.connectors import ConnectorCounters
 from account_doctor.stores.dynamo import InvalidCursor, Page, Table, decode_token, encode_cursor, encode_token, to_item
 
 # Events are kept longer than any window that reads them: 30 days for "recurring", DomainWindowDays
@@ -35,22 +37,6 @@ from account_doctor.stores.dynamo import InvalidCursor, Page, Table, decode_toke
 EVENT_RETENTION_DAYS = 180
 STATE_SK = "state"
 BROKEN_SHARDS = 8
-_COUNTER_PREFIX = "#connector#"
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """One account event as the history holds it."""
-
-    event_id: str
-    account_id: str
-    trigger: str
-    kind: EventKind
-    occurred_at: str
-    email: str | None = None
-    provider: str | None = None
-    api_version: str | None = None
-    grant_updated_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,10 +65,6 @@ def sort_key(occurred_at: str, event_id: str) -> str:
     return f"{occurred_at}#{event_id}"
 
 
-def hour_of(instant: str) -> str:
-    return instant[:13]  # 2026-11-22T08
-
-
 def broken_shard(account_id: str) -> str:
     digest = hashlib.sha256(account_id.encode()).digest()
     return f"broken#{digest[0] % BROKEN_SHARDS}"
@@ -91,11 +73,12 @@ def broken_shard(account_id: str) -> str:
 class EventHistory:
     def __init__(self, table: Table) -> None:
         self._table = table
+        self.connectors = ConnectorCounters(table)
 
     # Writing ---------------------------------------------------------------------------------
 
     def put_event(self, event: AccountEvent) -> bool:
-        """Stores the event once, with the account's new state and the connector's hourly count; False if known."""
+        """Stores the event once, with the account's new state and its connector's counts; False if known."""
         kind = event.kind
         domain = email_domain(event.email)
         # Kept EVENT_RETENTION_DAYS from when it was recorded: a failure the sweep finds long after it happened
@@ -121,7 +104,7 @@ class EventHistory:
         if kind == "failure" and domain and not is_free_mail(domain):
             item["failure_domain"] = domain
         if failure_connector:
-            item["failure_connector"] = failure_connector
+            item["failure_connector"] = connectors.index_key(failure_connector, connectors.shard_of(event.account_id))
         writes: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -132,7 +115,9 @@ class EventHistory:
             }
         ]
         if failure_connector:
-            writes.append(self._hourly_count(failure_connector, event.occurred_at, expires))
+            writes += self.connectors.increments(
+                failure_connector, event.account_id, event.occurred_at, domain, expires
+            )
         state = self._state_update(event, domain)
         try:
             self._table.client.transact_write_items(TransactItems=cast(Any, [*writes, state]))
@@ -141,23 +126,13 @@ class EventHistory:
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 return False  # already recorded: a redelivery
             if not reasons or reasons[-1] != "ConditionalCheckFailed" or any(r != "None" for r in reasons[:-1]):
-                # E.g. TransactionConflict with another failure counted in the same hour: nothing was written,
+                # E.g. TransactionConflict with another failure counted at the same time: nothing was written,
                 # and the record is retried; writing the event without its state would leave the account's
                 # state (and the broken list) behind for good.
                 raise
             # Only the state refused: a newer event is already the account's latest (an out-of-order delivery).
             self._table.client.transact_write_items(TransactItems=cast(Any, writes))
         return True
-
-    def _hourly_count(self, failure_connector: str, occurred_at: str, expires: int) -> dict[str, Any]:
-        return {
-            "Update": {
-                "TableName": self._table.name,
-                "Key": to_item({"account_id": _COUNTER_PREFIX + failure_connector, "sk": hour_of(occurred_at)}),
-                "UpdateExpression": "ADD failures :one SET expires_at = :expires",
-                "ExpressionAttributeValues": to_item({":one": 1, ":expires": expires}),
-            }
-        }
 
     def _state_update(self, event: AccountEvent, domain: str | None) -> dict[str, Any]:
         """The account's state follows its latest event; a late older event leaves it (the condition)."""
@@ -198,32 +173,32 @@ class EventHistory:
 
     # Reading one account ----------------------------------------------------------------------
 
-    def account_events(self, account_id: str, since: str) -> list[StoredEvent]:
+    def account_events(self, account_id: str, since: str) -> list[AccountEvent]:
         """This account's events from `since` on, oldest first."""
         items = self._table.query_all(
             KeyConditionExpression="account_id = :account AND sk BETWEEN :since AND :end",
             ExpressionAttributeValues={":account": account_id, ":since": since, ":end": "9"},
             ConsistentRead=True,
         )
-        return [_stored_event(item) for item in items]
+        return [AccountEvent.from_dict(item) for item in items]
 
-    def latest_event(self, account_id: str) -> StoredEvent | None:
+    def latest_event(self, account_id: str) -> AccountEvent | None:
         page = self._table.query(
             limit=1,
             KeyConditionExpression="account_id = :account AND sk < :state",
             ExpressionAttributeValues={":account": account_id, ":state": STATE_SK},
             ScanIndexForward=False,
         )
-        return _stored_event(page.items[0]) if page.items else None
+        return AccountEvent.from_dict(page.items[0]) if page.items else None
 
-    def latest_failure(self, account_id: str) -> StoredEvent | None:
+    def latest_failure(self, account_id: str) -> AccountEvent | None:
         """The account's latest failure event (the one the CLI re-diagnoses)."""
         for item in self._table.query_all(
             KeyConditionExpression="account_id = :account AND sk < :state",
             ExpressionAttributeValues={":account": account_id, ":state": STATE_SK},
             ScanIndexForward=False,
         ):
-            event = _stored_event(item)
+            event = AccountEvent.from_dict(item)
             if event.kind == "failure":
                 return event
         return None
@@ -245,8 +220,16 @@ class EventHistory:
         return self._cluster("DomainFailures", "failure_domain", domain, start, end)
 
     def connector_failures(self, failure_connector: str, start: str, end: str) -> Cluster:
-        """Failures through one connector in [start, end] (rule 1b), reading only those failures."""
-        return self._cluster("ConnectorFailures", "failure_connector", failure_connector, start, end)
+        """Failures through one connector in [start, end], reading only those failures: the members an opening
+        connector incident revises (rule 1b itself counts from `connectors`, reading O(1) items)."""
+        shards = [
+            self._cluster(
+                "ConnectorFailures", "failure_connector", connectors.index_key(failure_connector, n), start, end
+            )
+            for n in range(connectors.SHARDS)
+        ]
+        failures = sorted((f for shard in shards for f in shard.failures), key=lambda f: f[1])
+        return Cluster(tuple(failures), sum(shard.items_read for shard in shards))
 
     def _cluster(self, index: str, attribute: str, key: str, start: str, end: str) -> Cluster:
         failures: list[tuple[str, str, str | None, str | None]] = []
@@ -268,35 +251,12 @@ class EventHistory:
                 return Cluster(tuple(failures), read)
             cursor = page.next
 
-    def usual_connector_failures(self, failure_connector: str, start: str, end: str, burst: timedelta) -> float:
-        """The connector's usual failures in a window as long as `burst`, from its hourly counts in [start, end).
-
-        Hours that overlap the current burst are left out by the caller's `end`, so a burst never counts
-        towards its own baseline. No history: 0.
-        """
-        page = self._table.query(
-            KeyConditionExpression="account_id = :key AND sk BETWEEN :start AND :end",
-            ExpressionAttributeValues={
-                ":key": _COUNTER_PREFIX + failure_connector,
-                ":start": hour_of(start),
-                ":end": hour_of(end),
-            },
-        )
-        counted = [int(item.get("failures", 0)) for item in page.items if item["sk"] < hour_of(end)]
-        hours = max((parse_iso(end) - parse_iso(start)) / timedelta(hours=1), 1.0)
-        return sum(counted) / hours * (burst / timedelta(hours=1))
-
     def broken_accounts(self, limit: int, cursor: str | None = None) -> Page:
         """Accounts whose latest event is a failure, newest first: each shard's page, merged by `since`."""
         positions = unpack_positions(cursor) if cursor else dict.fromkeys(_SHARDS)
         pages = {
-            shard: self._table.query(
-                limit=limit,
-                cursor=start,
-                IndexName="BrokenAccounts",
-                KeyConditionExpression="broken = :shard",
-                ExpressionAttributeValues={":shard": f"broken#{shard}"},
-                ScanIndexForward=False,
+            shard: self._table.newest_first(
+                "broken", f"broken#{shard}", index="BrokenAccounts", limit=limit, cursor=start
             )
             for shard, start in positions.items()
             if start != _DONE
@@ -337,25 +297,3 @@ def unpack_positions(cursor: str) -> dict[str, str | None]:
     if not isinstance(positions, dict) or set(positions) != set(_SHARDS):
         raise InvalidCursor("next is not a cursor of this list; pass the `next` value of the previous page")
     return {shard: value if isinstance(value, str) else None for shard, value in positions.items()}
-
-
-def _stored_event(item: dict[str, Any]) -> StoredEvent:
-    return StoredEvent(
-        event_id=str(item["event_id"]),
-        account_id=str(item["account_id"]),
-        trigger=str(item["trigger"]),
-        kind=event_kind(str(item["trigger"])),
-        occurred_at=str(item["occurred_at"]),
-        email=item.get("email"),
-        provider=item.get("provider"),
-        api_version=item.get("api_version"),
-        grant_updated_at=item.get("grant_updated_at"),
-    )
-
-
-def events_of(items: Iterable[StoredEvent], kind: EventKind) -> list[StoredEvent]:
-    return [event for event in items if event.kind == kind]
-
-
-def now_iso(clock: datetime) -> str:
-    return iso(clock)

@@ -25,9 +25,9 @@ from typing import Any, Literal, cast
 
 from botocore.exceptions import ClientError
 
+from account_doctor.models import IncidentKind
 from account_doctor.stores.dynamo import Page, Table, to_item
 
-IncidentKind = Literal["domain", "connector", "testing_mode"]
 IncidentStatus = Literal["open", "resolved", "closed"]
 SHARDS = 4
 _MEMBER_SHARDS = 8
@@ -338,15 +338,7 @@ class IncidentStore:
         if status == "all":
             # One index key per status; "all" pages through them in a fixed order.
             return self._list_all(limit, cursor)
-        page = self._table.query(
-            limit=limit,
-            cursor=cursor,
-            IndexName="ByStatus",
-            KeyConditionExpression="#status = :status",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":status": status},
-            ScanIndexForward=False,
-        )
+        page = self._table.newest_first("status", status, index="ByStatus", limit=limit, cursor=cursor)
         return self._with_counts(page.items), page.next
 
     def _list_all(self, limit: int, cursor: str | None) -> tuple[list[Incident], str | None]:

@@ -91,25 +91,11 @@ class VerdictStore:
 
     def account_verdicts(self, account_id: str, limit: int, cursor: str | None = None) -> Page:
         """This account's verdicts, newest first (a revision before what it revises)."""
-        return self._table.query(
-            limit=limit,
-            cursor=cursor,
-            KeyConditionExpression="account_id = :account",
-            ExpressionAttributeValues={":account": account_id},
-            ScanIndexForward=False,
-        )
+        return self._table.newest_first("account_id", account_id, limit=limit, cursor=cursor)
 
     def domain_verdicts(self, domain: str, limit: int, cursor: str | None = None) -> Page:
         """The domain's verdicts, newest first, as ByDomain projects them (DOMAIN_VERDICT_FIELDS)."""
-        return self._table.query(
-            limit=limit,
-            cursor=cursor,
-            IndexName="ByDomain",
-            KeyConditionExpression="#domain = :domain",
-            ExpressionAttributeNames={"#domain": "domain"},
-            ExpressionAttributeValues={":domain": domain},
-            ScanIndexForward=False,
-        )
+        return self._table.newest_first("domain", domain, index="ByDomain", limit=limit, cursor=cursor)
 
 
 def page_verdicts(page: Page) -> list[Verdict]:
