@@ -20,7 +20,7 @@ from account_doctor.queue import DiagnosisQueue
 from account_doctor.settings import SweepSettings, get_settings
 from account_doctor.stores.dynamo import Table
 from account_doctor.stores.events import EventHistory
-from account_doctor.sweep import Sweep, latest_events_by_lookup
+from account_doctor.sweep import Sweep, latest_events_of
 
 settings = get_settings(SweepSettings)
 logger = Logger()
@@ -31,7 +31,7 @@ nylas = NylasClient(settings)
 history = EventHistory(Table(settings.events_table, boto3.client("dynamodb")))
 queue = DiagnosisQueue(boto3.client("sqs"), settings.diagnosis_queue_url, settings.grace_seconds)
 sweep = Sweep(
-    latest_events=latest_events_by_lookup(history.latest_event),
+    latest_events=latest_events_of(history.latest_from_states, history.latest_event),
     enqueue=queue.enqueue,
     notify_days=settings.sweep_notify_days,
 )

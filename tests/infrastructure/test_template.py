@@ -88,8 +88,9 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
         "IncidentsTable/index/ByIncident": {"Query"},
         "IncidentsTable/index/ByStatus": {"Query"},
     },
-    # Whether an account's history already holds the failure the sweep found (its latest events).
-    "SweepFunction": {"EventsTable": {"Query"}},
+    # Whether an account's history already holds the failure the sweep found: its state item (BatchGet), or
+    # its latest events when it has none.
+    "SweepFunction": {"EventsTable": {"BatchGetItem", "Query"}},
     # SES feedback: the message's pointer and its alert claim, and the status on the verdict's notifications.
     "SesEventsFunction": {"NotificationsTable": {"GetItem", "UpdateItem"}, "VerdictsTable": {"UpdateItem"}},
 }

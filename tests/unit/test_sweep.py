@@ -15,6 +15,7 @@ from account_doctor.sweep import (
     Sweep,
     SweepSummary,
     is_too_old_to_notify,
+    latest_events_of,
     missed_failure,
     sweep_event_id,
 )
@@ -195,3 +196,20 @@ def test_the_run_stops_between_pages_when_time_runs_out() -> None:
     )
     assert (summary.pages, summary.enqueued, summary.complete) == (2, 2, False)
     assert summary.stopped == "the function's time is running out"
+
+
+def test_latest_events_come_from_state_items_and_only_accounts_without_one_are_looked_up() -> None:
+    looked_up: list[str] = []
+    states = {"known": Stored("failure", ago(hours=3))}
+
+    def from_states(account_ids: Sequence[str]) -> Mapping[str, KnownEvent]:
+        assert list(account_ids) == ["known", "old-history", "new"]  # each account once, in one batch
+        return {a: states[a] for a in account_ids if a in states}
+
+    def latest_event(account_id: str) -> KnownEvent | None:
+        looked_up.append(account_id)
+        return Stored("recovery", ago(days=2)) if account_id == "old-history" else None
+
+    latest = latest_events_of(from_states, latest_event, threads=2)(["known", "old-history", "new", "known"])
+    assert latest == {"known": states["known"], "old-history": Stored("recovery", ago(days=2)), "new": None}
+    assert sorted(looked_up) == ["new", "old-history"]

@@ -197,14 +197,21 @@ class Sweep:
         summary.missed.extend(e.account_id for e in events[: max(0, 20 - len(summary.missed))])
 
 
-def latest_events_by_lookup(
-    latest_event: Callable[[str], KnownEvent | None], *, threads: int = LOOKUP_THREADS
+def latest_events_of(
+    from_states: Callable[[Sequence[str]], Mapping[str, KnownEvent]],
+    latest_event: Callable[[str], KnownEvent | None],
+    *,
+    threads: int = LOOKUP_THREADS,
 ) -> LatestEvents:
-    """Batch lookups from a one-account lookup (the event history's `latest_event`), on a few threads."""
+    """Each account's latest event from its state item (`from_states`, a batch read); an account without one
+    (never seen, or whose history was recorded before state items existed) from its events, on a few threads."""
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="history")
 
     def lookup(account_ids: Sequence[str]) -> Mapping[str, KnownEvent | None]:
         unique = list(dict.fromkeys(account_ids))
-        return dict(zip(unique, executor.map(latest_event, unique), strict=True))
+        found: dict[str, KnownEvent | None] = dict(from_states(unique))
+        rest = [account_id for account_id in unique if account_id not in found]
+        found.update(zip(rest, executor.map(latest_event, rest), strict=True))
+        return found
 
     return lookup

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -202,6 +203,23 @@ class EventHistory:
             if event.kind == "failure":
                 return event
         return None
+
+    def latest_from_states(self, account_ids: Sequence[str]) -> dict[str, AccountEvent]:
+        """The latest event of each account that has a state item, read from those items 100 at a time."""
+        keys = [{"account_id": account_id, "sk": STATE_SK} for account_id in dict.fromkeys(account_ids)]
+        return {
+            str(state["account_id"]): AccountEvent(
+                event_id=str(state["latest_event_id"]),
+                api_version=state.get("api_version") or "v3",
+                trigger=str(state["latest_trigger"]),
+                account_id=str(state["account_id"]),
+                occurred_at=str(state["latest_at"]),
+                provider=state.get("provider"),
+                email=state.get("email"),
+            )
+            for state in self._table.get_many(keys)
+            if state.get("latest_at")
+        }
 
     def state(self, account_id: str) -> dict[str, Any] | None:
         return self._table.get({"account_id": account_id, "sk": STATE_SK}, consistent=False)
