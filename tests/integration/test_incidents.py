@@ -164,6 +164,37 @@ def test_a_member_diagnosed_while_the_opener_is_still_joining_sees_the_whole_bur
     assert len(harness.outbox.to(harness.settings.operator_email)) == 1
 
 
+def test_a_verdict_stored_after_a_racer_opened_the_incident_is_revised_before_anyone_is_told(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first failure is diagnosed while only two have been recorded (oauth_revoked); before its verdict is
+    stored, the third is recorded and diagnosed, opens the incident and finds no verdict of the first to
+    revise. The first's verdict, once stored, must still become admin_disconnected, its customer told once."""
+    first, second = (harness.fail(n, f"user{n}@acme.com", "google", minutes=3 * n) for n in range(2))
+    put = harness.verdicts.put
+    racer: list[str] = []
+
+    def put_after_a_racer(verdict: Any) -> bool:
+        if not racer:
+            racer.append("diagnosing")
+            racer[0] = harness.service.diagnose(
+                harness.fail(2, "user2@acme.com", "google", 6), first_delivery=True
+            ).cause
+        return put(verdict)
+
+    monkeypatch.setattr(harness.verdicts, "put", put_after_a_racer)
+    harness.diagnose(first)
+    assert racer == ["admin_disconnected"]
+    assert harness.history("grant-0")[0][0] == "admin_disconnected"
+    assert harness.outbox.kinds("user0@acme.com") == ["admin_contact"]
+    assert harness.diagnose(second) == "admin_disconnected"
+    for n in range(3):
+        assert harness.outbox.kinds(f"user{n}@acme.com") == ["admin_contact"]
+    assert len(harness.outbox.to(harness.settings.operator_email)) == 1
+    (opened,) = harness.incidents.by_status("open", 10)[0]
+    assert opened.accounts == 3
+
+
 def test_a_connector_outage_holds_customer_emails_until_released(harness: Harness) -> None:
     """12 Microsoft accounts of 12 organisations failing within minutes: the app's connector, not them."""
     causes = [harness.diagnose(harness.fail(n, f"it{n}@org{n}.com", "microsoft", minutes=n)) for n in range(12)]

@@ -193,7 +193,35 @@ class DiagnosisService:
             if opened:
                 cluster = gathered.domain_cluster if key.kind == "domain" else self._failures_around(key, event)
                 self._open_incident(key, incident_id, verdict, cluster)
+        elif self._revised_by_a_racer(verdict, gathered):
+            return verdict  # superseded already: its revision told whoever it had to tell
         return self._finish(verdict, self._occasion_for(verdict, event, opened))
+
+    def _revised_by_a_racer(self, verdict: Verdict, gathered: Gathered) -> bool:
+        """Revises this verdict if an incident opened while it was being made, and says whether it did.
+
+        An opener revises the earlier members whose verdicts it finds; a member whose verdict was still being
+        made (gathered before the opener's failure was recorded, stored after the opener looked) it can only
+        count. So such a verdict looks once it is stored. Only a failure that had neighbours can have been
+        counted by a racer: a lone failure reads nothing more.
+        """
+        e = gathered.evidence
+        if max(e.domain_burst_accounts, e.domain_window_accounts, e.connector_burst_accounts) < 2:
+            return False
+        keys = incident_keys(e.domain, e.free_mail, e.connector)
+        unseen = [k for k in keys if joinable(gathered.live.get(k), verdict.occurred_at, self._policy) is None]
+        for key, live in self._incidents.live(unseen).items():
+            if live.cause == verdict.cause or not live.opened_by_account or not live.opened_by_event:
+                continue
+            if joinable(live, verdict.occurred_at, self._policy) is None:
+                continue
+            opener = self._verdicts.latest_for_event(live.opened_by_account, live.opened_at, live.opened_by_event)
+            # An opener whose verdict is not stored yet has not looked for the members yet: it will find this one.
+            if opener is not None and self._revise_member(
+                key, live.incident_id, verdict.account_id, verdict.email, opener
+            ):
+                return True
+        return False
 
     def _resume(self, verdict: Verdict, event: AccountEvent) -> Verdict:
         """A retry of a stored verdict: what the failed attempt may have left undone, each step safe to repeat.
@@ -255,6 +283,7 @@ class DiagnosisService:
             event.occurred_at,
             event.event_id,
             replacing=live.incident_id if live else None,
+            account_id=event.account_id,
             accounts=evidence.connector_burst_accounts if connector else cluster_accounts,
             domains=evidence.connector_burst_domains if connector else 1,
         )
@@ -324,21 +353,23 @@ class DiagnosisService:
 
     def _revise_member(
         self, key: IncidentKey, incident_id: str, account_id: str, email: str | None, opener: Verdict
-    ) -> None:
+    ) -> bool:
+        """Revises the account's latest verdict to the opener's cause when the procedure, given the incident's
+        counts, now reaches it; counts the account as a member either way. Whether it revised."""
         latest = page_verdicts(self._verdicts.account_verdicts(account_id, limit=1))
         if not latest:
             # Still in its grace period: counted now, so its own diagnosis finds the incident at full size.
             domain = key.key if key.kind == "domain" else None
             self._incidents.join(key, incident_id, account_id, email, domain, opener.cause, opener.occurred_at)
-            return
+            return False
         earlier = latest[0]
         if earlier.cause == opener.cause or earlier.cause == "recovered" or earlier.superseded:
             self._join(key, incident_id, earlier)
             if earlier.revises is not None and earlier.incident_id == incident_id:
                 self._finish_follow_up(account_id, earlier)  # the opener's retry: its email may not have gone out
-            return
+            return False
         if self._history.recovery_after(account_id, earlier.occurred_at) is not None:
-            return
+            return False
         evidence = Evidence.from_dict(earlier.evidence)
         counts = Evidence.from_dict(opener.evidence)
         judged = self._diagnose(
@@ -354,7 +385,7 @@ class DiagnosisService:
             self._policy,
         )
         if judged.cause != opener.cause:
-            return  # an earlier rule still explains this account (e.g. the app removed the grant)
+            return False  # an earlier rule still explains this account (e.g. the app removed the grant)
         revision = replace(
             earlier,
             diagnosed_at=iso(self._clock()),
@@ -372,10 +403,15 @@ class DiagnosisService:
         if revision.diagnosed_at <= earlier.diagnosed_at:  # keys must differ even within the same second
             revision = replace(revision, diagnosed_at=iso(parse_iso(earlier.diagnosed_at) + timedelta(seconds=1)))
         if not self._verdicts.revise(earlier, revision):
-            return
+            return False
         tally.count("VerdictsRevised", "cause", revision.cause)
-        self._join(key, incident_id, revision)
+        # A member never asked to reconnect (its verdict was revised before its email went out) waits for the
+        # connector's release like those diagnosed after the incident opened.
+        self._join(
+            key, incident_id, revision, held=revision.cause == "connector_outage" and not _asked_to_reconnect(earlier)
+        )
         self._finish(revision, Occasion(follow_up=_follow_up(earlier, revision)))
+        return True
 
     def _finish_follow_up(self, account_id: str, revision: Verdict) -> None:
         """Sends a stored revision's follow-up email if it did not go out (the ledger keeps it to once)."""
@@ -406,13 +442,14 @@ class DiagnosisService:
         return sent
 
 
+def _asked_to_reconnect(verdict: Verdict) -> bool:
+    return any(n.kind == "reconnect" and n.status in ("sent", "dry_run", "delivered") for n in verdict.notifications)
+
+
 def _follow_up(earlier: Verdict, revision: Verdict) -> Any:
     """The revision's single customer email, only when the advice changed (SPEC §4b)."""
-    asked_to_reconnect = any(
-        n.kind == "reconnect" and n.status in ("sent", "dry_run", "delivered") for n in earlier.notifications
-    )
     if revision.cause == "connector_outage":
-        return "outage_notice" if asked_to_reconnect else None
+        return "outage_notice" if _asked_to_reconnect(earlier) else None
     if revision.cause in ("admin_disconnected", "admin_session_policy"):
         told_admin = any(n.kind == "admin_contact" for n in earlier.notifications)
         return None if told_admin else "admin_contact"

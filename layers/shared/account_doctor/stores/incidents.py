@@ -112,6 +112,7 @@ class Live:
     domains: frozenset[str]
     last_failure_at: str
     opened_by_event: str | None = None
+    opened_by_account: str | None = None  # with opened_at and opened_by_event: the key of the opener's verdict
     recovered: int = 0
     domains_at_open: int = 0
 
@@ -153,6 +154,7 @@ class IncidentStore:
                 domains_at_open=int(pointer.get("domains_at_open", 0)),
                 last_failure_at=max([str(pointer["opened_at"]), *(str(s.get("last_failure_at", "")) for s in mine)]),
                 opened_by_event=pointer.get("opened_by_event"),
+                opened_by_account=pointer.get("opened_by_account"),
                 recovered=sum(int(s.get("recovered", 0)) for s in mine),
             )
         return found
@@ -167,6 +169,7 @@ class IncidentStore:
         event_id: str,
         replacing: str | None,
         *,
+        account_id: str | None = None,
         accounts: int = 1,
         domains: int = 1,
     ) -> tuple[str, bool]:
@@ -182,6 +185,7 @@ class IncidentStore:
             "cause": cause,
             "opened_at": opened_at,
             "opened_by_event": event_id,
+            "opened_by_account": account_id,
             # What the opener counted: members joining concurrently (before the earlier failures are counted
             # in) still see an incident of at least this size.
             "accounts_at_open": accounts,
@@ -190,7 +194,9 @@ class IncidentStore:
         if not self._table.put(pointer, condition=condition, values={":previous": replacing} if replacing else None):
             current = self._table.get(key.pointer)
             if current is None:  # the racer's pointer was removed again (resolved): try once more
-                return self.open(key, cause, opened_at, event_id, None, accounts=accounts, domains=domains)
+                return self.open(
+                    key, cause, opened_at, event_id, None, account_id=account_id, accounts=accounts, domains=domains
+                )
             return str(current["incident_id"]), current.get("opened_by_event") == event_id
         self._table.put_once(
             {
