@@ -72,8 +72,9 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
         # Powertools' DynamoDBPersistenceLayer: get, put (conditional), update, delete on failure.
         "IdempotencyTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
         # open (conditional puts), join (a transaction: member put + shard update), live pointers (BatchGet);
-        # the last member recovering resolves the incident and deletes its open-incident pointer.
-        "IncidentsTable": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"},
+        # the last member recovering resolves the incident and deletes its open-incident pointer; a verdict
+        # outside any incident is stored on the condition that no pointer appeared (ConditionCheck).
+        "IncidentsTable": {"GetItem", "BatchGetItem", "ConditionCheckItem", "PutItem", "UpdateItem", "DeleteItem"},
         "IncidentsTable/index/ByIncident": {"Query"},
     },
     "AccountsApiFunction": {

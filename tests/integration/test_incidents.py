@@ -164,28 +164,28 @@ def test_a_member_diagnosed_while_the_opener_is_still_joining_sees_the_whole_bur
     assert len(harness.outbox.to(harness.settings.operator_email)) == 1
 
 
-def test_a_verdict_stored_after_a_racer_opened_the_incident_is_revised_before_anyone_is_told(
+def test_a_verdict_made_while_a_racer_opened_the_incident_is_made_again_and_joins_it(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first failure is diagnosed while only two have been recorded (oauth_revoked); before its verdict is
     stored, the third is recorded and diagnosed, opens the incident and finds no verdict of the first to
-    revise. The first's verdict, once stored, must still become admin_disconnected, its customer told once."""
+    revise. The first's verdict is then not stored as if alone: made again, it joins the incident, and its
+    customer is told once, to contact the administrator."""
     first, second = (harness.fail(n, f"user{n}@acme.com", "google", minutes=3 * n) for n in range(2))
     put = harness.verdicts.put
     racer: list[str] = []
 
-    def put_after_a_racer(verdict: Any) -> bool:
+    def put_after_a_racer(verdict: Any, **conditions: Any) -> bool:
         if not racer:
             racer.append("diagnosing")
-            racer[0] = harness.service.diagnose(
-                harness.fail(2, "user2@acme.com", "google", 6), first_delivery=True
-            ).cause
-        return put(verdict)
+            third = harness.fail(2, "user2@acme.com", "google", 6)
+            racer[0] = harness.service.diagnose(third, first_delivery=True).cause
+        return put(verdict, **conditions)
 
     monkeypatch.setattr(harness.verdicts, "put", put_after_a_racer)
-    harness.diagnose(first)
+    assert harness.diagnose(first) == "admin_disconnected"
     assert racer == ["admin_disconnected"]
-    assert harness.history("grant-0")[0][0] == "admin_disconnected"
+    assert harness.history("grant-0") == [("admin_disconnected", None, False)]
     assert harness.outbox.kinds("user0@acme.com") == ["admin_contact"]
     assert harness.diagnose(second) == "admin_disconnected"
     for n in range(3):
@@ -225,6 +225,18 @@ def test_a_connector_outage_holds_customer_emails_until_released(harness: Harnes
     # A second release sends nothing again.
     harness.service.release(Release(incident.incident_id))
     assert len(harness.outbox.to("it9@org9.com")) == 1
+
+
+def test_members_counted_by_the_opener_before_their_own_diagnosis_are_held_and_released(harness: Harness) -> None:
+    """All 12 failures recorded before the first diagnosis: the first opens the incident and counts the other 11
+    as members; each of their own diagnoses then holds its email, and the incident counts every held email."""
+    events = [harness.fail(n, f"it{n}@org{n}.com", "microsoft", minutes=n) for n in range(12)]
+    assert {harness.diagnose(event) for event in events} == {"connector_outage"}
+    assert all(harness.outbox.to(f"it{n}@org{n}.com") == [] for n in range(12))
+    (incident,) = harness.incidents.by_status("open", 10)[0]
+    assert (incident.accounts, incident.held_emails) == (12, 12)
+    harness.service.release(Release(incident.incident_id))
+    assert all(harness.outbox.kinds(f"it{n}@org{n}.com") == ["reconnect"] for n in range(12))
 
 
 def test_concurrent_first_members_open_one_incident_and_count_everyone_once(harness: Harness) -> None:

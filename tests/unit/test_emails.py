@@ -280,6 +280,13 @@ def test_the_outage_notice_goes_out_as_a_revisions_follow_up() -> None:
     assert "on our side" in email.text
 
 
+def test_a_revision_whose_customer_was_never_told_holds_the_reconnect_for_the_release() -> None:
+    verdict = replace(sample_verdict("connector_outage"), revises="2024-11-19T09:52:00Z")
+    (recipient,) = recipients(verdict, "ops@acme.dev", Occasion(hold_customer=True))
+    assert (recipient.kind, recipient.held) == ("reconnect", True)
+    assert recipients(verdict, "ops@acme.dev", Occasion()) == []  # one already told gets only a follow-up
+
+
 # --- Operator alerts -------------------------------------------------------------------------------
 
 CAUSE_CODE = re.compile(r"\b(" + "|".join(c for c in CAUSES) + r")\b")

@@ -48,7 +48,7 @@ from account_doctor.settings import Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import Cluster, EventHistory
 from account_doctor.stores.incidents import IncidentKey, IncidentStore
-from account_doctor.stores.verdicts import VerdictStore, page_verdicts
+from account_doctor.stores.verdicts import ChangedMeanwhile, VerdictStore, page_verdicts
 from account_doctor.sweep import is_too_old_to_notify
 from account_doctor.tally import tally
 
@@ -155,8 +155,11 @@ class DiagnosisService:
 
     # Diagnosing ---------------------------------------------------------------------------------
 
-    def diagnose(self, event: AccountEvent, *, first_delivery: bool = False) -> Verdict:
-        """The verdict of a failure event (made once, reused on retries), its incident, events and emails."""
+    def diagnose(self, event: AccountEvent, *, first_delivery: bool = False, again: bool = False) -> Verdict:
+        """The verdict of a failure event (made once, reused on retries), its incident, events and emails.
+
+        `again`: made a second time because an incident opened while it was being made (see `_no_racer`).
+        """
         verdict = (
             None
             if first_delivery
@@ -178,7 +181,18 @@ class DiagnosisService:
         key = incident_key_of(diagnosis.cause, evidence)
         incident_id, opened = self._incident_for(key, diagnosis.cause, event, gathered)
         verdict = Verdict.of(evidence, diagnosis, diagnosed_at=iso(self._clock()), incident_id=incident_id)
-        if not self._verdicts.put(verdict):
+        try:
+            stored_now = self._verdicts.put(verdict, provided=self._no_racer(gathered, incident_id))
+        except ChangedMeanwhile:
+            # A racer opened an incident this failure belongs to after the evidence was read (and could only
+            # count this failure, whose verdict did not exist yet): made again, the verdict joins it.
+            if again:
+                raise RuntimeError(
+                    f"event {event.event_id}: incidents kept opening while diagnosing; retrying"
+                ) from None
+            logger.info("an incident opened while diagnosing; diagnosing again")
+            return self.diagnose(event, first_delivery=first_delivery, again=True)
+        if not stored_now:
             stored = self._verdicts.latest_for_event(event.account_id, event.occurred_at, event.event_id)
             if stored is None:  # pragma: no cover - a put that failed its condition left a verdict
                 raise RuntimeError(f"event {event.event_id}: the verdict exists but cannot be read; retrying")
@@ -193,35 +207,22 @@ class DiagnosisService:
             if opened:
                 cluster = gathered.domain_cluster if key.kind == "domain" else self._failures_around(key, event)
                 self._open_incident(key, incident_id, verdict, cluster)
-        elif self._revised_by_a_racer(verdict, gathered):
-            return verdict  # superseded already: its revision told whoever it had to tell
         return self._finish(verdict, self._occasion_for(verdict, event, opened))
 
-    def _revised_by_a_racer(self, verdict: Verdict, gathered: Gathered) -> bool:
-        """Revises this verdict if an incident opened while it was being made, and says whether it did.
-
-        An opener revises the earlier members whose verdicts it finds; a member whose verdict was still being
-        made (gathered before the opener's failure was recorded, stored after the opener looked) it can only
-        count. So such a verdict looks once it is stored. Only a failure that had neighbours can have been
-        counted by a racer: a lone failure reads nothing more.
-        """
+    def _no_racer(self, gathered: Gathered, incident_id: str | None) -> list[dict[str, Any]]:
+        """The conditions a verdict outside any incident is stored on: no incident opened for its keys since
+        its evidence was read. An opener revises the earlier members whose verdicts it finds; one still being
+        made it can only count, so that verdict must not be stored as if alone. A lone failure (no neighbour
+        in any cluster) cannot have been counted by a racer, and is stored unconditioned."""
         e = gathered.evidence
-        if max(e.domain_burst_accounts, e.domain_window_accounts, e.connector_burst_accounts) < 2:
-            return False
+        if (
+            incident_id is not None
+            or max(e.domain_burst_accounts, e.domain_window_accounts, e.connector_burst_accounts) < 2
+        ):
+            return []
         keys = incident_keys(e.domain, e.free_mail, e.connector)
-        unseen = [k for k in keys if joinable(gathered.live.get(k), verdict.occurred_at, self._policy) is None]
-        for key, live in self._incidents.live(unseen).items():
-            if live.cause == verdict.cause or not live.opened_by_account or not live.opened_by_event:
-                continue
-            if joinable(live, verdict.occurred_at, self._policy) is None:
-                continue
-            opener = self._verdicts.latest_for_event(live.opened_by_account, live.opened_at, live.opened_by_event)
-            # An opener whose verdict is not stored yet has not looked for the members yet: it will find this one.
-            if opener is not None and self._revise_member(
-                key, live.incident_id, verdict.account_id, verdict.email, opener
-            ):
-                return True
-        return False
+        seen = {key: gathered.live[key].incident_id if key in gathered.live else None for key in keys}
+        return self._incidents.none_opened(seen)
 
     def _resume(self, verdict: Verdict, event: AccountEvent) -> Verdict:
         """A retry of a stored verdict: what the failed attempt may have left undone, each step safe to repeat.
@@ -239,8 +240,9 @@ class DiagnosisService:
         return self._finish(verdict, self._occasion_of(verdict, event))
 
     def _join(self, key: IncidentKey, incident_id: str, verdict: Verdict, *, held: bool = False) -> None:
-        """Counts the verdict's account as a member of the incident (once, however often it is called)."""
-        self._incidents.join(
+        """Counts the verdict's account as a member of the incident (once, however often it is called); a held
+        email is counted too when the account had joined before its own diagnosis (counted by the opener)."""
+        joined = self._incidents.join(
             key,
             incident_id,
             verdict.account_id,
@@ -250,6 +252,8 @@ class DiagnosisService:
             verdict.occurred_at,
             held=held,
         )
+        if held and not joined:
+            self._incidents.hold(key, incident_id, verdict.account_id)
 
     def _failures_around(self, key: IncidentKey, event: AccountEvent) -> Cluster:
         """The failures the opener's evidence counted (EvidenceGatherer's windows): the members it revises."""
@@ -283,7 +287,6 @@ class DiagnosisService:
             event.occurred_at,
             event.event_id,
             replacing=live.incident_id if live else None,
-            account_id=event.account_id,
             accounts=evidence.connector_burst_accounts if connector else cluster_accounts,
             domains=evidence.connector_burst_domains if connector else 1,
         )
@@ -407,10 +410,9 @@ class DiagnosisService:
         tally.count("VerdictsRevised", "cause", revision.cause)
         # A member never asked to reconnect (its verdict was revised before its email went out) waits for the
         # connector's release like those diagnosed after the incident opened.
-        self._join(
-            key, incident_id, revision, held=revision.cause == "connector_outage" and not _asked_to_reconnect(earlier)
-        )
-        self._finish(revision, Occasion(follow_up=_follow_up(earlier, revision)))
+        hold = revision.cause == "connector_outage" and not _asked_to_reconnect(earlier)
+        self._join(key, incident_id, revision, held=hold)
+        self._finish(revision, Occasion(follow_up=_follow_up(earlier, revision), hold_customer=hold))
         return True
 
     def _finish_follow_up(self, account_id: str, revision: Verdict) -> None:

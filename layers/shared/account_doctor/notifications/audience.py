@@ -84,9 +84,12 @@ def recipients(verdict: Verdict, operator_email: str, occasion: Occasion | None 
     if occasion.released:
         return [Recipient("reconnect", email, "customer", "event")] if not unreachable else []
     if verdict.revises:
-        # A revision tells the customer once, only when the advice changed, and alerts as its incident does.
+        # A revision tells the customer once, only when the advice changed, and alerts as its incident does;
+        # one whose customer was never told waits for its connector's release like any member's.
         if occasion.follow_up and not unreachable and occasion.notify_customer:
             planned.append(Recipient(occasion.follow_up, email, "customer", "event"))
+        elif occasion.hold_customer and customer_kind is not None and not unreachable and occasion.notify_customer:
+            planned.append(Recipient(customer_kind, email, "customer", "cooldown", held=True))
     elif customer_kind is not None and not unreachable and occasion.notify_customer:
         planned.append(Recipient(customer_kind, email, "customer", "cooldown", held=occasion.hold_customer))
     if cause in INCIDENT_CAUSES and verdict.incident_id and not unreachable:

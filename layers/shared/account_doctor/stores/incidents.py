@@ -112,7 +112,6 @@ class Live:
     domains: frozenset[str]
     last_failure_at: str
     opened_by_event: str | None = None
-    opened_by_account: str | None = None  # with opened_at and opened_by_event: the key of the opener's verdict
     recovered: int = 0
     domains_at_open: int = 0
 
@@ -154,10 +153,23 @@ class IncidentStore:
                 domains_at_open=int(pointer.get("domains_at_open", 0)),
                 last_failure_at=max([str(pointer["opened_at"]), *(str(s.get("last_failure_at", "")) for s in mine)]),
                 opened_by_event=pointer.get("opened_by_event"),
-                opened_by_account=pointer.get("opened_by_account"),
                 recovered=sum(int(s.get("recovered", 0)) for s in mine),
             )
         return found
+
+    def none_opened(self, seen: dict[IncidentKey, str | None]) -> list[dict[str, Any]]:
+        """ConditionCheck items (for another store's transaction) that no incident opened for these keys since
+        they were read: each key's pointer is still absent, or still names the incident seen then."""
+        checks = []
+        for key, incident_id in seen.items():
+            check: dict[str, Any] = {"TableName": self._table.name, "Key": to_item(key.pointer)}
+            if incident_id is None:
+                check["ConditionExpression"] = "attribute_not_exists(pk)"
+            else:
+                check["ConditionExpression"] = "attribute_not_exists(pk) OR incident_id = :seen"
+                check["ExpressionAttributeValues"] = to_item({":seen": incident_id})
+            checks.append({"ConditionCheck": check})
+        return checks
 
     # Opening and joining ------------------------------------------------------------------------
 
@@ -169,7 +181,6 @@ class IncidentStore:
         event_id: str,
         replacing: str | None,
         *,
-        account_id: str | None = None,
         accounts: int = 1,
         domains: int = 1,
     ) -> tuple[str, bool]:
@@ -185,7 +196,6 @@ class IncidentStore:
             "cause": cause,
             "opened_at": opened_at,
             "opened_by_event": event_id,
-            "opened_by_account": account_id,
             # What the opener counted: members joining concurrently (before the earlier failures are counted
             # in) still see an incident of at least this size.
             "accounts_at_open": accounts,
@@ -194,9 +204,7 @@ class IncidentStore:
         if not self._table.put(pointer, condition=condition, values={":previous": replacing} if replacing else None):
             current = self._table.get(key.pointer)
             if current is None:  # the racer's pointer was removed again (resolved): try once more
-                return self.open(
-                    key, cause, opened_at, event_id, None, account_id=account_id, accounts=accounts, domains=domains
-                )
+                return self.open(key, cause, opened_at, event_id, None, accounts=accounts, domains=domains)
             return str(current["incident_id"]), current.get("opened_by_event") == event_id
         self._table.put_once(
             {
@@ -289,16 +297,26 @@ class IncidentStore:
                 raise
         raise RuntimeError(f"could not count a member of incident {incident_id}; the record is retried")
 
+    def hold(self, key: IncidentKey, incident_id: str, account_id: str) -> bool:
+        """Marks a member's email held once and counts it on its shard; False when not a member or already held."""
+        return self._mark_member(key, incident_id, account_id, "held")
+
     def member_recovered(self, key: IncidentKey, incident_id: str, account_id: str) -> bool:
         """Marks a member recovered once and counts it on its shard; False when not a member or already counted."""
+        return self._mark_member(key, incident_id, account_id, "recovered")
+
+    def _mark_member(
+        self, key: IncidentKey, incident_id: str, account_id: str, flag: Literal["held", "recovered"]
+    ) -> bool:
+        """Sets a member's flag once and counts it on the member's shard, in one transaction."""
         member = {"pk": f"member#{incident_id}#{account_id}", "sk": "member"}
         writes = [
             {
                 "Update": {
                     "TableName": self._table.name,
                     "Key": to_item(member),
-                    "UpdateExpression": "SET recovered = :yes",
-                    "ConditionExpression": "attribute_exists(pk) AND recovered = :no",
+                    "UpdateExpression": f"SET {flag} = :yes",
+                    "ConditionExpression": f"attribute_exists(pk) AND {flag} = :no",
                     "ExpressionAttributeValues": to_item({":yes": True, ":no": False}),
                 }
             },
@@ -306,7 +324,7 @@ class IncidentStore:
                 "Update": {
                     "TableName": self._table.name,
                     "Key": to_item(key.shard(_shard(account_id, SHARDS))),
-                    "UpdateExpression": "ADD recovered :one",
+                    "UpdateExpression": f"ADD {flag} :one",
                     "ConditionExpression": "incident_id = :id",
                     "ExpressionAttributeValues": to_item({":one": 1, ":id": incident_id}),
                 }

@@ -9,8 +9,11 @@ write capacity.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, cast
+
+from botocore.exceptions import ClientError
 
 from account_doctor.models import Notification, Verdict
 from account_doctor.stores.dynamo import Page, Table, to_item
@@ -31,13 +34,40 @@ DOMAIN_VERDICT_FIELDS = (
 _VERDICT_FIELDS = frozenset(Verdict.__dataclass_fields__)
 
 
+class ChangedMeanwhile(Exception):
+    """A condition a verdict was stored on (e.g. that no incident opened for its keys) no longer held: nothing
+    was written, and the verdict must be made again from what is there now."""
+
+
 class VerdictStore:
     def __init__(self, table: Table) -> None:
         self._table = table
 
-    def put(self, verdict: Verdict) -> bool:
-        """Stores the verdict unless this event (or this revision) already has one; False when it had."""
-        return self._table.put_once({**verdict.to_dict(), "sk": verdict.key}, key="sk")
+    def put(self, verdict: Verdict, *, provided: Sequence[dict[str, Any]] = ()) -> bool:
+        """Stores the verdict unless this event (or this revision) already has one; False when it had.
+
+        `provided`: ConditionCheck items of other tables that must hold too, in one transaction; when one
+        does not, nothing is written and ChangedMeanwhile is raised.
+        """
+        if not provided:
+            return self._table.put_once({**verdict.to_dict(), "sk": verdict.key}, key="sk")
+        put = {
+            "Put": {
+                "TableName": self._table.name,
+                "Item": to_item({**verdict.to_dict(), "sk": verdict.key}),
+                "ConditionExpression": "attribute_not_exists(sk)",
+            }
+        }
+        try:
+            self._table.client.transact_write_items(TransactItems=cast(Any, [put, *provided]))
+        except ClientError as error:
+            reasons = [r.get("Code") for r in cast(Any, error.response).get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return False
+            if "ConditionalCheckFailed" in reasons[1:]:
+                raise ChangedMeanwhile(f"event {verdict.event_id}: {verdict.cause} no longer holds") from None
+            raise
+        return True
 
     def latest_for_event(self, account_id: str, occurred_at: str, event_id: str) -> Verdict | None:
         """The event's current verdict: its latest revision, or the original."""
