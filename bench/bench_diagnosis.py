@@ -12,6 +12,8 @@
    overlap like the Nylas ones. So the same runs are also made with an instant Nylas, and a second
    figure isolates what the issue is about: the time 100 ms of Nylas latency adds to a batch of 10
    against what it adds to one record (about 100 ms each when the calls overlap; 10× when serial).
+   Each of RUNS runs times the four cases one after the other (batch of 10 and one record, with and
+   without latency), so a figure pairs run r of both sides: its median and spread are over the runs.
 2. The items one domain-cluster query reads with 1,000 and with 100,000 events in the history
    (target: ratio ≤ 1.1), from DynamoDB's ScannedCount.
 """
@@ -153,10 +155,13 @@ def _moto_server_stack(parameters: dict[str, str]) -> Iterator[int]:
     finally:
         server.terminate()
         try:
-            server.wait(timeout=10)
+            server.wait(timeout=30)
         except subprocess.TimeoutExpired:  # a loaded machine: its request threads still busy
             server.kill()
-            server.wait(timeout=10)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                print(f"the moto server (pid {server.pid}) did not stop; left running", file=sys.stderr)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -274,27 +279,28 @@ def batch_latency() -> list[Figure]:
     finally:
         server.shutdown()
 
-    def added_by_nylas(size: int) -> float:
-        """Median over runs of (wall with 100 ms Nylas − wall with an instant Nylas), in ms."""
-        pairs = zip(walls[(size, 0.1)], walls[(size, 0.0)], strict=True)
-        return statistics.median(slow - instant for slow, instant in pairs) * 1000
+    def added_by_nylas(size: int) -> list[float]:
+        """Per run: wall with 100 ms Nylas − wall with an instant Nylas, in ms (measured in the same run)."""
+        return [(slow - instant) * 1000 for slow, instant in zip(walls[(size, 0.1)], walls[(size, 0.0)], strict=True)]
 
     return [
-        Figure(
-            name="diagnosis batch of 10, Nylas 100 ms each",
-            measured=statistics.median(walls[(10, 0.1)]) * 1000,
-            reference=statistics.median(walls[(1, 0.1)]) * 1000,
+        Figure.timed(
+            "diagnosis batch of 10, Nylas 100 ms each",
+            [wall * 1000 for wall in walls[(10, 0.1)]],
+            [wall * 1000 for wall in walls[(1, 0.1)]],
             unit="ms",
             target_ratio=2.0,
             reference_name="one record",
+            paired=True,
         ),
-        Figure(
-            name="time 100 ms of Nylas latency adds to a batch of 10",
-            measured=added_by_nylas(10),
-            reference=added_by_nylas(1),
+        Figure.timed(
+            "time 100 ms of Nylas latency adds to a batch of 10",
+            added_by_nylas(10),
+            added_by_nylas(1),
             unit="ms",
             target_ratio=2.0,
             reference_name="to one record",
+            paired=True,
         ),
     ]
 
