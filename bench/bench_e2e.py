@@ -7,14 +7,12 @@ One local stack (grace period 0, so a verdict is due as soon as the queue delive
     Seconds per request = elapsed / requests, i.e. the inverse of throughput.
 (b) accepted-to-verdict: N failures of N accounts (each in its own organisation, so no domain
     cluster adds work) posted at once, time until all N verdicts are stored, per event, vs. the
-    same for 1 lone failure (median of 5 within the round). Batching (10 per SQS batch) should make an event in a
+    same for 1 lone failure (median of 5). Batching (10 per SQS batch) should make an event in a
     burst cost no more than a lone event does.
 (c) end-to-end throughput: the load workload on new accounts with the diagnosis running, first POST
     until the queue is drained, per failure event, vs. (b)'s burst per event: repeats and recoveries
     should add little (target 1.5×). Webhook p50/p99 here include waiting for the diagnosis, since
     the local stack runs one invocation at a time (as one Lambda sandbox would, not as AWS scales).
-The three are measured RUNS times in rounds on new accounts; each figure reports the median and the
-spread over the rounds, pairing the measured and the reference side of the same round.
 """
 
 from __future__ import annotations
@@ -41,9 +39,6 @@ ROOT = Path(__file__).resolve().parent.parent
 LOAD_WEBHOOKS = 300
 BURST = 100
 LONE_RUNS = 5  # a lone failure's accepted-to-verdict time is the median of this many
-# Rounds of the three measurements: each figure's median and spread over the rounds, run r of both sides
-# measured in the same round.
-RUNS = 3
 WORKERS = 8
 
 
@@ -94,64 +89,56 @@ def _latencies(m: dict[str, float], results: load.PostResults, name: str) -> Non
     m[f"{name}_p99"] = results.percentile(0.99)
 
 
-def _round(stack: RunningStack, dynamodb: Any, n: int) -> dict[str, float]:
-    """One run of the three measurements, on accounts no earlier run used."""
+def measure() -> dict[str, float]:
     m: dict[str, float] = {}
-    # (b) one lone failure (median of LONE_RUNS), then a burst of BURST, each on accounts nobody has seen.
-    singles = [_burst(f"r{n}-single{k}-", 1) for k in range(LONE_RUNS)]
-    burst, burst_hooks = _burst(f"r{n}-burst-", BURST)
-    for workload in (burst, *(single for single, _ in singles)):
-        load.register(stack, workload)
-    m["single"] = statistics.median(_accepted_to_verdicts(stack, hooks, dynamodb) for _, hooks in singles)
-    m["burst"] = _accepted_to_verdicts(stack, burst_hooks, dynamodb)
-    assert stack.wait_until_drained(timeout=120)
-
-    # (a) with the diagnosis paused: bare round trips, then the workload, at the same concurrency.
-    resume = _pause_diagnosis(stack)
-    try:
-        bare = load.post_all(f"{stack.webhook_url}?challenge=bench", [(b"", {})] * LOAD_WEBHOOKS, method="GET")
-        assert set(bare.statuses) == {200}, bare.statuses
-        _latencies(m, bare, "bare")
-        paused = load.build(LOAD_WEBHOOKS, prefix=f"r{n}-paused-")
-        load.register(stack, paused)
-        posted = load.post_workload(stack, paused, workers=WORKERS)
-        assert set(posted.statuses) == {200}, posted.statuses
-        _latencies(m, posted, "paused")
-    finally:
-        stack.pollers[:] = [poller.start() for poller in resume]
-    assert stack.wait_until_drained(timeout=300)
-
-    # (c) the same workload on new accounts with the diagnosis running: first POST to last verdict.
-    workload = load.build(LOAD_WEBHOOKS, prefix=f"r{n}-live-")
-    load.register(stack, workload)
-    start = time.perf_counter()
-    live = load.post_workload(stack, workload, workers=WORKERS)
-    assert set(live.statuses) == {200}, live.statuses
-    assert stack.wait_until_drained(timeout=300)
-    m["live_total"] = time.perf_counter() - start
-    m["live_events"] = len(workload.failures)
-    _latencies(m, live, "live")
-    return m
-
-
-def measure() -> list[dict[str, float]]:
-    """RUNS rounds of the three measurements in one stack, each round's figures measured side by side."""
     # Every burst here fails within minutes through the Google and Microsoft connectors; at the default
     # ConnectorOutageThreshold that is a connector incident (rule 1b: held emails, revisions), which these
     # figures are not about. Domain clusters still form in the mixed workload, as before.
     options = StackOptions(api_port=0, grace_seconds=0, log_level="ERROR", parameters={})
     with running_stack(options) as stack:
         dynamodb = boto3.client("dynamodb", endpoint_url=stack.moto.url)
+        # (b) one lone failure, then a burst of BURST, each on accounts nobody has seen.
+        singles = [_burst(f"single{n}-", 1) for n in range(LONE_RUNS)]
+        burst, burst_hooks = _burst("burst-", BURST)
         warm, warm_hooks = _burst("warm-", 1)
-        load.register(stack, warm)
+        for workload in (warm, burst, *(single for single, _ in singles)):
+            load.register(stack, workload)
         _accepted_to_verdicts(stack, warm_hooks, dynamodb)  # both functions imported: the lone event runs warm
-        rounds = [_round(stack, dynamodb, n) for n in range(RUNS)]
+        m["single"] = statistics.median(_accepted_to_verdicts(stack, hooks, dynamodb) for _, hooks in singles)
+        m["burst"] = _accepted_to_verdicts(stack, burst_hooks, dynamodb)
+        assert stack.wait_until_drained(timeout=120)
+
+        # (a) with the diagnosis paused: bare round trips, then the workload, at the same concurrency.
+        resume = _pause_diagnosis(stack)
+        try:
+            bare = load.post_all(f"{stack.webhook_url}?challenge=bench", [(b"", {})] * LOAD_WEBHOOKS, method="GET")
+            assert set(bare.statuses) == {200}, bare.statuses
+            _latencies(m, bare, "bare")
+            paused = load.build(LOAD_WEBHOOKS, prefix="paused-")
+            load.register(stack, paused)
+            posted = load.post_workload(stack, paused, workers=WORKERS)
+            assert set(posted.statuses) == {200}, posted.statuses
+            _latencies(m, posted, "paused")
+        finally:
+            stack.pollers[:] = [poller.start() for poller in resume]
+        assert stack.wait_until_drained(timeout=300)
+
+        # (c) the same workload on new accounts with the diagnosis running: first POST to last verdict.
+        workload = load.build(LOAD_WEBHOOKS, prefix="live-")
+        load.register(stack, workload)
+        start = time.perf_counter()
+        live = load.post_workload(stack, workload, workers=WORKERS)
+        assert set(live.statuses) == {200}, live.statuses
+        assert stack.wait_until_drained(timeout=300)
+        m["live_total"] = time.perf_counter() - start
+        m["live_events"] = len(workload.failures)
+        _latencies(m, live, "live")
         for poller in stack.pollers:
             poller.stop()
-    return rounds
+    return m
 
 
-def measure_in_fresh_interpreter() -> list[dict[str, float]]:
+def measure_in_fresh_interpreter() -> dict[str, float]:
     """measure() in its own process: the stack must not share boto3 clients, moto mocks or module caches
     with the other benchmarks of `make bench` (one stack per process, and a clean one)."""
     with tempfile.TemporaryDirectory() as directory:
@@ -163,64 +150,54 @@ def measure_in_fresh_interpreter() -> list[dict[str, float]]:
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,  # the functions' log and metric lines
-            timeout=3600,
+            timeout=1800,
         )
-        rounds: list[dict[str, float]] = json.loads(out.read_text(encoding="utf-8"))
-        return rounds
+        figures: dict[str, float] = json.loads(out.read_text(encoding="utf-8"))
+        return figures
 
 
 def run() -> list[Figure]:
-    rounds = measure_in_fresh_interpreter()
+    m = measure_in_fresh_interpreter()
     ms = 1000.0
-
-    def per_round(name: str) -> list[float]:
-        return [r[name] for r in rounds]
-
-    def median(name: str) -> float:
-        return statistics.median(per_round(name))
-
-    burst_per_event = [r["burst"] / BURST * ms for r in rounds]
-    live_per_event = [r["live_total"] / r["live_events"] * ms for r in rounds]
+    burst_per_event = m["burst"] / BURST * ms
+    live_per_event = m["live_total"] / m["live_events"] * ms
     return [
-        Figure.timed(
-            (
+        Figure(
+            name=(
                 f"webhook over HTTP, {LOAD_WEBHOOKS} mixed webhooks, {WORKERS} workers, diagnosis paused: "
-                f"{1 / median('paused_per_request'):.0f}/s, p50 {median('paused_p50') * ms:.0f} ms, "
-                f"p99 {median('paused_p99') * ms:.0f} ms (bare GET: {1 / median('bare_per_request'):.0f}/s, "
-                f"p50 {median('bare_p50') * ms:.0f} ms, p99 {median('bare_p99') * ms:.0f} ms)"
+                f"{1 / m['paused_per_request']:.0f}/s, p50 {m['paused_p50'] * ms:.0f} ms, "
+                f"p99 {m['paused_p99'] * ms:.0f} ms (bare GET: {1 / m['bare_per_request']:.0f}/s, "
+                f"p50 {m['bare_p50'] * ms:.0f} ms, p99 {m['bare_p99'] * ms:.0f} ms)"
             ),
-            [v * ms for v in per_round("paused_per_request")],
-            [v * ms for v in per_round("bare_per_request")],
+            measured=m["paused_per_request"] * ms,
+            reference=m["bare_per_request"] * ms,
             unit="ms/request",
             target_ratio=5,
             reference_name="bare ?challenge= GET round trip, same server and concurrency",
-            paired=True,
         ),
-        Figure.timed(
-            (
-                f"accepted-to-verdict per event, burst of {BURST} failures ({median('burst'):.1f} s in all) "
-                f"vs 1 lone failure ({median('single') * ms:.0f} ms), grace 0"
+        Figure(
+            name=(
+                f"accepted-to-verdict per event, burst of {BURST} failures ({m['burst']:.1f} s in all) "
+                f"vs 1 lone failure ({m['single'] * ms:.0f} ms), grace 0"
             ),
-            burst_per_event,
-            [v * ms for v in per_round("single")],
+            measured=burst_per_event,
+            reference=m["single"] * ms,
             unit="ms/event",
             target_ratio=1.0,
             reference_name="1 lone failure, accepted to verdict",
-            paired=True,
         ),
-        Figure.timed(
-            (
+        Figure(
+            name=(
                 f"end-to-end, {LOAD_WEBHOOKS} mixed webhooks (20% repeats, recoveries first) with the diagnosis "
-                f"running, first POST to queue drained: {LOAD_WEBHOOKS / median('live_total'):.1f} webhooks/s, "
-                f"{median('live_events'):.0f} failure verdicts in {median('live_total'):.1f} s; webhook p50 "
-                f"{median('live_p50') * ms:.0f} ms, p99 {median('live_p99') * ms:.0f} ms"
+                f"running, first POST to queue drained: {LOAD_WEBHOOKS / m['live_total']:.1f} webhooks/s, "
+                f"{m['live_events']:.0f} failure verdicts in {m['live_total']:.1f} s; webhook p50 "
+                f"{m['live_p50'] * ms:.0f} ms, p99 {m['live_p99'] * ms:.0f} ms"
             ),
-            live_per_event,
-            burst_per_event,
+            measured=live_per_event,
+            reference=burst_per_event,
             unit="ms/failure event",
             target_ratio=1.5,
             reference_name=f"burst of {BURST} plain failures, per event",
-            paired=True,
         ),
     ]
 
