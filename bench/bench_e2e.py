@@ -3,16 +3,19 @@
 One local stack (grace period 0, so a verdict is due as soon as the queue delivers), three figures:
 (a) webhook HTTP cost: the load workload (mixed v2/v3, 20 % repeats, recoveries first) POSTed with
     8 workers while the queue pollers are paused, vs. bare round trips through the same server
-    and function (the `?challenge=` GET: no signature, no AWS call) at the same concurrency.
+    and function (the `?challenge=` GET: no signature, no AWS call) at the same concurrency, in
+    5 alternating pairs of 60 requests: the median and spread over the pairs.
     Seconds per request = elapsed / requests, i.e. the inverse of throughput.
 (b) accepted-to-verdict: N failures of N accounts (each in its own organisation, so no domain
     cluster adds work) posted at once, time until all N verdicts are stored, per event, vs. the
-    same for 1 lone failure (median of 5). Batching (10 per SQS batch) should make an event in a
-    burst cost no more than a lone event does.
+    same for 1 lone failure (5 runs). Batching (10 per SQS batch) should make an event in a burst
+    cost no more than a lone event does.
 (c) end-to-end throughput: the load workload on new accounts with the diagnosis running, first POST
     until the queue is drained, per failure event, vs. (b)'s burst per event: repeats and recoveries
     should add little (target 1.5×). Webhook p50/p99 here include waiting for the diagnosis, since
     the local stack runs one invocation at a time (as one Lambda sandbox would, not as AWS scales).
+    (b)'s burst and (c) are one run each: repeating them on the same stack grows its tables until
+    the local gateway times out. (b)'s spread comes from its lone runs; (c) has none.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ LOAD_WEBHOOKS = 300
 BURST = 100
 LONE_RUNS = 5  # a lone failure's accepted-to-verdict time is the median of this many
 WORKERS = 8
+# (a) runs in this many alternating pairs of CHUNK requests each.
+CHUNKS = 5
+CHUNK = LOAD_WEBHOOKS // CHUNKS
 
 
 def _verdict_count(stack: RunningStack, dynamodb: Any) -> int:
@@ -83,14 +89,16 @@ def _pause_diagnosis(stack: RunningStack) -> list[SqsPoller]:
     ]
 
 
-def _latencies(m: dict[str, float], results: load.PostResults, name: str) -> None:
-    m[f"{name}_per_request"] = results.elapsed / len(results.statuses)
-    m[f"{name}_p50"] = results.percentile(0.5)
-    m[f"{name}_p99"] = results.percentile(0.99)
+def _latencies(m: dict[str, list[float]], results: load.PostResults, name: str) -> None:
+    """Appends one run's seconds per request, p50 and p99 to the runs of `name`."""
+    m.setdefault(f"{name}_per_request", []).append(results.elapsed / len(results.statuses))
+    m.setdefault(f"{name}_p50", []).append(results.percentile(0.5))
+    m.setdefault(f"{name}_p99", []).append(results.percentile(0.99))
 
 
-def measure() -> dict[str, float]:
-    m: dict[str, float] = {}
+def measure() -> dict[str, list[float]]:
+    """Every measured run, by name (one run for the burst and the live workload)."""
+    m: dict[str, list[float]] = {}
     # Every burst here fails within minutes through the Google and Microsoft connectors; at the default
     # ConnectorOutageThreshold that is a connector incident (rule 1b: held emails, revisions), which these
     # figures are not about. Domain clusters still form in the mixed workload, as before.
@@ -104,21 +112,23 @@ def measure() -> dict[str, float]:
         for workload in (warm, burst, *(single for single, _ in singles)):
             load.register(stack, workload)
         _accepted_to_verdicts(stack, warm_hooks, dynamodb)  # both functions imported: the lone event runs warm
-        m["single"] = statistics.median(_accepted_to_verdicts(stack, hooks, dynamodb) for _, hooks in singles)
-        m["burst"] = _accepted_to_verdicts(stack, burst_hooks, dynamodb)
+        m["single"] = [_accepted_to_verdicts(stack, hooks, dynamodb) for _, hooks in singles]
+        m["burst"] = [_accepted_to_verdicts(stack, burst_hooks, dynamodb)]
         assert stack.wait_until_drained(timeout=120)
 
-        # (a) with the diagnosis paused: bare round trips, then the workload, at the same concurrency.
+        # (a) with the diagnosis paused: bare round trips, then the workload, at the same concurrency, in
+        # CHUNKS alternating pairs (run k of each side side by side).
         resume = _pause_diagnosis(stack)
         try:
-            bare = load.post_all(f"{stack.webhook_url}?challenge=bench", [(b"", {})] * LOAD_WEBHOOKS, method="GET")
-            assert set(bare.statuses) == {200}, bare.statuses
-            _latencies(m, bare, "bare")
-            paused = load.build(LOAD_WEBHOOKS, prefix="paused-")
-            load.register(stack, paused)
-            posted = load.post_workload(stack, paused, workers=WORKERS)
-            assert set(posted.statuses) == {200}, posted.statuses
-            _latencies(m, posted, "paused")
+            for k in range(CHUNKS):
+                bare = load.post_all(f"{stack.webhook_url}?challenge=bench", [(b"", {})] * CHUNK, method="GET")
+                assert set(bare.statuses) == {200}, bare.statuses
+                _latencies(m, bare, "bare")
+                paused = load.build(CHUNK, prefix=f"paused{k}-")
+                load.register(stack, paused)
+                posted = load.post_workload(stack, paused, workers=WORKERS)
+                assert set(posted.statuses) == {200}, posted.statuses
+                _latencies(m, posted, "paused")
         finally:
             stack.pollers[:] = [poller.start() for poller in resume]
         assert stack.wait_until_drained(timeout=300)
@@ -130,15 +140,15 @@ def measure() -> dict[str, float]:
         live = load.post_workload(stack, workload, workers=WORKERS)
         assert set(live.statuses) == {200}, live.statuses
         assert stack.wait_until_drained(timeout=300)
-        m["live_total"] = time.perf_counter() - start
-        m["live_events"] = len(workload.failures)
+        m["live_total"] = [time.perf_counter() - start]
+        m["live_events"] = [len(workload.failures)]
         _latencies(m, live, "live")
         for poller in stack.pollers:
             poller.stop()
     return m
 
 
-def measure_in_fresh_interpreter() -> dict[str, float]:
+def measure_in_fresh_interpreter() -> dict[str, list[float]]:
     """measure() in its own process: the stack must not share boto3 clients, moto mocks or module caches
     with the other benchmarks of `make bench` (one stack per process, and a clean one)."""
     with tempfile.TemporaryDirectory() as directory:
@@ -152,49 +162,56 @@ def measure_in_fresh_interpreter() -> dict[str, float]:
             stdout=subprocess.DEVNULL,  # the functions' log and metric lines
             timeout=1800,
         )
-        figures: dict[str, float] = json.loads(out.read_text(encoding="utf-8"))
-        return figures
+        runs: dict[str, list[float]] = json.loads(out.read_text(encoding="utf-8"))
+        return runs
 
 
 def run() -> list[Figure]:
-    m = measure_in_fresh_interpreter()
+    runs = measure_in_fresh_interpreter()
     ms = 1000.0
-    burst_per_event = m["burst"] / BURST * ms
-    live_per_event = m["live_total"] / m["live_events"] * ms
+
+    def median(name: str) -> float:
+        return statistics.median(runs[name])
+
+    burst_per_event = [burst / BURST * ms for burst in runs["burst"]]
+    live_per_event = [
+        total / events * ms for total, events in zip(runs["live_total"], runs["live_events"], strict=True)
+    ]
     return [
-        Figure(
-            name=(
-                f"webhook over HTTP, {LOAD_WEBHOOKS} mixed webhooks, {WORKERS} workers, diagnosis paused: "
-                f"{1 / m['paused_per_request']:.0f}/s, p50 {m['paused_p50'] * ms:.0f} ms, "
-                f"p99 {m['paused_p99'] * ms:.0f} ms (bare GET: {1 / m['bare_per_request']:.0f}/s, "
-                f"p50 {m['bare_p50'] * ms:.0f} ms, p99 {m['bare_p99'] * ms:.0f} ms)"
+        Figure.timed(
+            (
+                f"webhook over HTTP, {CHUNKS}×{CHUNK} mixed webhooks, {WORKERS} workers, diagnosis paused: "
+                f"{1 / median('paused_per_request'):.0f}/s, p50 {median('paused_p50') * ms:.0f} ms, "
+                f"p99 {median('paused_p99') * ms:.0f} ms (bare GET: {1 / median('bare_per_request'):.0f}/s, "
+                f"p50 {median('bare_p50') * ms:.0f} ms, p99 {median('bare_p99') * ms:.0f} ms)"
             ),
-            measured=m["paused_per_request"] * ms,
-            reference=m["bare_per_request"] * ms,
+            [seconds * ms for seconds in runs["paused_per_request"]],
+            [seconds * ms for seconds in runs["bare_per_request"]],
             unit="ms/request",
             target_ratio=5,
             reference_name="bare ?challenge= GET round trip, same server and concurrency",
+            paired=True,
         ),
-        Figure(
-            name=(
-                f"accepted-to-verdict per event, burst of {BURST} failures ({m['burst']:.1f} s in all) "
-                f"vs 1 lone failure ({m['single'] * ms:.0f} ms), grace 0"
+        Figure.timed(
+            (
+                f"accepted-to-verdict per event, burst of {BURST} failures ({median('burst'):.1f} s in all) "
+                f"vs 1 lone failure ({median('single') * ms:.0f} ms, {LONE_RUNS} runs), grace 0"
             ),
-            measured=burst_per_event,
-            reference=m["single"] * ms,
+            burst_per_event,
+            [seconds * ms for seconds in runs["single"]],
             unit="ms/event",
             target_ratio=1.0,
             reference_name="1 lone failure, accepted to verdict",
         ),
-        Figure(
-            name=(
+        Figure.timed(
+            (
                 f"end-to-end, {LOAD_WEBHOOKS} mixed webhooks (20% repeats, recoveries first) with the diagnosis "
-                f"running, first POST to queue drained: {LOAD_WEBHOOKS / m['live_total']:.1f} webhooks/s, "
-                f"{m['live_events']:.0f} failure verdicts in {m['live_total']:.1f} s; webhook p50 "
-                f"{m['live_p50'] * ms:.0f} ms, p99 {m['live_p99'] * ms:.0f} ms"
+                f"running, first POST to queue drained: {LOAD_WEBHOOKS / median('live_total'):.1f} webhooks/s, "
+                f"{median('live_events'):.0f} failure verdicts in {median('live_total'):.1f} s; webhook p50 "
+                f"{median('live_p50') * ms:.0f} ms, p99 {median('live_p99') * ms:.0f} ms"
             ),
-            measured=live_per_event,
-            reference=burst_per_event,
+            live_per_event,
+            burst_per_event,
             unit="ms/failure event",
             target_ratio=1.5,
             reference_name=f"burst of {BURST} plain failures, per event",
