@@ -251,7 +251,7 @@ class Diagnoser:
             ),
             publisher=RecordingPublisher(),
             policy=settings.policy,
-            diagnose=diagnose,
+            procedure=diagnose,
             sweep_notify_days=settings.sweep_notify_days,
             clock=lambda: self.clock,
         )

@@ -25,7 +25,7 @@ from account_doctor.addresses import email_domain, is_free_mail
 from account_doctor.credentials import NylasCredentials
 from account_doctor.diagnosis import diagnose
 from account_doctor.evidence import evidence_from
-from account_doctor.models import Cause, Evidence, IncidentKind, Verdict, iso, parse_iso
+from account_doctor.models import Cause, DeliveredNotification, Evidence, IncidentKind, Verdict, iso, parse_iso
 from account_doctor.notifications import links
 from account_doctor.notifications.audience import Occasion
 from account_doctor.notifications.render import (
@@ -220,7 +220,6 @@ def _incident(scenario: Scenario, cause: Cause, evidence: Evidence) -> IncidentB
         incident_id=f"inc-{kind}-{key}-20241119",
         kind=kind,
         key=key,
-        cause=cause,
         accounts=len(members),
         members=tuple(members),
         domains=len(domains),
@@ -290,18 +289,18 @@ def previews(settings: Settings | None = None) -> dict[str, RenderedEmail]:
         ("bounced", "Permanent bounce (General): smtp; 550 5.1.1 <k***@shop.example>: Recipient address rejected"),
         ("complained", "The recipient reported the email as spam (abuse)."),
     ]
+    sent = DeliveredNotification(
+        message_id="0100019a-sample",
+        event_id=reached.event_id,
+        account_id=reached.account_id,
+        kind="reconnect",
+        to=reached.email or "",
+        status="sent",
+        summary=reached.summary,
+    )
     for problem, reason in problems:
-        rendered[f"ses_{problem}-operator_alert"] = render_undeliverable(
-            settings,
-            operator_email=settings.operator_email,
-            problem=problem,
-            customer=reached.email or "",
-            account_id=reached.account_id,
-            kind="reconnect",
-            reason=reason,
-            event_id=reached.event_id,
-            summary=reached.summary,
-        )
+        undelivered = replace(sent, status=problem, reason=reason)
+        rendered[f"ses_{problem}-operator_alert"] = render_undeliverable(settings, problem, undelivered)
     return rendered
 
 

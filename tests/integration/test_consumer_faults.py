@@ -35,7 +35,7 @@ class RefusingMailer:
 
 
 def test_a_rejected_address_is_recorded_the_operator_told_and_the_cooldown_kept(harness: Harness) -> None:
-    notifier = harness.service._notifier
+    notifier = harness.service.notifier
     notifier._mailer = RefusingMailer("rita@corp.com", harness.outbox)  # type: ignore[attr-defined]
 
     assert harness.diagnose(harness.fail(1, "rita@corp.com", "google", minutes=0)) == "oauth_revoked"

@@ -109,7 +109,7 @@ def harness() -> Harness:
         notifier=notifier,
         publisher=publisher,
         policy=settings.policy,
-        diagnose=diagnose,
+        procedure=diagnose,
         sweep_notify_days=settings.sweep_notify_days,
         enqueue_release=releases.append,
         clock=lambda: clock[0],

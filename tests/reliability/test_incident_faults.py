@@ -72,7 +72,7 @@ def test_a_revision_whose_email_failed_is_finished_and_the_other_members_revised
     for n in range(2):
         assert harness.diagnose(harness.fail(n, f"user{n}@acme.com", "google", minutes=4 * n)) == "oauth_revoked"
     opener = harness.fail(2, "user2@acme.com", "google", minutes=8)
-    notifier = harness.service._notifier
+    notifier = harness.service.notifier
     notifier._mailer = ThrottledFor(harness, "user0@acme.com")  # type: ignore[attr-defined]
     with pytest.raises(NotificationError):
         harness.diagnose(opener)

@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from account_doctor.models import CAUSES, Cause, Verdict
+from account_doctor.models import CAUSES, Cause, DeliveredNotification, Notification, Verdict
 from account_doctor.notifications import links
-from account_doctor.notifications.audience import Occasion, Recipient, recipients
+from account_doctor.notifications.audience import Occasion, recipients
 from account_doctor.notifications.render import (
     MEMBERS_SHOWN,
     NYLAS_DASHBOARD_URL,
@@ -24,6 +24,7 @@ from account_doctor.notifications.render import (
     compose,
     render_email,
     render_outage_notice,
+    render_rejected_alert,
     render_undeliverable,
 )
 from local_stack.emails import previews, sample_incident, sample_link, sample_settings, sample_verdict
@@ -457,8 +458,10 @@ def test_the_operator_is_told_which_customer_could_not_be_reached(problem: str, 
 
 def test_the_notifiers_rejection_alert_names_the_customer_and_the_reason() -> None:
     verdict = sample_verdict("password_changed")
-    recipient = Recipient("operator_alert", "ops@acme.dev", "operator", "event")
-    alert = render_email(recipient, verdict, SETTINGS, "", reason="MessageRejected: Address blacklisted.")
+    rejected = Notification(
+        "reconnect", verdict.email or "", "rejected", reason="MessageRejected: Address blacklisted."
+    )
+    alert = render_rejected_alert(SETTINGS, verdict, rejected)
     assert alert.subject == f"Acme Sync alert: Could not email {verdict.email} about {verdict.account_id}"
     assert "MessageRejected: Address blacklisted." in alert.text
     assert verdict.summary in alert.text
@@ -490,24 +493,13 @@ def test_nothing_interpolated_injects_html(cause: Cause) -> None:
         actions=[HOSTILE, f"Operator: {HOSTILE}"],
         evidence={"note": HOSTILE, "state": {"status": HOSTILE}},
     )
-    incident = IncidentBrief(
-        "inc-" + HOSTILE, "domain", HOSTILE, cause, 2, (IncidentMember(HOSTILE, HOSTILE, HOSTILE),)
-    )
+    incident = IncidentBrief("inc-" + HOSTILE, "domain", HOSTILE, 2, (IncidentMember(HOSTILE, HOSTILE, HOSTILE),))
     emails = [o.email for o in compose(verdict, settings, sample_link(verdict, settings))]
     emails.append(
         alert_of(verdict, incident) if cause in ("admin_disconnected",) else render_outage_notice(verdict, settings)
     )
-    emails.append(
-        render_undeliverable(
-            settings,
-            operator_email="ops@acme.dev",
-            problem="bounced",
-            customer=HOSTILE,
-            account_id=HOSTILE,
-            kind="reconnect",
-            reason=HOSTILE,
-        )
-    )
+    bounced = DeliveredNotification(HOSTILE, HOSTILE, HOSTILE, "reconnect", HOSTILE, "bounced", HOSTILE, HOSTILE)
+    emails.append(render_undeliverable(settings, "bounced", bounced))
     assert emails
     for email in emails:
         elements = _Elements(email.html)

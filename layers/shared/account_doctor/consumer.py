@@ -10,7 +10,7 @@ idempotency record of its own: its one transactional write is already conditiona
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -82,34 +82,25 @@ def incident_key_of(cause: Cause, evidence: Evidence) -> IncidentKey | None:
     return None
 
 
+@dataclass(kw_only=True, eq=False)
 class DiagnosisService:
-    def __init__(
-        self,
-        *,
-        history: EventHistory,
-        verdicts: VerdictStore,
-        incidents: IncidentStore,
-        nylas: NylasApi,
-        notifier: Notifier,
-        publisher: Publisher,
-        policy: Policy,
-        diagnose: Diagnose,
-        sweep_notify_days: int,
-        enqueue_release: Callable[[Release], None] | None = None,
-        clock: Clock = _now,
-    ) -> None:
-        self._history = history
-        self._verdicts = verdicts
-        self._incidents = incidents
-        self._nylas = nylas
-        self._notifier = notifier
-        self._publisher = publisher
-        self._policy = policy
-        self._diagnose = diagnose
-        self._sweep_notify_days = sweep_notify_days
-        self._enqueue_release = enqueue_release
-        self._clock = clock
-        self._evidence = EvidenceGatherer(nylas, history, incidents, policy)
+    """Records, diagnoses and releases, over the stores, Nylas and the notifier it is given."""
+
+    history: EventHistory
+    verdicts: VerdictStore
+    incidents: IncidentStore
+    nylas: NylasApi
+    notifier: Notifier
+    publisher: Publisher
+    policy: Policy
+    procedure: Diagnose
+    sweep_notify_days: int
+    enqueue_release: Callable[[Release], None] | None = None
+    clock: Clock = _now
+    _evidence: EvidenceGatherer = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._evidence = EvidenceGatherer(self.nylas, self.history, self.incidents, self.policy)
 
     def process(self, event: AccountEvent, stage: str | None, *, first_delivery: bool = False) -> dict[str, Any]:
         """Runs one stage (both when the message carries none, e.g. a hand-made redrive)."""
@@ -127,9 +118,9 @@ class DiagnosisService:
         """Stores the event in the history; False when it already was there."""
         if event.kind == "failure" and not event.email:
             # v2 payloads carry no address: without it the failure would join no domain cluster.
-            state = self._nylas.account_state(event)
+            state = self.nylas.account_state(event)
             event = replace(event, email=state.email, provider=event.provider or state.provider)
-        stored = self._history.put_event(event)
+        stored = self.history.put_event(event)
         logger.info(
             "event recorded" if stored else "event already recorded",
             extra={"trigger": event.trigger, "kind": event.kind, "email": mask_email(event.email)},
@@ -140,18 +131,18 @@ class DiagnosisService:
 
     def _member_recovered(self, event: AccountEvent) -> None:
         """A recovered account is marked on its open incidents; when every member has recovered, it is resolved."""
-        state = self._history.state(event.account_id) or {}
+        state = self.history.state(event.account_id) or {}
         domain = state.get("domain")
         keys = incident_keys(domain, bool(domain) and is_free_mail(str(domain)), connector(state.get("provider")))
-        for key, live in self._incidents.live(keys).items():
-            if not self._incidents.member_recovered(key, live.incident_id, event.account_id):
+        for key, live in self.incidents.live(keys).items():
+            if not self.incidents.member_recovered(key, live.incident_id, event.account_id):
                 continue
-            after = self._incidents.live([key]).get(key)
+            after = self.incidents.live([key]).get(key)
             if after is not None and after.incident_id == live.incident_id and after.recovered >= after.accounts:
-                resolved = self._incidents.resolve(live.incident_id, event.occurred_at)
+                resolved = self.incidents.resolve(live.incident_id, event.occurred_at)
                 if resolved is not None:
                     logger.info("incident resolved: every member recovered", extra={"incident_id": live.incident_id})
-                    self._publisher.publish_incident("IncidentResolved", resolved.to_dict())
+                    self.publisher.publish_incident("IncidentResolved", resolved.to_dict())
 
     # Diagnosing ---------------------------------------------------------------------------------
 
@@ -163,11 +154,11 @@ class DiagnosisService:
         verdict = (
             None
             if first_delivery
-            else self._verdicts.latest_for_event(event.account_id, event.occurred_at, event.event_id)
+            else self.verdicts.latest_for_event(event.account_id, event.occurred_at, event.event_id)
         )
         if verdict is not None:
             logger.info("reusing the verdict of an earlier attempt", extra={"cause": verdict.cause})
-            recovered_at = self._history.recovery_after(event.account_id, event.occurred_at)
+            recovered_at = self.history.recovery_after(event.account_id, event.occurred_at)
             if recovered_at is not None:
                 logger.info("account recovered since the verdict; nobody is told", extra={"recovered_at": recovered_at})
                 return verdict
@@ -176,13 +167,13 @@ class DiagnosisService:
         evidence = gathered.evidence
         if not gathered.recorded:
             # The "record" copy has not run (yet): this failure must be in the history for its neighbours.
-            self._history.put_event(replace(event, email=evidence.email, provider=evidence.provider))
-        diagnosis = self._diagnose(evidence, self._policy)
+            self.history.put_event(replace(event, email=evidence.email, provider=evidence.provider))
+        diagnosis = self.procedure(evidence, self.policy)
         key = incident_key_of(diagnosis.cause, evidence)
         incident_id, opened = self._incident_for(key, diagnosis.cause, event, gathered)
-        verdict = Verdict.of(evidence, diagnosis, diagnosed_at=iso(self._clock()), incident_id=incident_id)
+        verdict = Verdict.of(evidence, diagnosis, diagnosed_at=iso(self.clock()), incident_id=incident_id)
         try:
-            stored_now = self._verdicts.put(verdict, provided=self._no_racer(gathered, incident_id))
+            stored_now = self.verdicts.put(verdict, provided=self._no_racer(gathered, incident_id))
         except ChangedMeanwhile:
             # A racer opened an incident this failure belongs to after the evidence was read (and could only
             # count this failure, whose verdict did not exist yet): made again, the verdict joins it.
@@ -193,7 +184,7 @@ class DiagnosisService:
             logger.info("an incident opened while diagnosing; diagnosing again")
             return self.diagnose(event, first_delivery=first_delivery, again=True)
         if not stored_now:
-            stored = self._verdicts.latest_for_event(event.account_id, event.occurred_at, event.event_id)
+            stored = self.verdicts.latest_for_event(event.account_id, event.occurred_at, event.event_id)
             if stored is None:  # pragma: no cover - a put that failed its condition left a verdict
                 raise RuntimeError(f"event {event.event_id}: the verdict exists but cannot be read; retrying")
             return self._resume(stored, event)
@@ -222,7 +213,7 @@ class DiagnosisService:
             return []
         keys = incident_keys(e.domain, e.free_mail, e.connector)
         seen = {key: gathered.live[key].incident_id if key in gathered.live else None for key in keys}
-        return self._incidents.none_opened(seen)
+        return self.incidents.none_opened(seen)
 
     def _resume(self, verdict: Verdict, event: AccountEvent) -> Verdict:
         """A retry of a stored verdict: what the failed attempt may have left undone, each step safe to repeat.
@@ -231,7 +222,7 @@ class DiagnosisService:
         throttling a revision's follow-up): the member is counted now, and the incident's opener revises the
         earlier members again (those already revised only get a follow-up that did not go out).
         """
-        incident = self._incidents.get(verdict.incident_id) if verdict.incident_id else None
+        incident = self.incidents.get(verdict.incident_id) if verdict.incident_id else None
         if incident is not None and incident.status == "open":
             key = IncidentKey(incident.kind, incident.key)
             self._join(key, incident.incident_id, verdict, held=verdict.cause == "connector_outage")
@@ -242,7 +233,7 @@ class DiagnosisService:
     def _join(self, key: IncidentKey, incident_id: str, verdict: Verdict, *, held: bool = False) -> None:
         """Counts the verdict's account as a member of the incident (once, however often it is called); a held
         email is counted too when the account had joined before its own diagnosis (counted by the opener)."""
-        joined = self._incidents.join(
+        joined = self.incidents.join(
             key,
             incident_id,
             verdict.account_id,
@@ -253,17 +244,17 @@ class DiagnosisService:
             held=held,
         )
         if held and not joined:
-            self._incidents.hold(key, incident_id, verdict.account_id)
+            self.incidents.hold(key, incident_id, verdict.account_id)
 
     def _failures_around(self, key: IncidentKey, event: AccountEvent) -> Cluster:
         """The failures the opener's evidence counted (EvidenceGatherer's windows): the members it revises."""
         failed_at = parse_iso(event.occurred_at)
-        burst = timedelta(minutes=self._policy.domain_burst_minutes)
+        burst = timedelta(minutes=self.policy.domain_burst_minutes)
         if key.kind == "domain":
-            since = failed_at - timedelta(days=self._policy.domain_window_days)
-            return self._history.domain_failures(key.key, iso(since), iso(failed_at + burst))
+            since = failed_at - timedelta(days=self.policy.domain_window_days)
+            return self.history.domain_failures(key.key, iso(since), iso(failed_at + burst))
         # Connector and testing-mode incidents are keyed by the connector (testing mode: google).
-        return self._history.connector_failures(key.key, iso(failed_at - burst), iso(failed_at + burst))
+        return self.history.connector_failures(key.key, iso(failed_at - burst), iso(failed_at + burst))
 
     def _incident_for(
         self, key: IncidentKey | None, cause: Cause, event: AccountEvent, gathered: Gathered
@@ -272,7 +263,7 @@ class DiagnosisService:
         if key is None:
             return None, False
         live = gathered.live.get(key)
-        current = joinable(live, event.occurred_at, self._policy)
+        current = joinable(live, event.occurred_at, self.policy)
         if current is not None:
             # Only a retry of the event that opened it sees its own incident as opened by itself.
             return current.incident_id, current.opened_by_event == event.event_id
@@ -281,7 +272,7 @@ class DiagnosisService:
         # The whole cluster the opener counted (its burst reaches past its own failure, its window does not):
         # a member diagnosed before the opener's cluster has joined still sees an incident of this size.
         cluster_accounts = max(evidence.domain_burst_accounts, evidence.domain_window_accounts)
-        incident_id, opened = self._incidents.open(
+        incident_id, opened = self.incidents.open(
             key,
             cause,
             event.occurred_at,
@@ -306,7 +297,7 @@ class DiagnosisService:
         """A retried verdict's occasion, from what is stored: its incident decides whether it opened it."""
         opened = False
         if verdict.incident_id:
-            incident = self._incidents.get(verdict.incident_id)
+            incident = self.incidents.get(verdict.incident_id)
             opened = incident is not None and incident.opened_by_event == event.event_id
             if incident is not None and incident.released_at and verdict.cause == "connector_outage":
                 return Occasion(incident_opened=opened, notify_customer=not self._too_old_to_notify(event))
@@ -314,30 +305,29 @@ class DiagnosisService:
 
     def _too_old_to_notify(self, event: AccountEvent) -> bool:
         """A failure the sweep found long after it happened: recorded, but its customer left long ago."""
-        return is_too_old_to_notify(event, self._clock(), self._sweep_notify_days)
+        return is_too_old_to_notify(event, self.clock(), self.sweep_notify_days)
 
     def _finish(self, verdict: Verdict, occasion: Occasion) -> Verdict:
         """Publishes the verdict and sends its emails (the verdict is stored before either)."""
         if verdict.cause == "recovered":
-            self._publisher.publish_verdict(verdict.to_dict())
+            self.publisher.publish_verdict(verdict.to_dict())
             return verdict
         brief = self._brief(verdict) if occasion.incident_opened else None
-        verdict = replace(verdict, notifications=self._notifier.notify(verdict, occasion, incident=brief))
-        self._publisher.publish_verdict(verdict.to_dict())
+        verdict = replace(verdict, notifications=self.notifier.notify(verdict, occasion, incident=brief))
+        self.publisher.publish_verdict(verdict.to_dict())
         return verdict
 
     def _brief(self, verdict: Verdict) -> IncidentBrief | None:
         if not verdict.incident_id:
             return None
-        incident = self._incidents.get(verdict.incident_id)
+        incident = self.incidents.get(verdict.incident_id)
         if incident is None:
             return None
-        members, _ = self._incidents.members(incident.incident_id, ALERT_MEMBERS)
+        members, _ = self.incidents.members(incident.incident_id, ALERT_MEMBERS)
         return IncidentBrief(
             incident_id=incident.incident_id,
             kind=incident.kind,
             key=incident.key,
-            cause=verdict.cause,
             accounts=incident.accounts,
             members=tuple(IncidentMember(m.account_id, m.email, m.latest_cause, m.recovered) for m in members),
             domains=incident.domains,
@@ -350,20 +340,20 @@ class DiagnosisService:
         emails = cluster.emails() if cluster else {}
         for account_id in sorted(set(emails) - {opener.account_id}):
             self._revise_member(key, incident_id, account_id, emails[account_id], opener)
-        incident = self._incidents.get(incident_id)
+        incident = self.incidents.get(incident_id)
         if incident is not None:
-            self._publisher.publish_incident("IncidentOpened", incident.to_dict())
+            self.publisher.publish_incident("IncidentOpened", incident.to_dict())
 
     def _revise_member(
         self, key: IncidentKey, incident_id: str, account_id: str, email: str | None, opener: Verdict
     ) -> bool:
         """Revises the account's latest verdict to the opener's cause when the procedure, given the incident's
         counts, now reaches it; counts the account as a member either way. Whether it revised."""
-        latest = page_verdicts(self._verdicts.account_verdicts(account_id, limit=1))
+        latest = page_verdicts(self.verdicts.account_verdicts(account_id, limit=1))
         if not latest:
             # Still in its grace period: counted now, so its own diagnosis finds the incident at full size.
             domain = key.key if key.kind == "domain" else None
-            self._incidents.join(key, incident_id, account_id, email, domain, opener.cause, opener.occurred_at)
+            self.incidents.join(key, incident_id, account_id, email, domain, opener.cause, opener.occurred_at)
             return False
         earlier = latest[0]
         if earlier.cause == opener.cause or earlier.cause == "recovered" or earlier.superseded:
@@ -371,27 +361,15 @@ class DiagnosisService:
             if earlier.revises is not None and earlier.incident_id == incident_id:
                 self._finish_follow_up(account_id, earlier)  # the opener's retry: its email may not have gone out
             return False
-        if self._history.recovery_after(account_id, earlier.occurred_at) is not None:
+        if self.history.recovery_after(account_id, earlier.occurred_at) is not None:
             return False
-        evidence = Evidence.from_dict(earlier.evidence)
-        counts = Evidence.from_dict(opener.evidence)
-        judged = self._diagnose(
-            replace(
-                evidence,
-                domain_burst_accounts=counts.domain_burst_accounts,
-                domain_window_accounts=counts.domain_window_accounts,
-                connector_burst_accounts=counts.connector_burst_accounts,
-                connector_burst_domains=counts.connector_burst_domains,
-                connector_usual_failures=counts.connector_usual_failures,
-                incident_id=incident_id,
-            ),
-            self._policy,
-        )
+        evidence = Evidence.from_dict(earlier.evidence).in_incident(incident_id, Evidence.from_dict(opener.evidence))
+        judged = self.procedure(evidence, self.policy)
         if judged.cause != opener.cause:
             return False  # an earlier rule still explains this account (e.g. the app removed the grant)
         revision = replace(
             earlier,
-            diagnosed_at=iso(self._clock()),
+            diagnosed_at=iso(self.clock()),
             cause=judged.cause,
             confidence=judged.confidence,
             summary=judged.summary,
@@ -405,7 +383,7 @@ class DiagnosisService:
         )
         if revision.diagnosed_at <= earlier.diagnosed_at:  # keys must differ even within the same second
             revision = replace(revision, diagnosed_at=iso(parse_iso(earlier.diagnosed_at) + timedelta(seconds=1)))
-        if not self._verdicts.revise(earlier, revision):
+        if not self.verdicts.revise(earlier, revision):
             return False
         tally.count("VerdictsRevised", "cause", revision.cause)
         # A member never asked to reconnect (its verdict was revised before its email went out) waits for the
@@ -417,7 +395,7 @@ class DiagnosisService:
 
     def _finish_follow_up(self, account_id: str, revision: Verdict) -> None:
         """Sends a stored revision's follow-up email if it did not go out (the ledger keeps it to once)."""
-        newest = page_verdicts(self._verdicts.account_verdicts(account_id, limit=2))
+        newest = page_verdicts(self.verdicts.account_verdicts(account_id, limit=2))
         revised = [v for v in newest if v.event_id == revision.event_id and v.diagnosed_at == revision.revises]
         follow_up = _follow_up(revised[0], revision) if revised else None
         if follow_up and not any(n.kind == follow_up for n in revision.notifications):
@@ -427,20 +405,20 @@ class DiagnosisService:
 
     def release(self, request: Release) -> int:
         """Sends the held reconnect emails of one page of members still broken; queues the next page."""
-        members, cursor = self._incidents.members(request.incident_id, RELEASE_PAGE, request.cursor)
+        members, cursor = self.incidents.members(request.incident_id, RELEASE_PAGE, request.cursor)
         sent = 0
         for member in members:
             if member.recovered:
                 continue
-            latest = page_verdicts(self._verdicts.account_verdicts(member.account_id, limit=1))
+            latest = page_verdicts(self.verdicts.account_verdicts(member.account_id, limit=1))
             if not latest or not any(n.status == "held" for n in latest[0].notifications):
                 continue
-            if self._history.recovery_after(member.account_id, latest[0].occurred_at) is not None:
+            if self.history.recovery_after(member.account_id, latest[0].occurred_at) is not None:
                 continue
-            notifications = self._notifier.notify(latest[0], Occasion(released=True))
+            notifications = self.notifier.notify(latest[0], Occasion(released=True))
             sent += sum(1 for n in notifications if n.status in ("sent", "dry_run") and n.kind == "reconnect")
-        if cursor is not None and self._enqueue_release is not None:
-            self._enqueue_release(Release(request.incident_id, cursor))
+        if cursor is not None and self.enqueue_release is not None:
+            self.enqueue_release(Release(request.incident_id, cursor))
         return sent
 
 
@@ -541,7 +519,7 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
         notifier=notifier,
         publisher=publisher_for(settings.event_bus_name),
         policy=settings.policy,
-        diagnose=diagnose,
+        procedure=diagnose,
         sweep_notify_days=settings.sweep_notify_days,
         enqueue_release=queue.send,
     )

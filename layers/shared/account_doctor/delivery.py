@@ -9,7 +9,7 @@ customer's hard bounce or complaint alerts the operator, once per message.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 from account_doctor.addresses import mask_addresses, mask_email
 from account_doctor.models import DeliveredNotification, iso, parse_iso
 from account_doctor.notifications.notifier import EmailRejected, Mailer
-from account_doctor.notifications.render import AlertProblem, Branding, render_undeliverable
+from account_doctor.notifications.render import AlertProblem, AlertSettings, render_undeliverable
 from account_doctor.tally import tally
 
 logger = Logger(child=True)
@@ -65,11 +65,6 @@ class DeliveryLedger(Protocol):
     def release_delivery_alert(self, message_id: str) -> None:
         """Gives the claim back after the alert could not be sent, so the retried event sends it."""
         ...
-
-
-class AlertSettings(Branding, Protocol):
-    @property
-    def operator_email(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -159,17 +154,7 @@ class DeliveryRecorder:
             logger.info("the operator was already told about this email", extra=log)
             return False
         problem: AlertProblem = "complained" if feedback.status == "complained" else "bounced"
-        email = render_undeliverable(
-            self._settings,
-            operator_email=self._settings.operator_email,
-            problem=problem,
-            customer=found.to,
-            account_id=found.account_id,
-            kind=found.kind,
-            reason=feedback.reason,
-            event_id=found.event_id,
-            summary=found.summary,
-        )
+        email = render_undeliverable(self._settings, problem, replace(found, reason=feedback.reason))
         if self._mailer is None:
             logger.info("operator alert rendered (dry-run)", extra=log)
             return True

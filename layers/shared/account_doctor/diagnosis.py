@@ -9,6 +9,7 @@ from datetime import timedelta
 from account_doctor import providers
 from account_doctor.models import (
     STOPPED_TRIGGERS,
+    AuthMethod,
     Cause,
     Confidence,
     Diagnosis,
@@ -30,6 +31,8 @@ EAS_SPARSE_INBOX_MAX = 2
 APP_REVOKED_BILLING_STATES = frozenset({"cancelled", "deleted"})
 # The "accounts stop frequently" symptom: this many failures of one account in 30 days.
 RECURRING_FAILURES = 3
+# How the answers of the password and OAuth sections name a sign-in method.
+_SIGN_IN = {"password": "a password", "oauth": "OAuth"}
 # Rule 1b: a connector outage spans organisations, and stands out from the connector's usual failure rate.
 CONNECTOR_OUTAGE_MIN_DOMAINS = 3
 CONNECTOR_OUTAGE_BASELINE_FACTOR = 5
@@ -77,6 +80,15 @@ class Rule:
     step: str
     question: str  # may name the policy's thresholds, e.g. {domain_burst_minutes}
     check: Callable[[Evidence, Policy], Answer]
+    # Rules of the password (3) and OAuth (4) sections ask only about accounts signing in that way.
+    signs_in_with: AuthMethod | None = None
+
+    def answer(self, evidence: Evidence, policy: Policy) -> Answer:
+        if self.signs_in_with is not None:
+            otherwise = _signs_in_otherwise(evidence, self.signs_in_with)
+            if otherwise is not None:
+                return otherwise
+        return self.check(evidence, policy)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,8 +290,6 @@ def _admin_check(e: Evidence, kind: str) -> str:
 
 
 def eas_sparse_inbox(e: Evidence, policy: Policy) -> Answer:
-    if e.auth_method != "password":
-        return no(_not_password(e))
     if _provider(e) not in providers.EXCHANGE_PROVIDERS:
         return no(f"the provider is {_provider_name(e)}, not Exchange.")
     count = e.state.inbox_count
@@ -303,8 +313,6 @@ def eas_sparse_inbox(e: Evidence, policy: Policy) -> Answer:
 
 
 def imap_sync_errors(e: Evidence, policy: Policy) -> Answer:
-    if e.auth_method != "password":
-        return no(_not_password(e))
     if _provider(e) != "imap":
         return no(f"the provider is {_provider_name(e)}, not IMAP.")
     if e.event.trigger not in STOPPED_TRIGGERS:
@@ -325,8 +333,6 @@ def imap_sync_errors(e: Evidence, policy: Policy) -> Answer:
 
 
 def password_changed(e: Evidence, policy: Policy) -> Answer:
-    if e.auth_method != "password":
-        return no(_not_password(e))
     return yes(
         f"the {_provider_name(e)} account signs in with a password.",
         Finding(
@@ -341,12 +347,6 @@ def password_changed(e: Evidence, policy: Policy) -> Answer:
             ),
         ),
     )
-
-
-def _not_password(e: Evidence) -> str:
-    if e.auth_method == "oauth":
-        return "the account signs in with OAuth, not a password."
-    return _unrecognised(e) or f"{_provider_name(e)} is not a provider known to sign in with a password."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,8 +407,6 @@ def microsoft_token_expired(e: Evidence, policy: Policy) -> Answer:
 
 
 def sync_stopped(e: Evidence, policy: Policy) -> Answer:
-    if e.auth_method != "oauth":
-        return no(_not_oauth(e))
     if e.event.trigger not in STOPPED_TRIGGERS:
         return no(f"the trigger is {e.event.trigger}: the token was rejected, not the sync.")
     return yes(
@@ -426,8 +424,6 @@ def sync_stopped(e: Evidence, policy: Policy) -> Answer:
 
 
 def oauth_revoked(e: Evidence, policy: Policy) -> Answer:
-    if e.auth_method != "oauth":
-        return no(_not_oauth(e))
     return yes(
         f"the {_provider_name(e)} account signs in with OAuth and its token was rejected.",
         Finding(
@@ -454,10 +450,14 @@ def _oauth_hint(e: Evidence) -> str:
     return "Customer: if it happens again, ask your mail administrator whether a security policy signs the app out."
 
 
-def _not_oauth(e: Evidence) -> str:
-    if e.auth_method == "password":
-        return "the account signs in with a password, not OAuth."
-    return _unrecognised(e) or f"{_provider_name(e)} is not a provider known to sign in with OAuth."
+def _signs_in_otherwise(e: Evidence, method: AuthMethod) -> Answer | None:
+    """No, saying why, when a rule of the password or OAuth section meets an account that does not sign in
+    with that method."""
+    if e.auth_method == method:
+        return None
+    if e.auth_method in _SIGN_IN:
+        return no(f"the account signs in with {_SIGN_IN[e.auth_method]}, not {_SIGN_IN[method]}.")
+    return no(_unrecognised(e) or f"{_provider_name(e)} is not a provider known to sign in with {_SIGN_IN[method]}.")
 
 
 def _unrecognised(e: Evidence) -> str | None:
@@ -507,13 +507,28 @@ RULES: tuple[Rule, ...] = (
         "within {domain_window_days} days?",
         admin_session_policy,
     ),
-    Rule("3a", "Is it an Exchange account on a password whose inbox holds 2 messages or fewer?", eas_sparse_inbox),
-    Rule("3b", "Is it an IMAP account on a password that stopped syncing, not rejected?", imap_sync_errors),
-    Rule("3c", "Does the account sign in with a password?", password_changed),
+    Rule(
+        "3a",
+        "Is it an Exchange account on a password whose inbox holds 2 messages or fewer?",
+        eas_sparse_inbox,
+        signs_in_with="password",
+    ),
+    Rule(
+        "3b",
+        "Is it an IMAP account on a password that stopped syncing, not rejected?",
+        imap_sync_errors,
+        signs_in_with="password",
+    ),
+    Rule("3c", "Does the account sign in with a password?", password_changed, signs_in_with="password"),
     Rule("4a", "Is it a Google OAuth account whose token died 7 days (± 12 hours) after sign-in?", google_testing_mode),
     Rule("4b", "Is it a Microsoft OAuth account not signed in again for 90 days or more?", microsoft_token_expired),
-    Rule("4c", "Is it an OAuth account that stopped syncing rather than losing its token?", sync_stopped),
-    Rule("4d", "Does the account sign in with OAuth?", oauth_revoked),
+    Rule(
+        "4c",
+        "Is it an OAuth account that stopped syncing rather than losing its token?",
+        sync_stopped,
+        signs_in_with="oauth",
+    ),
+    Rule("4d", "Does the account sign in with OAuth?", oauth_revoked, signs_in_with="oauth"),
     Rule("5", "Does nothing above apply?", unknown),
 )
 
@@ -523,7 +538,7 @@ def diagnose(evidence: Evidence, policy: Policy) -> Diagnosis:
     thresholds = asdict(policy)
     steps: list[Step] = []
     for rule in RULES:
-        answer = rule.check(evidence, policy)
+        answer = rule.answer(evidence, policy)
         steps.append(Step(step=rule.step, question=rule.question.format_map(thresholds), answer=answer.text))
         if answer.finding is not None:
             return _diagnosis(evidence, answer.finding, steps)

@@ -161,6 +161,10 @@ class Evidence:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def in_incident(self, incident_id: str, opener: Evidence) -> Evidence:
+        """This evidence to judge again inside an incident: with the cluster counts its opener measured."""
+        return replace(self, incident_id=incident_id, **{name: getattr(opener, name) for name in CLUSTER_COUNTS})
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Evidence:
         """The evidence a verdict stored, to judge it again when an incident changes the picture."""
@@ -170,6 +174,16 @@ class Evidence:
         values["state"] = AccountState(**data["state"])
         values["consents"] = tuple(data.get("consents") or ())
         return cls(**values)
+
+
+# The Evidence fields that measure a failure's cluster (rules 1b, 2a, 2b), as an incident's opener saw them.
+CLUSTER_COUNTS = (
+    "domain_burst_accounts",
+    "domain_window_accounts",
+    "connector_burst_accounts",
+    "connector_burst_domains",
+    "connector_usual_failures",
+)
 
 
 @dataclass(frozen=True)
@@ -304,7 +318,7 @@ class Release:
 class DeliveredNotification:
     """The notification an SES event was about, as the ledger found it (its verdict's event and account)."""
 
-    message_id: str
+    message_id: str | None  # None for an email SES refused to send
     event_id: str
     account_id: str
     kind: NotificationKind

@@ -274,10 +274,7 @@ def _grants_of(response: requests.Response) -> list[Any]:
 
 
 def _accounts_of(response: requests.Response) -> list[Any]:
-    try:
-        body = response.json()
-    except ValueError as error:
-        raise NylasUnavailable(f"Nylas answered {response.status_code} with a body that is not JSON") from error
+    body = _body(response)
     if not isinstance(body, list):
         raise NylasUnavailable("Nylas answered an accounts list that is not a JSON array")
     return body
@@ -323,13 +320,17 @@ def _path(url: str) -> str:
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as error:
-        raise NylasUnavailable(f"Nylas answered {response.status_code} with a body that is not JSON") from error
+    body = _body(response)
     if not isinstance(body, dict):
         raise NylasUnavailable("Nylas answered with JSON that is not an object")
     return body
+
+
+def _body(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as error:
+        raise NylasUnavailable(f"Nylas answered {response.status_code} with a body that is not JSON") from error
 
 
 def _optional_text(value: Any) -> str | None:

@@ -222,9 +222,7 @@ class EmailNotifier:
         if recipient.audience == "customer":
             return render_customer(recipient, verdict, self._settings, link)
         if rejected is not None:
-            return render_rejected_alert(
-                verdict, self._settings, kind=rejected.kind, to=rejected.to, reason=rejected.reason or "rejected by SES"
-            )
+            return render_rejected_alert(self._settings, verdict, rejected)
         return render_operator_alert(recipient, verdict, self._settings, incident)
 
     def _tell_operator_unreachable(

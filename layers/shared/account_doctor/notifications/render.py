@@ -13,7 +13,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup, escape
 
 from account_doctor import providers
-from account_doctor.models import Cause, IncidentKind, NotificationKind, Step, Verdict
+from account_doctor.models import (
+    DeliveredNotification,
+    IncidentKind,
+    Notification,
+    NotificationKind,
+    Step,
+    Verdict,
+)
 from account_doctor.notifications.audience import (
     CUSTOMER_EMAIL,
     Occasion,
@@ -91,6 +98,32 @@ class Branding(Protocol):
     def reply_to_email(self) -> str: ...
 
 
+class AlertSettings(Branding, Protocol):
+    """What an operator alert needs besides the branding: where operator alerts go."""
+
+    @property
+    def operator_email(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """An email ready to send: its kind, its recipient, and its text and HTML bodies."""
+
+    kind: NotificationKind
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One email a verdict calls for: who gets it, how repeats are held back, and what it says."""
+
+    recipient: Recipient
+    email: RenderedEmail
+
+
 @dataclass(frozen=True)
 class IncidentMember:
     """One account of an incident, as its operator alert lists it (full address: the operator's eyes only)."""
@@ -108,27 +141,9 @@ class IncidentBrief:
     incident_id: str
     kind: IncidentKind
     key: str  # the organisation domain, or the connector (google, microsoft, …)
-    cause: Cause
     accounts: int  # distinct accounts so far, members beyond `members` included
     members: tuple[IncidentMember, ...] = field(default_factory=tuple)
     domains: int | None = None
-
-
-@dataclass(frozen=True)
-class RenderedEmail:
-    kind: NotificationKind
-    to: str
-    subject: str
-    text: str
-    html: str
-
-
-@dataclass(frozen=True)
-class OutgoingEmail:
-    """One email a verdict calls for: who gets it, how repeats are held back, and what it says."""
-
-    recipient: Recipient
-    email: RenderedEmail
 
 
 @dataclass(frozen=True)
@@ -167,14 +182,10 @@ def render_email(
     reconnect_url: str,
     *,
     incident: IncidentBrief | None = None,
-    reason: str | None = None,
-    rejected_kind: NotificationKind | None = None,
 ) -> RenderedEmail:
-    """One email of the verdict. An operator alert with a `reason` is the one about the customer SES refused."""
+    """One email of the verdict."""
     if recipient.audience == "customer":
         return render_customer(recipient, verdict, settings, reconnect_url)
-    if reason is not None:
-        return render_rejected_alert(verdict, settings, kind=rejected_kind, to=verdict.email or "", reason=reason)
     return render_operator_alert(recipient, verdict, settings, incident)
 
 
@@ -247,21 +258,13 @@ def _kind_in_words(kind: str) -> str:
 
 
 def render_undeliverable(
-    branding: Branding,
-    *,
-    operator_email: str,
-    problem: AlertProblem,
-    customer: str,
-    account_id: str,
-    kind: NotificationKind | None,
-    reason: str | None,
-    event_id: str | None = None,
-    summary: str | None = None,
+    settings: AlertSettings, problem: AlertProblem, undelivered: DeliveredNotification
 ) -> RenderedEmail:
     """The operator alert for a customer email that SES refused, that bounced for good, or that the customer
     marked as spam (SPEC §5): the customer has not been told, or must not be emailed again."""
+    customer, account_id = undelivered.to, undelivered.account_id
     account = account_id or "an unknown account"
-    email = f"{_kind_in_words(kind)} email" if kind else "email"
+    email = f"{_kind_in_words(undelivered.kind)} email"
     if problem == "rejected":
         title = f"Could not email {customer} about {account}"
         what = f"SES refused to send the {email} to the customer for good, so the customer has NOT been told."
@@ -275,40 +278,32 @@ def render_undeliverable(
         title = f"{customer} marked the email about {account} as spam"
         what = f"The customer reported the {email} as spam."
     context = {
-        "app_name": branding.app_name,
+        "app_name": settings.app_name,
         "title": title,
         "problem": problem,
         "what": what,
-        "reason": reason or "SES gave no reason",
-        "summary": summary,
-        "event_id": event_id,
+        "reason": undelivered.reason or "SES gave no reason",
+        "summary": undelivered.summary,
+        "event_id": undelivered.event_id,
         "account": _links(account_id, customer) if account_id else None,
     }
-    return _render(
-        "undeliverable_alert",
-        "operator_alert",
-        operator_email,
-        f"{branding.app_name} alert: {title}",
-        context,
-        branding,
-    )
+    subject = f"{settings.app_name} alert: {title}"
+    return _render("undeliverable_alert", "operator_alert", settings.operator_email, subject, context, settings)
 
 
-def render_rejected_alert(
-    verdict: Verdict, settings: Settings, *, kind: NotificationKind | None = None, to: str, reason: str
-) -> RenderedEmail:
+def render_rejected_alert(settings: AlertSettings, verdict: Verdict, rejected: Notification) -> RenderedEmail:
     """The operator alert for a customer email of this verdict that SES rejected permanently."""
-    return render_undeliverable(
-        settings,
-        operator_email=settings.operator_email,
-        problem="rejected",
-        customer=to or "the customer (no address on file)",
-        account_id=verdict.account_id,
-        kind=kind,
-        reason=reason,
+    undelivered = DeliveredNotification(
+        message_id=None,  # SES refused it: it never had one
         event_id=verdict.event_id,
+        account_id=verdict.account_id,
+        kind=rejected.kind,
+        to=rejected.to or "the customer (no address on file)",
+        status="rejected",
+        reason=rejected.reason or "rejected by SES",
         summary=verdict.summary,
     )
+    return render_undeliverable(settings, "rejected", undelivered)
 
 
 def redact(value: Any) -> Any:

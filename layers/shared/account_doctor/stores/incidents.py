@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, cast
 
 from botocore.exceptions import ClientError
@@ -31,6 +31,14 @@ from account_doctor.stores.dynamo import Page, Table, to_item
 IncidentStatus = Literal["open", "resolved", "closed"]
 SHARDS = 4
 _MEMBER_SHARDS = 8
+
+
+# Fields the diagnosis and the release need but the read API does not show (SPEC §6 lists what it shows).
+_INTERNAL = {"internal": True}
+
+
+def _shown(record: Incident | Member) -> dict[str, Any]:
+    return {f.name: getattr(record, f.name) for f in fields(record) if not f.metadata.get("internal")}
 
 
 @dataclass(frozen=True)
@@ -62,24 +70,11 @@ class Incident:
     held_emails: int = 0
     resolved_at: str | None = None
     released_at: str | None = None
-    opened_by_event: str | None = None
-    domain_names: tuple[str, ...] = field(default=(), compare=False)
+    opened_by_event: str | None = field(default=None, metadata=_INTERNAL)
+    domain_names: tuple[str, ...] = field(default=(), compare=False, metadata=_INTERNAL)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "incident_id": self.incident_id,
-            "kind": self.kind,
-            "key": self.key,
-            "cause": self.cause,
-            "status": self.status,
-            "accounts": self.accounts,
-            "domains": self.domains,
-            "opened_at": self.opened_at,
-            "last_failure_at": self.last_failure_at,
-            "resolved_at": self.resolved_at,
-            "released_at": self.released_at,
-            "held_emails": self.held_emails,
-        }
+        return _shown(self)
 
 
 @dataclass(frozen=True)
@@ -89,16 +84,10 @@ class Member:
     joined_at: str
     latest_cause: str | None
     recovered: bool
-    held: bool
+    held: bool = field(metadata=_INTERNAL)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "account_id": self.account_id,
-            "email": self.email,
-            "latest_cause": self.latest_cause,
-            "recovered": self.recovered,
-            "joined_at": self.joined_at,
-        }
+        return _shown(self)
 
 
 @dataclass(frozen=True)
