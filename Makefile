@@ -16,6 +16,9 @@ export SAM_CLI_TELEMETRY := 0
 # Every test suite adds to one coverage measurement (.coverage, configured in pyproject.toml);
 # `make test` starts it afresh and `make coverage` reports it.
 COV := --cov --cov-append --cov-report=
+# Suites whose tests each provision their own mocked stack run on every core (pytest-xdist); a file's tests
+# stay on one worker, so module fixtures are built once. pytest-cov combines the workers' coverage.
+PARALLEL := -n auto --maxprocesses=4 --dist loadfile
 # The total when the floor was set (91.9%, without the browser tests), rounded down: a change may not lower it.
 COVERAGE_FLOOR := 91
 
@@ -56,16 +59,16 @@ unit: venv ## Pure tests: the procedure, evidence, webhook parsing, emails, the 
 	$(BIN)/pytest tests/unit $(COV)
 
 integration: venv ## Handlers and adapters on moto (the template's resources), Nylas answered at its real URLs
-	$(BIN)/pytest tests/integration $(COV)
+	$(BIN)/pytest tests/integration $(PARALLEL) $(COV)
 
 reliability: venv ## Faults: Nylas 5xx/429/timeouts, SES throttling, racing workers, DLQ and redrive, secret rotation
-	$(BIN)/pytest tests/reliability $(COV)
+	$(BIN)/pytest tests/reliability $(PARALLEL) $(COV)
 
 property: venv ## Property-based webhook tests, short runs (make fuzz runs the long ones)
 	$(BIN)/pytest tests/property -m "not fuzz" $(COV)
 
 e2e: venv ## The local stack over HTTP: the demo, the CLI, 300 webhooks of the load test; emails in headless Chromium
-	$(BIN)/pytest tests/e2e tests/load tests/browser $(COV)
+	$(BIN)/pytest tests/e2e tests/load tests/browser $(PARALLEL) $(COV)
 
 infrastructure: venv ## template.yaml: resources, IAM after the SAM transform, alarms; the built layer (after sam-build)
 	$(BIN)/pytest tests/infrastructure $(COV)
