@@ -17,7 +17,7 @@ from typing import Any, Protocol, TextIO
 
 import boto3
 
-from account_doctor.accounts_api import InvalidRequest, account_id_of, build_read_api
+from account_doctor.accounts_api import InvalidRequest, NotFound, account_id_of, build_read_api
 from account_doctor.addresses import mask_email
 from account_doctor.diagnosis import diagnose
 from account_doctor.evidence import EvidenceGatherer
@@ -35,21 +35,22 @@ FAILURE_TRIGGER_CHOICES = sorted(FAILURE_TRIGGERS)
 
 
 class ReadApi(Protocol):
-    """The read API's answers (account_doctor.accounts_api.AccountsApi); every list pages with `next`."""
+    """The read API's answers (account_doctor.accounts_api.AccountsApi); every list pages with `next`, and an
+    unknown account, domain or incident raises NotFound."""
 
-    def account(self, account_id: str, *, limit: int, cursor: str | None) -> dict[str, Any] | None: ...
+    def account(self, account_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
 
-    def domain(self, domain: str, *, limit: int, cursor: str | None) -> dict[str, Any] | None: ...
+    def domain(self, domain: str, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
 
     def broken_accounts(self, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
 
     def incidents_list(self, *, status: str, limit: int, cursor: str | None) -> dict[str, Any]: ...
 
-    def incident(self, incident_id: str, *, limit: int, cursor: str | None) -> dict[str, Any] | None: ...
+    def incident(self, incident_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
 
-    def release_incident(self, incident_id: str) -> dict[str, Any] | None: ...
+    def release_incident(self, incident_id: str) -> dict[str, Any]: ...
 
-    def resolve_incident(self, incident_id: str) -> dict[str, Any] | None: ...
+    def resolve_incident(self, incident_id: str) -> dict[str, Any]: ...
 
 
 def read_api(settings: Settings) -> ReadApi:
@@ -173,12 +174,13 @@ def _checked_account_id(account_id: str) -> str:
 
 def verdicts_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
     api = context.api()
-    answer = collect(args, "verdicts", lambda cursor: api.account(args.account_id, limit=args.limit, cursor=cursor))
-    if answer is None:
+    try:
+        answer = collect(args, "verdicts", lambda cursor: api.account(args.account_id, limit=args.limit, cursor=cursor))
+    except NotFound:
         raise OperatorError(
             f"No events or verdicts for account {args.account_id} in {context.target.source}: check the id "
             "(`account-doctor broken` lists the broken accounts)"
-        )
+        ) from None
     if args.json:
         return write_json(answer, out)
     verdicts = answer.get("verdicts") or []
@@ -208,9 +210,10 @@ def verdicts_command(args: argparse.Namespace, context: Context, out: TextIO) ->
 
 def domain_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
     api = context.api()
-    answer = collect(args, "verdicts", lambda cursor: api.domain(args.domain, limit=args.limit, cursor=cursor))
-    if answer is None:
-        raise OperatorError(f"No failures or verdicts for domain {args.domain} in {context.target.source}")
+    try:
+        answer = collect(args, "verdicts", lambda cursor: api.domain(args.domain, limit=args.limit, cursor=cursor))
+    except NotFound:
+        raise OperatorError(f"No failures or verdicts for domain {args.domain} in {context.target.source}") from None
     if args.json:
         return write_json(answer, out)
     out.write(f"Domain {answer['domain']}{' (free mail: never clusters)' if answer.get('free_mail') else ''}\n")
@@ -236,10 +239,7 @@ def domain_command(args: argparse.Namespace, context: Context, out: TextIO) -> i
 
 def broken_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
     api = context.api()
-    answer = collect(args, "accounts", lambda cursor: api.broken_accounts(limit=args.limit, cursor=cursor)) or {
-        "accounts": [],
-        "next": None,
-    }
+    answer = collect(args, "accounts", lambda cursor: api.broken_accounts(limit=args.limit, cursor=cursor))
     if args.json:
         return write_json(answer, out)
     accounts = answer.get("accounts") or []
@@ -263,7 +263,7 @@ def incidents_command(args: argparse.Namespace, context: Context, out: TextIO) -
     api = context.api()
     answer = collect(
         args, "incidents", lambda cursor: api.incidents_list(status=args.status, limit=args.limit, cursor=cursor)
-    ) or {"incidents": [], "next": None}
+    )
     if args.json:
         return write_json(answer, out)
     incidents = answer.get("incidents") or []
@@ -309,17 +309,18 @@ def incident_command(args: argparse.Namespace, context: Context, out: TextIO) ->
     else:
         raise OperatorError(f"{' '.join(words)!r} is not an incident command ({INCIDENT_USAGE})")
     api = context.api()
-    if action == "release":
-        answer = api.release_incident(incident_id)
-    elif action == "resolve":
-        answer = api.resolve_incident(incident_id)
-    else:
-        answer = collect(args, "members", lambda cursor: api.incident(incident_id, limit=args.limit, cursor=cursor))
-    if answer is None:
+    try:
+        if action == "release":
+            answer = api.release_incident(incident_id)
+        elif action == "resolve":
+            answer = api.resolve_incident(incident_id)
+        else:
+            answer = collect(args, "members", lambda cursor: api.incident(incident_id, limit=args.limit, cursor=cursor))
+    except NotFound:
         raise OperatorError(
             f"unknown incident {incident_id} in {context.target.source}: `account-doctor incidents --status all` "
             "lists them"
-        )
+        ) from None
     if args.json:
         return write_json(answer, out)
     if action == "release" and answer.get("release") == "already released":
@@ -458,18 +459,16 @@ def _attributes(message: Mapping[str, Any]) -> dict[str, Any]:
 # Output
 
 
-def collect(
-    args: argparse.Namespace, key: str, fetch: Callable[[str | None], dict[str, Any] | None]
-) -> dict[str, Any] | None:
+def collect(args: argparse.Namespace, key: str, fetch: Callable[[str | None], dict[str, Any]]) -> dict[str, Any]:
     """One page of a read API answer from `--cursor`, or with `--all` every page merged (`next` then None)."""
     answer = fetch(args.cursor)
-    if answer is None or not args.all:
+    if not args.all:
         return answer
     items = list(answer.get(key) or [])
-    page: dict[str, Any] | None = answer
-    while page is not None and page.get("next"):
+    page = answer
+    while page.get("next"):
         page = fetch(str(page["next"]))
-        items.extend((page or {}).get(key) or [])
+        items.extend(page.get(key) or [])
     return {**answer, key: items, "next": None}
 
 

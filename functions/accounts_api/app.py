@@ -6,14 +6,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from account_doctor.accounts_api import InvalidRequest, build_read_api, page_limit
+from account_doctor.accounts_api import InvalidRequest, NotFound, build_read_api, page_limit
 from account_doctor.settings import ReadApiSettings, get_settings
 from account_doctor.stores.dynamo import InvalidCursor
 
+# Routes are not traced one by one: each makes one call into the core, whose DynamoDB calls X-Ray already
+# shows under the handler's segment.
 # No Powertools Metrics: a read has nothing to count that API Gateway's own request, latency and
 # error metrics do not already show.
 logger = Logger()
@@ -25,11 +26,21 @@ api = build_read_api(get_settings(ReadApiSettings))
 
 def bad_request(error: ValueError) -> Response[str]:
     """Every malformed id, domain, status, limit or cursor: a 400 that says what is expected."""
-    return Response(status_code=400, content_type="application/json", body=_dumps({"message": str(error)}))
+    return _error(400, str(error))
+
+
+def not_found(error: NotFound) -> Response[str]:
+    """An account, domain or incident this stack never saw: a 404 that names it."""
+    return _error(404, str(error))
 
 
 # Registered by call rather than as a decorator: Powertools' decorator is untyped, and would hide the signature.
 app.exception_handler([InvalidRequest, InvalidCursor])(bad_request)
+app.exception_handler(NotFound)(not_found)
+
+
+def _error(status: int, message: str) -> Response[str]:
+    return Response(status_code=status, content_type="application/json", body=_dumps({"message": message}))
 
 
 def _dumps(value: dict[str, Any]) -> str:
@@ -44,14 +55,7 @@ def _paging() -> tuple[int, str | None]:
     )
 
 
-def _found(answer: dict[str, Any] | None, what: str) -> dict[str, Any]:
-    if answer is None:
-        raise NotFoundError(f"no {what}")
-    return answer
-
-
 @app.get("/accounts")
-@tracer.capture_method
 def list_accounts() -> dict[str, Any]:
     status = app.current_event.get_query_string_value("status", "broken")
     if status != "broken":
@@ -60,39 +64,33 @@ def list_accounts() -> dict[str, Any]:
 
 
 @app.get("/accounts/<account_id>")
-@tracer.capture_method
 def get_account(account_id: str) -> dict[str, Any]:
-    return _found(api.account(account_id, *_paging()), f"events or verdicts for account {account_id}")
+    return api.account(account_id, *_paging())
 
 
 @app.get("/domains/<domain>")
-@tracer.capture_method
 def get_domain(domain: str) -> dict[str, Any]:
-    return _found(api.domain(domain, *_paging()), f"failures or verdicts for domain {domain}")
+    return api.domain(domain, *_paging())
 
 
 @app.get("/incidents")
-@tracer.capture_method
 def list_incidents() -> dict[str, Any]:
     return api.incidents_list(app.current_event.get_query_string_value("status", "open"), *_paging())
 
 
 @app.get("/incidents/<incident_id>")
-@tracer.capture_method
 def get_incident(incident_id: str) -> dict[str, Any]:
-    return _found(api.incident(incident_id, *_paging()), f"incident {incident_id}")
+    return api.incident(incident_id, *_paging())
 
 
 @app.post("/incidents/<incident_id>/release")
-@tracer.capture_method
 def release_incident(incident_id: str) -> dict[str, Any]:
-    return _found(api.release_incident(incident_id), f"incident {incident_id}")
+    return api.release_incident(incident_id)
 
 
 @app.post("/incidents/<incident_id>/resolve")
-@tracer.capture_method
 def resolve_incident(incident_id: str) -> dict[str, Any]:
-    return _found(api.resolve_incident(incident_id), f"incident {incident_id}")
+    return api.resolve_incident(incident_id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

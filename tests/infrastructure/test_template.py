@@ -14,6 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.shared import constants
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
@@ -206,6 +208,13 @@ def test_a_function_reads_only_the_secret_it_is_told_about(
         for ref in references(statement["Resource"])
     }
     assert readable == named
+
+
+def test_traces_never_carry_a_functions_answer(template: dict[str, Any]) -> None:
+    """A read API answer or a verdict holds customer addresses: X-Ray gets timings and errors only."""
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    # The name Powertools' Tracer reads, and a value it reads as false.
+    assert resolve_truthy_env_var_choice(env=variables[constants.TRACER_CAPTURE_RESPONSE_ENV]) is False
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

@@ -17,7 +17,7 @@ import responses
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from account_doctor.accounts_api import InvalidRequest
+from account_doctor.accounts_api import InvalidRequest, NotFound
 from account_doctor.models import AccountEvent
 from account_doctor.settings import Settings
 from account_doctor.stores.dynamo import Table
@@ -51,21 +51,21 @@ class FakeReadApi:
     incidents_by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
-    def account(self, account_id: str, *, limit: int, cursor: str | None) -> dict[str, Any] | None:
+    def account(self, account_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
         if not ACCOUNT_ID.match(account_id):
             raise InvalidRequest("account_id must be a Nylas grant or account id (letters, digits, - _ . : @ + =)")
         found = self.accounts.get(account_id)
         if found is None:
-            return None
+            raise NotFound(f"no events or verdicts for account {account_id}")
         verdicts, following = _page(found["verdicts"], limit, cursor)
         return {**found, "verdicts": verdicts, "next": following}
 
-    def domain(self, domain: str, *, limit: int, cursor: str | None) -> dict[str, Any] | None:
+    def domain(self, domain: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
         if "." not in domain or " " in domain:
             raise InvalidRequest("domain must be an email domain such as example.com")
         found = self.domains.get(domain)
         if found is None:
-            return None
+            raise NotFound(f"no failures or verdicts for domain {domain}")
         verdicts, following = _page(found["verdicts"], limit, cursor)
         return {**found, "verdicts": verdicts, "next": following}
 
@@ -78,29 +78,25 @@ class FakeReadApi:
         incidents, following = _page(chosen, limit, cursor)
         return {"incidents": incidents, "next": following}
 
-    def incident(self, incident_id: str, *, limit: int, cursor: str | None) -> dict[str, Any] | None:
+    def incident(self, incident_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
         found = self._incident(incident_id)
-        if found is None:
-            return None
         members, following = _page(found["members"], limit, cursor)
         return {**found, "members": members, "next": following}
 
-    def release_incident(self, incident_id: str) -> dict[str, Any] | None:
+    def release_incident(self, incident_id: str) -> dict[str, Any]:
         self.calls.append(("release", incident_id))
-        found = self._incident(incident_id)
-        return (
-            None if found is None else {**_summary(found), "released_at": "2026-11-20T11:00:00Z", "release": "started"}
-        )
+        return {**_summary(self._incident(incident_id)), "released_at": "2026-11-20T11:00:00Z", "release": "started"}
 
-    def resolve_incident(self, incident_id: str) -> dict[str, Any] | None:
+    def resolve_incident(self, incident_id: str) -> dict[str, Any]:
         self.calls.append(("resolve", incident_id))
-        found = self._incident(incident_id)
-        return None if found is None else {**_summary(found), "status": "resolved"}
+        return {**_summary(self._incident(incident_id)), "status": "resolved"}
 
-    def _incident(self, incident_id: str) -> dict[str, Any] | None:
+    def _incident(self, incident_id: str) -> dict[str, Any]:
         if not incident_id.startswith(("domain-", "connector-", "testing_mode-")):
             raise InvalidRequest("incident_id must be an id the incidents list returned")
-        return self.incidents_by_id.get(incident_id)
+        if incident_id not in self.incidents_by_id:
+            raise NotFound(f"no incident {incident_id}")
+        return self.incidents_by_id[incident_id]
 
 
 def _summary(incident: dict[str, Any]) -> dict[str, Any]:

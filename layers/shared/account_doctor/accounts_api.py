@@ -32,6 +32,10 @@ class InvalidRequest(ValueError):
     """The caller's input cannot name an account, domain or incident, or a paging parameter is wrong."""
 
 
+class NotFound(LookupError):
+    """The account, domain or incident is well formed but unknown to this stack (the API answers 404)."""
+
+
 def page_limit(raw: str | int | None) -> int:
     """`limit` of a list: 1 to 100, default 50."""
     if raw is None or raw == "":
@@ -72,14 +76,14 @@ class AccountsApi:
 
     # Accounts -----------------------------------------------------------------------------------
 
-    def account(self, account_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any] | None:
-        """The account's status and verdicts (newest first, in pages); None when the history never saw it."""
+    def account(self, account_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+        """The account's status and verdicts (newest first, in pages); NotFound when the history never saw it."""
         account_id = account_id_of(account_id)
         page = self.verdicts.account_verdicts(account_id, limit=limit, cursor=cursor)
         verdicts = page_verdicts(page)
         state = self.events.state(account_id)
         if not verdicts and state is None and cursor is None:
-            return None
+            raise NotFound(f"no events or verdicts for account {account_id}")
         latest = self.verdicts.latest(account_id) if cursor else (verdicts[0] if verdicts else None)
         return {
             "account_id": account_id,
@@ -120,7 +124,7 @@ class AccountsApi:
 
     # Domains ------------------------------------------------------------------------------------
 
-    def domain(self, domain: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any] | None:
+    def domain(self, domain: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
         """Distinct failing accounts of the domain in the burst and long windows up to now, and its verdicts."""
         name = domain.strip().lower().rstrip(".")
         if not _DOMAIN.match(name):
@@ -131,7 +135,7 @@ class AccountsApi:
         burst = window.accounts_between(burst_start, iso(now))
         page = self.verdicts.domain_verdicts(name, limit=limit, cursor=cursor)
         if not window.accounts and not page.items and cursor is None:
-            return None
+            raise NotFound(f"no failures or verdicts for domain {name}")
         return {
             "domain": name,
             "free_mail": is_free_mail(name),
@@ -163,6 +167,12 @@ class AccountsApi:
             shown = [incident for incident in shown if incident.status == "open"]
         return {"incidents": [incident.to_dict() for incident in shown], "next": following}
 
+    def _incident(self, incident_id: str) -> Incident:
+        found = self.incidents.get(incident_id_of(incident_id))
+        if found is None:
+            raise NotFound(f"no incident {incident_id}")
+        return found
+
     def _lifecycle(self, incident: Incident) -> Incident:
         """An open incident without a new failure for DomainWindowDays is closed (SPEC §4b).
 
@@ -174,31 +184,23 @@ class AccountsApi:
             return replace(incident, status="closed")
         return incident
 
-    def incident(
-        self, incident_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None
-    ) -> dict[str, Any] | None:
-        found = self.incidents.get(incident_id_of(incident_id))
-        if found is None:
-            return None
+    def incident(self, incident_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+        found = self._incident(incident_id)
         members, following = self.incidents.members(found.incident_id, limit, cursor)
         shown = self._lifecycle(found).to_dict()
         return {**shown, "members": [member.to_dict() for member in members], "next": following}
 
-    def resolve_incident(self, incident_id: str) -> dict[str, Any] | None:
+    def resolve_incident(self, incident_id: str) -> dict[str, Any]:
         """Marks the incident resolved (SPEC §4b): nothing is released by it. Resolving twice changes nothing."""
-        found = self.incidents.get(incident_id_of(incident_id))
-        if found is None:
-            return None
+        found = self._incident(incident_id)
         resolved = self.incidents.resolve(found.incident_id, iso(self.clock()))
         if resolved is not None and self.publisher is not None:
             self.publisher.publish_incident("IncidentResolved", resolved.to_dict())
         return (resolved or self.incidents.get(found.incident_id) or found).to_dict()
 
-    def release_incident(self, incident_id: str) -> dict[str, Any] | None:
+    def release_incident(self, incident_id: str) -> dict[str, Any]:
         """Sends the held reconnect emails to every member still broken (through the diagnosis queue)."""
-        found = self.incidents.get(incident_id_of(incident_id))
-        if found is None:
-            return None
+        found = self._incident(incident_id)
         first = self.incidents.mark_released(found.incident_id, iso(self.clock()))
         if first and self.enqueue_release is not None:
             self.enqueue_release(Release(found.incident_id))
