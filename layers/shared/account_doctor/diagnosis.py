@@ -80,15 +80,32 @@ class Rule:
     step: str
     question: str  # may name the policy's thresholds, e.g. {domain_burst_minutes}
     check: Callable[[Evidence, Policy], Answer]
-    # Rules of the password (3) and OAuth (4) sections ask only about accounts signing in that way.
+    # Rules of the password (3) and OAuth (4) sections ask only about accounts signing in that way, and
+    # some only about one kind of provider: the table says so, and answers No for the others.
     signs_in_with: AuthMethod | None = None
+    about: ProviderGroup | None = None
 
-    def answer(self, evidence: Evidence, policy: Policy) -> Answer:
-        if self.signs_in_with is not None:
-            otherwise = _signs_in_otherwise(evidence, self.signs_in_with)
-            if otherwise is not None:
-                return otherwise
-        return self.check(evidence, policy)
+    def answer(self, e: Evidence, policy: Policy) -> Answer:
+        if self.signs_in_with is not None and (otherwise := _signs_in_otherwise(e, self.signs_in_with)):
+            return otherwise
+        if self.about is not None and _provider(e) not in self.about.members:
+            return no(f"the provider is {_provider_name(e)}, not {self.about.name}.")
+        return self.check(e, policy)
+
+
+@dataclass(frozen=True)
+class ProviderGroup:
+    """The providers a rule is about, as its answer names them."""
+
+    name: str
+    members: frozenset[str]
+
+
+EXCHANGE = ProviderGroup("Exchange", providers.EXCHANGE_PROVIDERS)
+IMAP = ProviderGroup("IMAP", frozenset({"imap"}))
+# Every Google and Microsoft provider signs in with OAuth (providers.OAUTH_PROVIDERS).
+GOOGLE_OAUTH = ProviderGroup("Google OAuth", providers.GOOGLE_PROVIDERS)
+MICROSOFT_OAUTH = ProviderGroup("Microsoft OAuth", providers.MICROSOFT_PROVIDERS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,8 +307,6 @@ def _admin_check(e: Evidence, kind: str) -> str:
 
 
 def eas_sparse_inbox(e: Evidence, policy: Policy) -> Answer:
-    if _provider(e) not in providers.EXCHANGE_PROVIDERS:
-        return no(f"the provider is {_provider_name(e)}, not Exchange.")
     count = e.state.inbox_count
     if count is None:
         return no("Nylas could not tell how many messages the inbox holds.")
@@ -313,8 +328,6 @@ def eas_sparse_inbox(e: Evidence, policy: Policy) -> Answer:
 
 
 def imap_sync_errors(e: Evidence, policy: Policy) -> Answer:
-    if _provider(e) != "imap":
-        return no(f"the provider is {_provider_name(e)}, not IMAP.")
     if e.event.trigger not in STOPPED_TRIGGERS:
         return no(f"the trigger is {e.event.trigger}: the credentials were rejected, not the sync.")
     return yes(
@@ -354,8 +367,6 @@ def password_changed(e: Evidence, policy: Policy) -> Answer:
 
 
 def google_testing_mode(e: Evidence, policy: Policy) -> Answer:
-    if e.auth_method != "oauth" or _provider(e) not in providers.GOOGLE_PROVIDERS:
-        return no(f"the provider is {_provider_name(e)}, not Google OAuth.")
     if not e.consents:
         return no("no consent time is known (grant creation, re-authentication or grant update).")
     failed_at = parse_iso(e.event.occurred_at)
@@ -384,8 +395,6 @@ def google_testing_mode(e: Evidence, policy: Policy) -> Answer:
 
 
 def microsoft_token_expired(e: Evidence, policy: Policy) -> Answer:
-    if e.auth_method != "oauth" or _provider(e) not in providers.MICROSOFT_PROVIDERS:
-        return no(f"the provider is {_provider_name(e)}, not Microsoft OAuth.")
     if not e.last_refreshed_at:
         return no("no token refresh or re-authentication time is known (the grant's creation alone says nothing).")
     age = parse_iso(e.event.occurred_at) - parse_iso(e.last_refreshed_at)
@@ -512,16 +521,28 @@ RULES: tuple[Rule, ...] = (
         "Is it an Exchange account on a password whose inbox holds 2 messages or fewer?",
         eas_sparse_inbox,
         signs_in_with="password",
+        about=EXCHANGE,
     ),
     Rule(
         "3b",
         "Is it an IMAP account on a password that stopped syncing, not rejected?",
         imap_sync_errors,
         signs_in_with="password",
+        about=IMAP,
     ),
     Rule("3c", "Does the account sign in with a password?", password_changed, signs_in_with="password"),
-    Rule("4a", "Is it a Google OAuth account whose token died 7 days (± 12 hours) after sign-in?", google_testing_mode),
-    Rule("4b", "Is it a Microsoft OAuth account not signed in again for 90 days or more?", microsoft_token_expired),
+    Rule(
+        "4a",
+        "Is it a Google OAuth account whose token died 7 days (± 12 hours) after sign-in?",
+        google_testing_mode,
+        about=GOOGLE_OAUTH,
+    ),
+    Rule(
+        "4b",
+        "Is it a Microsoft OAuth account not signed in again for 90 days or more?",
+        microsoft_token_expired,
+        about=MICROSOFT_OAUTH,
+    ),
     Rule(
         "4c",
         "Is it an OAuth account that stopped syncing rather than losing its token?",
