@@ -266,7 +266,11 @@ def test_a_revision_is_the_events_verdict_from_then_on_and_the_earlier_one_is_ke
 def test_notifications_are_kept_on_the_verdict(verdicts: VerdictStore) -> None:
     stored = verdict("a1", "2024-11-19T10:00:00Z")
     verdicts.put(stored)
-    sent = [Notification("reconnect", "a1@acme.example", "sent", "m-1", "2024-11-19T10:02:10Z")]
+    sent = [
+        Notification(
+            kind="reconnect", to="a1@acme.example", message_id="m-1", status="sent", sent_at="2024-11-19T10:02:10Z"
+        )
+    ]
     verdicts.set_notifications(stored, sent)
     assert all_verdicts(verdicts, "a1")[0].notifications == sent
 

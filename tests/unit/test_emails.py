@@ -459,7 +459,7 @@ def test_the_operator_is_told_which_customer_could_not_be_reached(problem: str, 
 def test_the_notifiers_rejection_alert_names_the_customer_and_the_reason() -> None:
     verdict = sample_verdict("password_changed")
     rejected = Notification(
-        "reconnect", verdict.email or "", "rejected", reason="MessageRejected: Address blacklisted."
+        kind="reconnect", to=verdict.email or "", status="rejected", reason="MessageRejected: Address blacklisted."
     )
     alert = render_rejected_alert(SETTINGS, verdict, rejected)
     assert alert.subject == f"Acme Sync alert: Could not email {verdict.email} about {verdict.account_id}"

@@ -215,14 +215,16 @@ class Diagnosis:
     recurring: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Notification:
-    """One email of a verdict (SPEC §6): who, and what became of it."""
+    """One email of a verdict (SPEC §6): which one, and what became of it."""
 
+    # The email: its kind, its recipient, and SES's id for it once SES accepted it.
     kind: NotificationKind
     to: str
-    status: NotificationStatus
     message_id: str | None = None
+    # What became of it: sent, held, rejected…, when, and SES's reason for a refusal, bounce or complaint.
+    status: NotificationStatus
     sent_at: str | None = None
     reason: str | None = None
 

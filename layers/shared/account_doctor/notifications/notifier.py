@@ -128,7 +128,7 @@ class EmailNotifier:
         # whose customer email SES refused, and the retry sends only what is missing.
         for recipient in planned:
             if recipient.held:
-                notifications.append(Notification(recipient.kind, recipient.to, "held"))
+                notifications.append(Notification(kind=recipient.kind, to=recipient.to, status="held"))
                 tally.count("EmailsHeld", "kind", recipient.kind)
                 continue
             try:
@@ -179,13 +179,25 @@ class EmailNotifier:
         email = self._render(recipient, verdict, link, incident, rejected)
         try:
             if self._mailer is None:
-                notification = Notification(recipient.kind, recipient.to, "dry_run", DRY_RUN_MESSAGE_ID, iso(now))
+                notification = Notification(
+                    kind=recipient.kind,
+                    to=recipient.to,
+                    message_id=DRY_RUN_MESSAGE_ID,
+                    status="dry_run",
+                    sent_at=iso(now),
+                )
             else:
                 notification = Notification(
-                    recipient.kind, recipient.to, "sent", self._mailer.send(email), iso(self._clock())
+                    kind=recipient.kind,
+                    to=recipient.to,
+                    message_id=self._mailer.send(email),
+                    status="sent",
+                    sent_at=iso(self._clock()),
                 )
         except EmailRejected as rejected:
-            notification = Notification(recipient.kind, recipient.to, "rejected", None, iso(now), rejected.reason)
+            notification = Notification(
+                kind=recipient.kind, to=recipient.to, status="rejected", sent_at=iso(now), reason=rejected.reason
+            )
             logger.warning("SES refused the email for good", extra={**log, "reason": rejected.reason})
             tally.count("EmailsRejected", "kind", recipient.kind)
             if cooldown:
