@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities import parameters as powertools_parameters
 from botocore.client import BaseClient
 from moto import mock_aws
 
@@ -48,6 +47,7 @@ from account_doctor.models import AccountEvent, iso
 from account_doctor.settings import get_settings
 from account_doctor.stores.dynamo import Table
 from account_doctor.stores.events import EVENT_RETENTION_DAYS, EventHistory, sort_key
+from bench.environment import quiet_environment, use_function_settings
 from bench.figures import Figure
 from local_stack.payloads import (
     TEST_SECRET,
@@ -95,37 +95,11 @@ class _SlowNylas(BaseHTTPRequestHandler):
         pass
 
 
-_QUIET = {
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@contextmanager
-def _environment(variables: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        get_settings.cache_clear()
-        # The cached secret and its client (bound to this stack's endpoint) must not reach the next bench.
-        powertools_parameters.clear_caches()  # type: ignore[no-untyped-call]
-
-
 @contextmanager
 def _stack(parameters: dict[str, str]) -> Iterator[None]:
     """The template's resources in moto in-process."""
-    with _environment(_QUIET), mock_aws():
-        stack = provision(secret=TEST_SECRET, parameters=parameters)
-        os.environ.update({**stack.function_environment(), **_QUIET})
-        get_settings.cache_clear()
+    with quiet_environment(), mock_aws():
+        use_function_settings(provision(secret=TEST_SECRET, parameters=parameters))
         yield
 
 
@@ -146,11 +120,10 @@ def _moto_server_stack(parameters: dict[str, str]) -> Iterator[int]:
                     break
             except OSError:
                 time.sleep(0.1)
-        with _environment({**_QUIET, "AWS_ENDPOINT_URL": endpoint}):
+        with quiet_environment({"AWS_ENDPOINT_URL": endpoint}):
             stack = provision(secret=TEST_SECRET, parameters=parameters)
             # The template declares AWS_ENDPOINT_URL empty (for `sam local invoke`): keep moto's.
-            os.environ.update({**stack.function_environment(), **_QUIET, "AWS_ENDPOINT_URL": endpoint})
-            get_settings.cache_clear()
+            use_function_settings(stack, AWS_ENDPOINT_URL=endpoint)
             yield server.pid
     finally:
         server.terminate()

@@ -32,7 +32,6 @@ import contextlib
 import copy
 import gc
 import io
-import os
 import statistics
 import sys
 import time
@@ -45,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 import moto.dynamodb.models as moto_dynamodb
-from aws_lambda_powertools.utilities import parameters as powertools_parameters
 from botocore.client import BaseClient
 from moto import mock_aws
 from moto.dynamodb.models.table import Table as MotoTable
@@ -61,6 +59,7 @@ from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import SHARDS, IncidentKey, IncidentStore
 from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
+from bench.environment import quiet_environment, use_function_settings
 from bench.figures import Figure
 from local_stack.payloads import TEST_SECRET, FakeLambdaContext, diagnosis_record, load_handler, sqs_event
 from local_stack.simulator import Grant, NylasSimulator
@@ -84,34 +83,14 @@ START = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, micr
 # Before the earliest failure, well past Google testing mode's 7 days: these are plain revocations.
 ACCOUNT_AGE = timedelta(days=40)
 
-_QUIET = {
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
 
 @contextmanager
 def _stack(parameters: dict[str, str], function: str | None = None) -> Iterator[ProvisionedStack]:
     """The template's resources in moto in-process, and the function's environment (every function's if None)."""
-    saved = dict(os.environ)
-    os.environ.update(_QUIET)
-    powertools_parameters.clear_caches()  # type: ignore[no-untyped-call]
-    try:
-        with mock_aws():
-            stack = provision(secret=TEST_SECRET, parameters=parameters)
-            os.environ.update({**stack.function_environment(function), **_QUIET})
-            get_settings.cache_clear()
-            yield stack
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        get_settings.cache_clear()
-        # The cached secret and its client must not reach the next bench.
-        powertools_parameters.clear_caches()  # type: ignore[no-untyped-call]
+    with quiet_environment(), mock_aws():
+        stack = provision(secret=TEST_SECRET, parameters=parameters)
+        use_function_settings(stack, function)
+        yield stack
 
 
 def _logical_names(stack: ProvisionedStack) -> dict[str, str]:

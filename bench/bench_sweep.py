@@ -15,22 +15,18 @@ function's clients are built from, by service and operation.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities import parameters as powertools_parameters
 from moto import mock_aws
 
 from account_doctor.models import AccountEvent
 from account_doctor.nylas import GRANTS_PAGE_SIZE
-from account_doctor.settings import get_settings
 from account_doctor.stores.dynamo import Table
 from account_doctor.stores.events import EventHistory
+from bench.environment import quiet_environment, use_function_settings
 from bench.figures import Figure
 from local_stack.payloads import TEST_SECRET, FakeLambdaContext, load_handler
 from local_stack.simulator import V3_LIST, Grant, NylasSimulator
@@ -39,28 +35,6 @@ from local_stack.template import provision
 
 GRANTS = 1000
 DAY = 86_400
-
-_QUIET = {
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@contextmanager
-def _environment(variables: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        get_settings.cache_clear()
-        powertools_parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 class AwsCalls:
@@ -92,13 +66,12 @@ def run() -> list[Figure]:
     # A v3-only application (no v2 client_secret): the figures are the grants list's.
     secret = {**TEST_SECRET, "client_secret": ""}
     with (
-        _environment(_QUIET),
+        quiet_environment(),
         mock_aws(),
         NylasSimulator(api_key=secret["api_key"], client_id=secret["client_id"], client_secret="") as simulator,
     ):
         stack = provision(secret=secret, parameters={"NylasApiUri": simulator.url, "NylasV2ApiUri": simulator.url})
-        os.environ.update({**stack.function_environment(), **_QUIET})
-        get_settings.cache_clear()
+        use_function_settings(stack)
         now = int(time.time())
         for n in range(GRANTS):
             simulator.add_grant(
