@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from account_doctor.events_out import (
+    ACCOUNT_RECOVERED,
     VERDICT,
     DetailType,
     IncidentChange,
@@ -40,6 +42,9 @@ class RecordingPublisher:
 
     def publish_incident(self, change: IncidentChange, incident: Mapping[str, Any]) -> None:
         self._record(change, incident_detail(incident))
+
+    def publish_recovery(self, recovered: Mapping[str, Any]) -> None:
+        self._record(ACCOUNT_RECOVERED, json.loads(json.dumps(dict(recovered))))
 
     def of_type(self, detail_type: DetailType) -> list[dict[str, Any]]:
         return [event.detail for event in self.events if event.detail_type == detail_type]

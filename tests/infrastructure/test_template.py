@@ -68,6 +68,8 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
         "EventsTable": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"},
         "EventsTable/index/DomainFailures": {"Query"},
         "EventsTable/index/ConnectorFailures": {"Query"},
+        # A new grant finds the broken account it replaces (SPEC §4c).
+        "EventsTable/index/BrokenByAddress": {"Query"},
         "VerdictsTable": {"PutItem", "UpdateItem", "Query"},
         # An email SES rejected frees the customer's cooldown claim (a conditional DeleteItem).
         "NotificationsTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},

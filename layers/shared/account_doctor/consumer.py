@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from account_doctor.addresses import is_free_mail, mask_email
+from account_doctor.episodes import Recovery
 from account_doctor.events_out import Publisher, publisher_for
 from account_doctor.evidence import EvidenceGatherer, Gathered, incident_keys, joinable
 from account_doctor.models import (
@@ -46,6 +47,7 @@ from account_doctor.providers import connector
 from account_doctor.queue import ReleaseQueue
 from account_doctor.settings import Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import Cluster, EventHistory
 from account_doctor.stores.incidents import IncidentKey, IncidentStore
 from account_doctor.stores.verdicts import ChangedMeanwhile, VerdictStore, page_verdicts
@@ -96,6 +98,8 @@ class DiagnosisService:
     procedure: Diagnose
     sweep_notify_days: int
     enqueue_release: Callable[[Release], None] | None = None
+    # Recovery episodes (SPEC §4c); None only where a test or bench does not look at them.
+    recovery: Recovery | None = None
     clock: Clock = _now
     _evidence: EvidenceGatherer = field(init=False, repr=False)
 
@@ -127,7 +131,19 @@ class DiagnosisService:
         )
         if stored and event.kind == "recovery":
             self._member_recovered(event)
+        if event.kind == "recovery":
+            self._to_episodes(recovery=event)  # also when already stored: a retry finishes what it began
         return stored
+
+    def _to_episodes(self, *, verdict: Verdict | None = None, recovery: AccountEvent | None = None) -> None:
+        """The one place the consumer hands recovery episodes what happened: each stored verdict and each
+        recorded recovery event (begun by the failure's record, `stores/events.py`; decided in `episodes`)."""
+        if self.recovery is None:
+            return
+        if verdict is not None:
+            self.recovery.verdict_stored(verdict)
+        if recovery is not None:
+            self.recovery.recovery_recorded(recovery)
 
     def _member_recovered(self, event: AccountEvent) -> None:
         """A recovered account is marked on its open incidents; when every member has recovered, it is resolved."""
@@ -309,12 +325,11 @@ class DiagnosisService:
 
     def _finish(self, verdict: Verdict, occasion: Occasion) -> Verdict:
         """Publishes the verdict and sends its emails (the verdict is stored before either)."""
-        if verdict.cause == "recovered":
-            self.publisher.publish_verdict(verdict.to_dict())
-            return verdict
-        brief = self._brief(verdict) if occasion.incident_opened else None
-        verdict = replace(verdict, notifications=self.notifier.notify(verdict, occasion, incident=brief))
+        if verdict.cause != "recovered":
+            brief = self._brief(verdict) if occasion.incident_opened else None
+            verdict = replace(verdict, notifications=self.notifier.notify(verdict, occasion, incident=brief))
         self.publisher.publish_verdict(verdict.to_dict())
+        self._to_episodes(verdict=verdict)
         return verdict
 
     def _brief(self, verdict: Verdict) -> IncidentBrief | None:
@@ -511,16 +526,18 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
         diagnose = procedure
     client = dynamodb_client()
     queue = ReleaseQueue(settings.diagnosis_queue_url)
+    publisher = publisher_for(settings.event_bus_name)
     service = DiagnosisService(
         history=EventHistory(Table(settings.events_table, client)),
         verdicts=VerdictStore(Table(settings.verdicts_table, client)),
         incidents=IncidentStore(Table(settings.incidents_table, client)),
         nylas=NylasClient(settings),
         notifier=notifier,
-        publisher=publisher_for(settings.event_bus_name),
+        publisher=publisher,
         policy=settings.policy,
         procedure=diagnose,
         sweep_notify_days=settings.sweep_notify_days,
         enqueue_release=queue.send,
+        recovery=Recovery(EpisodeRecords(Table(settings.events_table, client)), publisher),
     )
     return QueueConsumer(service, DynamoDBPersistenceLayer(table_name=settings.idempotency_table))

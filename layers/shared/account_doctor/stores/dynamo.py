@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -28,6 +28,8 @@ _deserializer = TypeDeserializer()
 _NOT_OURS = "next is not a cursor this API returned; pass the `next` value of the previous page"
 # BatchGetItem reads at most this many keys per call.
 _BATCH_GET_LIMIT = 100
+# How often a transaction cancelled only by conflicting writers is tried.
+_CONFLICT_RETRIES = 5
 
 
 class InvalidCursor(ValueError):
@@ -143,6 +145,26 @@ class Table:
                 return None
             raise
         return from_item(response.get("Attributes", {}))
+
+    def transact(self, writes: Sequence[Mapping[str, Any]]) -> bool:
+        """Writes every item of a transaction (typed TransactItems), or none: False when a condition failed.
+
+        A transaction cancelled only by conflicts with other transactions on the same items (racing writers
+        of one counter) changed nothing and is tried again, a few times, before it is raised.
+        """
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                self.client.transact_write_items(TransactItems=cast(Any, list(writes)))
+                return True
+            except ClientError as error:
+                reasons = [r.get("Code") for r in cast(Any, error.response).get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" in reasons:
+                    return False
+                if not reasons or any(r not in ("None", "TransactionConflict") for r in reasons):
+                    raise
+                if attempt == _CONFLICT_RETRIES - 1:
+                    raise
+        return False  # pragma: no cover - the loop returns or raises
 
     def query(self, *, limit: int | None = None, cursor: str | None = None, **request: Any) -> Page:
         """One page of a query (up to `limit` items), resuming after `cursor`."""
