@@ -82,8 +82,9 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
         "IncidentsTable/index/ByIncident": {"Query"},
     },
     "AccountsApiFunction": {
-        # The account's state item; its status needs no event query.
-        "EventsTable": {"GetItem"},
+        # The account's state item; its status needs no event query. The recovery report: a query of each
+        # aggregate shard and one BatchGetItem of the open-episode counts.
+        "EventsTable": {"GetItem", "BatchGetItem", "Query"},
         "EventsTable/index/DomainFailures": {"Query"},
         "EventsTable/index/BrokenAccounts": {"Query"},
         "VerdictsTable": {"Query"},
@@ -291,6 +292,7 @@ def test_accounts_routes_require_iam_and_only_the_webhook_is_public(template: di
         ("GET", "/incidents/{incident_id}"): ("AccountsApiFunction", "AWS_IAM"),
         ("POST", "/incidents/{incident_id}/release"): ("AccountsApiFunction", "AWS_IAM"),
         ("POST", "/incidents/{incident_id}/resolve"): ("AccountsApiFunction", "AWS_IAM"),
+        ("GET", "/reports/recovery"): ("AccountsApiFunction", "AWS_IAM"),
     }
 
 

@@ -21,6 +21,7 @@ from botocore.stub import Stubber
 
 from account_doctor.addresses import email_domain, is_free_mail
 from account_doctor.diagnosis import diagnose
+from account_doctor.episodes import RECOVERED_BY
 from account_doctor.events_out import (
     MAX_DETAIL_BYTES,
     EventPublisher,
@@ -190,7 +191,10 @@ def test_the_schemas_name_exactly_the_spec_vocabulary() -> None:
     assert notification["kind"]["enum"] == list(get_args(NotificationKind))
     assert notification["status"]["enum"] == list(get_args(NotificationStatus))
     assert set(schema("incident")["required"]) == set(incident()) - {"members"}
-    for name in ("verdict", "incident"):
+    recovered = schema("account_recovered")
+    assert recovered["properties"]["cause"]["enum"] == list(CAUSES)
+    assert recovered["properties"]["recovered_by"]["enum"] == list(RECOVERED_BY)
+    for name in ("verdict", "incident", "account_recovered"):
         jsonschema.Draft202012Validator.check_schema(schema(name))
 
 

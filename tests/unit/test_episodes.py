@@ -74,7 +74,11 @@ def test_a_v3_account_back_after_72_hours_has_a_data_gap(
 
 
 BROKEN = Episode(
-    account_id="grant-old", episode_id="evt-1", failed_at="2026-11-01T00:00:00Z", email="Ann@Acme.com", provider="google"
+    account_id="grant-old",
+    episode_id="evt-1",
+    failed_at="2026-11-01T00:00:00Z",
+    email="Ann@Acme.com",
+    provider="google",
 )
 
 

@@ -1,4 +1,5 @@
-"""The read API's answers (SPEC §6): accounts, domains, broken accounts and incidents, every list in pages."""
+"""The read API's answers (SPEC §6): accounts, domains, broken accounts, incidents (every list in pages) and
+the recovery report."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from account_doctor.addresses import is_free_mail
 from account_doctor.events_out import Publisher, publisher_for
 from account_doctor.models import Policy, Release, Verdict, iso
 from account_doctor.queue import ReleaseQueue
+from account_doctor.recovery_report import InvalidDays, RecoveryReport, report_days
 from account_doctor.settings import ReadApiSettings, Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import Incident, IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
@@ -73,6 +76,7 @@ class AccountsApi:
     publisher: Publisher | None = None
     enqueue_release: Callable[[Release], None] | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    recovery: RecoveryReport | None = None
 
     # Accounts -----------------------------------------------------------------------------------
 
@@ -207,6 +211,18 @@ class AccountsApi:
         released = self.incidents.get(found.incident_id)
         return {**(released or found).to_dict(), "release": "started" if first else "already released"}
 
+    # The recovery report -----------------------------------------------------------------------
+
+    def recovery_report(self, days: str | int | None = None) -> dict[str, Any]:
+        """`GET /reports/recovery?days=N` (SPEC §6): from the episodes' aggregates only."""
+        try:
+            span = report_days(days)
+        except InvalidDays as error:
+            raise InvalidRequest(str(error)) from error
+        if self.recovery is None:
+            raise NotFound("this read API keeps no recovery report")
+        return self.recovery.report(span)
+
 
 def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
     """The read API over the stack's stores, as AccountsApiFunction and the CLI use it: resolving an incident
@@ -219,4 +235,5 @@ def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
         policy=settings.policy,
         publisher=publisher_for(settings.event_bus_name),
         enqueue_release=ReleaseQueue(settings.diagnosis_queue_url).send,
+        recovery=RecoveryReport(EpisodeRecords(Table(settings.events_table, client))),
     )

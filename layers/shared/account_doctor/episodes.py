@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -45,6 +45,8 @@ DELIVERED = frozenset({"sent", "dry_run", "delivered"})
 # An episode that ends before any verdict gave it a cause (a blip within the grace period) is counted
 # under the cause its verdict will have: rule 0's.
 BLIP_CAUSE: Cause = "recovered"
+# How often a verdict's episode update is tried again when a racing writer changed the episode first.
+_ATTEMPTS = 3
 
 
 # Pure decisions ---------------------------------------------------------------------------------------
@@ -268,11 +270,20 @@ class Recovery:
         if verdict.cause == "recovered":
             self._end(episode_end(episode, "healed", verdict.diagnosed_at, ended_by=verdict.event_id))
             return
-        if episode.cause != verdict.cause and (episode.verdict_at or "") < verdict.key:
-            self.store.set_cause(episode, verdict)
-        emails = customer_emails(verdict.notifications)
-        if emails - episode.emails:
-            self.store.add_emails(episode, emails)
+        for _ in range(_ATTEMPTS):
+            if episode.cause != verdict.cause and (episode.verdict_at or "") < verdict.key:
+                if not self.store.set_cause(episode, verdict):
+                    episode = self.store.current(verdict.account_id)  # changed meanwhile: read it again
+                    if episode is None:
+                        return
+                    continue
+                episode = replace(episode, cause=verdict.cause, verdict_at=verdict.key)
+            emails = customer_emails(verdict.notifications)
+            if not emails - episode.emails or self.store.add_emails(episode, emails):
+                return
+            episode = self.store.current(verdict.account_id)
+            if episode is None:
+                return
 
     def recovery_recorded(self, event: AccountEvent) -> None:
         """A recovery event ends its own account's episode (re-authentication) and, for a new grant, the

@@ -1,0 +1,267 @@
+"""Recovery episodes on moto (SPEC §4c, §6): how a broken account comes back, what the app hears, what is counted.
+
+The service runs with its real stores and notifier (Nylas from memory, SES recorded), as in test_incidents;
+every assertion is about what the app's backend receives on the bus or what the report shows.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+import pytest
+
+from account_doctor.episodes import Recovery
+from account_doctor.events_out import PublishError
+from account_doctor.models import AccountEvent, iso
+from account_doctor.recovery_report import RecoveryReport
+from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.episodes import EpisodeRecords
+from account_doctor.stores.events import EventHistory
+from local_stack.payloads import load_handler
+from tests.fakes import FakeNylas
+from tests.integration.test_events_out import errors
+from tests.integration.test_incidents import START, Harness, _call
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+
+@dataclass
+class Recovering:
+    harness: Harness
+    episodes: EpisodeRecords
+    history: EventHistory
+    nylas: FakeNylas
+
+    @property
+    def service(self):  # type: ignore[no-untyped-def]
+        return self.harness.service
+
+    def fail(self, account: str, email: str, *, hours: float = 0, provider: str = "google", n: int = 1) -> AccountEvent:
+        event = AccountEvent(
+            f"fail-{account}-{n}", "v3", "grant.expired", account, iso(START + timedelta(hours=hours)), provider, email
+        )
+        self.service.record(event)
+        self.harness.diagnose(event)
+        return event
+
+    def back(
+        self,
+        account: str,
+        *,
+        hours: float,
+        trigger: str = "grant.updated",
+        email: str | None = None,
+        provider: str = "google",
+    ) -> AccountEvent:
+        event = AccountEvent(
+            f"back-{account}-{hours}", "v3", trigger, account, iso(START + timedelta(hours=hours)), provider, email
+        )
+        self.service.record(event)
+        return event
+
+    def recovered(self) -> list[dict[str, object]]:
+        return self.harness.publisher.of_type("AccountRecovered")
+
+    def report(self, days: int = 30) -> dict[str, object]:
+        clock = self.harness.clock
+        return RecoveryReport(self.episodes, clock=lambda: clock[0]).report(days)
+
+    def broken(self) -> list[str]:
+        return [str(item["account_id"]) for item in self.history.broken_accounts(100).items]
+
+
+@pytest.fixture
+def recovering(harness: Harness) -> Recovering:
+    table = Table(harness.settings.events_table, dynamodb_client())
+    episodes = EpisodeRecords(table)
+    nylas = FakeNylas(created_at=iso(START - timedelta(days=40)))
+    harness.service = replace(
+        harness.service,
+        nylas=nylas,
+        recovery=Recovery(episodes, harness.publisher, clock=lambda: harness.clock[0]),
+    )
+    return Recovering(harness, episodes, EventHistory(table), nylas)
+
+
+def _cause(report: dict[str, object], cause: str) -> dict[str, object]:
+    rows = [row for row in report["causes"] if row["cause"] == cause]  # type: ignore[attr-defined]
+    assert len(rows) == 1, report
+    return rows[0]  # type: ignore[no-any-return]
+
+
+def test_a_reauthenticated_account_is_announced_once_and_counted_in_the_report(recovering: Recovering) -> None:
+    recovering.fail("grant-1", "ann@acme.io")
+    assert recovering.harness.outbox.kinds("ann@acme.io") == ["reconnect"]
+    assert recovering.broken() == ["grant-1"]
+    back = recovering.back("grant-1", hours=5)
+    recovering.service.record(back)  # redelivered: nothing twice
+    (event,) = recovering.recovered()
+    assert event == {
+        "account_id": "grant-1",
+        "email": "ann@acme.io",
+        "provider": "google",
+        "domain": "acme.io",
+        "failed_at": iso(START),
+        "recovered_at": iso(START + timedelta(hours=5)),
+        "time_to_recover_seconds": 5 * 3600,
+        "recovered_by": "reauthentication",
+        "replaced_by": None,
+        "cause": "oauth_revoked",
+        "incident_id": None,
+        "emails_sent": 1,
+        "data_gap": False,
+        "gap_from": None,
+        "gap_to": None,
+    }
+    assert recovering.broken() == []
+    recovering.harness.clock[0] = START + timedelta(days=1)
+    report = recovering.report()
+    assert _cause(report, "oauth_revoked") == {
+        "cause": "oauth_revoked",
+        "failures": 1,
+        "recovered": 1,
+        "recovered_by": {"reauthentication": 1, "healed": 0, "replaced": 0, "sweep": 0},
+        "still_broken": 0,
+        "removed": 0,
+        "emailed": 1,
+        "reminded": 0,
+        "clicked": 0,
+        "median_hours_to_recover": 8,
+        "p90_hours_to_recover": 8,
+        "recovered_within_72h": 1,
+    }
+    assert report["broken_now"] == 0
+    assert {"date": iso(START)[:10], "failures": 1, "recovered": 1} in report["daily"]  # type: ignore[operator]
+
+
+def test_a_v3_account_back_after_72_hours_tells_the_app_to_resync_the_gap(recovering: Recovering) -> None:
+    recovering.fail("grant-1", "ann@acme.io")
+    recovering.back("grant-1", hours=80)
+    (event,) = recovering.recovered()
+    assert (event["data_gap"], event["gap_from"], event["gap_to"]) == (
+        True,
+        iso(START),
+        iso(START + timedelta(hours=80)),
+    )
+    assert errors("account_recovered", event) == []
+    assert any("gap_from" in e for e in errors("account_recovered", {**event, "gap_from": None}))
+
+
+def test_an_account_nylas_reports_valid_at_diagnosis_heals_and_leaves_the_broken_list(
+    recovering: Recovering,
+) -> None:
+    recovering.nylas.recovered.add("grant-1")
+    recovering.fail("grant-1", "ann@acme.io")
+    (event,) = recovering.recovered()
+    assert (event["recovered_by"], event["cause"], event["emails_sent"]) == ("healed", "recovered", 0)
+    assert recovering.broken() == []
+    row = _cause(recovering.report(), "recovered")
+    assert (row["failures"], row["recovered"], row["recovered_by"]["healed"]) == (1, 1, 1)  # type: ignore[index]
+
+
+def test_a_blip_that_ends_within_the_grace_period_is_counted_as_such(recovering: Recovering) -> None:
+    failure = AccountEvent("fail-1", "v3", "grant.expired", "grant-1", iso(START), "google", "ann@acme.io")
+    recovering.service.record(failure)
+    recovering.back("grant-1", hours=0.01)  # before the diagnosis
+    recovering.harness.diagnose(failure)
+    (event,) = recovering.recovered()
+    assert (event["recovered_by"], event["cause"]) == ("reauthentication", "recovered")
+    row = _cause(recovering.report(), "recovered")
+    assert (row["failures"], row["recovered"], row["still_broken"]) == (1, 1, 0)
+    assert recovering.harness.outbox.kinds("ann@acme.io") == []
+
+
+def test_a_new_grant_with_the_same_address_replaces_the_broken_one(recovering: Recovering) -> None:
+    recovering.fail("grant-old", "Ann@Acme.io")
+    recovering.fail("grant-other", "bob@acme.io", n=2)
+    recovering.back("grant-new", hours=2, trigger="grant.created", email="ann@ACME.io", provider="gmail")
+    (event,) = recovering.recovered()
+    assert (event["account_id"], event["recovered_by"], event["replaced_by"]) == ("grant-old", "replaced", "grant-new")
+    assert recovering.broken() == ["grant-other"]
+    assert _cause(recovering.report(), "oauth_revoked")["recovered_by"]["replaced"] == 1  # type: ignore[index]
+
+
+def test_a_grant_created_without_an_address_replaces_nothing(recovering: Recovering) -> None:
+    recovering.fail("grant-old", "ann@acme.io")
+    recovering.back("grant-new", hours=2, trigger="grant.created", email=None)
+    assert recovering.recovered() == []
+    assert recovering.broken() == ["grant-old"]
+
+
+def test_an_announcement_that_did_not_reach_the_bus_is_published_by_the_retry_only(recovering: Recovering) -> None:
+    recovering.fail("grant-1", "ann@acme.io")
+    recovering.harness.publisher.failures = 1
+    back = AccountEvent("back-1", "v3", "grant.updated", "grant-1", iso(START + timedelta(hours=1)), "google")
+    with pytest.raises(PublishError):
+        recovering.service.record(back)
+    assert recovering.recovered() == []
+    recovering.service.record(back)  # the queue's retry
+    recovering.service.record(back)  # and a redelivery after it
+    assert [e["account_id"] for e in recovering.recovered()] == ["grant-1"]
+    assert _cause(recovering.report(), "oauth_revoked")["recovered"] == 1
+
+
+def test_a_revision_moves_the_episode_to_its_new_cause(recovering: Recovering) -> None:
+    for n in range(3):
+        recovering.fail(f"grant-{n}", f"user{n}@globex.com", hours=n * 0.05, n=n)
+    report = recovering.report()
+    assert [(row["cause"], row["failures"], row["emailed"]) for row in report["causes"]] == [  # type: ignore[attr-defined]
+        ("admin_disconnected", 3, 3)
+    ]
+    assert report["broken_now"] == 3
+
+
+def test_racing_writers_and_redeliveries_count_every_episode_once(recovering: Recovering) -> None:
+    accounts = [f"grant-{n}" for n in range(12)]
+    for n, account in enumerate(accounts):
+        recovering.fail(account, f"user{n}@example{n}.org", hours=n * 0.5, n=n)  # apart: no connector outage
+    errors: list[BaseException] = []
+
+    def recover(account: str) -> None:
+        back = AccountEvent(
+            f"back-{account}", "v3", "grant.updated", account, iso(START + timedelta(hours=9)), "google"
+        )
+        try:
+            for _ in range(3):  # the same recovery delivered three times, on racing workers
+                recovering.service.record(back)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=recover, args=(a,)) for a in accounts for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    # Every account announced; a redelivery racing the first attempt's publish may announce it again
+    # (EventBridge has no deduplication: consumers dedupe on account_id + failed_at), but counts once.
+    assert {e["account_id"] for e in recovering.recovered()} == set(accounts)
+    totals = recovering.report()["totals"]
+    assert (totals["failures"], totals["recovered"], totals["emailed"], totals["still_broken"]) == (12, 12, 12, 0)  # type: ignore[index]
+    assert recovering.report()["broken_now"] == 0
+
+
+@pytest.mark.parametrize("days", ["0", "91", "a week", "-3", "1.5"])
+def test_a_report_span_outside_1_to_90_days_is_a_400_naming_the_range(recovering: Recovering, days: str) -> None:
+    status, body = _call(
+        load_handler("accounts_api"), "GET", "/reports/recovery", "/reports/recovery", query={"days": days}
+    )
+    assert (status, body) == (400, {"message": "days must be a whole number from 1 to 90"})
+
+
+def test_the_report_api_answers_from_the_aggregates(recovering: Recovering) -> None:
+    recovering.fail("grant-1", "ann@acme.io")
+    recovering.back("grant-1", hours=30)
+    recovering.fail("grant-2", "bob@acme.io", hours=2, n=2)
+    api = load_handler("accounts_api")
+    status, body = _call(api, "GET", "/reports/recovery", "/reports/recovery", query={"days": "7"})
+    assert status == 200, body
+    assert len(body["daily"]) == 7
+    assert body["until"] > body["since"]
+    (row,) = body["causes"]
+    assert (row["cause"], row["failures"], row["recovered"], row["still_broken"]) == ("oauth_revoked", 2, 1, 1)
+    assert (row["median_hours_to_recover"], row["recovered_within_72h"]) == (48, 1)
+    assert body["broken_now"] == 1
+    assert _call(api, "GET", "/reports/recovery", "/reports/recovery")[1]["since"] < body["since"]  # default 30 days
