@@ -1,4 +1,5 @@
-"""SweepFunction: on its EventBridge schedule, enqueues the failures whose webhook never came (SPEC §3b).
+"""SweepFunction: on its EventBridge schedule, enqueues the failures whose webhook never came and closes the
+episodes of the broken accounts Nylas no longer lists (SPEC §3b).
 
 The event itself carries nothing the sweep needs: every run lists what Nylas reports broken now.
 A run cut short by Nylas (429 or 5xx beyond the retries) ends quietly and the next one resumes;
@@ -15,12 +16,16 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from account_doctor.episodes import Recovery
+from account_doctor.events_out import publisher_for
+from account_doctor.models import AccountState
 from account_doctor.nylas import ListedAccount, NylasClient, NylasConfigError
 from account_doctor.queue import DiagnosisQueue
 from account_doctor.settings import SweepSettings, get_settings
 from account_doctor.stores.dynamo import Table
+from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
-from account_doctor.sweep import Sweep, latest_events_of
+from account_doctor.sweep import Sweep, UnlistedCloser, broken_list, latest_events_of
 
 settings = get_settings(SweepSettings)
 logger = Logger()
@@ -28,13 +33,31 @@ metrics = Metrics()
 tracer = Tracer()
 
 nylas = NylasClient(settings)
-history = EventHistory(Table(settings.events_table, boto3.client("dynamodb")))
+events_table = Table(settings.events_table, boto3.client("dynamodb"))
+history = EventHistory(events_table)
 queue = DiagnosisQueue(boto3.client("sqs"), settings.diagnosis_queue_url, settings.grace_seconds)
-sweep = Sweep(
-    latest_events=latest_events_of(history.latest_from_states, history.latest_event),
-    enqueue=queue.enqueue,
-    notify_days=settings.sweep_notify_days,
-)
+recovery = Recovery(EpisodeRecords(events_table), publisher_for(settings.event_bus_name))
+
+
+def _account_state(account_id: str, api_version: str) -> AccountState:
+    return nylas.v2_account(account_id) if api_version == "v2" else nylas.grant(account_id)
+
+
+def _sweep(run: str) -> Sweep:
+    versions = frozenset({"v3", "v2"} if nylas.v2_configured() else {"v3"})
+    return Sweep(
+        latest_events=latest_events_of(history.latest_from_states, history.latest_event),
+        enqueue=queue.enqueue,
+        notify_days=settings.sweep_notify_days,
+        grant_updated_at=lambda grant_id: nylas.grant(grant_id).updated_at,
+        close_unlisted=UnlistedCloser(
+            broken_accounts=broken_list(history.broken_accounts),
+            account_state=_account_state,
+            looked_up=recovery.account_looked_up,
+            versions=versions,
+            run=run,
+        ),
+    )
 
 
 def _sources() -> Iterator[Iterator[list[ListedAccount]]]:
@@ -48,8 +71,12 @@ def _sources() -> Iterator[Iterator[list[ListedAccount]]]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    summary = sweep.run(_sources(), seconds_left=lambda: context.get_remaining_time_in_millis() / 1000)
+    summary = _sweep(f"sweep-{context.aws_request_id}").run(
+        _sources(), seconds_left=lambda: context.get_remaining_time_in_millis() / 1000
+    )
     metrics.add_metric(name="MissedFailuresFound", unit=MetricUnit.Count, value=summary.enqueued)
+    if summary.recovered:
+        metrics.add_metric(name="RecoveriesFoundBySweep", unit=MetricUnit.Count, value=summary.recovered)
     if not summary.complete:
         metrics.add_metric(name="SweepsStoppedEarly", unit=MetricUnit.Count, value=1)
     if isinstance(summary.error, NylasConfigError):

@@ -96,7 +96,11 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
     },
     # Whether an account's history already holds the failure the sweep found: its state item (BatchGet), or
     # its latest events when it has none.
-    "SweepFunction": {"EventsTable": {"BatchGetItem", "Query"}},
+    # An account found recovered or gone ends its episode (a transaction: Update, Put) and leaves the broken list.
+    "SweepFunction": {
+        "EventsTable": {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem"},
+        "EventsTable/index/BrokenAccounts": {"Query"},
+    },
     # SES feedback: the message's pointer and its alert claim, and the status on the verdict's notifications.
     "SesEventsFunction": {"NotificationsTable": {"GetItem", "UpdateItem"}, "VerdictsTable": {"UpdateItem"}},
 }

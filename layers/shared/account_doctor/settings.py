@@ -143,6 +143,8 @@ class SweepSettings(_FromEnvironment):
     grace_seconds: int
     sweep_notify_days: int
     events_table: str
+    # An account the sweep finds recovered is announced (AccountRecovered, SPEC §3b, §4c).
+    event_bus_name: str
 
 
 @dataclass(frozen=True)

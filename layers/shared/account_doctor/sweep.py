@@ -18,11 +18,11 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from account_doctor.models import AccountEvent, iso, parse_iso
+from account_doctor.models import AccountEvent, AccountState, iso, parse_iso
 from account_doctor.nylas import ListedAccount, NylasUnavailable
 
 SOURCE = "sweep"
@@ -113,6 +113,8 @@ class SweepSummary:
     enqueued: int = 0  # missed failures, enqueued (MissedFailuresFound)
     too_old_to_notify: int = 0  # of those, older than SweepNotifyDays: no customer email
     pages: int = 0  # list requests answered
+    recovered: int = 0  # on the broken list, not listed by Nylas, and valid: episode ended (recovered_by sweep)
+    removed: int = 0  # on the broken list, and gone from Nylas (404): episode ended as removed
     complete: bool = True
     stopped: str | None = None  # why the run stopped early; the next run resumes
     missed: list[str] = field(default_factory=list)  # account ids enqueued (the first 20, for the log)
@@ -123,7 +125,8 @@ class SweepSummary:
     def line(self) -> str:
         text = (
             f"sweep: {self.listed} broken listed, {self.already_known} already known, {self.enqueued} enqueued "
-            f"({self.too_old_to_notify} too old to notify), {self.pages} pages"
+            f"({self.too_old_to_notify} too old to notify), {self.pages} pages, "
+            f"{self.recovered} found recovered, {self.removed} found removed"
         )
         return text if self.complete else f"{text}; stopped early: {self.stopped}"
 
@@ -139,11 +142,17 @@ class Sweep:
         enqueue: Callable[[Sequence[AccountEvent]], object],
         notify_days: int,
         clock: Clock = lambda: datetime.now(UTC),
+        grant_updated_at: Callable[[str], str | None] | None = None,
+        close_unlisted: Callable[[set[str], SweepSummary], None] | None = None,
     ) -> None:
         self._latest_events = latest_events
         self._enqueue = enqueue
         self._notify_days = notify_days
         self._clock = clock
+        # A listing row without `updated_at`: the failure's age comes from the grant as the diagnosis reads it.
+        self._grant_updated_at = grant_updated_at
+        # After a complete listing: the broken accounts Nylas no longer lists are looked up (SPEC §3b).
+        self._close_unlisted = close_unlisted
 
     def run(
         self, sources: Iterable[Iterator[list[ListedAccount]]], *, seconds_left: Callable[[], float] | None = None
@@ -168,6 +177,9 @@ class Sweep:
                         summary.complete, summary.stopped = False, "the function's time is running out"
                         return summary
                     started = time.monotonic()
+            if self._close_unlisted is not None:
+                # Only after every page: an account missing from an unfinished listing may still be broken.
+                self._close_unlisted(summary.seen, summary)
         except NylasUnavailable as error:
             summary.complete, summary.stopped = False, f"Nylas is unavailable ({error})"
         except Exception as error:  # kept in `error`, raised by the caller after logging
@@ -183,7 +195,16 @@ class Sweep:
         latest = self._latest_events([account.account_id for account in fresh])
         events: list[AccountEvent] = []
         for account in fresh:
-            event = missed_failure(account, latest.get(account.account_id), now)
+            known = latest.get(account.account_id)
+            if (
+                self._grant_updated_at is not None
+                and account.api_version == "v3"
+                and account.updated_at is None
+                and (known is None or known.kind != "failure")
+            ):
+                # Never dated "now" alone: a first sweep must not email a customer who left months ago.
+                account = replace(account, updated_at=self._grant_updated_at(account.account_id))
+            event = missed_failure(account, known, now)
             summary.listed += 1
             if event is None:
                 summary.already_known += 1
@@ -215,3 +236,48 @@ def latest_events_of(
         return found
 
     return lookup
+
+
+@dataclass(frozen=True)
+class UnlistedCloser:
+    """The sweep closes what it can see (SPEC §3b): an account on the broken list that a complete listing no
+    longer shows broken is looked up once; `valid` ends its episode (`recovered_by: sweep`), a 404 ends it
+    as removed. Each ended account leaves the broken list, so it is not looked up again."""
+
+    broken_accounts: Callable[[], Iterable[tuple[str, str]]]  # (account id, api version) on the broken list
+    account_state: Callable[[str, str], AccountState]  # Nylas's answer for (account id, api version)
+    looked_up: Callable[..., object | None]  # Recovery.account_looked_up
+    versions: frozenset[str]  # the API versions the listing covered (v2 only when configured)
+    run: str  # names this run on the episodes it ends
+
+    def __call__(self, listed: set[str], summary: SweepSummary) -> None:
+        for account_id, api_version in self.broken_accounts():
+            if account_id in listed or api_version not in self.versions:
+                continue
+            state = self.account_state(account_id, api_version)
+            if not (state.healthy or not state.exists):
+                continue
+            if self.looked_up(account_id, valid=state.healthy, gone=not state.exists, run=self.run) is None:
+                continue
+            if state.healthy:
+                summary.recovered += 1
+            else:
+                summary.removed += 1
+
+
+def broken_list(
+    pages: Callable[[int, str | None], Any], page_size: int = 100
+) -> Callable[[], Iterator[tuple[str, str]]]:
+    """Every (account id, api version) on the broken list, page after page (`EventHistory.broken_accounts`)."""
+
+    def every() -> Iterator[tuple[str, str]]:
+        cursor: str | None = None
+        while True:
+            page = pages(page_size, cursor)
+            for item in page.items:
+                yield str(item["account_id"]), str(item.get("api_version") or "v3")
+            if page.next is None:
+                return
+            cursor = page.next
+
+    return every
