@@ -9,6 +9,7 @@ any other failure is raised after the summary is logged, so the function's Error
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -20,7 +21,8 @@ from account_doctor.episodes import Recovery
 from account_doctor.events_out import publisher_for
 from account_doctor.models import AccountState
 from account_doctor.nylas import ListedAccount, NylasClient, NylasConfigError
-from account_doctor.queue import DiagnosisQueue
+from account_doctor.queue import DiagnosisQueue, ReminderQueue
+from account_doctor.reminders import enqueue_due
 from account_doctor.settings import SweepSettings, get_settings
 from account_doctor.stores.dynamo import Table
 from account_doctor.stores.episodes import EpisodeRecords
@@ -36,7 +38,9 @@ nylas = NylasClient(settings)
 events_table = Table(settings.events_table, boto3.client("dynamodb"))
 history = EventHistory(events_table)
 queue = DiagnosisQueue(boto3.client("sqs"), settings.diagnosis_queue_url, settings.grace_seconds)
-recovery = Recovery(EpisodeRecords(events_table), publisher_for(settings.event_bus_name))
+episodes = EpisodeRecords(events_table)
+recovery = Recovery(episodes, publisher_for(settings.event_bus_name))
+reminder_queue = ReminderQueue(settings.diagnosis_queue_url)
 
 
 def _account_state(account_id: str, api_version: str) -> AccountState:
@@ -77,13 +81,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="MissedFailuresFound", unit=MetricUnit.Count, value=summary.enqueued)
     if summary.recovered:
         metrics.add_metric(name="RecoveriesFoundBySweep", unit=MetricUnit.Count, value=summary.recovered)
+    # Reminders due since the last run (SPEC §5): found here, sent by the diagnosis function.
+    reminders = enqueue_due(episodes, reminder_queue.send, datetime.now(UTC))
+    metrics.add_metric(name="RemindersDue", unit=MetricUnit.Count, value=reminders.enqueued)
     if not summary.complete:
         metrics.add_metric(name="SweepsStoppedEarly", unit=MetricUnit.Count, value=1)
     if isinstance(summary.error, NylasConfigError):
         # The same metric as the diagnosis': NylasCredentialsAlarm watches it.
         metrics.add_metric(name="NylasConfigErrors", unit=MetricUnit.Count, value=1)
     log = logger.info if summary.complete else logger.error if summary.error else logger.warning
-    log(summary.line(), extra={"sweep": summary.to_dict()})
+    log(summary.line() + f"; {reminders.enqueued} reminders due", extra={"sweep": summary.to_dict()})
     if summary.error is not None:
         raise summary.error
     return summary.to_dict()

@@ -16,9 +16,11 @@ from account_doctor.episodes import Recovery
 from account_doctor.events_out import PublishError
 from account_doctor.models import AccountEvent, iso
 from account_doctor.recovery_report import RecoveryReport
+from account_doctor.reminders import DueReminder, ReminderRun, Reminders, enqueue_due
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
+from account_doctor.stores.incidents import IncidentKey
 from local_stack.payloads import load_handler
 from tests.fakes import FakeNylas
 from tests.integration.test_events_out import errors
@@ -80,7 +82,7 @@ def recovering(harness: Harness) -> Recovering:
     harness.service = replace(
         harness.service,
         nylas=nylas,
-        recovery=Recovery(episodes, harness.publisher, clock=lambda: harness.clock[0]),
+        recovery=Recovery(episodes, harness.publisher, clock=lambda: harness.clock[0], reminder_hours=(48, 168)),
     )
     return Recovering(harness, episodes, EventHistory(table), nylas)
 
@@ -265,3 +267,114 @@ def test_the_report_api_answers_from_the_aggregates(recovering: Recovering) -> N
     assert (row["median_hours_to_recover"], row["recovered_within_72h"]) == (48, 1)
     assert body["broken_now"] == 1
     assert _call(api, "GET", "/reports/recovery", "/reports/recovery")[1]["since"] < body["since"]  # default 30 days
+
+
+# ---------------------------------------------------------------------------------------------
+# Reminders (SPEC §5): found through the due index by the scheduled run, sent once by the diagnosis function
+
+
+@dataclass
+class Reminding:
+    recovering: Recovering
+    reminders: Reminders
+    sent: list[DueReminder]
+
+    def run(self, hours_after_start: float) -> ReminderRun:
+        """The sweep's scheduled run at that time; what it enqueues is sent (twice: a redelivery)."""
+        now = START + timedelta(hours=hours_after_start)
+        self.recovering.harness.clock[0] = now
+        run = enqueue_due(self.recovering.episodes, self.sent.append, now)
+        for due in self.sent:
+            self.reminders.send(due)
+        self.sent.clear()
+        return run
+
+
+@pytest.fixture
+def reminding(recovering: Recovering) -> Reminding:
+    service = recovering.service
+    reminders = Reminders(
+        recovery=service.recovery,
+        latest_verdict=service.verdicts.latest,
+        connector_incident_open=lambda through: service.incidents.is_open(IncidentKey("connector", through)),
+        notifier=service.notifier,
+        clock=lambda: recovering.harness.clock[0],
+    )
+    return Reminding(recovering, reminders, [])
+
+
+def test_a_customer_still_broken_gets_one_reminder_per_entry_with_the_deadline_while_it_lies_ahead(
+    reminding: Reminding,
+) -> None:
+    outbox = reminding.recovering.harness.outbox
+    reminding.recovering.fail("grant-1", "ann@acme.io")  # emailed at START + 2 min
+    assert reminding.run(40).enqueued == 0
+    assert reminding.run(48.1).enqueued == 1
+    assert reminding.run(48.5).enqueued == 0  # the next run reads only what came due since
+    assert outbox.kinds("ann@acme.io") == ["reconnect", "reminder"]
+    first = outbox.to("ann@acme.io")[1]
+    assert "still disconnected" in first.subject
+    assert f"since {START.day} {START:%B %Y}" in first.text
+    deadline_at = START + timedelta(hours=72)
+    assert f"Reconnect before {deadline_at:%A} {deadline_at.day} {deadline_at:%B %Y, %H:%M} UTC" in first.text
+    assert reminding.run(168.1).enqueued == 1
+    second = outbox.to("ann@acme.io")[2]
+    assert "Reconnect before" not in second.text  # 72 h have passed
+    assert reminding.run(400).enqueued == 0  # nothing beyond ReminderHours
+    assert len(outbox.to("ann@acme.io")) == 3
+    verdict = reminding.recovering.service.verdicts.latest("grant-1")
+    assert verdict is not None
+    assert [(n.kind, n.sequence) for n in verdict.notifications] == [
+        ("reconnect", None),
+        ("reminder", 1),
+        ("reminder", 2),
+    ]
+    row = _cause(reminding.recovering.report(), "oauth_revoked")
+    assert (row["emailed"], row["reminded"]) == (1, 1)  # episodes, not emails
+
+
+def test_two_overlapping_runs_send_one_reminder(reminding: Reminding) -> None:
+    reminding.recovering.fail("grant-1", "ann@acme.io")
+    now = START + timedelta(hours=49)
+    reminding.recovering.harness.clock[0] = now
+    first: list[DueReminder] = []
+    second: list[DueReminder] = []
+    enqueue_due(reminding.recovering.episodes, first.append, now)
+    enqueue_due(reminding.recovering.episodes, second.append, now)
+    for due in first + second + first:
+        reminding.reminders.send(due)
+    assert reminding.recovering.harness.outbox.kinds("ann@acme.io") == ["reconnect", "reminder"]
+
+
+def test_no_reminder_after_recovery_nor_to_a_bounced_address(reminding: Reminding) -> None:
+    reminding.recovering.fail("grant-1", "ann@acme.io")
+    reminding.recovering.fail("grant-2", "bob@acme.io", n=2, hours=0.5)
+    reminding.recovering.back("grant-1", hours=10)
+    service = reminding.recovering.service
+    verdict = service.verdicts.latest("grant-2")
+    assert verdict is not None
+    bounced = [replace(n, status="bounced", reason="OnAccountSuppressionList") for n in verdict.notifications]
+    service.verdicts.set_notifications(verdict, bounced)
+    assert reminding.run(49).enqueued == 2  # found, then skipped: counted, never an error
+    assert reminding.recovering.harness.outbox.kinds("ann@acme.io") == ["reconnect"]
+    assert reminding.recovering.harness.outbox.kinds("bob@acme.io") == ["reconnect"]
+
+
+def test_operator_only_causes_get_no_reminder(reminding: Reminding) -> None:
+    event = AccountEvent("fail-1", "v3", "grant.deleted", "grant-1", iso(START), "google", "ann@acme.io")
+    reminding.recovering.service.record(event)
+    failure = AccountEvent(
+        "fail-2", "v3", "grant.expired", "grant-1", iso(START + timedelta(minutes=1)), "google", "ann@acme.io"
+    )
+    reminding.recovering.service.record(failure)
+    assert reminding.recovering.harness.diagnose(failure) == "app_revoked"
+    assert reminding.run(49).due == 0  # the operator was told; the customer never had an email to repeat
+
+
+def test_a_reminder_run_reads_the_due_reminders_not_the_open_episodes(reminding: Reminding) -> None:
+    for n in range(30):
+        reminding.recovering.fail(f"grant-{n}", f"user{n}@example{n}.org", hours=n, n=n)
+    reminding.run(47)  # nothing due yet: the watermark starts here
+    run = reminding.run(50.1)  # the first three accounts' reminders came due
+    assert (run.due, run.enqueued) == (3, 3)
+    assert run.items_read <= 3 * run.due + 1

@@ -1,4 +1,5 @@
-"""The queue consumer: one DiagnosisQueue message → record the event, diagnose it, or release an incident.
+"""The queue consumer: one DiagnosisQueue message → record the event, diagnose it, release an incident, or
+send a due reminder.
 
 Every step can be repeated safely, so a message retried after any failure ends in exactly one verdict
 (plus its revisions) and no second email: events, verdicts and incident members are written with
@@ -27,6 +28,7 @@ from account_doctor.episodes import Recovery
 from account_doctor.events_out import Publisher, publisher_for
 from account_doctor.evidence import EvidenceGatherer, Gathered, incident_keys, joinable
 from account_doctor.models import (
+    REMINDER_STAGE,
     STAGE_ATTRIBUTE,
     AccountEvent,
     Cause,
@@ -45,6 +47,7 @@ from account_doctor.nylas import NylasClient, NylasConfigError
 from account_doctor.ports import Notifier, NylasApi
 from account_doctor.providers import connector
 from account_doctor.queue import ReleaseQueue
+from account_doctor.reminders import DueReminder, Reminders
 from account_doctor.settings import Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.episodes import EpisodeRecords
@@ -431,6 +434,7 @@ class DiagnosisService:
             if self.history.recovery_after(member.account_id, latest[0].occurred_at) is not None:
                 continue
             notifications = self.notifier.notify(latest[0], Occasion(released=True))
+            self._to_episodes(verdict=replace(latest[0], notifications=notifications))
             sent += sum(1 for n in notifications if n.status in ("sent", "dry_run") and n.kind == "reconnect")
         if cursor is not None and self.enqueue_release is not None:
             self.enqueue_release(Release(request.incident_id, cursor))
@@ -454,8 +458,11 @@ def _follow_up(earlier: Verdict, revision: Verdict) -> Any:
 class QueueConsumer:
     """One SQS record → the service, diagnoses at most once per (event id, stage)."""
 
-    def __init__(self, service: DiagnosisService, persistence: DynamoDBPersistenceLayer) -> None:
+    def __init__(
+        self, service: DiagnosisService, persistence: DynamoDBPersistenceLayer, *, reminders: Reminders | None = None
+    ) -> None:
         self._service = service
+        self._reminders = reminders
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="[event_id, stage]", expires_after_seconds=IDEMPOTENCY_SECONDS
         )
@@ -469,6 +476,9 @@ class QueueConsumer:
         if value == "release":
             request = Release(**_release_request(record.body))
             return {"incident_id": request.incident_id, "released": self._service.release(request)}
+        if value == REMINDER_STAGE and self._reminders is not None:
+            # The ledger's entry per (event, reminder entry) makes a redelivered reminder send nothing again.
+            return {"reminder": self._reminders.send(DueReminder.from_json(record.body))}
         event = AccountEvent.from_json(record.body)
         stage = value if value in ("record", "diagnose") else None
         # Records run on several threads: the correlation id belongs to this thread's logs only.
@@ -527,6 +537,9 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
     client = dynamodb_client()
     queue = ReleaseQueue(settings.diagnosis_queue_url)
     publisher = publisher_for(settings.event_bus_name)
+    recovery = Recovery(
+        EpisodeRecords(Table(settings.events_table, client)), publisher, reminder_hours=settings.reminder_schedule
+    )
     service = DiagnosisService(
         history=EventHistory(Table(settings.events_table, client)),
         verdicts=VerdictStore(Table(settings.verdicts_table, client)),
@@ -538,6 +551,12 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
         procedure=diagnose,
         sweep_notify_days=settings.sweep_notify_days,
         enqueue_release=queue.send,
-        recovery=Recovery(EpisodeRecords(Table(settings.events_table, client)), publisher),
+        recovery=recovery,
     )
-    return QueueConsumer(service, DynamoDBPersistenceLayer(table_name=settings.idempotency_table))
+    reminders = Reminders(
+        recovery=recovery,
+        latest_verdict=service.verdicts.latest,
+        connector_incident_open=lambda through: service.incidents.is_open(IncidentKey("connector", through)),
+        notifier=notifier,
+    )
+    return QueueConsumer(service, DynamoDBPersistenceLayer(table_name=settings.idempotency_table), reminders=reminders)

@@ -116,6 +116,20 @@ def customer_emails(notifications: Iterable[Notification]) -> frozenset[str]:
     )
 
 
+def first_email_at(emails: Iterable[str]) -> str | None:
+    """When the first of these customer emails (not a reminder) went out: reminders count from it."""
+    times = [key.split("#")[1] for key in emails if not key.startswith("reminder#") and key.split("#")[1]]
+    return min(times) if times else None
+
+
+def schedule(first_at: str | None, hours: Sequence[int]) -> list[tuple[int, str]]:
+    """(sequence, due_at) of each reminder entry: hours after the episode's first customer email."""
+    if first_at is None:
+        return []
+    start = parse_iso(first_at)
+    return [(n, iso(start + timedelta(hours=h))) for n, h in enumerate(hours, start=1)]
+
+
 # The episode and its end -------------------------------------------------------------------------------
 
 
@@ -227,8 +241,9 @@ class EpisodeStore(Protocol):
         to the new cause afterwards); False when the episode changed meanwhile."""
         ...
 
-    def add_emails(self, episode: Episode, emails: frozenset[str]) -> bool:
-        """Names customer emails of the episode (counting it `emailed`/`reminded` the first time)."""
+    def add_emails(self, episode: Episode, emails: frozenset[str], reminders: Sequence[tuple[int, str]] = ()) -> bool:
+        """Names customer emails of the episode (counting it `emailed`/`reminded` the first time); with its first
+        customer email, its reminders (sequence, due_at) go into the due index."""
         ...
 
     def end(self, end: EpisodeEnd) -> bool:
@@ -258,6 +273,8 @@ class Recovery:
     store: EpisodeStore
     publisher: RecoveryPublisher
     clock: Clock = lambda: datetime.now(UTC)
+    # ReminderHours (SPEC §5): hours after the episode's first customer email; empty = no reminders.
+    reminder_hours: tuple[int, ...] = ()
 
     def verdict_stored(self, verdict: Verdict) -> None:
         """A verdict of the account's open episode gives it its cause, counts its customer emails, and a
@@ -279,7 +296,8 @@ class Recovery:
                     continue
                 episode = replace(episode, cause=verdict.cause, verdict_at=verdict.key)
             emails = customer_emails(verdict.notifications)
-            if not emails - episode.emails or self.store.add_emails(episode, emails):
+            reminders = [] if episode.emailed else schedule(first_email_at(emails), self.reminder_hours)
+            if not emails - episode.emails or self.store.add_emails(episode, emails, reminders):
                 return
             episode = self.store.current(verdict.account_id)
             if episode is None:

@@ -11,7 +11,7 @@ ApiVersion = Literal["v2", "v3"]
 EventKind = Literal["failure", "recovery", "removal"]
 AuthMethod = Literal["oauth", "password", "unknown"]
 Confidence = Literal["high", "medium", "low"]
-NotificationKind = Literal["reconnect", "admin_contact", "outage_notice", "operator_alert"]
+NotificationKind = Literal["reconnect", "admin_contact", "outage_notice", "reminder", "operator_alert"]
 # What an incident groups (SPEC §4b): an organisation domain, a connector, Google's testing mode.
 IncidentKind = Literal["domain", "connector", "testing_mode"]
 NotificationStatus = Literal["sent", "held", "dry_run", "rejected", "delivered", "bounced", "complained"]
@@ -227,6 +227,8 @@ class Notification:
     status: NotificationStatus
     sent_at: str | None = None
     reason: str | None = None
+    # A reminder's entry of ReminderHours (1, 2, …); None for every other email.
+    sequence: int | None = None
 
 
 @dataclass(frozen=True)
@@ -339,3 +341,5 @@ STAGE_ATTRIBUTE = "stage"
 Stage = Literal["record", "diagnose"]
 # A third kind of message asks the consumer to release an incident's held emails.
 RELEASE_STAGE = "release"
+# And a fourth to send one due reminder (SPEC §5), found by the sweep's scheduled run.
+REMINDER_STAGE = "reminder"

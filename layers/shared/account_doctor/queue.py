@@ -7,11 +7,21 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from account_doctor.models import FAILURE_TRIGGERS, RELEASE_STAGE, STAGE_ATTRIBUTE, AccountEvent, Release, Stage
+from account_doctor.models import (
+    FAILURE_TRIGGERS,
+    RELEASE_STAGE,
+    REMINDER_STAGE,
+    STAGE_ATTRIBUTE,
+    AccountEvent,
+    Release,
+    Stage,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+    from account_doctor.reminders import DueReminder
 
 SQS_BATCH_LIMIT = 10
 
@@ -65,14 +75,16 @@ class DiagnosisQueue:
         return len(entries)
 
 
-class ReleaseQueue:
-    """Asks the diagnosis function to send an incident's held emails: one message per page of members."""
+class _StageQueue:
+    """Sends one message of a stage of its own to the diagnosis function."""
+
+    stage = ""
 
     def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
         self._queue_url = queue_url
         self._client = client
 
-    def send(self, request: Release) -> None:
+    def _send(self, body: str) -> None:
         if self._client is None:
             import boto3
 
@@ -80,8 +92,26 @@ class ReleaseQueue:
         try:
             self._client.send_message(
                 QueueUrl=self._queue_url,
-                MessageBody=request.to_json(),
-                MessageAttributes={STAGE_ATTRIBUTE: {"DataType": "String", "StringValue": RELEASE_STAGE}},
+                MessageBody=body,
+                MessageAttributes={STAGE_ATTRIBUTE: {"DataType": "String", "StringValue": self.stage}},
             )
         except (ClientError, BotoCoreError) as error:
             raise QueueError(f"SendMessage to the diagnosis queue failed: {error}") from error
+
+
+class ReleaseQueue(_StageQueue):
+    """Asks the diagnosis function to send an incident's held emails: one message per page of members."""
+
+    stage = RELEASE_STAGE
+
+    def send(self, request: Release) -> None:
+        self._send(request.to_json())
+
+
+class ReminderQueue(_StageQueue):
+    """Asks the diagnosis function to send one due reminder (SPEC §5): the scheduled run only finds them."""
+
+    stage = REMINDER_STAGE
+
+    def send(self, reminder: DueReminder) -> None:
+        self._send(reminder.to_json())

@@ -17,7 +17,9 @@ from account_doctor.models import Policy
 NotificationMode = Literal["send", "dry-run"]
 
 # Variables whose empty value is meaningful ("none"): everything else must be set.
-_OPTIONAL = frozenset({"reauth_url_template", "reply_to_email", "event_bus_name", "configuration_set_name"})
+_OPTIONAL = frozenset(
+    {"reauth_url_template", "reply_to_email", "event_bus_name", "configuration_set_name", "reminder_hours"}
+)
 
 
 class SettingsError(RuntimeError):
@@ -51,6 +53,14 @@ class _FromEnvironment:
         mode = values.get("notification_mode")
         if mode is not None and mode not in ("send", "dry-run"):
             problems.append(f"NOTIFICATION_MODE must be 'send' or 'dry-run', got {mode!r}")
+        hours = values.get("reminder_hours")
+        if isinstance(hours, str):
+            from account_doctor.reminders import InvalidReminderHours, reminder_hours
+
+            try:
+                reminder_hours(hours)
+            except InvalidReminderHours as error:
+                problems.append(f"REMINDER_HOURS: {error}")
         if problems:
             raise SettingsError(
                 "Account Doctor is misconfigured: "
@@ -119,6 +129,14 @@ class Settings(_Procedure, _Sending):
     incidents_table: str
     notifications_table: str
     idempotency_table: str
+    # ReminderHours (SPEC §5), e.g. "48,168"; empty: no reminders. Checked at start.
+    reminder_hours: str
+
+    @property
+    def reminder_schedule(self) -> tuple[int, ...]:
+        from account_doctor.reminders import reminder_hours
+
+        return reminder_hours(self.reminder_hours)
 
 
 @dataclass(frozen=True)

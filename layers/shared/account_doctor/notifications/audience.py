@@ -48,12 +48,28 @@ def is_deliverable(address: str | None) -> bool:
 
 
 @dataclass(frozen=True)
+class ReminderEntry:
+    """One entry of ReminderHours coming due (SPEC §5): which one, since when the mailbox is broken, and the
+    v3 deadline to name while it lies ahead."""
+
+    sequence: int
+    failed_at: str
+    deadline: str | None = None
+
+
+@dataclass(frozen=True)
 class Recipient:
     kind: NotificationKind
     to: str
     audience: Audience
     gate: Gate
     held: bool = False  # recorded with status `held`, sent only when the incident is released
+    reminder: ReminderEntry | None = None  # a reminder: its entry (each is its own ledger entry)
+
+    @property
+    def ledger_audience(self) -> str | None:
+        """The ledger entry of a reminder, one per entry of ReminderHours; None for the default entries."""
+        return f"{self.audience}#reminder#{self.reminder.sequence}" if self.reminder else None
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,7 @@ class Occasion:
     notify_customer: bool = True  # False for a failure the sweep found too late (SweepNotifyDays)
     follow_up: NotificationKind | None = None  # a revision's single follow-up to the customer (§4b)
     released: bool = False  # the incident's release: send what was held
+    reminder: ReminderEntry | None = None  # a reminder coming due: the customer's original advice again
 
 
 def recipients(verdict: Verdict, operator_email: str, occasion: Occasion | None = None) -> list[Recipient]:
@@ -81,6 +98,13 @@ def recipients(verdict: Verdict, operator_email: str, occasion: Occasion | None 
     customer_kind = CUSTOMER_EMAIL.get(cause)
     unreachable = customer_kind is not None and not is_deliverable(verdict.email)
     email = verdict.email or ""
+    if occasion.reminder is not None:
+        # Only ever the customer's, never beside an alert: the operator heard at the verdict.
+        return (
+            []
+            if customer_kind is None or unreachable
+            else [Recipient("reminder", email, "customer", "event", reminder=occasion.reminder)]
+        )
     if occasion.released:
         return [Recipient("reconnect", email, "customer", "event")] if not unreachable else []
     if verdict.revises:

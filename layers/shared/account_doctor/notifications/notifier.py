@@ -164,7 +164,11 @@ class EmailNotifier:
         """What became of the email (and of the operator's alert when SES refused it), each with whether this
         call wrote it on the verdict."""
         # A revision's follow-up is its own ledger entry: the original's email for the same event went out already.
-        audience = audience or (f"{recipient.audience}#revision" if verdict.revises else recipient.audience)
+        audience = (
+            audience
+            or recipient.ledger_audience
+            or (f"{recipient.audience}#revision" if verdict.revises else recipient.audience)
+        )
         log = {"event_id": verdict.event_id, "kind": recipient.kind, "to": mask_email(recipient.to)}
         now = self._clock()
         cooldown = (verdict.account_id, self._settings.notify_cooldown_hours) if recipient.gate == "cooldown" else None
@@ -208,6 +212,8 @@ class EmailNotifier:
                 verdict.event_id, audience, cooldown_account=verdict.account_id if cooldown else None
             )
             raise
+        if recipient.reminder is not None:
+            notification = replace(notification, sequence=recipient.reminder.sequence)
         self._ledger.complete(
             verdict.event_id,
             audience,

@@ -9,6 +9,9 @@ Items (partition `account_id`, sort `sk`):
   histogram `ttr_{bucket}`) and `ended`, the episodes of that cause that ended that day. `open` beside
   them counts the open episodes. Sharded by account: an outage's thousands of ends a second spread over
   SHARDS partitions, and the report reads SHARDS × days × causes items however many accounts there are.
+- `#reminders#{shard}` / `{due_at}#{account_id}#{sequence}`: the due index of reminders (SPEC §5), one item
+  per entry of ReminderHours, written with the episode's first customer email; `#reminders#watermark` holds
+  until when the last scheduled run looked, so a run reads only what came due since.
 - `#ended#{ended_by}` / `{account_id}`: what one event ended (kept a while) and whether its `AccountRecovered`
   reached the bus, so a retry publishes again one that did not, and only that one.
 
@@ -27,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from account_doctor.episodes import Episode, EpisodeEnd
-from account_doctor.models import Verdict
+from account_doctor.models import Verdict, parse_iso
+from account_doctor.reminders import DueReminder
 from account_doctor.stores.dynamo import Table, to_item
 
 STATE_SK = "state"
@@ -35,6 +39,8 @@ SHARDS = 4
 OPEN_SK = "open"
 _REPORT = "#recovery#"
 _ENDED = "#ended#"
+_DUE = "#reminders#"
+_WATERMARK = {"account_id": "#reminders#watermark", "sk": "watermark"}
 # Kept past the report's longest span (90 days) with room to compare a year.
 AGGREGATE_DAYS = 400
 ENDED_RECORD_DAYS = 14
@@ -175,7 +181,7 @@ class EpisodeRecords:
         state = self._state_update(episode.account_id, expression, condition, values)
         return self._table.transact([state, *opened, *self._report_updates(episode, moved)])
 
-    def add_emails(self, episode: Episode, emails: frozenset[str]) -> bool:
+    def add_emails(self, episode: Episode, emails: frozenset[str], reminders: Sequence[tuple[int, str]] = ()) -> bool:
         values: dict[str, Any] = {":id": episode.episode_id, ":emails": set(emails)}
         expression = "ADD episode_emails :emails"
         condition = "episode_id = :id"
@@ -191,8 +197,65 @@ class EpisodeRecords:
             values[":true"] = True
             expression += " SET " + ", ".join(f"{flag} = :true" for flag in flags)
             condition += "".join(f" AND attribute_not_exists({flag})" for flag in flags)
+        due = [self._put_due(episode, n, at) for n, at in reminders] if "episode_emailed" in flags else []
         state = self._state_update(episode.account_id, expression, condition, values)
-        return self._table.transact([state, *self._report_updates(episode, counted)])
+        return self._table.transact([state, *self._report_updates(episode, counted), *due])
+
+    def _put_due(self, episode: Episode, sequence: int, due_at: str) -> dict[str, Any]:
+        """A reminder entry in the due index, written once with the episode's first customer email."""
+        item = {
+            "account_id": f"{_DUE}{shard_of(episode.account_id)}",
+            "sk": f"{due_at}#{episode.account_id}#{sequence}",
+            "reminder_for": episode.account_id,
+            "episode_id": episode.episode_id,
+            "sequence": sequence,
+            "due_at": due_at,
+            "expires_at": int((parse_iso(due_at) + timedelta(days=ENDED_RECORD_DAYS)).timestamp()),
+        }
+        return {"Put": {"TableName": self._table.name, "Item": to_item(item)}}
+
+    # The due index (reminders) ----------------------------------------------------------------
+
+    def due(self, after: str, until: str) -> tuple[list[DueReminder], int]:
+        """Reminders due in (after, until], every shard: reads the due ones only."""
+        found: list[DueReminder] = []
+        read = 0
+        for shard in range(SHARDS):
+            cursor: str | None = None
+            while True:
+                page = self._table.query(
+                    cursor=cursor,
+                    limit=1000,
+                    KeyConditionExpression="account_id = :key AND sk BETWEEN :after AND :until",
+                    ExpressionAttributeValues={
+                        ":key": f"{_DUE}{shard}",
+                        ":after": after + "#~",
+                        ":until": until + "#~",
+                    },
+                )
+                read += page.read
+                found.extend(
+                    DueReminder(str(i["reminder_for"]), str(i["episode_id"]), int(i["sequence"]), str(i["due_at"]))
+                    for i in page.items
+                )
+                if page.next is None:
+                    break
+                cursor = page.next
+        return sorted(found, key=lambda r: r.due_at), read
+
+    def watermark(self) -> str | None:
+        item = self._table.get(_WATERMARK)
+        return str(item["until"]) if item else None
+
+    def advance_watermark(self, until: str) -> None:
+        """Moves forward only: a slower overlapping run never sets it back."""
+        self._table.update(
+            _WATERMARK,
+            "SET #until = :until",
+            names={"#until": "until"},
+            values={":until": until},
+            condition="attribute_not_exists(#until) OR #until < :until",
+        )
 
     def mark_clicked(self, episode: Episode) -> bool:
         """The episode's first click on one of its emails (SES click tracking), counted once."""
