@@ -68,18 +68,22 @@ def _cause_row(cause: str, counts: Mapping[str, int]) -> dict[str, Any]:
 def summarize(
     items: Iterable[Mapping[str, Any]], *, days: list[str], broken_now: int, connected: int | None
 ) -> dict[str, Any]:
-    """The report of these aggregate items (`{day}#{cause}`, summed over shards) for these days."""
+    """The report of these aggregate items (one per day and shard, `{cause}:{counter}` attributes)."""
     by_cause: dict[str, Counter[str]] = {}
     failures_on: Counter[str] = Counter()
     recovered_on: Counter[str] = Counter()
     for item in items:
-        day, _, cause = str(item["sk"]).partition("#")
-        counts = {
-            name: int(value) for name, value in item.items() if isinstance(value, int | float) and name != "expires_at"
-        }
-        failures_on[day] += counts.get("failures", 0)
-        recovered_on[day] += counts.pop("ended", 0)
-        by_cause.setdefault(cause, Counter()).update(counts)
+        day = str(item["sk"])[:10]
+        for attribute, value in item.items():
+            cause, colon, name = attribute.partition(":")
+            if not colon or not isinstance(value, int | float):
+                continue
+            if name == "ended":
+                recovered_on[day] += int(value)
+                continue
+            if name == "failures":
+                failures_on[day] += int(value)
+            by_cause.setdefault(cause, Counter())[name] += int(value)
     totals: Counter[str] = Counter()
     for counts in by_cause.values():
         totals.update(counts)

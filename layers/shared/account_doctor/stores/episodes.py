@@ -4,11 +4,12 @@ Items (partition `account_id`, sort `sk`):
 - `state` (the account's state item, `stores/events.py`): the open episode, `episode_*`, begun by the first
   failure after healthy; `broken_address` (connector#address) while it is open, indexed by BrokenByAddress
   so a new grant finds the broken account it replaces with one key query.
-- `#recovery#{shard}` / `{day}#{cause}`: what the episodes that began that day with that cause came to
-  (failures, recovered by each way, removed, emailed, reminded, clicked, within 72 h, a time-to-recover
-  histogram `ttr_{bucket}`) and `ended`, the episodes of that cause that ended that day. `open` beside
-  them counts the open episodes. Sharded by account: an outage's thousands of ends a second spread over
-  SHARDS partitions, and the report reads SHARDS × days × causes items however many accounts there are.
+- `#recovery#{shard}` / `{day}`: per cause (`{cause}:{counter}` attributes), what the episodes that began that
+  day came to (failures, recovered by each way, removed, emailed, reminded, clicked, within 72 h, a
+  time-to-recover histogram `ttr_{bucket}`) and `ended`, the episodes of that cause that ended that day.
+  `open` beside them counts the open episodes. Sharded by account: an outage's thousands of ends a second
+  spread over SHARDS partitions, and the report reads SHARDS × days items however many accounts there are
+  (one item per day and shard, every cause on it: a small application reads as many as a large one).
 - `#reminders#{shard}` / `{due_at}#{account_id}#{sequence}`: the due index of reminders (SPEC §5), one item
   per entry of ReminderHours, written with the episode's first customer email; `#reminders#watermark` holds
   until when the last scheduled run looked, so a run reads only what came due since.
@@ -123,7 +124,7 @@ class EpisodeRecords:
         )
 
     def aggregates(self, since_day: str, until_day: str) -> tuple[list[dict[str, Any]], int]:
-        """Every `{day}#{cause}` aggregate item of the days in [since_day, until_day], and items read."""
+        """Every day's aggregate item (each shard's) in [since_day, until_day], and items read."""
         found: list[dict[str, Any]] = []
         read = 0
         for shard in range(SHARDS):
@@ -136,7 +137,7 @@ class EpisodeRecords:
                     ExpressionAttributeValues={
                         ":key": f"{_REPORT}{shard}",
                         ":since": since_day,
-                        ":until": until_day + "#~",
+                        ":until": until_day,
                     },
                 )
                 found.extend(page.items)
@@ -341,11 +342,11 @@ class EpisodeRecords:
         per_item: dict[str, dict[str, int]] = {}
         for (cause, name), added in counted.items():
             if added:
-                per_item.setdefault(f"{episode.day}#{cause}", {})[name] = added
+                per_item.setdefault(episode.day, {})[counter_name(cause, name)] = added
         if ended_on is not None:
             day, counts = ended_on
             for (cause, name), added in counts.items():
-                per_item.setdefault(f"{day}#{cause}", {})[name] = added
+                per_item.setdefault(day, {})[counter_name(cause, name)] = added
         return [self._add(report_key(episode.account_id, sk), adds) for sk, adds in sorted(per_item.items())]
 
     def _add(self, key: dict[str, str], adds: Mapping[str, int]) -> dict[str, Any]:
@@ -362,6 +363,11 @@ class EpisodeRecords:
                 "ExpressionAttributeValues": to_item(values),
             }
         }
+
+
+def counter_name(cause: str, name: str) -> str:
+    """The attribute of one counter of one cause on a day's aggregate item: `oauth_revoked:failures`."""
+    return f"{cause}:{name}"
 
 
 def report_key(account_id: str, sk: str) -> dict[str, str]:
