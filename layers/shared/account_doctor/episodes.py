@@ -276,10 +276,11 @@ class Recovery:
     # ReminderHours (SPEC §5): hours after the episode's first customer email; empty = no reminders.
     reminder_hours: tuple[int, ...] = ()
 
-    def verdict_stored(self, verdict: Verdict) -> None:
+    def verdict_stored(self, verdict: Verdict, *, episode: Episode | None = None) -> None:
         """A verdict of the account's open episode gives it its cause, counts its customer emails, and a
-        `recovered` verdict (rule 0: Nylas says it works again) ends it as `healed`."""
-        episode = self.store.current(verdict.account_id)
+        `recovered` verdict (rule 0: Nylas says it works again) ends it as `healed`. `episode`: the account's
+        open episode when the caller has just read it."""
+        episode = episode or self.store.current(verdict.account_id)
         if episode is None or verdict.occurred_at < episode.failed_at:
             if verdict.cause == "recovered":
                 self._publish_again(verdict.event_id)

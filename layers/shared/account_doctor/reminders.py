@@ -14,8 +14,9 @@ operator's only, the verdict or address is gone. A skipped reminder is counted, 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -34,6 +35,8 @@ logger = Logger(child=True)
 UNREACHABLE = frozenset({"rejected", "bounced", "complained"})
 # A run that has not happened for a while (the sweep off, then on again) does not send reminders this late.
 MAX_LATENESS = timedelta(days=7)
+# How long a warm function trusts its answer to "is this connector's incident open".
+INCIDENT_CACHE_SECONDS = 60.0
 
 
 class InvalidReminderHours(ValueError):
@@ -174,6 +177,7 @@ class Reminders:
     connector_incident_open: Callable[[str], bool]
     notifier: ReminderNotifier
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _incidents: dict[str, tuple[float, bool]] = field(default_factory=dict, repr=False, compare=False)
 
     def send(self, due: DueReminder) -> str:
         """'sent', or the reason it was skipped."""
@@ -199,7 +203,7 @@ class Reminders:
         )
         before = _reminders_out(verdict.notifications)
         notifications = self.notifier.notify(verdict, Occasion(reminder=entry))
-        self.recovery.verdict_stored(replace(verdict, notifications=notifications))
+        self.recovery.verdict_stored(replace(verdict, notifications=notifications), episode=episode)
         sent = _reminders_out(notifications) > before
         if sent:
             tally.count("RemindersSent")
@@ -207,7 +211,14 @@ class Reminders:
         return "sent" if sent else "not_sent"
 
     def _incident_open(self, through: str) -> bool:
-        return self.connector_incident_open(through)
+        """Asked once a minute per connector: a warm function sending a run's reminders reads the pointer
+        once, not once per reminder (a minute late is well inside "within an hour of its being due")."""
+        now = time.monotonic()
+        known = self._incidents.get(through)
+        if known is None or now - known[0] > INCIDENT_CACHE_SECONDS:
+            known = (now, self.connector_incident_open(through))
+            self._incidents[through] = known
+        return known[1]
 
 
 def _reminders_out(notifications: Iterable[Notification]) -> int:

@@ -125,9 +125,10 @@ class SweepSummary:
     def line(self) -> str:
         text = (
             f"sweep: {self.listed} broken listed, {self.already_known} already known, {self.enqueued} enqueued "
-            f"({self.too_old_to_notify} too old to notify), {self.pages} pages, "
-            f"{self.recovered} found recovered, {self.removed} found removed"
+            f"({self.too_old_to_notify} too old to notify), {self.pages} pages"
         )
+        if self.recovered or self.removed:
+            text += f"; {self.recovered} found recovered, {self.removed} found gone"
         return text if self.complete else f"{text}; stopped early: {self.stopped}"
 
     def to_dict(self) -> dict[str, object]:
