@@ -391,26 +391,22 @@ def report_command(args: argparse.Namespace, context: Context, out: TextIO) -> i
     answer = context.api().recovery_report(args.days)
     if args.json:
         return write_json(answer, out)
+    write_report(answer, out)
+    return 0
+
+
+def write_report(answer: Mapping[str, Any], out: TextIO) -> None:
+    """The report as a table by cause, then how the accounts came back."""
     out.write(f"Recovery of the accounts that broke {answer['since'][:10]} .. {answer['until'][:10]}")
     connected = answer.get("connected")
     out.write(f" ({answer['broken_now']} broken now" + (f" of {connected} connected" if connected else "") + ")\n\n")
-    rows = [*answer["causes"], {"cause": "all", **answer["totals"]}] if answer["causes"] else []
-    if not rows:
+    if not answer["causes"]:
         out.write("No account broke in this span.\n")
-        return 0
+        return
+    rows = [*answer["causes"], {"cause": "all", **answer["totals"]}]
     out.write(
         table(
-            (
-                "CAUSE",
-                "FAILURES",
-                "RECOVERED",
-                "MEDIAN H",
-                "P90 H",
-                "WITHIN 72H",
-                "STILL BROKEN",
-                "EMAILED",
-                "REMINDED",
-            ),
+            REPORT_COLUMNS,
             (
                 (
                     row["cause"],
@@ -434,7 +430,6 @@ def report_command(args: argparse.Namespace, context: Context, out: TextIO) -> i
         f"removed {answer['totals']['removed']}; clicked {answer['totals']['clicked']}.\n"
         "Hours are the upper bound of the histogram bucket holding the median / 90th percentile.\n"
     )
-    return 0
 
 
 def _hours(value: int | None, recovered: int) -> str:
