@@ -31,5 +31,6 @@ def test_make_demo_passes_and_reports_every_scenario(tmp_path: Path, capsys: pyt
     assert '"recovered_by": "replaced", "replaced_by": "grant-ravi-new"' in output
     assert "grant-lena got 1 reminder(s)" in output
     report = output[output.index("$ account-doctor report") :]
-    assert "CAUSE" in report and "Recovered by re-authentication" in report
+    assert "CAUSE" in report
+    assert "Recovered by re-authentication" in report
     assert "✗" not in output
