@@ -236,6 +236,11 @@ class EpisodeStore(Protocol):
         """The accounts with an open episode under this connector-and-address key."""
         ...
 
+    def first_verdict(self, verdict: Verdict, emails: frozenset[str], reminders: Sequence[tuple[int, str]]) -> bool:
+        """For the verdict of the failure that began the episode, before any other: its cause, its customer
+        emails and reminders, in one write. False (nothing written) when the episode is not in that state."""
+        ...
+
     def set_cause(self, episode: Episode, verdict: Verdict) -> bool:
         """Gives the episode the verdict's cause (counting its failure the first time, moving its counts
         to the new cause afterwards); False when the episode changed meanwhile."""
@@ -280,6 +285,10 @@ class Recovery:
         """A verdict of the account's open episode gives it its cause, counts its customer emails, and a
         `recovered` verdict (rule 0: Nylas says it works again) ends it as `healed`. `episode`: the account's
         open episode when the caller has just read it."""
+        if episode is None and verdict.cause != "recovered":
+            emails = customer_emails(verdict.notifications)
+            if self.store.first_verdict(verdict, emails, schedule(first_email_at(emails), self.reminder_hours)):
+                return  # the usual case, in one write: the episode's first failure and first verdict
         episode = episode or self.store.current(verdict.account_id)
         if episode is None or verdict.occurred_at < episode.failed_at:
             if verdict.cause == "recovered":

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -153,6 +153,38 @@ class EpisodeRecords:
         return sum(int(item.get("open", 0)) for item in items)
 
     # Writing ----------------------------------------------------------------------------------
+
+    def first_verdict(self, verdict: Verdict, emails: frozenset[str], reminders: Sequence[tuple[int, str]]) -> bool:
+        """One transaction for the usual case, so a customer-emailed failure costs the episode one call: the
+        verdict is of the failure that began the episode (its event id is the episode's) and the first."""
+        episode = Episode(verdict.account_id, episode_id=verdict.event_id, failed_at=verdict.occurred_at)
+        values: dict[str, Any] = {":id": episode.episode_id, ":cause": verdict.cause, ":verdict_at": verdict.key}
+        sets = ["episode_cause = :cause", "episode_verdict_at = :verdict_at"]
+        condition = "episode_id = :id AND episode_failed_at = :failed_at AND attribute_not_exists(episode_cause)"
+        values[":failed_at"] = episode.failed_at
+        if verdict.incident_id:
+            values[":incident"] = verdict.incident_id
+            sets.append("episode_incident_id = :incident")
+        counted: Counter[tuple[str, str]] = Counter({(verdict.cause, "failures"): 1})
+        expression_add = ""
+        due: list[dict[str, Any]] = []
+        if emails:
+            values[":emails"], values[":true"] = set(emails), True
+            expression_add = " ADD episode_emails :emails"
+            if any(not e.startswith("reminder#") for e in emails):
+                sets.append("episode_emailed = :true")
+                counted[(verdict.cause, "emailed")] += 1
+                due = [self._put_due(episode, n, at) for n, at in reminders]
+        state = self._state_update(episode.account_id, "SET " + ", ".join(sets) + expression_add, condition, values)
+        counts = replace(episode, cause=verdict.cause)
+        return self._table.transact(
+            [
+                state,
+                self._add(report_key(episode.account_id, OPEN_SK), {"open": 1}),
+                *self._report_updates(counts, counted),
+                *due,
+            ]
+        )
 
     def set_cause(self, episode: Episode, verdict: Verdict) -> bool:
         values: dict[str, Any] = {
