@@ -71,8 +71,9 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
         # A new grant finds the broken account it replaces (SPEC §4c).
         "EventsTable/index/BrokenByAddress": {"Query"},
         "VerdictsTable": {"PutItem", "UpdateItem", "Query"},
-        # An email SES rejected frees the customer's cooldown claim (a conditional DeleteItem).
-        "NotificationsTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
+        # An email SES rejected frees the customer's cooldown claim (a conditional DeleteItem); a customer email
+        # checks its address was never hard-bounced (ConditionCheck in the intent's transaction).
+        "NotificationsTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"},
         # Powertools' DynamoDBPersistenceLayer: get, put (conditional), update, delete on failure.
         "IdempotencyTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
         # open (conditional puts), join (a transaction: member put + shard update), live pointers (BatchGet);

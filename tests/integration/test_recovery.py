@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 
+from account_doctor.delivery import DeliveryRecorder
 from account_doctor.episodes import Recovery
 from account_doctor.events_out import PublishError
 from account_doctor.models import AccountEvent, iso
@@ -21,6 +22,7 @@ from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import IncidentKey
+from account_doctor.stores.ledger import NotificationLedger
 from local_stack.payloads import load_handler
 from tests.fakes import FakeNylas
 from tests.integration.test_events_out import errors
@@ -378,3 +380,43 @@ def test_a_reminder_run_reads_the_due_reminders_not_the_open_episodes(reminding:
     run = reminding.run(50.1)  # the first three accounts' reminders came due
     assert (run.due, run.enqueued) == (3, 3)
     assert run.items_read <= 3 * run.due + 1
+
+
+def test_an_address_on_the_suppression_list_is_a_hard_bounce_and_gets_nothing_more(reminding: Reminding) -> None:
+    recovering = reminding.recovering
+    harness = recovering.harness
+    recovering.fail("grant-1", "ann@acme.io")
+    (sent,) = harness.outbox.to("ann@acme.io")
+    verdict = harness.service.verdicts.latest("grant-1")
+    assert verdict is not None
+    client = dynamodb_client()
+    ledger = NotificationLedger(
+        Table(harness.settings.notifications_table, client), verdicts=Table(harness.settings.verdicts_table, client)
+    )
+    suppressed = {
+        "detail-type": "Email Bounced",
+        "source": "aws.ses",
+        "detail": {
+            "eventType": "Bounce",
+            "bounce": {
+                "bounceType": "Permanent",
+                "bounceSubType": "OnAccountSuppressionList",
+                "bouncedRecipients": [{"emailAddress": "ann@acme.io", "action": "failed", "status": "5.1.1"}],
+                "timestamp": iso(START + timedelta(minutes=3)),
+            },
+            "mail": {"messageId": verdict.notifications[0].message_id, "timestamp": iso(START + timedelta(minutes=2))},
+        },
+    }
+    outcome = DeliveryRecorder(ledger, None, harness.settings).handle(suppressed)
+    assert (outcome.status, outcome.operator_alerted) == ("bounced", True)  # a hard bounce, like any other
+    assert reminding.run(49).enqueued == 1  # found due, and skipped: the address bounced
+    recovering.back("grant-1", hours=60)
+    recovering.fail("grant-1", "ann@acme.io", hours=100, n=2)  # a new episode, days later
+    assert harness.outbox.to("ann@acme.io") == [sent]  # nothing more, reminders included
+    latest = harness.service.verdicts.latest("grant-1")
+    assert latest is not None
+    (refused,) = [n for n in latest.notifications if n.kind == "reconnect"]
+    assert (refused.status, refused.reason) == (
+        "rejected",
+        "not sent: SES reported this address as a hard bounce or a complaint before",
+    )

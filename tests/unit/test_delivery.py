@@ -53,6 +53,7 @@ class FakeLedger:
     status: dict[str, str] = field(default_factory=dict)
     reasons: dict[str, str | None] = field(default_factory=dict)
     alerts: set[str] = field(default_factory=set)
+    blocked: dict[str, str | None] = field(default_factory=dict)
 
     def send(self, message: str, *, kind: NotificationKind = "reconnect", to: str = CUSTOMER) -> None:
         self.sent[message] = (kind, to)
@@ -86,6 +87,9 @@ class FakeLedger:
 
     def release_delivery_alert(self, message_id: str) -> None:
         self.alerts.discard(message_id)
+
+    def block_address(self, address: str, reason: str | None, at: str) -> None:
+        self.blocked[address] = reason
 
 
 # Type-checked against the protocol the DynamoDB ledger implements, so the fake cannot drift from it.

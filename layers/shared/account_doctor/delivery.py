@@ -66,6 +66,10 @@ class DeliveryLedger(Protocol):
         """Gives the claim back after the alert could not be sent, so the retried event sends it."""
         ...
 
+    def block_address(self, address: str, reason: str | None, at: str) -> None:
+        """No customer email goes to this address again."""
+        ...
+
 
 @dataclass(frozen=True)
 class Feedback:
@@ -147,6 +151,8 @@ class DeliveryRecorder:
         # An operator alert that bounced cannot tell the operator about itself.
         if not feedback.alerts_operator or found.kind == "operator_alert":
             return DeliveryOutcome(feedback.status, recorded=True)
+        # A hard bounce (an address on SES's suppression list included) or a complaint: nothing more goes to it.
+        self._ledger.block_address(found.to, feedback.reason, feedback.at)
         return DeliveryOutcome(feedback.status, recorded=True, operator_alerted=self._alert(found, feedback, log))
 
     def _alert(self, found: DeliveredNotification, feedback: Feedback, log: dict[str, str]) -> bool:

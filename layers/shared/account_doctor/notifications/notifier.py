@@ -180,6 +180,19 @@ class EmailNotifier:
             logger.info("email held back by the customer's cooldown", extra=log)
             tally.count("EmailsHeldBack", "kind", recipient.kind)
             return []
+        if begun == "unreachable":
+            # The operator was told when SES reported it; the verdict says why this one did not go out.
+            logger.info("email not sent: SES reported this address as undeliverable", extra=log)
+            tally.count("EmailsNotSentToUnreachable", "kind", recipient.kind)
+            reason = "not sent: SES reported this address as a hard bounce or a complaint before"
+            return [
+                (
+                    Notification(
+                        kind=recipient.kind, to=recipient.to, status="rejected", sent_at=iso(now), reason=reason
+                    ),
+                    False,
+                )
+            ]
         email = self._render(recipient, verdict, link, incident, rejected)
         try:
             if self._mailer is None:

@@ -8,6 +8,8 @@ Items (pk, TTL on expires_at):
   same transaction as the intent, so a customer email costs one write before SES and one after.
 - `message#{message_id}`: which notification an SES message is, for the delivery feedback (bounces,
   complaints, deliveries) SES publishes through the configuration set.
+- `address#{address}` (lower-cased, no TTL): an address SES reported as a hard bounce or a complaint; every
+  customer email's intent checks it in its transaction, so none goes to it again.
 The event that owns a cooldown passes it again, so a retry is not blocked by itself.
 """
 
@@ -30,7 +32,8 @@ LEASE_SECONDS = 120
 EMAIL_RECORD_DAYS = 30
 FINAL_STATUSES = frozenset({"sent", "dry_run", "rejected", "delivered", "bounced", "complained"})
 
-Begun = Literal["go", "cooling_down"]
+# "unreachable": SES reported the address as a hard bounce (the suppression list's included) or a complaint.
+Begun = Literal["go", "cooling_down", "unreachable"]
 
 
 class NotificationInProgress(RuntimeError):
@@ -114,6 +117,17 @@ class NotificationLedger:
                     }
                 }
             )
+        if audience.startswith("customer"):
+            # Checked in the same transaction: a customer's email costs no extra call to honour the block.
+            writes.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table.name,
+                        "Key": to_item(self._address_key(to)),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
         try:
             self._table.client.transact_write_items(TransactItems=cast(Any, writes))
         except ClientError as error:
@@ -127,10 +141,25 @@ class NotificationLedger:
                 raise NotificationInProgress(
                     f"the {kind} email of event {event_id} is being sent by another invocation; retry later"
                 ) from error
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            claimed = cooldown is not None and cooldown[1] > 0
+            if claimed and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
                 return "cooling_down"
+            if audience.startswith("customer") and reasons[-1] == "ConditionalCheckFailed":
+                return "unreachable"
             raise
         return "go"
+
+    def _address_key(self, address: str) -> dict[str, str]:
+        return self._key("address", address.strip().lower())
+
+    def block_address(self, address: str, reason: str | None, at: str) -> None:
+        """No customer email goes to this address again (SPEC §5): SES reported a hard bounce, the suppression
+        list's `OnAccountSuppressionList` included, or a complaint. Kept until an operator deletes the item."""
+        self._table.update(
+            self._address_key(address),
+            "SET blocked_at = if_not_exists(blocked_at, :at), reason = :reason",
+            values={":at": at, ":reason": reason or "hard bounce or complaint"},
+        )
 
     def complete(
         self,
