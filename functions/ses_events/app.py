@@ -15,9 +15,12 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from account_doctor.delivery import DeliveryRecorder
+from account_doctor.episodes import Recovery
+from account_doctor.events_out import NoPublisher
 from account_doctor.notifications.mailer import SesMailer
 from account_doctor.settings import SesEventsSettings, get_settings
 from account_doctor.stores.dynamo import Table
+from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.tally import tally
 
@@ -32,7 +35,8 @@ ledger = NotificationLedger(
     Table(settings.notifications_table, dynamodb), verdicts=Table(settings.verdicts_table, dynamodb)
 )
 mailer = None if settings.notification_mode == "dry-run" else SesMailer(boto3.client("sesv2"), settings)
-recorder = DeliveryRecorder(ledger, mailer, settings)
+recovery = Recovery(EpisodeRecords(Table(settings.events_table, dynamodb)), NoPublisher())
+recorder = DeliveryRecorder(ledger, mailer, settings, clicked=recovery.email_clicked)
 
 
 @logger.inject_lambda_context(clear_state=True)

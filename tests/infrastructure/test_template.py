@@ -103,7 +103,12 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
         "EventsTable/index/BrokenAccounts": {"Query"},
     },
     # SES feedback: the message's pointer and its alert claim, and the status on the verdict's notifications.
-    "SesEventsFunction": {"NotificationsTable": {"GetItem", "UpdateItem"}, "VerdictsTable": {"UpdateItem"}},
+    # A customer's first click (EmailTracking) counts the account's episode clicked: its state item and aggregate.
+    "SesEventsFunction": {
+        "NotificationsTable": {"GetItem", "UpdateItem"},
+        "VerdictsTable": {"UpdateItem"},
+        "EventsTable": {"GetItem", "UpdateItem"},
+    },
 }
 # Never needed by this code: a Scan reads a whole table, a BatchWriteItem writes without conditions.
 NEVER_GRANTED = {"Scan", "BatchWriteItem", "PartiQLSelect", "PartiQLInsert", "PartiQLUpdate", "PartiQLDelete"}

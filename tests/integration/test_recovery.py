@@ -24,9 +24,11 @@ from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import IncidentKey
 from account_doctor.stores.ledger import NotificationLedger
 from local_stack.payloads import load_handler
+from local_stack.template import default_parameters, load_template
 from tests.fakes import FakeNylas
 from tests.integration.test_events_out import errors
 from tests.integration.test_incidents import START, Harness, _call
+from tests.integration.test_sweep import _evaluate
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -420,3 +422,61 @@ def test_an_address_on_the_suppression_list_is_a_hard_bounce_and_gets_nothing_mo
         "rejected",
         "not sent: SES reported this address as a hard bounce or a complaint before",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# EmailTracking (SPEC §5): opens and clicks on the notification, `clicked` in the report
+
+
+@pytest.mark.parametrize(
+    ("tracking", "types"),
+    [
+        ("off", ["DELIVERY", "BOUNCE", "COMPLAINT", "REJECT"]),
+        ("clicks", ["DELIVERY", "BOUNCE", "COMPLAINT", "REJECT", "CLICK"]),
+        ("opens_and_clicks", ["DELIVERY", "BOUNCE", "COMPLAINT", "REJECT", "OPEN", "CLICK"]),
+    ],
+)
+def test_email_tracking_subscribes_the_configuration_set_to_clicks_and_opens(tracking: str, types: list[str]) -> None:
+    template = load_template()
+    parameters = {**default_parameters(template), "EmailTracking": tracking}
+    conditions: dict[str, bool] = {}
+    for name, definition in template["Conditions"].items():
+        conditions[name] = bool(_evaluate(definition, parameters, conditions))
+    destination = template["Resources"]["EmailFeedbackDestination"]["Properties"]["EventDestination"]
+    assert _evaluate(destination["MatchingEventTypes"], parameters, conditions) == types
+    rule = template["Resources"]["SesEventsRule"]["Properties"]["EventPattern"]
+    assert {"Email Opened", "Email Clicked"} <= set(rule["detail-type"])
+
+
+def _engaged(kind: str, message_id: str, at: str) -> dict[str, object]:
+    detail_type, field = ("Email Clicked", "click") if kind == "Click" else ("Email Opened", "open")
+    return {
+        "detail-type": detail_type,
+        "source": "aws.ses",
+        "detail": {
+            "eventType": kind,
+            field: {"timestamp": at, "link": "https://app.example.com/reconnect"},
+            "mail": {"messageId": message_id, "timestamp": at},
+        },
+    }
+
+
+def test_a_click_is_on_the_notification_and_counts_the_episode_clicked_once(recovering: Recovering) -> None:
+    harness = recovering.harness
+    recovering.fail("grant-1", "ann@acme.io")
+    verdict = harness.service.verdicts.latest("grant-1")
+    assert verdict is not None
+    message_id = str(verdict.notifications[0].message_id)
+    client = dynamodb_client()
+    ledger = NotificationLedger(
+        Table(harness.settings.notifications_table, client), verdicts=Table(harness.settings.verdicts_table, client)
+    )
+    assert harness.service.recovery is not None
+    recorder = DeliveryRecorder(ledger, None, harness.settings, clicked=harness.service.recovery.email_clicked)
+    opened, clicked = iso(START + timedelta(minutes=30)), iso(START + timedelta(minutes=31))
+    recorder.handle(_engaged("Open", message_id, opened))
+    recorder.handle(_engaged("Click", message_id, clicked))
+    recorder.handle(_engaged("Click", message_id, iso(START + timedelta(hours=2))))  # clicked again
+    (notification,) = [n for n in harness.service.verdicts.latest("grant-1").notifications if n.kind == "reconnect"]  # type: ignore[union-attr]
+    assert (notification.status, notification.opened_at, notification.clicked_at) == ("sent", opened, clicked)
+    assert _cause(recovering.report(), "oauth_revoked")["clicked"] == 1

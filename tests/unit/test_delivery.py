@@ -20,6 +20,7 @@ from account_doctor.delivery import (
     DeliveryLedger,
     DeliveryRecorder,
     DeliveryStatus,
+    Engagement,
     feedback_from,
 )
 from account_doctor.models import NotificationKind
@@ -54,6 +55,7 @@ class FakeLedger:
     reasons: dict[str, str | None] = field(default_factory=dict)
     alerts: set[str] = field(default_factory=set)
     blocked: dict[str, str | None] = field(default_factory=dict)
+    engaged: set[tuple[str, str]] = field(default_factory=set)
 
     def send(self, message: str, *, kind: NotificationKind = "reconnect", to: str = CUSTOMER) -> None:
         self.sent[message] = (kind, to)
@@ -90,6 +92,16 @@ class FakeLedger:
 
     def block_address(self, address: str, reason: str | None, at: str) -> None:
         self.blocked[address] = reason
+
+    def record_engagement(
+        self, message_id: str, engagement: Engagement, at: str
+    ) -> tuple[DeliveredNotification, bool] | None:
+        found = self.record_delivery(message_id, cast(DeliveryStatus, self.status.get(message_id, "sent")), None, at)
+        if found is None:
+            return None
+        first = (message_id, engagement) not in self.engaged
+        self.engaged.add((message_id, engagement))
+        return found, first
 
 
 # Type-checked against the protocol the DynamoDB ledger implements, so the fake cannot drift from it.

@@ -255,6 +255,10 @@ class EpisodeStore(Protocol):
         """Ends the episode and counts the end, once; False when it had already ended."""
         ...
 
+    def mark_clicked(self, episode: Episode) -> bool:
+        """Counts the episode `clicked` (its first click only)."""
+        ...
+
     def ends_by(self, ended_by: str) -> Sequence[EpisodeEnd]:
         """The ends this event (or sweep run) made whose event is not known to have reached the bus."""
         ...
@@ -335,6 +339,13 @@ class Recovery:
                 self._end(
                     episode_end(broken, "replaced", event.occurred_at, event.event_id, replaced_by=event.account_id)
                 )
+
+    def email_clicked(self, account_id: str) -> None:
+        """The customer clicked a link in one of the account's emails (EmailTracking): its open episode counts
+        as clicked in the report, once."""
+        episode = self.store.current(account_id)
+        if episode is not None:
+            self.store.mark_clicked(episode)
 
     def account_looked_up(self, account_id: str, *, valid: bool, gone: bool, run: str) -> EpisodeEnd | None:
         """The sweep saw an account it had not listed broken: valid ends its episode (`sweep`), gone

@@ -229,6 +229,9 @@ class Notification:
     reason: str | None = None
     # A reminder's entry of ReminderHours (1, 2, …); None for every other email.
     sequence: int | None = None
+    # With EmailTracking (SPEC §5): when the customer first opened it, first clicked its link.
+    opened_at: str | None = None
+    clicked_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,8 @@ class SesEventsSettings(_Sending):
 
     verdicts_table: str
     notifications_table: str
+    # A customer's click (EmailTracking) counts the account's episode as clicked in the recovery report.
+    events_table: str
 
 
 AnySettings = TypeVar("AnySettings", bound=_FromEnvironment)

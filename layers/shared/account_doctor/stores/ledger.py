@@ -302,6 +302,53 @@ class NotificationLedger:
             self._table.client.transact_write_items(TransactItems=cast(Any, writes[:2]))
         return _delivered(message_id, item, status, reason)
 
+    def record_engagement(
+        self, message_id: str, engagement: Literal["opened", "clicked"], at: str
+    ) -> tuple[DeliveredNotification, bool] | None:
+        """Records the first open or click of a sent email (`opened_at`/`clicked_at`) on the ledger and on its
+        verdict's notification, the status left as delivery made it; whether this was the first. None when no
+        notification of ours has that SES message id."""
+        item = self.message(message_id)
+        if item is None:
+            return None
+        found = _delivered(message_id, item, str(item.get("delivery_status") or "sent"), item.get("delivery_reason"))
+        field_name = f"{engagement}_at"
+        writes: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table.name,
+                    "Key": to_item(self._key("message", message_id)),
+                    "UpdateExpression": f"SET {field_name} = :at",
+                    "ConditionExpression": f"attribute_not_exists({field_name})",
+                    "ExpressionAttributeValues": to_item({":at": at}),
+                }
+            }
+        ]
+        if self._verdicts is not None and item.get("verdict_sk") and item.get("position") is not None:
+            position = int(item["position"])
+            writes.append(
+                {
+                    "Update": {
+                        "TableName": self._verdicts.name,
+                        "Key": to_item({"account_id": item["account_id"], "sk": item["verdict_sk"]}),
+                        "UpdateExpression": f"SET notifications[{position}].{field_name} = :at",
+                        "ConditionExpression": f"notifications[{position}].message_id = :message_id",
+                        "ExpressionAttributeValues": to_item({":at": at, ":message_id": message_id}),
+                    }
+                }
+            )
+        try:
+            self._table.client.transact_write_items(TransactItems=cast(Any, writes))
+        except ClientError as error:
+            reasons = [r.get("Code") for r in cast(Any, error.response).get("CancellationReasons", [])]
+            if not reasons:
+                raise
+            if reasons[0] == "ConditionalCheckFailed":
+                return found, False  # opened or clicked before: SES reports every open and click
+            # The verdict no longer lists this message where it was (rewritten since): the ledger only.
+            self._table.client.transact_write_items(TransactItems=cast(Any, writes[:1]))
+        return found, True
+
     def claim_delivery_alert(self, message_id: str, at: str) -> bool:
         return (
             self._table.update(
