@@ -125,27 +125,7 @@ class EpisodeRecords:
 
     def aggregates(self, since_day: str, until_day: str) -> tuple[list[dict[str, Any]], int]:
         """Every day's aggregate item (each shard's) in [since_day, until_day], and items read."""
-        found: list[dict[str, Any]] = []
-        read = 0
-        for shard in range(SHARDS):
-            cursor: str | None = None
-            while True:
-                page = self._table.query(
-                    cursor=cursor,
-                    limit=1000,
-                    KeyConditionExpression="account_id = :key AND sk BETWEEN :since AND :until",
-                    ExpressionAttributeValues={
-                        ":key": f"{_REPORT}{shard}",
-                        ":since": since_day,
-                        ":until": until_day,
-                    },
-                )
-                found.extend(page.items)
-                read += page.read
-                if page.next is None:
-                    break
-                cursor = page.next
-        return found, read
+        return self._every_shard(_REPORT, since_day, until_day)
 
     def open_episodes(self) -> int:
         """How many episodes are open now (diagnosed and not ended): the `open` counter of every shard."""
@@ -251,7 +231,16 @@ class EpisodeRecords:
 
     def due(self, after: str, until: str) -> tuple[list[DueReminder], int]:
         """Reminders due in (after, until], every shard: reads the due ones only."""
-        found: list[DueReminder] = []
+        items, read = self._every_shard(_DUE, after + "#~", until + "#~")
+        found = [
+            DueReminder(str(i["reminder_for"]), str(i["episode_id"]), int(i["sequence"]), str(i["due_at"]))
+            for i in items
+        ]
+        return sorted(found, key=lambda r: r.due_at), read
+
+    def _every_shard(self, prefix: str, start: str, end: str) -> tuple[list[dict[str, Any]], int]:
+        """The items of every shard of a sharded partition with a sort key in [start, end], and items read."""
+        found: list[dict[str, Any]] = []
         read = 0
         for shard in range(SHARDS):
             cursor: str | None = None
@@ -259,22 +248,15 @@ class EpisodeRecords:
                 page = self._table.query(
                     cursor=cursor,
                     limit=1000,
-                    KeyConditionExpression="account_id = :key AND sk BETWEEN :after AND :until",
-                    ExpressionAttributeValues={
-                        ":key": f"{_DUE}{shard}",
-                        ":after": after + "#~",
-                        ":until": until + "#~",
-                    },
+                    KeyConditionExpression="account_id = :key AND sk BETWEEN :start AND :end",
+                    ExpressionAttributeValues={":key": f"{prefix}{shard}", ":start": start, ":end": end},
                 )
+                found.extend(page.items)
                 read += page.read
-                found.extend(
-                    DueReminder(str(i["reminder_for"]), str(i["episode_id"]), int(i["sequence"]), str(i["due_at"]))
-                    for i in page.items
-                )
                 if page.next is None:
                     break
                 cursor = page.next
-        return sorted(found, key=lambda r: r.due_at), read
+        return found, read
 
     def watermark(self) -> str | None:
         item = self._table.get(_WATERMARK)
