@@ -28,6 +28,7 @@ from account_doctor.stores.dynamo import Table
 from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
 from account_doctor.sweep import Sweep, UnlistedCloser, broken_list, latest_events_of
+from account_doctor.tally import tally
 
 settings = get_settings(SweepSettings)
 logger = Logger()
@@ -75,9 +76,12 @@ def _sources() -> Iterator[Iterator[list[ListedAccount]]]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    summary = _sweep(f"sweep-{context.aws_request_id}").run(
-        _sources(), seconds_left=lambda: context.get_remaining_time_in_millis() / 1000
-    )
+    try:
+        summary = _sweep(f"sweep-{context.aws_request_id}").run(
+            _sources(), seconds_left=lambda: context.get_remaining_time_in_millis() / 1000
+        )
+    finally:
+        tally.publish(metrics)  # Recoveries by recovered_by, counted where the episodes end
     metrics.add_metric(name="MissedFailuresFound", unit=MetricUnit.Count, value=summary.enqueued)
     if summary.recovered:
         metrics.add_metric(name="RecoveriesFoundBySweep", unit=MetricUnit.Count, value=summary.recovered)

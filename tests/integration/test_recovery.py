@@ -187,6 +187,14 @@ def test_a_new_grant_with_the_same_address_replaces_the_broken_one(recovering: R
     assert (event["account_id"], event["recovered_by"], event["replaced_by"]) == ("grant-old", "replaced", "grant-new")
     assert recovering.broken() == ["grant-other"]
     assert _cause(recovering.report(), "oauth_revoked")["recovered_by"]["replaced"] == 1  # type: ignore[index]
+    api = load_handler("accounts_api")
+    statuses = {
+        account: _call(api, "GET", f"/accounts/{account}", "/accounts/{account_id}", {"account_id": account})[1][
+            "status"
+        ]
+        for account in ("grant-old", "grant-other")
+    }
+    assert statuses == {"grant-old": "healthy", "grant-other": "broken"}
 
 
 def test_a_grant_created_without_an_address_replaces_nothing(recovering: Recovering) -> None:

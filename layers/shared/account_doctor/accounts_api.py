@@ -102,6 +102,10 @@ class AccountsApi:
         latest_kind = (state or {}).get("latest_kind")
         if latest_kind == "recovery":
             return "healthy"
+        if state is not None and latest_kind == "failure" and "broken" not in state and latest is not None:
+            # Its episode ended without a recovery event (healed, replaced by a new grant, found valid by the
+            # sweep, SPEC §4c): off the broken list, and no longer broken here either.
+            return "healthy"
         if latest is None:
             # Events but no verdict yet: a failure still in its grace period is not known to be broken.
             return "unknown"
