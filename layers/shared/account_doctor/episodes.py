@@ -285,60 +285,64 @@ class Recovery:
     # ReminderHours (SPEC §5): hours after the episode's first customer email; empty = no reminders.
     reminder_hours: tuple[int, ...] = ()
 
-    def verdict_stored(self, verdict: Verdict, *, episode: Episode | None = None) -> None:
+    def verdict_stored(self, verdict: Verdict, *, episode: Episode | None = None) -> EpisodeEnd | None:
         """A verdict of the account's open episode gives it its cause, counts its customer emails, and a
-        `recovered` verdict (rule 0: Nylas says it works again) ends it as `healed`. `episode`: the account's
-        open episode when the caller has just read it."""
+        `recovered` verdict (rule 0: Nylas says it works again) ends it as `healed` (that end is returned).
+        `episode`: the account's open episode when the caller has just read it."""
         if episode is None and verdict.cause != "recovered":
             emails = customer_emails(verdict.notifications)
             if self.store.first_verdict(verdict, emails, schedule(first_email_at(emails), self.reminder_hours)):
-                return  # the usual case, in one write: the episode's first failure and first verdict
+                return None  # the usual case, in one write: the episode's first failure and first verdict
         episode = episode or self.store.current(verdict.account_id)
         if episode is None or verdict.occurred_at < episode.failed_at:
             if verdict.cause == "recovered":
                 self._publish_again(verdict.event_id)
-            return  # a verdict of an episode that already ended, or of an older one
+            return None  # a verdict of an episode that already ended, or of an older one
         if verdict.cause == "recovered":
-            self._end(episode_end(episode, "healed", verdict.diagnosed_at, ended_by=verdict.event_id))
-            return
+            healed = episode_end(episode, "healed", verdict.diagnosed_at, ended_by=verdict.event_id)
+            return healed if self._end(healed) else None
         for _ in range(_ATTEMPTS):
             if episode.cause != verdict.cause and (episode.verdict_at or "") < verdict.key:
                 if not self.store.set_cause(episode, verdict):
                     episode = self.store.current(verdict.account_id)  # changed meanwhile: read it again
                     if episode is None:
-                        return
+                        return None
                     continue
                 episode = replace(episode, cause=verdict.cause, verdict_at=verdict.key)
             emails = customer_emails(verdict.notifications)
             reminders = [] if episode.emailed else schedule(first_email_at(emails), self.reminder_hours)
             if not emails - episode.emails or self.store.add_emails(episode, emails, reminders):
-                return
+                return None
             episode = self.store.current(verdict.account_id)
             if episode is None:
-                return
+                return None
+        return None
 
-    def recovery_recorded(self, event: AccountEvent) -> None:
+    def recovery_recorded(self, event: AccountEvent) -> list[EpisodeEnd]:
         """A recovery event ends its own account's episode (re-authentication) and, for a new grant, the
-        episode of any broken account it replaces. Safe to repeat: a redelivery ends nothing twice, and
-        publishes again what an earlier attempt ended (its event may not have reached the bus)."""
+        episode of any broken account it replaces (those ends are returned). Safe to repeat: a redelivery ends
+        nothing twice, and publishes again what an earlier attempt ended (its event may not have reached the
+        bus)."""
         ending = ending_of_event(event)
         if ending is None:
-            return
+            return []
+        replaced: list[EpisodeEnd] = []
         done = self._publish_again(event.event_id)
         episode = None if event.account_id in done else self.store.current(event.account_id)
         if episode is not None and episode.failed_at <= event.occurred_at:
             self._end(episode_end(episode, ending, event.occurred_at, ended_by=event.event_id))
         key = address_key(event.provider, event.email)
         if key is None:
-            return  # a grant.created without an address replaces nothing
+            return replaced  # a grant.created without an address replaces nothing
         for account_id in self.store.broken_with_address(key):
             if account_id == event.account_id or account_id in done:
                 continue
             broken = self.store.current(account_id)
             if broken is not None and replaces(event, broken):
-                self._end(
-                    episode_end(broken, "replaced", event.occurred_at, event.event_id, replaced_by=event.account_id)
-                )
+                end = episode_end(broken, "replaced", event.occurred_at, event.event_id, replaced_by=event.account_id)
+                if self._end(end):
+                    replaced.append(end)
+        return replaced
 
     def email_clicked(self, account_id: str) -> None:
         """The customer clicked a link in one of the account's emails (EmailTracking): its open episode counts
