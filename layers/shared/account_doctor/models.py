@@ -229,6 +229,16 @@ class Notification:
     reason: str | None = None
 
 
+def event_key(occurred_at: str, event_id: str) -> str:
+    """The sort key of an event and of its verdict: by time, and the event id makes it unique and deterministic."""
+    return f"{occurred_at}#{event_id}"
+
+
+def revision_key(occurred_at: str, event_id: str, diagnosed_at: str) -> str:
+    """A revision's sort key: right after the verdict it revises, revisions in the order they were made."""
+    return f"{event_key(occurred_at, event_id)}#rev#{diagnosed_at}"
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A stored diagnosis of one failure event (SPEC §6)."""
@@ -291,8 +301,9 @@ class Verdict:
     @property
     def key(self) -> str:
         """The verdict's sort key: by failure time and event, a revision right after what it revises."""
-        base = f"{self.occurred_at}#{self.event_id}"
-        return f"{base}#rev#{self.diagnosed_at}" if self.revises else base
+        if self.revises:
+            return revision_key(self.occurred_at, self.event_id, self.diagnosed_at)
+        return event_key(self.occurred_at, self.event_id)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
