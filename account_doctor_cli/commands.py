@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 import boto3
 
@@ -23,6 +23,7 @@ from account_doctor.diagnosis import diagnose
 from account_doctor.evidence import EvidenceGatherer
 from account_doctor.models import FAILURE_TRIGGERS, AccountEvent, ApiVersion, iso
 from account_doctor.nylas import NylasClient
+from account_doctor.ports import ReadApi
 from account_doctor.settings import Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import EventHistory
@@ -32,25 +33,6 @@ from account_doctor_cli.stack import DLQ_ENV, Target
 
 FAILURE_TRIGGER_CHOICES = sorted(FAILURE_TRIGGERS)
 # The ids the read API accepts, checked here too for `diagnose`, which asks Nylas rather than the API.
-
-
-class ReadApi(Protocol):
-    """The read API's answers (account_doctor.accounts_api.AccountsApi); every list pages with `next`, and an
-    unknown account, domain or incident raises NotFound."""
-
-    def account(self, account_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
-
-    def domain(self, domain: str, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
-
-    def broken_accounts(self, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
-
-    def incidents_list(self, *, status: str, limit: int, cursor: str | None) -> dict[str, Any]: ...
-
-    def incident(self, incident_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
-
-    def release_incident(self, incident_id: str) -> dict[str, Any]: ...
-
-    def resolve_incident(self, incident_id: str) -> dict[str, Any]: ...
 
 
 def read_api(settings: Settings) -> ReadApi:

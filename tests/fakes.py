@@ -10,13 +10,12 @@ from account_doctor.events_out import (
     VERDICT,
     DetailType,
     IncidentChange,
-    Publisher,
     PublishError,
     incident_detail,
     verdict_detail,
 )
 from account_doctor.models import AccountEvent, AccountState
-from account_doctor.ports import NylasApi
+from account_doctor.ports import NylasApi, Publisher
 
 
 @dataclass(frozen=True)

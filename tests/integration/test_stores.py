@@ -15,7 +15,7 @@ from account_doctor.models import AccountEvent, Notification, Step, Verdict
 from account_doctor.settings import get_settings
 from account_doctor.stores.dynamo import InvalidCursor, Table
 from account_doctor.stores.events import EventHistory
-from account_doctor.stores.verdicts import VerdictStore, page_verdicts, revision_of
+from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from local_stack.template import ProvisionedStack
 
 
@@ -250,7 +250,7 @@ def test_a_revision_is_the_events_verdict_from_then_on_and_the_earlier_one_is_ke
     earlier = verdict("a1", "2024-11-19T10:00:00Z")
     verdicts.put(earlier)
     revision = replace(
-        revision_of(earlier, cause="admin_disconnected", revision_reason="incident opened"),
+        earlier.revision(cause="admin_disconnected", revision_reason="incident opened"),
         diagnosed_at="2024-11-19T10:09:00Z",
     )
     assert verdicts.revise(earlier, revision) is True

@@ -12,19 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from account_doctor.addresses import email_domain, is_free_mail
-from account_doctor.models import AccountEvent, AccountState, Evidence, Policy, iso, parse_iso
-from account_doctor.ports import NylasApi
+from account_doctor.incidents import incident_keys, joinable
+from account_doctor.models import AccountEvent, AccountState, Evidence, IncidentKey, Policy, iso, parse_iso
+from account_doctor.ports import History, IncidentRecords, NylasApi
 from account_doctor.providers import auth_method, connector
-from account_doctor.stores.events import Cluster, EventHistory
-from account_doctor.stores.incidents import IncidentKey, IncidentStore, Live
+
+if TYPE_CHECKING:
+    from account_doctor.stores.events import Cluster
+    from account_doctor.stores.incidents import Live
 
 RECURRING_WINDOW_DAYS = 30
 # How far back the account's own history is read: the last re-authentication matters up to
 # the Microsoft rule's 90 days; the history keeps 180.
 ACCOUNT_LOOKBACK_DAYS = 120
-TESTING_MODE_KEY = "google"
 
 
 @dataclass(frozen=True)
@@ -35,28 +38,6 @@ class Gathered:
     recorded: bool  # the history already holds this failure
     live: dict[IncidentKey, Live] = field(default_factory=dict)
     domain_cluster: Cluster | None = None  # read before a domain incident opens; its opener revises them
-
-
-def incident_keys(domain: str | None, free_mail: bool, failure_connector: str | None) -> list[IncidentKey]:
-    keys: list[IncidentKey] = []
-    if domain and not free_mail:
-        keys.append(IncidentKey("domain", domain))
-    if failure_connector:
-        keys.append(IncidentKey("connector", failure_connector))
-    if failure_connector == TESTING_MODE_KEY:
-        keys.append(IncidentKey("testing_mode", TESTING_MODE_KEY))
-    return keys
-
-
-def joinable(live: Live | None, at: str, policy: Policy) -> Live | None:
-    """The incident a failure at `at` joins: open, and the failure no later than its rule's window after the
-    incident's latest failure. A failure from before (a delayed delivery, a second failure an hour earlier) joins
-    too: it must never replace the incident that is going on now."""
-    if live is None:
-        return None
-    short = live.cause in ("admin_disconnected", "connector_outage")
-    window = timedelta(minutes=policy.domain_burst_minutes) if short else timedelta(days=policy.domain_window_days)
-    return live if parse_iso(at) - parse_iso(live.last_failure_at) <= window else None
 
 
 def evidence_from(
@@ -110,7 +91,7 @@ def evidence_from(
 
 
 class EvidenceGatherer:
-    def __init__(self, nylas: NylasApi, history: EventHistory, incidents: IncidentStore, policy: Policy) -> None:
+    def __init__(self, nylas: NylasApi, history: History, incidents: IncidentRecords, policy: Policy) -> None:
         self._nylas = nylas
         self._history = history
         self._incidents = incidents

@@ -305,6 +305,11 @@ class Verdict:
             return revision_key(self.occurred_at, self.event_id, self.diagnosed_at)
         return event_key(self.occurred_at, self.event_id)
 
+    def revision(self, **changes: Any) -> Verdict:
+        """A revision of this verdict (SPEC §4b): `changes` say what it now reads; it revises this one and has
+        no notifications of its own yet."""
+        return replace(self, revises=self.diagnosed_at, superseded=False, notifications=[], **changes)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
         return cls(
@@ -314,6 +319,60 @@ class Verdict:
                 "notifications": [Notification(**n) for n in data.get("notifications", [])],
             }
         )
+
+
+@dataclass(frozen=True)
+class IncidentKey:
+    """What an incident groups its failures by (SPEC §4b): an organisation domain, a connector, or testing mode."""
+
+    kind: IncidentKind
+    key: str
+
+    @property
+    def pointer(self) -> dict[str, str]:
+        """The item naming the key's open incident (IncidentsTable)."""
+        return {"pk": f"open#{self.kind}#{self.key}", "sk": "open"}
+
+    def shard(self, n: int) -> dict[str, str]:
+        """One of the key's counter items (IncidentsTable)."""
+        return {"pk": f"count#{self.kind}#{self.key}#{n}", "sk": "count"}
+
+
+# An incident's operator alert lists this many members; the read API and the CLI list them all.
+ALERT_MEMBERS = 50
+
+
+@dataclass(frozen=True)
+class IncidentMember:
+    """One account of an incident, as its operator alert lists it (full address: the operator's eyes only)."""
+
+    account_id: str
+    email: str | None = None
+    latest_cause: str | None = None
+    recovered: bool = False
+
+
+@dataclass(frozen=True)
+class IncidentBrief:
+    """The incident an operator alert is about (SPEC §4b): one alert per incident, listing its members so far."""
+
+    incident_id: str
+    kind: IncidentKind
+    key: str  # the organisation domain, or the connector (google, microsoft, …)
+    accounts: int  # distinct accounts so far, members beyond `members` included
+    members: tuple[IncidentMember, ...] = field(default_factory=tuple)
+    domains: int | None = None
+
+
+@dataclass(frozen=True)
+class Occasion:
+    """What the verdict's emails depend on beyond the verdict itself."""
+
+    incident_opened: bool = False  # this verdict opened its incident: the one operator alert goes out now
+    hold_customer: bool = False  # a connector incident is open: customer emails wait for the release
+    notify_customer: bool = True  # False for a failure the sweep found too late (SweepNotifyDays)
+    follow_up: NotificationKind | None = None  # a revision's single follow-up to the customer (§4b)
+    released: bool = False  # the incident's release: send what was held
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from account_doctor.models import AccountEvent, iso, parse_iso
 from account_doctor.nylas import ListedAccount, NylasUnavailable
+from account_doctor.ports import KnownEvent
 
 SOURCE = "sweep"
 # The webhook trigger each broken status stands for (SPEC §3b).
@@ -38,16 +38,6 @@ MIN_TIME_MARGIN_SECONDS = 5.0
 # History lookups of a page run on this many threads (boto3 clients are thread-safe): a first sweep of an
 # application with tens of thousands of broken grants stays well inside the function's timeout.
 LOOKUP_THREADS = 8
-
-
-class KnownEvent(Protocol):
-    """What the sweep needs of an account's latest stored event."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def occurred_at(self) -> str: ...
 
 
 Clock = Callable[[], datetime]

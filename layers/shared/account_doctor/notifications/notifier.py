@@ -9,22 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from account_doctor.addresses import mask_addresses, mask_email
 from account_doctor.credentials import NylasCredentials, load_credentials
-from account_doctor.models import Notification, Verdict, iso
+from account_doctor.models import IncidentBrief, Notification, Occasion, Verdict, iso
 from account_doctor.notifications import links
-from account_doctor.notifications.audience import Occasion, Recipient, recipients
+from account_doctor.notifications.audience import Recipient, recipients
 from account_doctor.notifications.render import (
-    IncidentBrief,
     RenderedEmail,
     render_customer,
     render_operator_alert,
     render_rejected_alert,
 )
+from account_doctor.ports import Mailer, VerdictNotifications
 from account_doctor.settings import Settings
 from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.tally import tally
@@ -47,20 +46,6 @@ class EmailRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class Mailer(Protocol):
-    def send(self, email: RenderedEmail) -> str: ...
-
-
-class VerdictNotifications(Protocol):
-    """Where a verdict's notifications are kept (stores.verdicts.VerdictStore)."""
-
-    def notifications_write(self, verdict: Verdict, notifications: list[Notification]) -> dict[str, Any]:
-        """The update as one write of a transaction (the ledger records an email and its verdict at once)."""
-        ...
-
-    def set_notifications(self, verdict: Verdict, notifications: list[Notification]) -> None: ...
 
 
 class ReconnectLinks:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from account_doctor.models import IncidentKind
+from account_doctor.models import IncidentKey, IncidentKind
 from account_doctor.stores.dynamo import ConditionsFailed, Page, Table, shard_of
 
 IncidentStatus = Literal["open", "resolved", "closed"]
@@ -37,19 +37,6 @@ _INTERNAL = {"internal": True}
 
 def _shown(record: Incident | Member) -> dict[str, Any]:
     return {f.name: getattr(record, f.name) for f in fields(record) if not f.metadata.get("internal")}
-
-
-@dataclass(frozen=True)
-class IncidentKey:
-    kind: IncidentKind
-    key: str
-
-    @property
-    def pointer(self) -> dict[str, str]:
-        return {"pk": f"open#{self.kind}#{self.key}", "sk": "open"}
-
-    def shard(self, n: int) -> dict[str, str]:
-        return {"pk": f"count#{self.kind}#{self.key}#{n}", "sk": "count"}
 
 
 @dataclass(frozen=True)

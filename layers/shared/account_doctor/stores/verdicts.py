@@ -10,7 +10,7 @@ write capacity.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 from account_doctor.models import Notification, Verdict, event_key, revision_key
@@ -77,8 +77,12 @@ class VerdictStore:
         return verdict_from(mine[0]) if mine else None
 
     def latest(self, account_id: str) -> Verdict | None:
-        page = self.account_verdicts(account_id, limit=1)
-        return page_verdicts(page)[0] if page.items else None
+        newest = self.newest(account_id, 1)
+        return newest[0] if newest else None
+
+    def newest(self, account_id: str, count: int) -> list[Verdict]:
+        """The account's `count` newest verdicts (a revision before what it revises)."""
+        return page_verdicts(self.account_verdicts(account_id, limit=count))
 
     def set_notifications(self, verdict: Verdict, notifications: list[Notification]) -> None:
         self._table.update(
@@ -130,7 +134,3 @@ def verdict_from(item: dict[str, Any]) -> Verdict:
     data["recurring"] = bool(item.get("recurring"))
     data["superseded"] = bool(item.get("superseded"))
     return Verdict.from_dict(data)
-
-
-def revision_of(earlier: Verdict, **changes: Any) -> Verdict:
-    return replace(earlier, revises=earlier.diagnosed_at, superseded=False, notifications=[], **changes)
