@@ -32,7 +32,7 @@ from account_doctor.evidence import EvidenceGatherer
 from account_doctor.incidents import Clock, Diagnose, IncidentLifecycle, Placement
 from account_doctor.models import STAGE_ATTRIBUTE, AccountEvent, Occasion, Policy, Release, Verdict, iso
 from account_doctor.nylas import NylasClient, NylasConfigError
-from account_doctor.ports import Notifier, NylasApi, Publisher
+from account_doctor.ports import History, IncidentRecords, Notifier, NylasApi, Publisher, Verdicts
 from account_doctor.queue import ReleaseQueue
 from account_doctor.settings import Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
@@ -57,9 +57,9 @@ def _now() -> datetime:
 class DiagnosisService:
     """Records, diagnoses and hands on, over the stores, Nylas and the notifier it is given."""
 
-    history: EventHistory
-    verdicts: VerdictStore
-    incidents: IncidentStore
+    history: History
+    verdicts: Verdicts
+    incidents: IncidentRecords
     nylas: NylasApi
     notifier: Notifier
     publisher: Publisher

@@ -122,9 +122,9 @@ class IncidentRule:
 INCIDENT_RULES: dict[Cause, IncidentRule] = {
     rule.cause: rule
     for rule in (
-        IncidentRule("connector_outage", "connector", _the_connector, _burst, True, _outage_notice),
         IncidentRule("admin_disconnected", "domain", _organisation_domain, _burst, False, _admin_contact),
         IncidentRule("admin_session_policy", "domain", _organisation_domain, _days, False, _admin_contact),
+        IncidentRule("connector_outage", "connector", _the_connector, _burst, True, _outage_notice),
         IncidentRule("google_testing_mode", "testing_mode", _google, _days, False, _nothing),
     )
 }
