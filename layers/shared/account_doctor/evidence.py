@@ -40,6 +40,25 @@ class Gathered:
     domain_cluster: Cluster | None = None  # read before a domain incident opens; its opener revises them
 
 
+@dataclass(frozen=True)
+class Mailbox:
+    """Whose failure it is: the address, its domain (and whether that is free mail) and the provider's connector."""
+
+    provider: str | None
+    email: str | None
+    domain: str | None
+    free_mail: bool
+    connector: str | None
+
+
+def mailbox_of(event: AccountEvent, state: AccountState) -> Mailbox:
+    """From the event, completed by what Nylas says now (a v2 event carries no address)."""
+    provider = state.provider or event.provider
+    email = event.email or state.email
+    domain = email_domain(email)
+    return Mailbox(provider, email, domain, bool(domain) and is_free_mail(domain or ""), connector(provider))
+
+
 def evidence_from(
     event: AccountEvent,
     state: AccountState,
@@ -53,9 +72,7 @@ def evidence_from(
     incident_id: str | None = None,
 ) -> Evidence:
     """The evidence, from what was read: no I/O here."""
-    provider = state.provider or event.provider
-    email = event.email or state.email
-    domain = email_domain(email)
+    who = mailbox_of(event, state)
     failed_at = event.occurred_at
     month_ago = iso(parse_iso(failed_at) - timedelta(days=RECURRING_WINDOW_DAYS))
     events = list(account_events)
@@ -70,11 +87,11 @@ def evidence_from(
     return Evidence(
         event=event,
         state=state,
-        provider=provider,
-        email=email,
-        domain=domain,
-        auth_method=auth_method(provider),
-        free_mail=bool(domain) and is_free_mail(domain or ""),
+        provider=who.provider,
+        email=who.email,
+        domain=who.domain,
+        auth_method=auth_method(who.provider),
+        free_mail=who.free_mail,
         recovered_at=recoveries_after[0] if recoveries_after else None,
         removed_by_app=any(e.kind == "removal" for e in events),
         failures_last_30_days=len(failures),
@@ -82,7 +99,7 @@ def evidence_from(
         last_refreshed_at=max(refreshes) if refreshes else None,
         domain_burst_accounts=domain_burst_accounts,
         domain_window_accounts=domain_window_accounts,
-        connector=connector(provider),
+        connector=who.connector,
         connector_burst_accounts=connector_burst_accounts,
         connector_burst_domains=connector_burst_domains,
         connector_usual_failures=connector_usual_failures,
@@ -105,10 +122,8 @@ class EvidenceGatherer:
             event.account_id, since=iso(failed_at - timedelta(days=ACCOUNT_LOOKBACK_DAYS))
         )
         recorded = any(e.event_id == event.event_id for e in events)
-        email = event.email or state.email
-        domain = email_domain(email)
-        free_mail = bool(domain) and is_free_mail(domain or "")
-        failure_connector = connector(state.provider or event.provider)
+        who = mailbox_of(event, state)
+        domain, free_mail, failure_connector = who.domain, who.free_mail, who.connector
         live = self._incidents.live(incident_keys(domain, free_mail, failure_connector))
         burst_span = timedelta(minutes=policy.domain_burst_minutes)
         mine = frozenset({event.account_id})

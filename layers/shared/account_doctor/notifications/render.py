@@ -159,10 +159,14 @@ def render_email(
     reconnect_url: str,
     *,
     incident: IncidentBrief | None = None,
+    rejected: Notification | None = None,
 ) -> RenderedEmail:
-    """One email of the verdict."""
+    """One email of the verdict: the customer's, the operator's alert, or (`rejected`: the customer email SES
+    refused) the operator's alert that the customer could not be reached."""
     if recipient.audience == "customer":
         return render_customer(recipient, verdict, settings, reconnect_url)
+    if rejected is not None:
+        return render_rejected_alert(settings, verdict, rejected)
     return render_operator_alert(recipient, verdict, settings, incident)
 
 
