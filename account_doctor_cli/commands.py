@@ -19,15 +19,11 @@ import boto3
 
 from account_doctor.accounts_api import InvalidRequest, NotFound, account_id_of, build_read_api
 from account_doctor.addresses import mask_email
+from account_doctor.consumer import build_evidence
 from account_doctor.diagnosis import diagnose
-from account_doctor.evidence import EvidenceGatherer
 from account_doctor.models import FAILURE_TRIGGERS, AccountEvent, ApiVersion, iso
-from account_doctor.nylas import NylasClient
 from account_doctor.ports import ReadApi
 from account_doctor.settings import Settings
-from account_doctor.stores.dynamo import Table, dynamodb_client
-from account_doctor.stores.events import EventHistory
-from account_doctor.stores.incidents import IncidentStore
 from account_doctor_cli.errors import OperatorError
 from account_doctor_cli.stack import DLQ_ENV, Target
 
@@ -62,8 +58,7 @@ def diagnose_command(args: argparse.Namespace, context: Context, out: TextIO) ->
     """
     account_id = _checked_account_id(args.account_id)
     settings = context.target.settings
-    client = dynamodb_client()
-    history = EventHistory(Table(settings.events_table, client))
+    history, gatherer = build_evidence(settings)
     failure = history.latest_failure(account_id)
     latest = failure or history.latest_event(account_id)
     api_version = _api_version(args, account_id, latest)
@@ -78,9 +73,6 @@ def diagnose_command(args: argparse.Namespace, context: Context, out: TextIO) ->
         provider=args.provider or (latest.provider if latest else None),
         email=args.email or (latest.email if latest else None),
         grant_updated_at=latest.grant_updated_at if latest else None,
-    )
-    gatherer = EvidenceGatherer(
-        NylasClient(settings), history, IncidentStore(Table(settings.incidents_table, client)), settings.policy
     )
     evidence = gatherer.gather(event).evidence
     if latest is None and not evidence.state.exists and not (args.email or args.provider):

@@ -270,3 +270,12 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
         enqueue_release=queue.send,
     )
     return QueueConsumer(service, DynamoDBPersistenceLayer(table_name=settings.idempotency_table))
+
+
+def build_evidence(settings: Settings) -> tuple[EventHistory, EvidenceGatherer]:
+    """The history and the evidence gatherer over the stack's tables and Nylas, as a DiagnosisFunction reads
+    them (the CLI's `diagnose` reads with them, writing and sending nothing)."""
+    client = dynamodb_client()
+    history = EventHistory(Table(settings.events_table, client))
+    incidents = IncidentStore(Table(settings.incidents_table, client))
+    return history, EvidenceGatherer(NylasClient(settings), history, incidents, settings.policy)

@@ -13,13 +13,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import boto3
 from aws_lambda_powertools import Logger
 
 from account_doctor.addresses import mask_addresses, mask_email
 from account_doctor.models import DeliveredNotification, iso, parse_iso
+from account_doctor.notifications.mailer import SesMailer
 from account_doctor.notifications.notifier import EmailRejected
 from account_doctor.notifications.render import AlertProblem, AlertSettings, render_undeliverable
 from account_doctor.ports import DeliveryLedger, Mailer
+from account_doctor.settings import SesEventsSettings
+from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.tally import tally
 
 logger = Logger(child=True)
@@ -175,3 +180,15 @@ def _bounce_reason(bounce: Mapping[str, Any]) -> str:
     said = _field_text(first, "diagnosticCode") or _field_text(first, "status")
     # A receiving server's diagnostic often quotes the address: masked, as it reaches the logs.
     return mask_addresses(f"{kind}: {said}" if said else kind)
+
+
+def build_delivery_recorder(settings: SesEventsSettings) -> DeliveryRecorder:
+    """The recorder a SesEventsFunction cold start builds: the ledger (and its verdicts) and, unless in dry-run,
+    SES for the operator's alert. Only real sends come back from SES: the ledger's dry-run namespace never
+    receives feedback."""
+    dynamodb = dynamodb_client()
+    ledger = NotificationLedger(
+        Table(settings.notifications_table, dynamodb), verdicts=Table(settings.verdicts_table, dynamodb)
+    )
+    mailer = None if settings.notification_mode == "dry-run" else SesMailer(boto3.client("sesv2"), settings)
+    return DeliveryRecorder(ledger, mailer, settings)
