@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from typing_extensions import Unpack
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -30,6 +31,14 @@ _deserializer = TypeDeserializer()
 _NOT_OURS = "next is not a cursor this API returned; pass the `next` value of the previous page"
 # BatchGetItem reads at most this many keys per call.
 _BATCH_GET_LIMIT = 100
+
+
+class Expression(TypedDict, total=False):
+    """What a write says beyond its item or key: its condition, and the values and names its expressions use."""
+
+    condition: str | None
+    values: Mapping[str, Any] | None
+    names: Mapping[str, str] | None
 
 
 class InvalidCursor(ValueError):
@@ -104,19 +113,12 @@ class Table:
             raise
         return True
 
-    def put(
-        self, item: Mapping[str, Any], *, condition: str | None = None, values: Mapping[str, Any] | None = None
-    ) -> bool:
+    def put(self, item: Mapping[str, Any], **spec: Unpack[Expression]) -> bool:
         """Writes the item; with a condition, False when it does not hold."""
-        request: dict[str, Any] = {"TableName": self.name, "Item": to_item(item)}
-        if condition:
-            request["ConditionExpression"] = condition
-            if values:
-                request["ExpressionAttributeValues"] = to_item(values)
         try:
-            self.client.put_item(**request)
+            self.client.put_item(**self._request("Item", item, **spec))
         except ClientError as error:
-            if condition and is_conditional_failure(error):
+            if spec.get("condition") and is_conditional_failure(error):
                 return False
             raise
         return True
@@ -150,29 +152,13 @@ class Table:
                 raise
             raise ConditionsFailed(failed) from None
 
-    def put_write(
-        self,
-        item: Mapping[str, Any],
-        *,
-        condition: str | None = None,
-        values: Mapping[str, Any] | None = None,
-        names: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
+    def put_write(self, item: Mapping[str, Any], **spec: Unpack[Expression]) -> dict[str, Any]:
         """A Put of this table, as one write of a transaction."""
-        return {"Put": self._request("Item", item, condition=condition, values=values, names=names)}
+        return {"Put": self._request("Item", item, **spec)}
 
-    def update_write(
-        self,
-        key: Mapping[str, Any],
-        expression: str,
-        *,
-        values: Mapping[str, Any] | None = None,
-        names: Mapping[str, str] | None = None,
-        condition: str | None = None,
-    ) -> dict[str, Any]:
+    def update_write(self, key: Mapping[str, Any], expression: str, **spec: Unpack[Expression]) -> dict[str, Any]:
         """An Update of this table, as one write of a transaction."""
-        request = self._request("Key", key, condition=condition, values=values, names=names)
-        return {"Update": {**request, "UpdateExpression": expression}}
+        return {"Update": {**self._request("Key", key, **spec), "UpdateExpression": expression}}
 
     def check(
         self, key: Mapping[str, Any], condition: str, *, values: Mapping[str, Any] | None = None
@@ -180,22 +166,14 @@ class Table:
         """A ConditionCheck of this table: a transaction (of this table's or another's) writes only if it holds."""
         return {"ConditionCheck": self._request("Key", key, condition=condition, values=values)}
 
-    def _request(
-        self,
-        field: str,
-        attributes: Mapping[str, Any],
-        *,
-        condition: str | None,
-        values: Mapping[str, Any] | None,
-        names: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
+    def _request(self, field: str, attributes: Mapping[str, Any], **spec: Unpack[Expression]) -> dict[str, Any]:
         request: dict[str, Any] = {"TableName": self.name, field: to_item(attributes)}
-        if condition:
-            request["ConditionExpression"] = condition
-        if values:
-            request["ExpressionAttributeValues"] = to_item(values)
-        if names:
-            request["ExpressionAttributeNames"] = dict(names)
+        if spec.get("condition"):
+            request["ConditionExpression"] = spec["condition"]
+        if spec.get("values"):
+            request["ExpressionAttributeValues"] = to_item(spec["values"] or {})
+        if spec.get("names"):
+            request["ExpressionAttributeNames"] = dict(spec["names"] or {})
         return request
 
     def get(self, key: Mapping[str, Any], *, consistent: bool = True) -> dict[str, Any] | None:
@@ -215,32 +193,13 @@ class Table:
                 pending = dict(response.get("UnprocessedKeys") or {})
         return found
 
-    def update(
-        self,
-        key: Mapping[str, Any],
-        expression: str,
-        *,
-        values: Mapping[str, Any] | None = None,
-        names: Mapping[str, str] | None = None,
-        condition: str | None = None,
-    ) -> dict[str, Any] | None:
+    def update(self, key: Mapping[str, Any], expression: str, **spec: Unpack[Expression]) -> dict[str, Any] | None:
         """Applies an update expression; returns the item as it is afterwards, or None when the condition failed."""
-        request: dict[str, Any] = {
-            "TableName": self.name,
-            "Key": to_item(key),
-            "UpdateExpression": expression,
-            "ReturnValues": "ALL_NEW",
-        }
-        if values:
-            request["ExpressionAttributeValues"] = to_item(values)
-        if names:
-            request["ExpressionAttributeNames"] = dict(names)
-        if condition:
-            request["ConditionExpression"] = condition
+        request = {**self._request("Key", key, **spec), "UpdateExpression": expression, "ReturnValues": "ALL_NEW"}
         try:
             response = self.client.update_item(**request)
         except ClientError as error:
-            if condition and is_conditional_failure(error):
+            if spec.get("condition") and is_conditional_failure(error):
                 return None
             raise
         return from_item(response.get("Attributes", {}))
