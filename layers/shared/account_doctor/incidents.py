@@ -390,11 +390,7 @@ class IncidentLifecycle:
             diagnosed_at = iso(parse_iso(earlier.diagnosed_at) + timedelta(seconds=1))
         revision = earlier.revision(
             diagnosed_at=diagnosed_at,
-            cause=judged.cause,
-            confidence=judged.confidence,
-            summary=judged.summary,
-            actions=list(judged.actions),
-            steps=list(judged.steps),
+            **judged.findings(),
             incident_id=incident_id,
             revision_reason=f"incident {incident_id} opened: {opener.summary}",
         )

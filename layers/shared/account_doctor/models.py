@@ -214,6 +214,17 @@ class Diagnosis:
     steps: list[Step]
     recurring: bool
 
+    def findings(self) -> dict[str, Any]:
+        """What it says on a verdict (and on a revision made from a new diagnosis): cause, confidence, summary,
+        actions and steps."""
+        return {
+            "cause": self.cause,
+            "confidence": self.confidence,
+            "summary": self.summary,
+            "actions": list(self.actions),
+            "steps": list(self.steps),
+        }
+
 
 @dataclass(frozen=True, kw_only=True)
 class Notification:
@@ -288,11 +299,7 @@ class Verdict:
             domain=evidence.domain,
             provider=evidence.provider,
             auth_method=evidence.auth_method,
-            cause=diagnosis.cause,
-            confidence=diagnosis.confidence,
-            summary=diagnosis.summary,
-            actions=list(diagnosis.actions),
-            steps=list(diagnosis.steps),
+            **diagnosis.findings(),
             evidence=replace(evidence, incident_id=incident_id).to_dict(),
             recurring=diagnosis.recurring,
             incident_id=incident_id,
