@@ -26,7 +26,7 @@ from moto import mock_aws
 from account_doctor.consumer import DiagnosisService
 from account_doctor.diagnosis import diagnose
 from account_doctor.episodes import RECOVERED_BY, Recovery, bucket_of
-from account_doctor.models import AccountEvent, iso
+from account_doctor.models import AccountEvent, IncidentKey, iso
 from account_doctor.notifications.notifier import EmailNotifier
 from account_doctor.recovery_report import RecoveryReport
 from account_doctor.reminders import Reminders, enqueue_due
@@ -34,7 +34,7 @@ from account_doctor.settings import get_settings
 from account_doctor.stores.dynamo import Table, dynamodb_client, to_item
 from account_doctor.stores.episodes import SHARDS, EpisodeRecords, counter_name, report_key, shard_of
 from account_doctor.stores.events import EventHistory
-from account_doctor.stores.incidents import IncidentKey, IncidentStore
+from account_doctor.stores.incidents import IncidentStore
 from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.stores.verdicts import VerdictStore
 from bench.environment import quiet_environment, use_function_settings

@@ -20,12 +20,12 @@ from account_doctor.delivery import (
     DeliveryLedger,
     DeliveryRecorder,
     DeliveryStatus,
-    Engagement,
     feedback_from,
 )
 from account_doctor.models import NotificationKind
 from account_doctor.notifications.notifier import EmailRejected
 from account_doctor.notifications.render import RenderedEmail
+from account_doctor.ports import Engagement
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 CUSTOMER = "kim@shop.example"

@@ -12,14 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+import boto3
 from aws_lambda_powertools import Logger
 
 from account_doctor.addresses import mask_addresses, mask_email
+from account_doctor.episodes import Recovery
+from account_doctor.events_out import NoPublisher
 from account_doctor.models import DeliveredNotification, iso, parse_iso
-from account_doctor.notifications.notifier import EmailRejected, Mailer
+from account_doctor.notifications.mailer import SesMailer
+from account_doctor.notifications.notifier import EmailRejected
 from account_doctor.notifications.render import AlertProblem, AlertSettings, render_undeliverable
+from account_doctor.ports import DeliveryLedger, Engagement, Mailer
+from account_doctor.settings import SesEventsSettings
+from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.episodes import EpisodeRecords
+from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.tally import tally
 
 logger = Logger(child=True)
@@ -41,10 +50,7 @@ DETAIL_TYPES: dict[str, DeliveryStatus] = {
     "Email Complaint Received": "complained",
     "Email Rejected": "rejected",
 }
-
-
 # SES's open and click tracking (EmailTracking): what the event's eventType (or detail-type) records.
-Engagement = Literal["opened", "clicked"]
 _ENGAGEMENT_OF: dict[str, Engagement] = {
     "Open": "opened",
     "Click": "clicked",
@@ -54,7 +60,7 @@ _ENGAGEMENT_OF: dict[str, Engagement] = {
 
 
 def engagement_from(event: Mapping[str, Any]) -> tuple[str, Engagement, str] | None:
-    """(SES message id, opened|clicked, when) of an SES open or click event; None for anything else."""
+    """(SES message id, opened|clicked, when) of an SES open or click event (EmailTracking); None otherwise."""
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         return None
@@ -64,41 +70,6 @@ def engagement_from(event: Mapping[str, Any]) -> tuple[str, Engagement, str] | N
         return None
     happened = _mapping(detail, "open" if engagement == "opened" else "click")
     return message_id, engagement, _at(_field_text(happened, "timestamp") or _field_text(event, "time"))
-
-
-class DeliveryLedger(Protocol):
-    """What the notification ledger offers for delivery feedback (stores/ledger.py implements it)."""
-
-    def record_delivery(
-        self, message_id: str, status: DeliveryStatus, reason: str | None, at: str
-    ) -> DeliveredNotification | None:
-        """Records the status on the notification sent with this SES message id and on its verdict.
-
-        The notification is found through the item `message#{message_id}` written when it was sent; None
-        when no notification of ours has that id (sent before this feature, or a dry-run). SES events arrive
-        in any order and more than once: `delivered` never replaces `bounced` or `complained`, and recording
-        a status again changes nothing.
-        """
-        ...
-
-    def claim_delivery_alert(self, message_id: str, at: str) -> bool:
-        """True for the first caller only, per message id: that caller sends the operator alert (a
-        conditional UpdateItem on the `message#{message_id}` item)."""
-        ...
-
-    def release_delivery_alert(self, message_id: str) -> None:
-        """Gives the claim back after the alert could not be sent, so the retried event sends it."""
-        ...
-
-    def block_address(self, address: str, reason: str | None, at: str) -> None:
-        """No customer email goes to this address again."""
-        ...
-
-    def record_engagement(
-        self, message_id: str, engagement: Engagement, at: str
-    ) -> tuple[DeliveredNotification, bool] | None:
-        """Records the first open or click of the email (whether this was the first); None if not ours."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -262,3 +233,17 @@ def _bounce_reason(bounce: Mapping[str, Any]) -> str:
     said = _field_text(first, "diagnosticCode") or _field_text(first, "status")
     # A receiving server's diagnostic often quotes the address: masked, as it reaches the logs.
     return mask_addresses(f"{kind}: {said}" if said else kind)
+
+
+def build_delivery_recorder(settings: SesEventsSettings) -> DeliveryRecorder:
+    """The recorder a SesEventsFunction cold start builds: the ledger (and its verdicts) and, unless in dry-run,
+    SES for the operator's alert. Only real sends come back from SES: the ledger's dry-run namespace never
+    receives feedback."""
+    dynamodb = dynamodb_client()
+    ledger = NotificationLedger(
+        Table(settings.notifications_table, dynamodb), verdicts=Table(settings.verdicts_table, dynamodb)
+    )
+    mailer = None if settings.notification_mode == "dry-run" else SesMailer(boto3.client("sesv2"), settings)
+    # A customer's first click (EmailTracking) counts the account's episode as clicked in the report.
+    recovery = Recovery(EpisodeRecords(Table(settings.events_table, dynamodb)), NoPublisher())
+    return DeliveryRecorder(ledger, mailer, settings, clicked=recovery.email_clicked)

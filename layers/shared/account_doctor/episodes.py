@@ -207,6 +207,14 @@ class EpisodeEnd:
             "gap_to": gap_to,
         }
 
+    def as_recovery_event(self) -> AccountEvent:
+        """The end as the recovery its account's incidents count (SPEC §4c: an ended episode is marked on its
+        incidents), for an end that came without a recovery event of the account's own."""
+        episode = self.episode
+        if episode.api_version == "v2":
+            return AccountEvent(self.ended_by, "v2", "account.running", episode.account_id, self.recovered_at)
+        return AccountEvent(self.ended_by, "v3", "grant.updated", episode.account_id, self.recovered_at)
+
     def counts(self) -> dict[str, int]:
         """What the end adds to the report's counters of the day the episode began."""
         if not self.recovered:

@@ -24,8 +24,8 @@ from aws_lambda_powertools import Logger
 
 from account_doctor.addresses import mask_email
 from account_doctor.episodes import REPLAY_WINDOW, Episode, Recovery
-from account_doctor.models import Notification, Verdict, iso, parse_iso
-from account_doctor.notifications.audience import CUSTOMER_EMAIL, Occasion, ReminderEntry, is_deliverable
+from account_doctor.models import Notification, Occasion, ReminderEntry, Verdict, iso, parse_iso
+from account_doctor.notifications.audience import CUSTOMER_EMAIL, is_deliverable
 from account_doctor.providers import connector
 from account_doctor.tally import tally
 

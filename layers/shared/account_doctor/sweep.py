@@ -20,10 +20,21 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
+import boto3
+
+from account_doctor.episodes import Recovery
+from account_doctor.events_out import publisher_for
 from account_doctor.models import AccountEvent, AccountState, iso, parse_iso
-from account_doctor.nylas import ListedAccount, NylasUnavailable
+from account_doctor.nylas import ListedAccount, NylasClient, NylasUnavailable
+from account_doctor.ports import KnownEvent
+from account_doctor.queue import DiagnosisQueue, ReminderQueue
+from account_doctor.reminders import ReminderRun, enqueue_due
+from account_doctor.settings import SweepSettings
+from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.episodes import EpisodeRecords
+from account_doctor.stores.events import EventHistory
 
 SOURCE = "sweep"
 # The webhook trigger each broken status stands for (SPEC §3b).
@@ -38,16 +49,6 @@ MIN_TIME_MARGIN_SECONDS = 5.0
 # History lookups of a page run on this many threads (boto3 clients are thread-safe): a first sweep of an
 # application with tens of thousands of broken grants stays well inside the function's timeout.
 LOOKUP_THREADS = 8
-
-
-class KnownEvent(Protocol):
-    """What the sweep needs of an account's latest stored event."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def occurred_at(self) -> str: ...
 
 
 Clock = Callable[[], datetime]
@@ -248,17 +249,18 @@ class UnlistedCloser:
     broken_accounts: Callable[[], Iterable[tuple[str, str]]]  # (account id, api version) on the broken list
     account_state: Callable[[str, str], AccountState]  # Nylas's answer for (account id, api version)
     looked_up: Callable[..., object | None]  # Recovery.account_looked_up
-    versions: frozenset[str]  # the API versions the listing covered (v2 only when configured)
-    run: str  # names this run on the episodes it ends
+    versions: Callable[[], frozenset[str]]  # the API versions the listing covered (v2 only when configured)
 
     def __call__(self, listed: set[str], summary: SweepSummary) -> None:
+        run = f"sweep-{iso(datetime.now(UTC))}"  # names this run on the episodes it ends
+        versions = self.versions()
         for account_id, api_version in self.broken_accounts():
-            if account_id in listed or api_version not in self.versions:
+            if account_id in listed or api_version not in versions:
                 continue
             state = self.account_state(account_id, api_version)
             if not (state.healthy or not state.exists):
                 continue
-            if self.looked_up(account_id, valid=state.healthy, gone=not state.exists, run=self.run) is None:
+            if self.looked_up(account_id, valid=state.healthy, gone=not state.exists, run=run) is None:
                 continue
             if state.healthy:
                 summary.recovered += 1
@@ -282,3 +284,54 @@ def broken_list(
             cursor = page.next
 
     return every
+
+
+@dataclass(frozen=True)
+class ScheduledSweep:
+    """What one SweepFunction run does: the sweep over every broken account Nylas lists now."""
+
+    sweep: Sweep
+    nylas: NylasClient
+    # The reminders that came due since the last run, enqueued for the diagnosis function (SPEC §5).
+    reminders: Callable[[datetime], ReminderRun] | None = None
+
+    def run(self, *, seconds_left: Callable[[], float] | None = None) -> SweepSummary:
+        return self.sweep.run(self._sources(), seconds_left=seconds_left)
+
+    def remind(self, now: datetime) -> ReminderRun:
+        return self.reminders(now) if self.reminders is not None else ReminderRun()
+
+    def _sources(self) -> Iterator[Iterator[list[ListedAccount]]]:
+        """v3 grants, then v2 accounts when the secret holds v2 credentials; lazily, so a failure is the run's."""
+        yield self.nylas.invalid_grants()
+        if self.nylas.v2_configured():
+            yield self.nylas.broken_v2_accounts()
+
+
+def build_sweep(settings: SweepSettings) -> ScheduledSweep:
+    """The sweep a SweepFunction cold start builds: Nylas, the history's latest events, the queue, and the
+    episodes it closes and reminds of."""
+    table = Table(settings.events_table, dynamodb_client())
+    history = EventHistory(table)
+    episodes = EpisodeRecords(table)
+    nylas = NylasClient(settings)
+    queue = DiagnosisQueue(boto3.client("sqs"), settings.diagnosis_queue_url, settings.grace_seconds)
+    recovery = Recovery(episodes, publisher_for(settings.event_bus_name))
+    reminder_queue = ReminderQueue(settings.diagnosis_queue_url)
+
+    def account_state(account_id: str, api_version: str) -> AccountState:
+        return nylas.v2_account(account_id) if api_version == "v2" else nylas.grant(account_id)
+
+    sweep = Sweep(
+        latest_events=latest_events_of(history.latest_from_states, history.latest_event),
+        enqueue=queue.enqueue,
+        notify_days=settings.sweep_notify_days,
+        grant_updated_at=lambda grant_id: nylas.grant(grant_id).updated_at,
+        close_unlisted=UnlistedCloser(
+            broken_accounts=broken_list(history.broken_accounts),
+            account_state=account_state,
+            looked_up=recovery.account_looked_up,
+            versions=lambda: frozenset({"v3", "v2"} if nylas.v2_configured() else {"v3"}),
+        ),
+    )
+    return ScheduledSweep(sweep, nylas, reminders=lambda now: enqueue_due(episodes, reminder_queue.send, now))

@@ -33,7 +33,7 @@ from typing import Any
 from account_doctor.episodes import Episode, EpisodeEnd
 from account_doctor.models import Verdict, parse_iso
 from account_doctor.reminders import DueReminder
-from account_doctor.stores.dynamo import Table, to_item
+from account_doctor.stores.dynamo import ConditionsFailed, Table, to_item
 
 STATE_SK = "state"
 SHARDS = 4
@@ -45,6 +45,8 @@ _WATERMARK = {"account_id": "#reminders#watermark", "sk": "watermark"}
 # Kept past the report's longest span (90 days) with room to compare a year.
 AGGREGATE_DAYS = 400
 ENDED_RECORD_DAYS = 14
+# How often an episode change cancelled only by concurrent writers of the same counters is tried.
+_CONFLICT_RETRIES = 5
 _EPISODE_ATTRIBUTES = (
     "episode_id",
     "episode_failed_at",
@@ -157,7 +159,7 @@ class EpisodeRecords:
                 due = [self._put_due(episode, n, at) for n, at in reminders]
         state = self._state_update(episode.account_id, "SET " + ", ".join(sets) + expression_add, condition, values)
         counts = replace(episode, cause=verdict.cause)
-        return self._table.transact(
+        return self._transact(
             [
                 state,
                 self._add(report_key(episode.account_id, OPEN_SK), {"open": 1}),
@@ -192,7 +194,7 @@ class EpisodeRecords:
                     moved[(verdict.cause, name)] += 1
             opened = []
         state = self._state_update(episode.account_id, expression, condition, values)
-        return self._table.transact([state, *opened, *self._report_updates(episode, moved)])
+        return self._transact([state, *opened, *self._report_updates(episode, moved)])
 
     def add_emails(self, episode: Episode, emails: frozenset[str], reminders: Sequence[tuple[int, str]] = ()) -> bool:
         values: dict[str, Any] = {":id": episode.episode_id, ":emails": set(emails)}
@@ -212,7 +214,7 @@ class EpisodeRecords:
             condition += "".join(f" AND attribute_not_exists({flag})" for flag in flags)
         due = [self._put_due(episode, n, at) for n, at in reminders] if "episode_emailed" in flags else []
         state = self._state_update(episode.account_id, expression, condition, values)
-        return self._table.transact([state, *self._report_updates(episode, counted), *due])
+        return self._transact([state, *self._report_updates(episode, counted), *due])
 
     def _put_due(self, episode: Episode, sequence: int, due_at: str) -> dict[str, Any]:
         """A reminder entry in the due index, written once with the episode's first customer email."""
@@ -282,9 +284,7 @@ class EpisodeRecords:
             "episode_id = :id AND attribute_not_exists(episode_clicked)",
             {":id": episode.episode_id, ":true": True},
         )
-        return self._table.transact(
-            [state, *self._report_updates(episode, Counter({(episode.counted_cause, "clicked"): 1}))]
-        )
+        return self._transact([state, *self._report_updates(episode, Counter({(episode.counted_cause, "clicked"): 1}))])
 
     def end(self, end: EpisodeEnd) -> bool:
         episode = end.episode
@@ -310,9 +310,18 @@ class EpisodeRecords:
         ]
         if episode.cause is not None:
             writes.append(self._add(report_key(episode.account_id, OPEN_SK), {"open": -1}))
-        return self._table.transact(writes)
+        return self._transact(writes)
 
     # Items ------------------------------------------------------------------------------------
+
+    def _transact(self, writes: Sequence[Mapping[str, Any]]) -> bool:
+        """One episode change: False (nothing written) when its conditions no longer hold, a racing writer or a
+        redelivery having changed the episode first. Conflicts with racing writers of a counter are retried."""
+        try:
+            self._table.transact(writes, conflicts=_CONFLICT_RETRIES)
+        except ConditionsFailed:
+            return False
+        return True
 
     @staticmethod
     def _flags(episode: Episode) -> tuple[tuple[str, bool], ...]:
