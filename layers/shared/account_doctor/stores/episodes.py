@@ -33,7 +33,7 @@ from typing import Any
 from account_doctor.episodes import Episode, EpisodeEnd
 from account_doctor.models import Verdict, parse_iso
 from account_doctor.reminders import DueReminder
-from account_doctor.stores.dynamo import ConditionsFailed, Table, to_item
+from account_doctor.stores.dynamo import ConditionsFailed, Table
 
 STATE_SK = "state"
 SHARDS = 4
@@ -227,7 +227,7 @@ class EpisodeRecords:
             "due_at": due_at,
             "expires_at": int((parse_iso(due_at) + timedelta(days=ENDED_RECORD_DAYS)).timestamp()),
         }
-        return {"Put": {"TableName": self._table.name, "Item": to_item(item)}}
+        return self._table.put_write(item)
 
     # The due index (reminders) ----------------------------------------------------------------
 
@@ -330,15 +330,9 @@ class EpisodeRecords:
     def _state_update(
         self, account_id: str, expression: str, condition: str, values: Mapping[str, Any]
     ) -> dict[str, Any]:
-        return {
-            "Update": {
-                "TableName": self._table.name,
-                "Key": to_item({"account_id": account_id, "sk": STATE_SK}),
-                "UpdateExpression": expression,
-                "ConditionExpression": condition,
-                "ExpressionAttributeValues": to_item(values),
-            }
-        }
+        return self._table.update_write(
+            {"account_id": account_id, "sk": STATE_SK}, expression, condition=condition, values=values
+        )
 
     def _put_ended(self, end: EpisodeEnd) -> dict[str, Any]:
         episode = asdict(end.episode)
@@ -352,7 +346,7 @@ class EpisodeRecords:
             "replaced_by": end.replaced_by,
             "expires_at": _seconds_from_now(ENDED_RECORD_DAYS),
         }
-        return {"Put": {"TableName": self._table.name, "Item": to_item(item)}}
+        return self._table.put_write(item)
 
     def _report_updates(
         self,
@@ -377,15 +371,7 @@ class EpisodeRecords:
         values: dict[str, Any] = {f":a{n}": added for n, added in enumerate(adds.values())}
         values[":expires"] = _seconds_from_now(AGGREGATE_DAYS)
         expression = "ADD " + ", ".join(f"#a{n} :a{n}" for n in range(len(adds))) + " SET expires_at = :expires"
-        return {
-            "Update": {
-                "TableName": self._table.name,
-                "Key": to_item(key),
-                "UpdateExpression": expression,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": to_item(values),
-            }
-        }
+        return self._table.update_write(key, expression, names=names, values=values)
 
 
 def counter_name(cause: str, name: str) -> str:
