@@ -37,6 +37,13 @@ class Gathered:
     domain_cluster: Cluster | None = None  # read before a domain incident opens; its opener revises them
 
 
+def account_email(event: AccountEvent, state: AccountState) -> str | None:
+    """The address the account's emails go to: the one Nylas reports for the grant, the payload's only when
+    Nylas has none. Anyone holding the webhook secret can put any address in a payload, and with one real
+    broken grant id would otherwise have a reconnect email and its login hint sent wherever they like."""
+    return state.email or event.email
+
+
 def incident_keys(domain: str | None, free_mail: bool, failure_connector: str | None) -> list[IncidentKey]:
     keys: list[IncidentKey] = []
     if domain and not free_mail:
@@ -73,7 +80,7 @@ def evidence_from(
 ) -> Evidence:
     """The evidence, from what was read: no I/O here."""
     provider = state.provider or event.provider
-    email = event.email or state.email
+    email = account_email(event, state)
     domain = email_domain(email)
     failed_at = event.occurred_at
     month_ago = iso(parse_iso(failed_at) - timedelta(days=RECURRING_WINDOW_DAYS))
@@ -124,7 +131,7 @@ class EvidenceGatherer:
             event.account_id, since=iso(failed_at - timedelta(days=ACCOUNT_LOOKBACK_DAYS))
         )
         recorded = any(e.event_id == event.event_id for e in events)
-        email = event.email or state.email
+        email = account_email(event, state)
         domain = email_domain(email)
         free_mail = bool(domain) and is_free_mail(domain or "")
         failure_connector = connector(state.provider or event.provider)
