@@ -31,10 +31,10 @@ from local_stack.template import ProvisionedStack
 from tests.conftest import EVENTS_DIR, load_event
 from tests.integration.diagnosis_stack import (
     answer,
-    grant_answer,
     answer_history,
     diagnosis_handler,
     failed_ids,
+    grant_answer,
     grant_url,
 )
 from tests.integration.ses import OPERATOR, FlakySes, Received, hosted_auth_href, ses_outbox
