@@ -30,16 +30,33 @@ from tests.integration.ses import ses_outbox
 __all__ = ["AwsFaults", "Pipeline", "atomic_moto_dynamodb", "failed_ids", "ses_outbox"]
 
 
+# What SES answers every send while the sender's identity is not verified (right after a deploy).
+SENDER_NOT_VERIFIED = (
+    "Email address is not verified. The following identities failed the check in region US-EAST-1: "
+    "account-doctor@example.com"
+)
+
+
 class AwsFaults:
-    """botocore hooks on the default session: SES answers TooManyRequests to the next `ses_throttles` sends."""
+    """botocore hooks on the default session: SES answers TooManyRequests to the next `ses_throttles` sends,
+    and MessageRejected for the unverified sender to every send while `ses_sender_unverified`."""
 
     def __init__(self, session: boto3.Session) -> None:
         self.ses_throttles = 0
+        self.ses_sender_unverified = False
         self.ses_attempts = 0
         session.events.register("before-call.sesv2.SendEmail", self._send_email)
 
     def _send_email(self, **_: Any) -> None:
         self.ses_attempts += 1
+        if self.ses_sender_unverified:
+            raise ClientError(
+                {
+                    "Error": {"Code": "MessageRejected", "Message": SENDER_NOT_VERIFIED},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "SendEmail",
+            )
         if self.ses_throttles:
             self.ses_throttles -= 1
             # What the client raises once botocore's own retries of a throttled send are used up.
