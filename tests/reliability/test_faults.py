@@ -197,7 +197,7 @@ def test_an_unverified_sender_is_retried_until_fixed_never_recorded_as_the_custo
     events = [failure(s) for s in customers]
     for s in customers:
         answer(nylas, s)
-    aws_faults.ses_sender_unverified = True
+    aws_faults.ses_unverified = {"account-doctor@example.com"}  # template.yaml's SenderEmail default
     capsys.readouterr()
 
     for receive in (1, 2):
@@ -216,13 +216,33 @@ def test_an_unverified_sender_is_retried_until_fixed_never_recorded_as_the_custo
         "SES refuses to send for this stack; every email waits for the fix and is retried"
     ) == 1
 
-    aws_faults.ses_sender_unverified = False  # the operator verified the identity
+    aws_faults.ses_unverified = set()  # the operator verified the identity
     assert pipeline.deliver(*((e, "diagnose") for e in events), receive_count=3) == []
     expected = {s.email: 1 for s in customers} | {OPERATOR: 1}  # google_testing_mode's alert
     assert pipeline.emails() == expected
     for event in events:
         (verdict,) = pipeline.verdicts(event)
         assert all(n.status == "sent" for n in verdict.notifications)
+
+
+def test_an_unverified_recipient_is_the_customers_refusal_recorded_once_and_the_operator_told(
+    pipeline: Pipeline, aws_faults: AwsFaults, nylas: responses.RequestsMock
+) -> None:
+    s = scenario("oauth_revoked")  # the customer alone is emailed
+    event = failure(s)
+    answer(nylas, s)
+    aws_faults.ses_unverified = {s.email}  # the SES sandbox: only verified recipients
+
+    assert pipeline.deliver((event, "diagnose")) == []  # nothing to retry: SES refused this address for good
+    (verdict,) = pipeline.verdicts(event)
+    rejected = [n for n in verdict.notifications if n.status == "rejected"]
+    assert [(n.kind, n.to) for n in rejected] == [("reconnect", s.email)]
+    assert rejected[0].reason is not None
+    assert s.email not in rejected[0].reason  # masked
+    assert pipeline.emails() == {OPERATOR: 1}  # told which customer could not be reached
+    assert pipeline.deliver((event, "diagnose"), receive_count=2) == []
+    assert pipeline.emails() == {OPERATOR: 1}
+    assert pipeline.verdicts(event) == [verdict]
 
 
 def two_workers() -> tuple[QueueConsumer, QueueConsumer]:
