@@ -8,9 +8,9 @@ botocore event hooks on the default session the handler's clients are built from
 from __future__ import annotations
 
 import threading
-from email.utils import parseaddr
 from collections import Counter
 from collections.abc import Callable
+from email.utils import parseaddr
 from types import ModuleType
 from typing import Any
 
