@@ -112,7 +112,7 @@ def reconnect_copy(cause: Cause, *, app: str, email: str, provider: str | None) 
 # A Microsoft OAuth grant holds a refresh token that a password change or reset alone leaves alive (Microsoft
 # identity platform, "refresh token revocation"): the hints lead with what does end it (SPEC §5), and mention a
 # password change only where an organisation makes it end sessions.
-MICROSOFT_ACCESS_ENDS = (
+_MICROSOFT_ACCESS_ENDS = (
     "your sessions were revoked (by you, with “sign out everywhere”, or by an administrator), a Conditional "
     "Access policy of your organisation required a new sign-in, the app's consent was removed, the account was "
     "disabled or deleted, or the connection went unused for 90 days"
@@ -125,7 +125,7 @@ def _microsoft_revoked(app: str, mailbox: str) -> CustomerCopy:
         headline="Your mailbox connection was revoked",
         paragraphs=(
             f"Microsoft no longer accepts {app}'s access to {mailbox}. Microsoft ends a connected app's access "
-            f"when {MICROSOFT_ACCESS_ENDS}.",
+            f"when {_MICROSOFT_ACCESS_ENDS}.",
             "Reconnect to resume syncing.",
         ),
         hints=(
