@@ -182,7 +182,11 @@ class SignedRequest:
 
     body: bytes
     signature: str
-    compressed: bool  # Content-Encoding: gzip (v3 compressed delivery)
+    encoding: str = ""  # Content-Encoding, trimmed and lower-cased; gzip is v3 compressed delivery
+
+    @property
+    def compressed(self) -> bool:
+        return self.encoding == "gzip"
 
 
 def signed_request(event: Mapping[str, Any]) -> SignedRequest:
@@ -191,10 +195,7 @@ def signed_request(event: Mapping[str, Any]) -> SignedRequest:
     signature = header(event, SIGNATURE_HEADER)
     if not signature:
         raise Unauthorized("missing X-Nylas-Signature header")
-    encoding = (header(event, "content-encoding") or "").strip().lower()
-    if encoding not in ("gzip", "", "identity"):
-        raise BadRequest(f"unsupported Content-Encoding {encoding[:32]!r}")
-    return SignedRequest(body, signature, compressed=encoding == "gzip")
+    return SignedRequest(body, signature, (header(event, "content-encoding") or "").strip().lower())
 
 
 def verify(request: SignedRequest, *, webhook_secret: str, client_secret: str) -> Webhook:
@@ -206,6 +207,9 @@ def verify(request: SignedRequest, *, webhook_secret: str, client_secret: str) -
         body = decompress(body)
     else:
         matched = signed_by(body, request.signature, {"v3": webhook_secret, "v2": client_secret})
+        # Only now: whatever a request says about itself, a body not signed by Nylas is a 401.
+        if request.encoding not in ("", "identity"):
+            raise BadRequest(f"unsupported Content-Encoding {request.encoding[:32]!r}")
     payload = parse_json(body)
     version: ApiVersion = "v2" if "deltas" in payload else "v3"
     if version not in matched:
