@@ -171,6 +171,41 @@ def test_free_form_parameters_have_a_default(template: dict[str, Any], name: str
     assert "Default" in template["Parameters"][name]
 
 
+# (parameter, value, accepted?): CloudFormation matches AllowedPattern against the whole value (Java's
+# matches()), as re.fullmatch does; the patterns use only syntax both read alike.
+PARAMETER_VALUES = [
+    ("ReauthUrlTemplate", "", True),
+    ("ReauthUrlTemplate", "https://app.acme.io/reconnect?email={email}&grant={account_id}", True),
+    ("ReauthUrlTemplate", "https://app.acme.io/r/{provider}/{account_id}", True),
+    ("ReauthUrlTemplate", "javascript:alert(document.domain)//{email}", False),
+    ("ReauthUrlTemplate", "JavaScript:alert(1)", False),
+    ("ReauthUrlTemplate", "data:text/html,<script>alert(1)</script>", False),
+    ("ReauthUrlTemplate", "http://app.acme.io/reconnect", False),
+    ("ReauthUrlTemplate", 'https://app.acme.io/" onclick="alert(1)', False),
+    ("ReauthUrlTemplate", "https://app.acme.io/a b", False),
+    ("ReauthUrlTemplate", "https://app.acme.io/\r\nX: y", False),
+    ("AppName", "Account Doctor", True),
+    ("AppName", "Acme & Söhne (dev)", True),
+    ("AppName", "Acme\r\nBcc: everyone@example.com", False),
+    ("AppName", "Acme\nSync", False),
+    ("AppName", "", False),
+    ("AppName", "A" * 101, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    PARAMETER_VALUES,
+    ids=[f"{name}-{'ok' if ok else 'refused'}-{n}" for n, (name, _, ok) in enumerate(PARAMETER_VALUES)],
+)
+def test_parameters_that_reach_an_email_refuse_what_would_change_it(
+    template: dict[str, Any], name: str, value: str, accepted: bool
+) -> None:
+    pattern = template["Parameters"][name]["AllowedPattern"]
+    assert (re.fullmatch(pattern, value) is not None) is accepted
+    assert re.fullmatch(pattern, str(template["Parameters"][name]["Default"]))
+
+
 def test_notification_mode_is_send_or_dry_run(template: dict[str, Any]) -> None:
     assert sorted(template["Parameters"]["NotificationMode"]["AllowedValues"]) == ["dry-run", "send"]
 
