@@ -231,6 +231,7 @@ def test_any_request_gets_a_client_answer(
 
 
 @pytest.mark.fuzz
+@pytest.mark.timeout(1800)  # 10,000 calls of the handler take longer than the suite's 300 s per test
 @settings(
     max_examples=10_000,
     deadline=None,
