@@ -47,7 +47,7 @@ from account_doctor.models import (
 )
 from account_doctor.nylas import NylasClient, NylasConfigError
 from account_doctor.ports import History, IncidentRecords, Notifier, NylasApi, Publisher, Verdicts
-from account_doctor.queue import ReleaseQueue
+from account_doctor.queue import ReleaseQueue, from_queue
 from account_doctor.reminders import DueReminder, Reminders
 from account_doctor.settings import Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
@@ -232,9 +232,15 @@ class QueueConsumer:
     """One SQS record → the service, diagnoses at most once per (event id, stage)."""
 
     def __init__(
-        self, service: DiagnosisService, persistence: DynamoDBPersistenceLayer, *, reminders: Reminders | None = None
+        self,
+        service: DiagnosisService,
+        persistence: DynamoDBPersistenceLayer,
+        *,
+        release_queue_url: str = "",
+        reminders: Reminders | None = None,
     ) -> None:
         self._service = service
+        self._release_queue_url = release_queue_url
         self._reminders = reminders
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="[event_id, stage]", expires_after_seconds=IDEMPOTENCY_SECONDS
@@ -249,8 +255,14 @@ class QueueConsumer:
         if value == "release":
             request = Release(**_release_request(record.body))
             return {"incident_id": request.incident_id, "released": self._service.release(request)}
+        if from_queue(record.event_source_arn, self._release_queue_url):
+            # Whoever may release incidents may send here: anything but a release is dropped, not failed, so it
+            # never reaches the DLQ, from where a redrive would put it on the diagnosis queue.
+            logger.warning("not a release: dropped from the release queue", extra={"message_id": record.message_id})
+            return {"dropped": record.message_id}
         if value == REMINDER_STAGE and self._reminders is not None:
-            # The ledger's entry per (event, reminder entry) makes a redelivered reminder send nothing again.
+            # From the diagnosis queue only (the sweep's run). The ledger's entry per (event, reminder entry)
+            # makes a redelivered reminder send nothing again.
             return {"reminder": self._reminders.send(DueReminder.from_json(record.body))}
         event = AccountEvent.from_json(record.body)
         stage = value if value in ("record", "diagnose") else None
@@ -298,7 +310,7 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
 
         diagnose = procedure
     client = dynamodb_client()
-    queue = ReleaseQueue(settings.diagnosis_queue_url)
+    queue = ReleaseQueue(settings.release_queue_url)
     publisher = publisher_for(settings.event_bus_name)
     recovery = Recovery(
         EpisodeRecords(Table(settings.events_table, client)), publisher, reminder_hours=settings.reminder_schedule
@@ -324,7 +336,12 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
         connector_incident_open=lambda through: incidents.is_open(IncidentKey("connector", through)),
         notifier=notifier,
     )
-    return QueueConsumer(service, DynamoDBPersistenceLayer(table_name=settings.idempotency_table), reminders=reminders)
+    return QueueConsumer(
+        service,
+        DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+        release_queue_url=settings.release_queue_url,
+        reminders=reminders,
+    )
 
 
 def build_evidence(settings: Settings) -> tuple[EventHistory, EvidenceGatherer]:

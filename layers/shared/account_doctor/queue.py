@@ -75,10 +75,16 @@ class DiagnosisQueue:
         return len(entries)
 
 
+def from_queue(event_source_arn: str, queue_url: str) -> bool:
+    """Whether an SQS record came from the queue at `queue_url`: its ARN and URL both end with the queue's name."""
+    return bool(queue_url) and event_source_arn.rsplit(":", 1)[-1] == queue_url.rstrip("/").rsplit("/", 1)[-1]
+
+
 class _StageQueue:
     """Sends one message of a stage of its own to the diagnosis function."""
 
     stage = ""
+    queue = ""  # which queue, in the error an operator reads
 
     def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
         self._queue_url = queue_url
@@ -96,22 +102,29 @@ class _StageQueue:
                 MessageAttributes={STAGE_ATTRIBUTE: {"DataType": "String", "StringValue": self.stage}},
             )
         except (ClientError, BotoCoreError) as error:
-            raise QueueError(f"SendMessage to the diagnosis queue failed: {error}") from error
+            raise QueueError(f"SendMessage to the {self.queue} queue failed: {error}") from error
 
 
 class ReleaseQueue(_StageQueue):
-    """Asks the diagnosis function to send an incident's held emails: one message per page of members."""
+    """Asks the diagnosis function to send an incident's held emails: one message per page of members.
+
+    Its own queue (template.yaml's ReleaseQueue), the only one the read API may send to: the consumer takes
+    nothing but releases from it, so whoever can release an incident cannot also queue a diagnosis.
+    """
 
     stage = RELEASE_STAGE
+    queue = "release"
 
     def send(self, request: Release) -> None:
         self._send(request.to_json())
 
 
 class ReminderQueue(_StageQueue):
-    """Asks the diagnosis function to send one due reminder (SPEC §5): the scheduled run only finds them."""
+    """Asks the diagnosis function to send one due reminder (SPEC §5), on the diagnosis queue: the sweep's
+    scheduled run only finds them."""
 
     stage = REMINDER_STAGE
+    queue = "diagnosis"
 
     def send(self, reminder: DueReminder) -> None:
         self._send(reminder.to_json())
