@@ -22,6 +22,8 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from local_stack import moto_dynamodb
+
 SESV2_SEND_PATH = "/v2/email/outbound-emails"
 
 
@@ -144,6 +146,7 @@ class MotoServer(ThreadedMotoServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(ip_address=host, port=port or free_port(host), verbose=False)
         self.outbox = Outbox()
+        moto_dynamodb.install()  # a transaction costs the items it writes, not a copy of its tables
 
     def _server_entry(self) -> None:
         # As ThreadedMotoServer._server_entry, with the outbox middleware around moto's app.

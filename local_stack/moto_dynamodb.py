@@ -1,0 +1,106 @@
+"""moto's DynamoDB without its per-table costs: transactions roll back from a journal of the items they touch.
+
+moto backs up every table a TransactWriteItems names (a deep copy of all its items) so that it can roll
+a cancelled transaction back. That makes each transaction cost O(table), a cost DynamoDB does not have:
+under `make load` the tables grow with every event and the deep copies took most of the emulator's time.
+Here a transaction deep-copies only the items it names, before it runs, and a cancelled one puts exactly
+those back: the same all-or-nothing answer, at the cost of the items written.
+
+Installed by the local stack's moto server (`install`), for the life of the process: the answer to every
+request stays what moto gives, so a test in the same process that uses `mock_aws` sees the same results.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import types
+from typing import Any
+
+import moto.dynamodb.models as moto_dynamodb
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import Table
+
+# (table name, hash key, range key or None) -> the item before the transaction, None if there was none.
+Journal = dict[tuple[str, DynamoType, DynamoType | None], Item | None]
+
+_ORIGINAL_TRANSACT = DynamoDBBackend.transact_write_items
+_install_lock = threading.Lock()
+
+
+class _TablesUncopied(types.ModuleType):
+    """moto's `copy` module as its DynamoDB backend sees it: a Table's deep copy is the table itself."""
+
+    copy = staticmethod(copy.copy)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+def _key(table: Table, attributes: dict[str, Any]) -> tuple[DynamoType, DynamoType | None] | None:
+    """The item's primary key in moto's terms; None when the request lacks it (moto then rejects it)."""
+    if table.hash_key_attr not in attributes:
+        return None
+    range_attr = table.range_key_attr
+    if range_attr is not None and range_attr not in attributes:
+        return None
+    return DynamoType(attributes[table.hash_key_attr]), DynamoType(attributes[range_attr]) if range_attr else None
+
+
+def _stored(table: Table, hash_key: DynamoType, range_key: DynamoType | None) -> Item | None:
+    # Read without table.get_item: on a table with a range key its defaultdict would gain an empty entry.
+    found = table.items.get(hash_key)
+    if range_key is None:
+        return found if isinstance(found, Item) else None
+    return found.get(range_key) if isinstance(found, dict) else None
+
+
+def journal_of(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> Journal:
+    """A deep copy of every item the transaction names, as it is before the transaction runs."""
+    journal: Journal = {}
+    for entry in transact_items:
+        for operation in entry.values():
+            table = backend.tables.get(operation.get("TableName", ""))
+            if table is None:
+                continue
+            key = _key(table, operation["Item"] if "Item" in operation else operation.get("Key", {}))
+            if key is not None and (table.name, *key) not in journal:
+                journal[(table.name, *key)] = copy.deepcopy(_stored(table, *key))
+    return journal
+
+
+def roll_back(backend: DynamoDBBackend, journal: Journal) -> None:
+    """Every journaled item as it was: written back, or removed if the transaction created it."""
+    for (table_name, hash_key, range_key), before in journal.items():
+        table = backend.tables[table_name]
+        if range_key is None:
+            if before is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = before  # type: ignore[assignment]  # no range key: an Item
+        elif before is None:
+            table.items.get(hash_key, {}).pop(range_key, None)
+        else:
+            table.items[hash_key][range_key] = before
+
+
+def journaled_transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    """moto's TransactWriteItems, rolled back from the journal instead of from copies of whole tables."""
+    journal = journal_of(self, transact_items)
+    try:
+        _ORIGINAL_TRANSACT(self, transact_items)
+    except Exception:
+        roll_back(self, journal)
+        raise
+
+
+def install() -> None:
+    """From now on, in this process, moto's transactions journal their items instead of copying tables."""
+    with _install_lock:
+        if DynamoDBBackend.transact_write_items is journaled_transact_write_items:
+            return
+        # moto's own rollback then restores each table to itself (a no-op); the journal does the work.
+        setattr(moto_dynamodb, "copy", _TablesUncopied("copy"))  # noqa: B010 - moto's module, not ours
+        DynamoDBBackend.transact_write_items = journaled_transact_write_items  # type: ignore[method-assign]
