@@ -1,20 +1,27 @@
-"""moto's DynamoDB without its per-table costs: transactions roll back from a journal of the items they touch.
+"""moto's DynamoDB without its per-table costs: transactions journal their items, queries read their partition.
 
-moto backs up every table a TransactWriteItems names (a deep copy of all its items) so that it can roll
-a cancelled transaction back. That makes each transaction cost O(table), a cost DynamoDB does not have:
-under `make load` the tables grow with every event and the deep copies took most of the emulator's time.
-Here a transaction deep-copies only the items it names, before it runs, and a cancelled one puts exactly
-those back: the same all-or-nothing answer, at the cost of the items written.
+Two costs DynamoDB does not have grow with moto's tables, and under `make load` the tables grow with
+every event:
+- TransactWriteItems backs up every table it names (a deep copy of all its items) to roll a cancelled
+  transaction back. Here it deep-copies only the items it names, and a cancelled one puts exactly those
+  back: the same all-or-nothing answer, at the cost of the items written.
+- Query sorts every item of the table (Python-level comparisons) and then walks them for the partition
+  asked for, on the table and on an index alike. Here moto's own query runs on a view of the table
+  holding only the candidates: the table's partition, or, for an index, the items whose index hash key
+  attributes hold the queried string values (a superset for other types, which moto then filters as
+  before). moto sorts, pages, filters and counts them as it always does, so every answer is the same.
 
-Installed by the local stack's moto server (`install`), for the life of the process: the answer to every
-request stays what moto gives, so a test in the same process that uses `mock_aws` sees the same results.
+Installed by the local stack's moto server (`install`), for the life of the process: every answer stays
+what moto gives, so a test in the same process that uses `mock_aws` sees the same results.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import threading
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import moto.dynamodb.models as moto_dynamodb
@@ -26,6 +33,8 @@ from moto.dynamodb.models.table import Table
 Journal = dict[tuple[str, DynamoType, DynamoType | None], Item | None]
 
 _ORIGINAL_TRANSACT = DynamoDBBackend.transact_write_items
+_ORIGINAL_QUERY = Table.query
+_QUERY_SIGNATURE = inspect.signature(_ORIGINAL_QUERY)
 _install_lock = threading.Lock()
 
 
@@ -96,11 +105,54 @@ def journaled_transact_write_items(self: DynamoDBBackend, transact_items: list[d
         raise
 
 
+def _candidates(
+    table: Table, hash_key: DynamoType | None, index_name: str | None, conditions: list[tuple[str, DynamoType]]
+) -> list[Item] | None:
+    """The items a query can return, without sorting the table; None when only moto's own walk will do."""
+    if index_name is None:
+        if hash_key is None or hash_key.type != "S":  # a lookup by a string is exact; numbers are left to moto
+            return None
+        partition = table.items.get(hash_key)
+        if partition is None:
+            return []
+        return list(partition.values()) if table.range_key_attr else [partition]  # type: ignore[list-item]
+    exact = [(name, value.value) for name, value in conditions if value.type == "S"]
+    if not exact:
+        return None
+    return [
+        item
+        for item in _unsorted_items(table)
+        if all((v := item.attrs.get(name)) is not None and v.type == "S" and v.value == s for name, s in exact)
+    ]
+
+
+def _unsorted_items(table: Table) -> Iterator[Item]:
+    for partition in table.items.values():
+        if table.range_key_attr:
+            yield from partition.values()
+        else:
+            yield partition  # type: ignore[misc]  # no range key: the partition is the item
+
+
+def partition_query(self: Table, *args: Any, **kwargs: Any) -> Any:
+    """moto's Table.query, on a view of the table that holds only the items the query can return."""
+    called = _QUERY_SIGNATURE.bind(self, *args, **kwargs).arguments
+    candidates = _candidates(
+        self, called.get("hash_key"), called.get("index_name"), called.get("hash_key_conditions") or []
+    )
+    if candidates is None:
+        return _ORIGINAL_QUERY(self, *args, **kwargs)
+    view = copy.copy(self)  # a shallow copy: the same items, indexes and settings; a query only reads
+    view.all_items = lambda: candidates  # type: ignore[method-assign]
+    return _ORIGINAL_QUERY(view, *args, **kwargs)
+
+
 def install() -> None:
-    """From now on, in this process, moto's transactions journal their items instead of copying tables."""
+    """From now on, in this process, moto's transactions journal their items and queries read their partition."""
     with _install_lock:
         if DynamoDBBackend.transact_write_items is journaled_transact_write_items:
             return
         # moto's own rollback then restores each table to itself (a no-op); the journal does the work.
         setattr(moto_dynamodb, "copy", _TablesUncopied("copy"))  # noqa: B010 - moto's module, not ours
         DynamoDBBackend.transact_write_items = journaled_transact_write_items  # type: ignore[method-assign]
+        Table.query = partition_query  # type: ignore[method-assign]

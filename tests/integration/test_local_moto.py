@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from moto.dynamodb.models.table import Table
 
 from local_stack import moto_dynamodb
 from local_stack.template import ProvisionedStack
@@ -96,3 +97,70 @@ def test_a_transaction_naming_one_item_twice_is_rejected_and_changes_nothing(tab
 
     assert rejected.value.response["Error"]["Code"] == "ValidationException"
     assert _state(client, events, notifications) == before
+
+
+def _query_answers(client: Any, events: str) -> list[dict[str, Any]]:
+    """Every page of a few queries: on the table and an index, ranged, reversed, filtered, paged, counted."""
+    queries: list[dict[str, Any]] = [
+        {"KeyConditionExpression": "account_id = :a", "ExpressionAttributeValues": {":a": {"S": "acct-3"}}},
+        {
+            "KeyConditionExpression": "account_id = :a AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":a": {"S": "acct-1"},
+                ":low": {"S": "2024-11-19T10:02"},
+                ":high": {"S": "z"},
+            },
+            "ScanIndexForward": False,
+            "Limit": 2,
+        },
+        {"KeyConditionExpression": "account_id = :a", "ExpressionAttributeValues": {":a": {"S": "nobody"}}},
+        {
+            "IndexName": "DomainFailures",
+            "KeyConditionExpression": "failure_domain = :d AND occurred_at >= :since",
+            "ExpressionAttributeValues": {":d": {"S": "acme.example"}, ":since": {"S": "2024-11-19T10:03"}},
+            "Limit": 3,
+        },
+        {
+            "IndexName": "DomainFailures",
+            "KeyConditionExpression": "failure_domain = :d",
+            "FilterExpression": "begins_with(email, :who)",
+            "ExpressionAttributeValues": {":d": {"S": "acme.example"}, ":who": {"S": "user1"}},
+            "Select": "COUNT",
+        },
+    ]
+    answers = []
+    for query in queries:
+        request: dict[str, Any] = {"TableName": events, **query}
+        while True:
+            page = client.query(**request)
+            page.pop("ResponseMetadata")
+            answers.append(page)
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return answers
+
+
+def test_queries_answer_as_moto_does_without_the_fast_path(
+    tables: tuple[Any, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, events, _ = tables
+    for n in range(40):
+        client.put_item(
+            TableName=events,
+            Item={
+                "account_id": {"S": f"acct-{n % 5}"},
+                "sk": {"S": f"2024-11-19T10:{n:02d}:00Z#e{n}"},
+                "occurred_at": {"S": f"2024-11-19T10:{n:02d}:00Z"},
+                "email": {"S": f"user{n}@acme.example"},
+                # Every third failure is another domain's; every seventh has none (the index is sparse).
+                **({} if n % 7 == 0 else {"failure_domain": {"S": "acme.example" if n % 3 else "globex.example"}}),
+            },
+        )
+
+    fast = _query_answers(client, events)
+    monkeypatch.setattr(Table, "query", moto_dynamodb._ORIGINAL_QUERY)
+    walked = _query_answers(client, events)
+
+    assert fast == walked
+    assert [page["Count"] for page in fast][:2] == [8, 2]  # the queries found what they ask for
