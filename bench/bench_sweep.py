@@ -62,7 +62,7 @@ def _by_operation(counts: Counter[str]) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(counts.items()))
 
 
-def run() -> list[Figure]:
+def run(full: bool = False) -> list[Figure]:
     # A v3-only application (no v2 client_secret): the figures are the grants list's.
     secret = {**TEST_SECRET, "client_secret": ""}
     with (
