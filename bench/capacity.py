@@ -30,10 +30,10 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
-from local_stack import moto_dynamodb
+from local_stack import moto_fast
 
 WRITE_BLOCK = 1024
-_QUERY_SIGNATURE = inspect.signature(moto_dynamodb._ORIGINAL_QUERY)  # moto's own, whatever is installed
+_QUERY_SIGNATURE = inspect.signature(moto_fast._ORIGINAL_QUERY)  # moto's own, whatever is installed
 READ_BLOCK = 4096
 
 

@@ -1,7 +1,7 @@
-"""moto's DynamoDB without its per-table costs: transactions journal their items, queries read their partition.
+"""moto without the costs that grow with its tables and queues: the same answers, at a cost AWS's would have.
 
-Two costs DynamoDB does not have grow with moto's tables, and under `make load` the tables grow with
-every event:
+Under `make load` the tables grow with every event and the queue holds thousands of messages; three costs
+that AWS does not have grew with them, and took most of the load test's CPU (py-spy):
 - TransactWriteItems backs up every table it names (a deep copy of all its items) to roll a cancelled
   transaction back. Here it deep-copies only the items it names, and a cancelled one puts exactly those
   back: the same all-or-nothing answer, at the cost of the items written.
@@ -10,6 +10,11 @@ every event:
   holding only the candidates: the table's partition, or, for an index, the items whose index hash key
   attributes hold the queried string values (a superset for other types, which moto then filters as
   before). moto sorts, pages, filters and counts them as it always does, so every answer is the same.
+- SQS computes every attribute of a queue, its approximate message counts included (a walk of all its
+  messages, reading the clock for each), whenever it reads any one: for each message it sends, each
+  message it receives (to read the retention period), and three times per attribute a
+  GetQueueAttributes names. Here a queue's attributes are computed once per request, and the clock
+  is read with time.time() (what moto's datetime arithmetic computes, without the datetimes).
 
 Installed by the local stack's moto server (`install`), for the life of the process: every answer stays
 what moto gives, so a test in the same process that uses `mock_aws` sees the same results.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import copy
 import inspect
 import threading
+import time
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -28,12 +34,19 @@ import moto.dynamodb.models as moto_dynamodb
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
+from moto.sqs import models as moto_sqs
+from moto.sqs.models import Queue, SQSBackend
 
 # (table name, hash key, range key or None) -> the item before the transaction, None if there was none.
 Journal = dict[tuple[str, DynamoType, DynamoType | None], Item | None]
 
 _ORIGINAL_TRANSACT = DynamoDBBackend.transact_write_items
 _ORIGINAL_QUERY = Table.query
+_ORIGINAL_QUEUE_ATTRIBUTES = Queue.attributes
+_ORIGINAL_UNIX_TIME = getattr(moto_sqs, "unix_time")  # noqa: B009 - moto imports it from moto.core.utils
+_ORIGINAL_UNIX_TIME_MILLIS = getattr(moto_sqs, "unix_time_millis")  # noqa: B009
+# The SQS requests that read a queue's attributes (send_message_batch and receive_message through them).
+_SQS_REQUESTS = ("send_message", "receive_message", "get_queue_attributes")
 _QUERY_SIGNATURE = inspect.signature(_ORIGINAL_QUERY)
 _install_lock = threading.Lock()
 
@@ -147,8 +160,53 @@ def partition_query(self: Table, *args: Any, **kwargs: Any) -> Any:
     return _ORIGINAL_QUERY(view, *args, **kwargs)
 
 
+class _RequestScope(threading.local):
+    """The attributes of each queue one SQS request has read so far (None outside a request)."""
+
+    attributes: dict[int, dict[str, Any]] | None = None
+
+
+_scope = _RequestScope()
+
+
+def _queue_attributes(queue: Queue) -> dict[str, Any]:
+    """moto's Queue.attributes, computed once per request: within one, a second reading is the first's."""
+    cache = _scope.attributes
+    if cache is None:
+        computed: dict[str, Any] = _ORIGINAL_QUEUE_ATTRIBUTES.fget(queue)  # type: ignore[attr-defined]
+        return computed
+    if id(queue) not in cache:
+        cache[id(queue)] = _ORIGINAL_QUEUE_ATTRIBUTES.fget(queue)  # type: ignore[attr-defined]
+    return cache[id(queue)]
+
+
+def _one_request(method: Any) -> Any:
+    """The SQS backend's method, its queue attributes read once; a call inside another shares the outer's."""
+
+    def scoped(*args: Any, **kwargs: Any) -> Any:
+        if _scope.attributes is not None:
+            return method(*args, **kwargs)
+        _scope.attributes = {}
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _scope.attributes = None
+
+    scoped.__wrapped__ = method  # type: ignore[attr-defined]
+    return scoped
+
+
+def _unix_time(dt: Any = None) -> float:
+    return time.time() if dt is None else float(_ORIGINAL_UNIX_TIME(dt))
+
+
+def _unix_time_millis(dt: Any = None) -> float:
+    return time.time() * 1000.0 if dt is None else float(_ORIGINAL_UNIX_TIME_MILLIS(dt))
+
+
 def install() -> None:
-    """From now on, in this process, moto's transactions journal their items and queries read their partition."""
+    """From now on, in this process, moto's transactions journal their items, queries read their partition and
+    SQS reads a queue's attributes once per request."""
     with _install_lock:
         if DynamoDBBackend.transact_write_items is journaled_transact_write_items:
             return
@@ -156,3 +214,8 @@ def install() -> None:
         setattr(moto_dynamodb, "copy", _TablesUncopied("copy"))  # noqa: B010 - moto's module, not ours
         DynamoDBBackend.transact_write_items = journaled_transact_write_items  # type: ignore[method-assign]
         Table.query = partition_query  # type: ignore[method-assign]
+        Queue.attributes = property(_queue_attributes)  # type: ignore[method-assign,assignment]
+        for name in _SQS_REQUESTS:
+            setattr(SQSBackend, name, _one_request(getattr(SQSBackend, name)))
+        setattr(moto_sqs, "unix_time", _unix_time)  # noqa: B010 - moto's module, not ours
+        setattr(moto_sqs, "unix_time_millis", _unix_time_millis)  # noqa: B010

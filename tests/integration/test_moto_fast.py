@@ -1,4 +1,4 @@
-"""The local stack's faster moto transactions (local_stack/moto_dynamodb.py) answer as DynamoDB does: all or nothing."""
+"""The local stack's faster moto (local_stack/moto_fast.py) answers as moto does: tables, indexes, queues."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto.dynamodb.models.table import Table
+from moto.sqs import models as moto_sqs
+from moto.sqs.models import Queue, SQSBackend
 
-from local_stack import moto_dynamodb
+from local_stack import moto_fast
 from local_stack.template import ProvisionedStack
 
 
 @pytest.fixture
 def tables(aws: ProvisionedStack) -> tuple[Any, str, str]:
-    moto_dynamodb.install()
+    moto_fast.install()
     client = boto3.client("dynamodb")
     events, notifications = aws.physical["EventsTable"], aws.physical["NotificationsTable"]
     client.put_item(TableName=events, Item={"account_id": {"S": "a"}, "sk": {"S": "kept"}, "n": {"N": "1"}})
@@ -159,8 +161,56 @@ def test_queries_answer_as_moto_does_without_the_fast_path(
         )
 
     fast = _query_answers(client, events)
-    monkeypatch.setattr(Table, "query", moto_dynamodb._ORIGINAL_QUERY)
+    monkeypatch.setattr(Table, "query", moto_fast._ORIGINAL_QUERY)
     walked = _query_answers(client, events)
 
     assert fast == walked
     assert [page["Count"] for page in fast][:2] == [8, 2]  # the queries found what they ask for
+
+
+def _moto_as_released(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's own SQS code paths, for the same scenario without the fast path."""
+    monkeypatch.setattr(Queue, "attributes", moto_fast._ORIGINAL_QUEUE_ATTRIBUTES)
+    for name in moto_fast._SQS_REQUESTS:
+        monkeypatch.setattr(SQSBackend, name, getattr(SQSBackend, name).__wrapped__)
+    monkeypatch.setattr(moto_sqs, "unix_time", moto_fast._ORIGINAL_UNIX_TIME)
+    monkeypatch.setattr(moto_sqs, "unix_time_millis", moto_fast._ORIGINAL_UNIX_TIME_MILLIS)
+
+
+@pytest.mark.parametrize("path", ["fast", "moto"])
+def test_queues_answer_as_moto_does_without_the_fast_path(
+    aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    moto_fast.install()
+    if path == "moto":
+        _moto_as_released(monkeypatch)
+    sqs = boto3.client("sqs")
+    queue = aws.physical["DiagnosisQueue"]
+    sqs.send_message_batch(
+        QueueUrl=queue,
+        Entries=[
+            {"Id": "now", "MessageBody": "now"},
+            {"Id": "soon", "MessageBody": "soon"},
+            {"Id": "later", "MessageBody": "later", "DelaySeconds": 600},
+        ],
+    )
+
+    received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=300)["Messages"]
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=received[0]["ReceiptHandle"])
+    again = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+    counts = sqs.get_queue_attributes(
+        QueueUrl=queue,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+
+    assert sorted(m["Body"] for m in received) == ["now", "soon"]
+    assert again == []  # one deleted, one in flight, one delayed
+    assert counts == {
+        "ApproximateNumberOfMessages": "0",
+        "ApproximateNumberOfMessagesNotVisible": "1",
+        "ApproximateNumberOfMessagesDelayed": "1",
+    }
