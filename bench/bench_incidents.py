@@ -349,10 +349,9 @@ def incident_figures() -> list[Figure]:
         return sum(s.own_cpu for s in samples) * 1000
 
     calls = f"{median(large_samples, lambda s: s.calls):.0f} vs {median(small_samples, lambda s: s.calls):.0f}"
-    walls = (
-        f"{median(large_samples, lambda s: s.wall) * 1000:.0f} vs "
-        f"{median(small_samples, lambda s: s.wall) * 1000:.0f} ms"
-    )
+    # Wall time on moto measures the emulator and the machine as much as the diagnosis: printed, not a figure.
+    large_wall, small_wall = (median(samples, lambda s: s.wall) * 1000 for samples in (large_samples, small_samples))
+    print(f"incidents: wall ms per diagnosis on moto: {large_wall:.0f} vs {small_wall:.0f}", file=sys.stderr)
     measured = len(large_samples)
     return [
         Figure(
@@ -370,7 +369,7 @@ def incident_figures() -> list[Figure]:
         Figure.timed(
             name=(
                 f"diagnosis own CPU time, {LARGE:,}-account domain incident vs {SMALL}, a run being {PER_RUN} members' "
-                f"diagnoses (wall time per diagnosis on moto, emulator included: {walls}; setup {total:.0f} s)"
+                "diagnoses (the emulator's time left out)"
             ),
             measured_runs=[run_ms(theirs) for _, theirs in pairs],
             reference_runs=[run_ms(mine) for mine, _ in pairs],
