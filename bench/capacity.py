@@ -78,15 +78,6 @@ def _plain(value: DynamoType) -> Any:
     return repr(value.to_json())  # hashable, and equal exactly when the stored values are
 
 
-def _stored(table: Table, attributes: Mapping[str, Any]) -> Item | None:
-    hash_key = DynamoType(attributes[table.hash_key_attr])
-    range_key = DynamoType(attributes[table.range_key_attr]) if table.range_key_attr else None
-    found = table.items.get(hash_key)
-    if range_key is None:
-        return found if isinstance(found, Item) else None
-    return found.get(range_key) if isinstance(found, dict) else None
-
-
 def write_units(before: _Written | None, after: _Written | None, *, transactional: bool) -> float:
     """What one item write costs: the table's units, and each index entry it changed."""
     size = max(before.size if before else 0, after.size if after else 0)
@@ -155,12 +146,12 @@ class CapacityMeter:
                 if meter._depth() > getattr(meter._local, "transaction", 0):
                     return original(backend, table_name, attributes, *a, **k)
                 table = backend.get_table(table_name)
-                before = _written(table, _stored(table, attributes))
+                before = _written(table, moto_fast.stored_item(table, attributes))
                 with meter._inside():
                     try:
                         return original(backend, table_name, attributes, *a, **k)
                     finally:
-                        after = _written(table, _stored(table, attributes))
+                        after = _written(table, moto_fast.stored_item(table, attributes))
                         transactional = bool(getattr(meter._local, "transaction", 0))
                         meter._charge(Units(write=write_units(before, after, transactional=transactional)))
 
@@ -170,7 +161,7 @@ class CapacityMeter:
             found = originals[(DynamoDBBackend, "get_item")](backend, table_name, keys, *a, **k)
             # moto also reads an item to answer a write (its old values): that read is part of the write.
             if meter._depth() == 0 and meter._operation() in ("GetItem", "BatchGetItem"):
-                stored = _stored(backend.get_table(table_name), keys)
+                stored = moto_fast.stored_item(backend.get_table(table_name), keys)
                 consistent = table_name in getattr(meter._local, "consistent", ())
                 blocks = _blocks(stored.size() if stored else 0, READ_BLOCK)
                 meter._charge(Units(read=blocks * (1.0 if consistent else 0.5)))
@@ -181,7 +172,7 @@ class CapacityMeter:
                 if "ConditionCheck" in entry:  # checked, not written: priced as a transactional write of the item
                     check = entry["ConditionCheck"]
                     table = backend.get_table(check["TableName"])
-                    stored = _stored(table, check["Key"])
+                    stored = moto_fast.stored_item(table, check["Key"])
                     meter._charge(Units(write=2.0 * _blocks(stored.size() if stored else 0, WRITE_BLOCK)))
             meter._local.transaction = meter._depth() + 1
             try:

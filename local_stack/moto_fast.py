@@ -27,7 +27,7 @@ import inspect
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import moto.dynamodb.models as moto_dynamodb
@@ -61,7 +61,7 @@ class _TablesUncopied(types.ModuleType):
         return value if isinstance(value, Table) else copy.deepcopy(value, memo)
 
 
-def _key(table: Table, attributes: dict[str, Any]) -> tuple[DynamoType, DynamoType | None] | None:
+def _key(table: Table, attributes: Mapping[str, Any]) -> tuple[DynamoType, DynamoType | None] | None:
     """The item's primary key in moto's terms; None when the request lacks it (moto then rejects it)."""
     if table.hash_key_attr not in attributes:
         return None
@@ -69,6 +69,12 @@ def _key(table: Table, attributes: dict[str, Any]) -> tuple[DynamoType, DynamoTy
     if range_attr is not None and range_attr not in attributes:
         return None
     return DynamoType(attributes[table.hash_key_attr]), DynamoType(attributes[range_attr]) if range_attr else None
+
+
+def stored_item(table: Table, attributes: Mapping[str, Any]) -> Item | None:
+    """The item of moto's table with the key these attributes hold (an item's or a key's), without side effects."""
+    key = _key(table, attributes)
+    return None if key is None else _stored(table, *key)
 
 
 def _stored(table: Table, hash_key: DynamoType, range_key: DynamoType | None) -> Item | None:
