@@ -210,18 +210,41 @@ def _unix_time_millis(dt: Any = None) -> float:
     return time.time() * 1000.0 if dt is None else float(_ORIGINAL_UNIX_TIME_MILLIS(dt))
 
 
+def _patches() -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, the fast version) of every change `install` makes to moto."""
+    return [
+        # moto's own rollback then restores each table to itself (a no-op); the journal does the work.
+        (moto_dynamodb, "copy", _TablesUncopied("copy")),
+        (DynamoDBBackend, "transact_write_items", journaled_transact_write_items),
+        (Table, "query", partition_query),
+        (Queue, "attributes", property(_queue_attributes)),
+        *((SQSBackend, name, _one_request(getattr(SQSBackend, name))) for name in _SQS_REQUESTS),
+        (moto_sqs, "unix_time", _unix_time),
+        (moto_sqs, "unix_time_millis", _unix_time_millis),
+    ]
+
+
+_installed: list[tuple[Any, str, Any]] = []  # (owner, attribute, moto's own) while installed
+
+
+def installed() -> bool:
+    return bool(_installed)
+
+
 def install() -> None:
     """From now on, in this process, moto's transactions journal their items, queries read their partition and
     SQS reads a queue's attributes once per request."""
     with _install_lock:
-        if DynamoDBBackend.transact_write_items is journaled_transact_write_items:
+        if _installed:
             return
-        # moto's own rollback then restores each table to itself (a no-op); the journal does the work.
-        setattr(moto_dynamodb, "copy", _TablesUncopied("copy"))  # noqa: B010 - moto's module, not ours
-        DynamoDBBackend.transact_write_items = journaled_transact_write_items  # type: ignore[method-assign]
-        Table.query = partition_query  # type: ignore[method-assign]
-        Queue.attributes = property(_queue_attributes)  # type: ignore[method-assign,assignment]
-        for name in _SQS_REQUESTS:
-            setattr(SQSBackend, name, _one_request(getattr(SQSBackend, name)))
-        setattr(moto_sqs, "unix_time", _unix_time)  # noqa: B010 - moto's module, not ours
-        setattr(moto_sqs, "unix_time_millis", _unix_time_millis)  # noqa: B010
+        for owner, name, fast in _patches():
+            _installed.append((owner, name, inspect.getattr_static(owner, name)))
+            setattr(owner, name, fast)
+
+
+def uninstall() -> None:
+    """moto as released again: for tests of the fast path, which leave other tests the moto they expect."""
+    with _install_lock:
+        while _installed:
+            owner, name, original = _installed.pop()
+            setattr(owner, name, original)

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.dynamodb.models.table import Table
-from moto.sqs import models as moto_sqs
-from moto.sqs.models import Queue, SQSBackend
 
 from local_stack import moto_fast
 from local_stack.template import ProvisionedStack
 
 
+@pytest.fixture(autouse=True)
+def _fast_moto_in_this_module_only() -> Iterator[None]:
+    """Each test here starts with the fast path installed; the tests after them get moto as it was."""
+    was_installed = moto_fast.installed()
+    moto_fast.install()
+    yield
+    if was_installed:
+        moto_fast.install()
+    else:
+        moto_fast.uninstall()
+
+
 @pytest.fixture
 def tables(aws: ProvisionedStack) -> tuple[Any, str, str]:
-    moto_fast.install()
     client = boto3.client("dynamodb")
     events, notifications = aws.physical["EventsTable"], aws.physical["NotificationsTable"]
     client.put_item(TableName=events, Item={"account_id": {"S": "a"}, "sk": {"S": "kept"}, "n": {"N": "1"}})
@@ -143,9 +152,7 @@ def _query_answers(client: Any, events: str) -> list[dict[str, Any]]:
     return answers
 
 
-def test_queries_answer_as_moto_does_without_the_fast_path(
-    tables: tuple[Any, str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_queries_answer_as_moto_does_without_the_fast_path(tables: tuple[Any, str, str]) -> None:
     client, events, _ = tables
     for n in range(40):
         client.put_item(
@@ -161,29 +168,17 @@ def test_queries_answer_as_moto_does_without_the_fast_path(
         )
 
     fast = _query_answers(client, events)
-    monkeypatch.setattr(Table, "query", moto_fast._ORIGINAL_QUERY)
+    moto_fast.uninstall()
     walked = _query_answers(client, events)
 
     assert fast == walked
     assert [page["Count"] for page in fast][:2] == [8, 2]  # the queries found what they ask for
 
 
-def _moto_as_released(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's own SQS code paths, for the same scenario without the fast path."""
-    monkeypatch.setattr(Queue, "attributes", moto_fast._ORIGINAL_QUEUE_ATTRIBUTES)
-    for name in moto_fast._SQS_REQUESTS:
-        monkeypatch.setattr(SQSBackend, name, getattr(SQSBackend, name).__wrapped__)
-    monkeypatch.setattr(moto_sqs, "unix_time", moto_fast._ORIGINAL_UNIX_TIME)
-    monkeypatch.setattr(moto_sqs, "unix_time_millis", moto_fast._ORIGINAL_UNIX_TIME_MILLIS)
-
-
 @pytest.mark.parametrize("path", ["fast", "moto"])
-def test_queues_answer_as_moto_does_without_the_fast_path(
-    aws: ProvisionedStack, monkeypatch: pytest.MonkeyPatch, path: str
-) -> None:
-    moto_fast.install()
+def test_queues_answer_as_moto_does_without_the_fast_path(aws: ProvisionedStack, path: str) -> None:
     if path == "moto":
-        _moto_as_released(monkeypatch)
+        moto_fast.uninstall()
     sqs = boto3.client("sqs")
     queue = aws.physical["DiagnosisQueue"]
     sqs.send_message_batch(
