@@ -35,6 +35,11 @@ SHARED_MACHINE = (
     "Counts do not depend on the machine. Timings are CPU time where they can be (the function's own, the emulator's "
     "left out), and a machine shared with other work still slows CPU time a little: compare ratios, not absolutes."
 )
+WALL_CLOCK = (
+    "BENCH=full adds the diagnosis batch figures and the end-to-end ones (bench_e2e): those are wall clock on the "
+    "local stack, moto's throughput and the machine's load as much as this code's, so a busy machine inflates them "
+    "and widens their spread."
+)
 
 # Powertools child loggers take the service name when their module is imported, which a bench module does
 # before it sets any function's environment: without it they are orphans that cannot carry the correlation
@@ -89,7 +94,7 @@ def main() -> int:
         sections = [
             "# Benchmark results",
             f"Measured {stamp} on {machine} by `{command}` in {took / 60:.1f} minutes.",
-            f"{LEGEND} {SHARED_MACHINE}",
+            f"{LEGEND} {SHARED_MACHINE}" + (f" {WALL_CLOCK}" if full else ""),
             table,
             _load_section(results),
         ]
