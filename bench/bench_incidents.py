@@ -56,13 +56,13 @@ from moto import mock_aws
 
 from account_doctor.consumer import DiagnosisService
 from account_doctor.diagnosis import diagnose
-from account_doctor.models import AccountEvent, iso
+from account_doctor.models import AccountEvent, IncidentKey, iso
 from account_doctor.notifications.notifier import EmailNotifier, ReconnectLinks
 from account_doctor.notifications.render import RenderedEmail
 from account_doctor.settings import Settings, get_settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import EventHistory
-from account_doctor.stores.incidents import IncidentKey, IncidentStore
+from account_doctor.stores.incidents import IncidentStore
 from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from bench.capacity import CapacityMeter, Units
