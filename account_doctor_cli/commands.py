@@ -341,6 +341,76 @@ def _write_incident(incident: Mapping[str, Any], out: TextIO) -> None:
 # redrive
 
 
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+REPORT_COLUMNS = (
+    "CAUSE",
+    "FAILURES",
+    "RECOVERED",
+    "MEDIAN H",
+    "P90 H",
+    "WITHIN 72H",
+    "STILL BROKEN",
+    "EMAILED",
+    "REMINDED",
+)
+
+
+def report_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
+    """The recovery report by cause (SPEC §6), exactly the read API's answer with --json."""
+    answer = context.api().recovery_report(args.days)
+    if args.json:
+        return write_json(answer, out)
+    write_report(answer, out)
+    return 0
+
+
+def write_report(answer: Mapping[str, Any], out: TextIO) -> None:
+    """The report as a table by cause, then how the accounts came back."""
+    out.write(f"Recovery of the accounts that broke {answer['since'][:10]} .. {answer['until'][:10]}")
+    connected = answer.get("connected")
+    out.write(f" ({answer['broken_now']} broken now" + (f" of {connected} connected" if connected else "") + ")\n\n")
+    if not answer["causes"]:
+        out.write("No account broke in this span.\n")
+        return
+    rows = [*answer["causes"], {"cause": "all", **answer["totals"]}]
+    out.write(
+        table(
+            REPORT_COLUMNS,
+            (
+                (
+                    row["cause"],
+                    row["failures"],
+                    row["recovered"],
+                    _hours(row["median_hours_to_recover"], row["recovered"]),
+                    _hours(row["p90_hours_to_recover"], row["recovered"]),
+                    row["recovered_within_72h"],
+                    row["still_broken"],
+                    row["emailed"],
+                    row["reminded"],
+                )
+                for row in rows
+            ),
+        )
+    )
+    by = answer["totals"]["recovered_by"]
+    out.write(
+        f"\nRecovered by re-authentication {by['reauthentication']}, healed {by['healed']}, "
+        f"replaced by a new grant {by['replaced']}, found by the sweep {by['sweep']}; "
+        f"removed {answer['totals']['removed']}; clicked {answer['totals']['clicked']}.\n"
+        "Hours are the upper bound of the histogram bucket holding the median / 90th percentile.\n"
+    )
+
+
+def _hours(value: int | None, recovered: int) -> str:
+    """A percentile's bound in hours: ≤ N; beyond the last bucket '> 720'; '-' with nothing recovered."""
+    if not recovered:
+        return "-"
+    return "> 720" if value is None else f"≤ {value}"
+
+
 def redrive_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
     """Moves dead-lettered messages back onto the diagnosis queue, body and attributes intact."""
     target = context.target

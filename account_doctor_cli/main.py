@@ -11,6 +11,7 @@ from typing import TextIO
 
 from account_doctor.accounts_api import DEFAULT_LIMIT, INCIDENT_STATUSES, MAX_LIMIT
 from account_doctor.ports import ReadApi
+from account_doctor.recovery_report import DEFAULT_DAYS, MAX_DAYS, InvalidDays, report_days
 from account_doctor.settings import Settings
 from account_doctor_cli.commands import (
     FAILURE_TRIGGER_CHOICES,
@@ -21,6 +22,7 @@ from account_doctor_cli.commands import (
     incident_command,
     incidents_command,
     redrive_command,
+    report_command,
     verdicts_command,
 )
 from account_doctor_cli.errors import explain
@@ -141,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     incident.add_argument("words", nargs="+", metavar="[release|resolve] INCIDENT_ID")
     incident.set_defaults(run=incident_command)
 
+    report = commands.add_parser(
+        "report", parents=[as_json], help="how many broken accounts came back, how fast, by cause (the recovery report)"
+    )
+    report.add_argument("--days", type=_days, default=DEFAULT_DAYS, help=f"the span, 1 to {MAX_DAYS} (default: 30)")
+    report.set_defaults(run=report_command)
+
     redrive = commands.add_parser(
         "redrive", parents=[as_json], help="move dead-lettered messages back to the diagnosis queue"
     )
@@ -154,6 +162,13 @@ def _limit(text: str) -> int:
     if number > MAX_LIMIT:
         raise argparse.ArgumentTypeError(f"at most {MAX_LIMIT} per page (use --all for more), got {text}")
     return number
+
+
+def _days(text: str) -> int:
+    try:
+        return report_days(text)
+    except InvalidDays as error:
+        raise argparse.ArgumentTypeError(f"{error}, got {text!r}") from None
 
 
 def _positive(text: str) -> int:

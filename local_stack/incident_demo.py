@@ -167,8 +167,15 @@ def run_events_act(stack: RunningStack) -> Act:
 def run_second_act(stack: RunningStack, report: Report) -> Act:
     whole = Act()
     started = time.monotonic()
-    for act in (run_incidents(stack, report), run_sweep_act(stack, report), run_events_act(stack)):
+    from local_stack.recovery_demo import run_recovery_act
+
+    for act in (
+        run_incidents(stack, report),
+        run_sweep_act(stack, report),
+        run_events_act(stack),
+        run_recovery_act(stack, report),
+    ):
         whole.lines.extend(act.lines)
         whole.problems.extend(act.problems)
-    whole.lines.append(f"  (incidents, sweep and events in {time.monotonic() - started:.1f} s)")
+    whole.lines.append(f"  (incidents, sweep, events and recovery in {time.monotonic() - started:.1f} s)")
     return whole

@@ -112,6 +112,8 @@ class NylasSimulator(LoopbackServer):
         self.accounts: dict[str, V2Account] = {}
         self.faults: dict[str, Fault] = {}
         self.latency_seconds = 0.0
+        # Nylas documents only id, email, provider and grant_status as always present in a list row (SPEC §3b).
+        self.list_rows_with_updated_at = True
         # Every call, by account id: lets tests see what the diagnosis asked for.
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -194,6 +196,8 @@ class NylasSimulator(LoopbackServer):
             grants = [g for g in self.grants.values() if wanted is None or g.grant_status == wanted]
         grants.sort(key=lambda g: (-g.created_at, g.grant_id))
         data = [g.to_api() for g in grants[offset : offset + limit]]
+        if not self.list_rows_with_updated_at:
+            data = [{key: value for key, value in row.items() if key != "updated_at"} for row in data]
         return 200, {"request_id": request_id, "data": data, "limit": limit, "offset": offset}, {}
 
     def _list_accounts(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from account_doctor.addresses import email_domain, is_free_mail
 from account_doctor.events_out import (
+    ACCOUNT_RECOVERED,
     VERDICT,
     DetailType,
     IncidentChange,
@@ -55,6 +57,9 @@ class RecordingPublisher:
 
     def publish_incident(self, change: IncidentChange, incident: Mapping[str, Any]) -> None:
         self._record(change, incident_detail(incident))
+
+    def publish_recovery(self, recovered: Mapping[str, Any]) -> None:
+        self._record(ACCOUNT_RECOVERED, json.loads(json.dumps(dict(recovered))))
 
     def of_type(self, detail_type: DetailType) -> list[dict[str, Any]]:
         return [event.detail for event in self.events if event.detail_type == detail_type]

@@ -1,4 +1,4 @@
-"""AccountsApiFunction: the IAM-authenticated read API over accounts, domains and incidents (SPEC §6)."""
+"""AccountsApiFunction: the IAM-authenticated read API over accounts, domains, incidents and recovery (SPEC §6)."""
 
 from __future__ import annotations
 
@@ -91,6 +91,11 @@ def release_incident(incident_id: str) -> dict[str, Any]:
 @app.post("/incidents/<incident_id>/resolve")
 def resolve_incident(incident_id: str) -> dict[str, Any]:
     return api.resolve_incident(incident_id)
+
+
+@app.get("/reports/recovery")
+def recovery_report() -> dict[str, Any]:
+    return api.recovery_report(app.current_event.get_query_string_value("days"))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

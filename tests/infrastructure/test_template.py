@@ -71,9 +71,12 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
         "EventsTable": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"},
         "EventsTable/index/DomainFailures": {"Query"},
         "EventsTable/index/ConnectorFailures": {"Query"},
+        # A new grant finds the broken account it replaces (SPEC §4c).
+        "EventsTable/index/BrokenByAddress": {"Query"},
         "VerdictsTable": {"PutItem", "UpdateItem", "Query"},
-        # An email SES rejected frees the customer's cooldown claim (a conditional DeleteItem).
-        "NotificationsTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
+        # An email SES rejected frees the customer's cooldown claim (a conditional DeleteItem); a customer email
+        # checks its address was never hard-bounced (ConditionCheck in the intent's transaction).
+        "NotificationsTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"},
         # Powertools' DynamoDBPersistenceLayer: get, put (conditional), update, delete on failure.
         "IdempotencyTable": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
         # open (conditional puts), join (a transaction: member put + shard update), live pointers (BatchGet);
@@ -83,8 +86,9 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
         "IncidentsTable/index/ByIncident": {"Query"},
     },
     "AccountsApiFunction": {
-        # The account's state item; its status needs no event query.
-        "EventsTable": {"GetItem"},
+        # The account's state item; its status needs no event query. The recovery report: a query of each
+        # aggregate shard and one BatchGetItem of the open-episode counts.
+        "EventsTable": {"GetItem", "BatchGetItem", "Query"},
         "EventsTable/index/DomainFailures": {"Query"},
         "EventsTable/index/BrokenAccounts": {"Query"},
         "VerdictsTable": {"Query"},
@@ -96,9 +100,18 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
     },
     # Whether an account's history already holds the failure the sweep found: its state item (BatchGet), or
     # its latest events when it has none.
-    "SweepFunction": {"EventsTable": {"BatchGetItem", "Query"}},
+    # An account found recovered or gone ends its episode (a transaction: Update, Put) and leaves the broken list.
+    "SweepFunction": {
+        "EventsTable": {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem"},
+        "EventsTable/index/BrokenAccounts": {"Query"},
+    },
     # SES feedback: the message's pointer and its alert claim, and the status on the verdict's notifications.
-    "SesEventsFunction": {"NotificationsTable": {"GetItem", "UpdateItem"}, "VerdictsTable": {"UpdateItem"}},
+    # A customer's first click (EmailTracking) counts the account's episode clicked: its state item and aggregate.
+    "SesEventsFunction": {
+        "NotificationsTable": {"GetItem", "UpdateItem"},
+        "VerdictsTable": {"UpdateItem"},
+        "EventsTable": {"GetItem", "UpdateItem"},
+    },
 }
 # Never needed by this code: a Scan reads a whole table, a BatchWriteItem writes without conditions.
 NEVER_GRANTED = {"Scan", "BatchWriteItem", "PartiQLSelect", "PartiQLInsert", "PartiQLUpdate", "PartiQLDelete"}
@@ -369,6 +382,7 @@ def test_accounts_routes_require_iam_and_only_the_webhook_is_public(template: di
         ("GET", "/incidents/{incident_id}"): ("AccountsApiFunction", "AWS_IAM"),
         ("POST", "/incidents/{incident_id}/release"): ("AccountsApiFunction", "AWS_IAM"),
         ("POST", "/incidents/{incident_id}/resolve"): ("AccountsApiFunction", "AWS_IAM"),
+        ("GET", "/reports/recovery"): ("AccountsApiFunction", "AWS_IAM"),
     }
 
 

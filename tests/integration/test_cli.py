@@ -91,6 +91,31 @@ class FakeReadApi:
         self.calls.append(("resolve", incident_id))
         return {**_summary(self._incident(incident_id)), "status": "resolved"}
 
+    def recovery_report(self, days: str | int | None = None) -> dict[str, Any]:
+        self.calls.append(("report", days))
+        row = {
+            "failures": 4,
+            "recovered": 3,
+            "recovered_by": {"reauthentication": 1, "healed": 0, "replaced": 1, "sweep": 1},
+            "still_broken": 1,
+            "removed": 0,
+            "emailed": 4,
+            "reminded": 2,
+            "clicked": 1,
+            "median_hours_to_recover": 8,
+            "p90_hours_to_recover": None,
+            "recovered_within_72h": 2,
+        }
+        return {
+            "since": "2026-11-01T00:00:00Z",
+            "until": "2026-11-30T12:00:00Z",
+            "connected": None,
+            "broken_now": 1,
+            "causes": [{"cause": "password_changed", **row}],
+            "totals": row,
+            "daily": [],
+        }
+
     def _incident(self, incident_id: str) -> dict[str, Any]:
         if not incident_id.startswith(("domain-", "connector-", "testing_mode-")):
             raise InvalidRequest("incident_id must be an id the incidents list returned")
@@ -471,9 +496,28 @@ def test_read_mistakes_are_one_line(cli_run: Callable[..., Run], argv: list[str]
     assert_operator_mistake(cli_run(*argv, api=_fake()), expected)
 
 
+@pytest.mark.usefixtures("environment")
+def test_report_is_a_table_by_cause_from_the_read_api(cli_run: Callable[..., Run]) -> None:
+    api = _fake()
+    run = cli_run("report", "--days", "30", api=api)
+    assert run.code == 0, run.err
+    assert ("report", 30) in api.calls
+    lines = run.out.splitlines()
+    assert lines[0] == "Recovery of the accounts that broke 2026-11-01 .. 2026-11-30 (1 broken now)"
+    assert lines[2].split() == ["CAUSE", "FAILURES", "RECOVERED", "MEDIAN", "H", "P90", "H", "WITHIN", "72H", "STILL",
+                                "BROKEN", "EMAILED", "REMINDED"]  # fmt: skip
+    assert lines[3].split() == ["password_changed", "4", "3", "≤", "8", ">", "720", "2", "1", "4", "2"]
+    assert lines[4].split()[0] == "all"
+    assert "replaced by a new grant 1, found by the sweep 1" in run.out
+    assert json.loads(cli_run("report", "--json", api=api).out)["totals"]["recovered"] == 3
+
+
 @pytest.mark.parametrize(
     "argv",
     [
+        ["report", "--days", "0"],
+        ["report", "--days", "91"],
+        ["report", "--days", "a week"],
         ["broken", "--limit", "0"],
         ["broken", "--limit", "101"],
         ["incidents", "--status", "closed"],
@@ -484,7 +528,10 @@ def test_usage_mistakes_exit_2(argv: list[str], capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv, out=io.StringIO())
     assert exit_.value.code == 2
-    assert "Traceback" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if argv[0] == "report":
+        assert "days must be a whole number from 1 to 90" in err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The read API's answers (SPEC §6): accounts, domains, broken accounts and incidents, every list in pages."""
+"""The read API's answers (SPEC §6): accounts, domains, broken accounts, incidents (every list in pages) and
+the recovery report."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from account_doctor.incidents import as_shown, resolve
 from account_doctor.models import Policy, Release, Verdict, iso
 from account_doctor.ports import Publisher
 from account_doctor.queue import ReleaseQueue
+from account_doctor.recovery_report import InvalidDays, RecoveryReport, report_days
 from account_doctor.settings import ReadApiSettings, Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import Incident, IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
@@ -75,6 +78,7 @@ class AccountsApi:
     publisher: Publisher | None = None
     enqueue_release: Callable[[Release], None] | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    recovery: RecoveryReport | None = None
 
     # Accounts -----------------------------------------------------------------------------------
 
@@ -99,6 +103,10 @@ class AccountsApi:
     def _status(latest: Verdict | None, state: dict[str, Any] | None) -> AccountStatus:
         latest_kind = (state or {}).get("latest_kind")
         if latest_kind == "recovery":
+            return "healthy"
+        if state is not None and latest_kind == "failure" and "broken" not in state and latest is not None:
+            # Its episode ended without a recovery event (healed, replaced by a new grant, found valid by the
+            # sweep, SPEC §4c): off the broken list, and no longer broken here either.
             return "healthy"
         if latest is None:
             # Events but no verdict yet: a failure still in its grace period is not known to be broken.
@@ -196,6 +204,18 @@ class AccountsApi:
         released = self.incidents.get(found.incident_id)
         return {**(released or found).to_dict(), "release": "started" if first else "already released"}
 
+    # The recovery report -----------------------------------------------------------------------
+
+    def recovery_report(self, days: str | int | None = None) -> dict[str, Any]:
+        """`GET /reports/recovery?days=N` (SPEC §6): from the episodes' aggregates only."""
+        try:
+            span = report_days(days)
+        except InvalidDays as error:
+            raise InvalidRequest(str(error)) from error
+        if self.recovery is None:
+            raise NotFound("this read API keeps no recovery report")
+        return self.recovery.report(span)
+
 
 def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
     """The read API over the stack's stores, as AccountsApiFunction and the CLI use it: resolving an incident
@@ -209,4 +229,5 @@ def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
         policy=settings.policy,
         publisher=publisher_for(settings.event_bus_name),
         enqueue_release=ReleaseQueue(settings.release_queue_url).send,
+        recovery=RecoveryReport(EpisodeRecords(Table(settings.events_table, client))),
     )

@@ -219,6 +219,8 @@ class IncidentLifecycle:
     too_old_to_notify: Callable[[AccountEvent], bool]
     tell: Callable[[Verdict, Occasion], Verdict]
     enqueue_release: Callable[[Release], None] | None = None
+    # Hears of the emails a release sent, with the verdict they are on (the recovery episodes count them).
+    emailed: Callable[[Verdict], object] = lambda verdict: None
 
     # Before the verdict is stored ----------------------------------------------------------------------
 
@@ -444,6 +446,7 @@ class IncidentLifecycle:
             if self.history.recovery_after(member.account_id, latest[0].occurred_at) is not None:
                 continue
             notifications = self.notifier.notify(latest[0], Occasion(released=True))
+            self.emailed(replace(latest[0], notifications=notifications))
             sent += sum(1 for n in notifications if n.status in ("sent", "dry_run") and n.kind == "reconnect")
         if cursor is not None and self.enqueue_release is not None:
             self.enqueue_release(Release(request.incident_id, cursor))

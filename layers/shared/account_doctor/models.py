@@ -11,7 +11,7 @@ ApiVersion = Literal["v2", "v3"]
 EventKind = Literal["failure", "recovery", "removal"]
 AuthMethod = Literal["oauth", "password", "unknown"]
 Confidence = Literal["high", "medium", "low"]
-NotificationKind = Literal["reconnect", "admin_contact", "outage_notice", "operator_alert"]
+NotificationKind = Literal["reconnect", "admin_contact", "outage_notice", "reminder", "operator_alert"]
 # What an incident groups (SPEC §4b): an organisation domain, a connector, Google's testing mode.
 IncidentKind = Literal["domain", "connector", "testing_mode"]
 NotificationStatus = Literal["sent", "held", "dry_run", "rejected", "delivered", "bounced", "complained"]
@@ -238,6 +238,11 @@ class Notification:
     status: NotificationStatus
     sent_at: str | None = None
     reason: str | None = None
+    # A reminder's entry of ReminderHours (1, 2, …); None for every other email.
+    sequence: int | None = None
+    # With EmailTracking (SPEC §5): when the customer first opened it, first clicked its link.
+    opened_at: str | None = None
+    clicked_at: str | None = None
 
 
 def event_key(occurred_at: str, event_id: str) -> str:
@@ -372,6 +377,16 @@ class IncidentBrief:
 
 
 @dataclass(frozen=True)
+class ReminderEntry:
+    """One entry of ReminderHours coming due (SPEC §5): which one, since when the mailbox is broken, and the
+    v3 deadline to name while it lies ahead."""
+
+    sequence: int
+    failed_at: str
+    deadline: str | None = None
+
+
+@dataclass(frozen=True)
 class Occasion:
     """What the verdict's emails depend on beyond the verdict itself."""
 
@@ -380,6 +395,7 @@ class Occasion:
     notify_customer: bool = True  # False for a failure the sweep found too late (SweepNotifyDays)
     follow_up: NotificationKind | None = None  # a revision's single follow-up to the customer (§4b)
     released: bool = False  # the incident's release: send what was held
+    reminder: ReminderEntry | None = None  # a reminder coming due: the customer's original advice again
 
 
 @dataclass(frozen=True)
@@ -416,3 +432,5 @@ STAGE_ATTRIBUTE = "stage"
 Stage = Literal["record", "diagnose"]
 # A third kind of message asks the consumer to release an incident's held emails.
 RELEASE_STAGE = "release"
+# And a fourth to send one due reminder (SPEC §5), found by the sweep's scheduled run.
+REMINDER_STAGE = "reminder"

@@ -7,7 +7,7 @@ importing this module (or the pure code that depends on it) loads neither boto3,
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from account_doctor.models import (
     AccountEvent,
@@ -63,6 +63,10 @@ class Publisher(Protocol):
 
     def publish_incident(self, change: IncidentChange, incident: Mapping[str, Any]) -> None:
         """`incident` is the stored incident; its members, if given, are not published."""
+        ...
+
+    def publish_recovery(self, recovered: Mapping[str, Any]) -> None:
+        """`recovered` is an episode's end (SPEC §4c `AccountRecovered`, `episodes.EpisodeEnd.detail`)."""
         ...
 
 
@@ -187,6 +191,10 @@ class IncidentRecords(Protocol):
         ...
 
 
+# SES's open and click tracking (EmailTracking): what a customer did with an email.
+Engagement = Literal["opened", "clicked"]
+
+
 class DeliveryLedger(Protocol):
     """What the notification ledger offers for delivery feedback (stores/ledger.py implements it)."""
 
@@ -209,6 +217,17 @@ class DeliveryLedger(Protocol):
 
     def release_delivery_alert(self, message_id: str) -> None:
         """Gives the claim back after the alert could not be sent, so the retried event sends it."""
+        ...
+
+    def block_address(self, address: str, reason: str | None, at: str) -> None:
+        """No customer email goes to this address again (a hard bounce, the suppression list's, or a complaint)."""
+        ...
+
+    def record_engagement(
+        self, message_id: str, engagement: Engagement, at: str
+    ) -> tuple[DeliveredNotification, bool] | None:
+        """Records the first open or click of the email (EmailTracking), and whether this was the first; None
+        when no notification of ours has that SES message id."""
         ...
 
 
@@ -239,3 +258,5 @@ class ReadApi(Protocol):
     def release_incident(self, incident_id: str) -> dict[str, Any]: ...
 
     def resolve_incident(self, incident_id: str) -> dict[str, Any]: ...
+
+    def recovery_report(self, days: str | int | None = None) -> dict[str, Any]: ...

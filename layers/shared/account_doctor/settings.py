@@ -17,7 +17,9 @@ from account_doctor.models import Policy
 NotificationMode = Literal["send", "dry-run"]
 
 # Variables whose empty value is meaningful ("none"): everything else must be set.
-_OPTIONAL = frozenset({"reauth_url_template", "reply_to_email", "event_bus_name", "configuration_set_name"})
+_OPTIONAL = frozenset(
+    {"reauth_url_template", "reply_to_email", "event_bus_name", "configuration_set_name", "reminder_hours"}
+)
 
 
 class SettingsError(RuntimeError):
@@ -51,6 +53,14 @@ class _FromEnvironment:
         mode = values.get("notification_mode")
         if mode is not None and mode not in ("send", "dry-run"):
             problems.append(f"NOTIFICATION_MODE must be 'send' or 'dry-run', got {mode!r}")
+        hours = values.get("reminder_hours")
+        if isinstance(hours, str):
+            from account_doctor.reminders import InvalidReminderHours, reminder_hours
+
+            try:
+                reminder_hours(hours)
+            except InvalidReminderHours as error:
+                problems.append(f"REMINDER_HOURS: {error}")
         if problems:
             raise SettingsError(
                 "Account Doctor is misconfigured: "
@@ -120,6 +130,14 @@ class Settings(_Procedure, _Sending):
     incidents_table: str
     notifications_table: str
     idempotency_table: str
+    # ReminderHours (SPEC §5), e.g. "48,168"; empty: no reminders. Checked at start.
+    reminder_hours: str
+
+    @property
+    def reminder_schedule(self) -> tuple[int, ...]:
+        from account_doctor.reminders import reminder_hours
+
+        return reminder_hours(self.reminder_hours)
 
 
 @dataclass(frozen=True)
@@ -144,6 +162,8 @@ class SweepSettings(_FromEnvironment):
     grace_seconds: int
     sweep_notify_days: int
     events_table: str
+    # An account the sweep finds recovered is announced (AccountRecovered, SPEC §3b, §4c).
+    event_bus_name: str
 
 
 @dataclass(frozen=True)
@@ -152,6 +172,8 @@ class SesEventsSettings(_Sending):
 
     verdicts_table: str
     notifications_table: str
+    # A customer's click (EmailTracking) counts the account's episode as clicked in the recovery report.
+    events_table: str
 
 
 AnySettings = TypeVar("AnySettings", bound=_FromEnvironment)

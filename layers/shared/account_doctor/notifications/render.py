@@ -23,6 +23,7 @@ from account_doctor.models import (
     Occasion,
     Step,
     Verdict,
+    parse_iso,
 )
 from account_doctor.notifications.audience import (
     CUSTOMER_EMAIL,
@@ -38,6 +39,7 @@ from account_doctor.notifications.wording import (
     operator_title,
     outage_notice_copy,
     reconnect_copy,
+    reminder_copy,
 )
 from account_doctor.settings import Settings
 
@@ -171,21 +173,48 @@ def render_email(
 
 
 def render_customer(recipient: Recipient, verdict: Verdict, settings: Branding, reconnect_url: str) -> RenderedEmail:
-    app = settings.app_name
-    context: dict[str, Any] = {"app_name": app, "reconnect_url": reconnect_url}
-    copy: CustomerCopy
-    if recipient.kind == "admin_contact":
-        domain = verdict.domain or "your organisation"
-        copy = admin_contact_copy(
-            verdict.cause, app=app, email=recipient.to, domain=domain, accounts=_affected_accounts(verdict)
+    copy, context = _customer_copy(recipient.kind, recipient.to, verdict, settings)
+    if recipient.reminder is not None:
+        # The original advice again (reconnect, or the admin-contact section to forward), said as a reminder.
+        copy = reminder_copy(
+            copy,
+            app=settings.app_name,
+            email=recipient.to,
+            stopped_on=_day(recipient.reminder.failed_at),
+            deadline=_moment(recipient.reminder.deadline) if recipient.reminder.deadline else None,
         )
-        context.update(admin=admin_steps(verdict.provider, app=app, cause=verdict.cause), domain=domain)
-    elif recipient.kind == "outage_notice":
-        copy = outage_notice_copy(app=app, email=recipient.to, provider=verdict.provider)
-    else:
-        copy = reconnect_copy(verdict.cause, app=app, email=recipient.to, provider=verdict.provider)
-    context.update(copy=copy)
+    context.update(copy=copy, app_name=settings.app_name, reconnect_url=reconnect_url)
     return _render(recipient.kind, recipient.kind, recipient.to, copy.subject, context, settings)
+
+
+def _customer_copy(
+    kind: NotificationKind, to: str, verdict: Verdict, settings: Branding
+) -> tuple[CustomerCopy, dict[str, Any]]:
+    """The words of a customer email and what its template shows besides them; a reminder's are its original's."""
+    app = settings.app_name
+    if kind == "reminder":
+        original = CUSTOMER_EMAIL[verdict.cause]
+        copy, context = _customer_copy(original, to, verdict, settings)
+        return copy, {**context, "original_kind": original}
+    if kind == "admin_contact":
+        domain = verdict.domain or "your organisation"
+        copy = admin_contact_copy(verdict.cause, app=app, email=to, domain=domain, accounts=_affected_accounts(verdict))
+        return copy, {"admin": admin_steps(verdict.provider, app=app, cause=verdict.cause), "domain": domain}
+    if kind == "outage_notice":
+        return outage_notice_copy(app=app, email=to, provider=verdict.provider), {}
+    return reconnect_copy(verdict.cause, app=app, email=to, provider=verdict.provider), {}
+
+
+def _day(instant: str) -> str:
+    """`2026-11-30T17:00:00Z` → `30 November 2026`: the day a mailbox stopped, as a customer reads it."""
+    moment = parse_iso(instant)
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def _moment(instant: str) -> str:
+    """`2026-12-03T17:00:00Z` → `Thursday 3 December 2026, 17:00 UTC`."""
+    moment = parse_iso(instant)
+    return f"{moment:%A} {moment.day} {moment:%B %Y, %H:%M} UTC"
 
 
 def render_outage_notice(verdict: Verdict, settings: Branding, to: str | None = None) -> RenderedEmail:

@@ -310,3 +310,23 @@ def operator_title(
             return "Account recovered by itself"
         case _:
             return f"No known cause for a failing {name} account"
+
+
+def reminder_copy(
+    original: CustomerCopy, *, app: str, email: str, stopped_on: str, deadline: str | None
+) -> CustomerCopy:
+    """A reminder (SPEC §5): the original advice again, with the day the mailbox stopped and, for a v3 mailbox
+    within 72 hours of its failure, the deadline after which mail received meanwhile is not caught up."""
+    opening = [f"Your mailbox {email} has not synced with {app} since {stopped_on}, and it is still disconnected."]
+    if deadline:
+        opening.append(
+            f"Reconnect before {deadline} so nothing is missed: after that, mail received meanwhile may not be "
+            "caught up."
+        )
+    return CustomerCopy(
+        subject=f"{app}: reminder, your mailbox is still disconnected",
+        headline="Your mailbox is still disconnected",
+        paragraphs=(*opening, *original.paragraphs),
+        hints=original.hints,
+        button=original.button,
+    )

@@ -77,6 +77,11 @@ def _failed_conditions(error: ClientError) -> frozenset[int] | None:
     return frozenset(n for n, code in enumerate(reasons) if code == "ConditionalCheckFailed")
 
 
+def _only_conflicts(error: ClientError) -> bool:
+    reasons = [str(r.get("Code")) for r in cast(Any, error.response).get("CancellationReasons", [])]
+    return bool(reasons) and all(code in ("None", "TransactionConflict") for code in reasons)
+
+
 def shard_of(text: str, shards: int) -> int:
     """The shard (0 … shards-1) a key spreads to: stable across processes, unlike hash()."""
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % shards
@@ -140,19 +145,23 @@ class Table:
             raise
         return True
 
-    def transact(self, writes: Sequence[Mapping[str, Any]]) -> None:
+    def transact(self, writes: Sequence[Mapping[str, Any]], *, conflicts: int = 0) -> None:
         """Writes all of `writes` (made by put_write, update_write, check) or none of them.
 
         Raises ConditionsFailed with the positions whose condition failed; any other cancellation is raised as
-        DynamoDB's error, for the caller's retry.
+        DynamoDB's error, for the caller's retry. `conflicts`: how many times a transaction cancelled only by
+        concurrent transactions on the same items (racing writers of one counter) is tried again first.
         """
-        try:
-            self.client.transact_write_items(TransactItems=cast(Any, list(writes)))
-        except ClientError as error:
-            failed = _failed_conditions(error)
-            if failed is None:
-                raise
-            raise ConditionsFailed(failed) from None
+        for attempt in range(conflicts + 1):
+            try:
+                self.client.transact_write_items(TransactItems=cast(Any, list(writes)))
+                return
+            except ClientError as error:
+                failed = _failed_conditions(error)
+                if failed is not None:
+                    raise ConditionsFailed(failed) from None
+                if attempt == conflicts or not _only_conflicts(error):
+                    raise
 
     def put_write(self, item: Mapping[str, Any], **spec: Unpack[Expression]) -> dict[str, Any]:
         """A Put of this table, as one write of a transaction."""

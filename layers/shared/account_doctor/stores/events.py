@@ -6,9 +6,11 @@ Items (partition `account_id`, sort `sk`):
   sparse indexes (DomainFailures, ConnectorFailures) answer "who else failed around then" reading only those
   failures. A domain index key takes one organisation's failures (Nylas notices them over minutes: tens a
   second for the largest); a connector's can take every customer's at once, hence its shards.
-- `state`: the account's current state (latest event, email, provider). A broken account also carries
-  `broken` = one of BROKEN_SHARDS shard keys, indexed by BrokenAccounts (sorted by `since`): the "what is
-  broken right now" list is a key query, and 1,000 failures a second spread over several index partitions.
+- `state`: the account's current state (latest event, email, provider) and its open recovery episode
+  (`episode_*`, `broken_address`: begun here by its first failure, ended in `stores/episodes.py`). A broken
+  account also carries `broken` = one of BROKEN_SHARDS shard keys, indexed by BrokenAccounts (sorted by
+  `since`): the "what is broken right now" list is a key query, and 1,000 failures a second spread over
+  several index partitions.
 - account_id `#connector#{connector}#{shard}`: the connector counters of rule 1b (`stores/connectors.py`).
 An event, its state change and its connector counts are written in one transaction, so a redelivered event
 (whose put fails its condition) changes nothing and is never counted twice.
@@ -24,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from account_doctor.addresses import email_domain, is_free_mail
+from account_doctor.episodes import address_key
 from account_doctor.models import AccountEvent, event_key, parse_iso
 from account_doctor.providers import connector
 from account_doctor.stores import connectors
@@ -147,8 +150,17 @@ class EventHistory:
                 expression += f", #{name} = :{name}"
         if broken:
             values[":shard"] = broken_shard(event.account_id)
-            # A failure while already broken keeps the time it broke.
-            expression += ", broken = :shard, since = if_not_exists(since, :at)"
+            # A failure while already broken keeps the time it broke, and the episode it began (SPEC §4c).
+            expression += (
+                ", broken = :shard, since = if_not_exists(since, :at)"
+                ", episode_id = if_not_exists(episode_id, :event_id)"
+                ", episode_failed_at = if_not_exists(episode_failed_at, :at)"
+            )
+            address = address_key(event.provider, event.email)
+            if address:
+                # Where a new grant with the same address finds this broken account (BrokenByAddress).
+                values[":address"] = address
+                expression += ", broken_address = :address"
         else:
             expression += " REMOVE broken, since"
         return self._table.update_write(

@@ -103,6 +103,10 @@ class IncidentStore:
 
     # What a diagnosis reads: one call --------------------------------------------------------------
 
+    def is_open(self, key: IncidentKey) -> bool:
+        """Whether the key has an open incident: its pointer only (one item, none when closed)."""
+        return self._table.get(key.pointer, consistent=False) is not None
+
     def live(self, keys: Iterable[IncidentKey]) -> dict[IncidentKey, Live]:
         """The open incident of each key, with its counts, from one BatchGetItem of pointers and shards."""
         wanted = list(keys)
