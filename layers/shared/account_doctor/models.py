@@ -339,3 +339,15 @@ STAGE_ATTRIBUTE = "stage"
 Stage = Literal["record", "diagnose"]
 # A third kind of message asks the consumer to release an incident's held emails.
 RELEASE_STAGE = "release"
+
+
+@dataclass(frozen=True)
+class WatchAlert:
+    """An operator alert about an input or a clock rather than an account (SPEC §3d): the webhook feed, the
+    Microsoft client secret. `key` names what it watches; the rest is what the email says."""
+
+    key: str
+    title: str
+    paragraphs: tuple[str, ...]
+    steps: tuple[str, ...] = ()
+    facts: tuple[tuple[str, str], ...] = ()

@@ -17,7 +17,15 @@ from account_doctor.models import Policy
 NotificationMode = Literal["send", "dry-run"]
 
 # Variables whose empty value is meaningful ("none"): everything else must be set.
-_OPTIONAL = frozenset({"reauth_url_template", "reply_to_email", "event_bus_name", "configuration_set_name"})
+_OPTIONAL = frozenset(
+    {
+        "reauth_url_template",
+        "reply_to_email",
+        "event_bus_name",
+        "configuration_set_name",
+        "microsoft_client_secret_expires_on",
+    }
+)
 
 
 class SettingsError(RuntimeError):
@@ -133,8 +141,9 @@ class ReadApiSettings(_Procedure):
 
 
 @dataclass(frozen=True)
-class SweepSettings(_FromEnvironment):
-    """SweepFunction: lists broken grants and accounts, reads the event history, enqueues the missed failures."""
+class SweepSettings(_Sending):
+    """SweepFunction: lists broken grants and accounts, reads the event history, enqueues the missed failures;
+    takes the daily census, watches the webhook feed and the client secret's clock, and alerts the operator."""
 
     nylas_api_uri: str
     nylas_v2_api_uri: str
@@ -143,6 +152,7 @@ class SweepSettings(_FromEnvironment):
     grace_seconds: int
     sweep_notify_days: int
     events_table: str
+    microsoft_client_secret_expires_on: str
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from account_doctor.models import (
     NotificationKind,
     Step,
     Verdict,
+    WatchAlert,
 )
 from account_doctor.notifications.audience import (
     CUSTOMER_EMAIL,
@@ -289,6 +290,13 @@ def render_undeliverable(
     }
     subject = f"{settings.app_name} alert: {title}"
     return _render("undeliverable_alert", "operator_alert", settings.operator_email, subject, context, settings)
+
+
+def render_watch_alert(settings: AlertSettings, alert: WatchAlert) -> RenderedEmail:
+    """The operator alert about an input or a clock (SPEC §3d): the webhook feed, the client secret."""
+    context = {"app_name": settings.app_name, "title": alert.title, "alert": alert}
+    subject = f"{settings.app_name} alert: {alert.title}"
+    return _render("watch_alert", "operator_alert", settings.operator_email, subject, context, settings)
 
 
 def render_rejected_alert(settings: AlertSettings, verdict: Verdict, rejected: Notification) -> RenderedEmail:

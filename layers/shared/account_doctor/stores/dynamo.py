@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,8 +27,10 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 _NOT_OURS = "next is not a cursor this API returned; pass the `next` value of the previous page"
-# BatchGetItem reads at most this many keys per call.
+# BatchGetItem reads at most this many keys per call; BatchWriteItem writes at most this many items.
 _BATCH_GET_LIMIT = 100
+_BATCH_WRITE_LIMIT = 25
+_MAX_UNPROCESSED_RETRIES = 8
 
 
 class InvalidCursor(ValueError):
@@ -113,6 +116,28 @@ class Table:
                 found.extend(from_item(item) for item in response.get("Responses", {}).get(self.name, []))
                 pending = dict(response.get("UnprocessedKeys") or {})
         return found
+
+    def put_many(self, items: Sequence[Mapping[str, Any]]) -> int:
+        """Writes the items, 25 per BatchWriteItem, retrying what DynamoDB leaves unprocessed; returns the calls."""
+        calls = 0
+        for start in range(0, len(items), _BATCH_WRITE_LIMIT):
+            pending: dict[str, Any] = {
+                self.name: [
+                    {"PutRequest": {"Item": to_item(item)}} for item in items[start : start + _BATCH_WRITE_LIMIT]
+                ]
+            }
+            for attempt in range(_MAX_UNPROCESSED_RETRIES + 1):
+                if attempt:
+                    # DynamoDB leaves items unprocessed when throttled: back off before asking again.
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+                calls += 1
+                response = self.client.batch_write_item(RequestItems=pending)
+                pending = dict(response.get("UnprocessedItems") or {})
+                if not pending:
+                    break
+            else:
+                raise RuntimeError(f"DynamoDB left items unprocessed in {self.name} after retries")
+        return calls
 
     def update(
         self,
