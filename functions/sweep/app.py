@@ -16,7 +16,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from account_doctor.census import Census, Source
+from account_doctor.census import Source
+from account_doctor.census_run import Census
 from account_doctor.notifications.mailer import SesMailer
 from account_doctor.notifications.watch_alerts import OperatorAlerts
 from account_doctor.nylas import ListedAccount, NylasClient, NylasConfigError

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from account_doctor.census import Census, Pacer, Tally, census_due
+from account_doctor.census import Tally, census_due
+from account_doctor.census_run import Census, Pacer
 from account_doctor.models import ApiVersion, iso
 from account_doctor.nylas import ListedAccount, NylasUnavailable
 

@@ -268,8 +268,12 @@ def admin_session_policy(e: Evidence, policy: Policy) -> Answer:
     cluster = _domain_cluster(e, policy, e.domain_window_accounts, within)
     if isinstance(cluster, Answer):
         return cluster
+    share = domain_share(e.domain_window_accounts, e.domain_connected, policy.domain_share_percent)
+    failed = f"{_plural(e.domain_window_accounts, 'account')} at {cluster} failed {within}"
+    if not share.enough:
+        return no(f"{failed}, but {share.words}: too few of its mailboxes for a policy of the organisation.")
     return yes(
-        f"{_plural(e.domain_window_accounts, 'account')} at {cluster} failed {within}.",
+        f"{failed}: {share.words}." if e.domain_connected is not None else f"{failed}.",
         Finding(
             "admin_session_policy",
             "medium",
@@ -283,6 +287,25 @@ def admin_session_policy(e: Evidence, policy: Policy) -> Answer:
             ),
         ),
     )
+
+
+@dataclass(frozen=True)
+class Share:
+    """Rule 2b's share condition: whether the failing accounts are enough of the domain's mailboxes, in words."""
+
+    enough: bool
+    words: str = ""
+
+
+def domain_share(failing: int, connected: int | None, percent: int) -> Share:
+    """Before the census has counted the domain the condition does not apply (rule 2b as the count alone);
+    once it has, the failing accounts must be at least `percent` % of its connected mailboxes."""
+    if connected is None:
+        return Share(True)
+    share = 100.0 * failing / connected if connected else 100.0
+    shown = f"{share:.1f}".rstrip("0").rstrip(".")
+    verdict = "under" if share < percent else "at least"
+    return Share(share >= percent, f"{failing} of {connected} connected mailboxes: {shown} %, {verdict} {percent} %")
 
 
 def _domain_cluster(e: Evidence, policy: Policy, failing: int, within: str) -> str | Answer:
@@ -513,7 +536,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "2b",
         "Did {domain_cluster_threshold} or more accounts of the same organisation domain fail "
-        "within {domain_window_days} days?",
+        "within {domain_window_days} days, and (once the census has counted the domain) at least "
+        "{domain_share_percent} % of its connected mailboxes?",
         admin_session_policy,
     ),
     Rule(

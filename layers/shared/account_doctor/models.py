@@ -157,6 +157,10 @@ class Evidence:
     connector_usual_failures: float = 0.0
     # The open incident this failure was measured against, if any (its counts are the cluster counts).
     incident_id: str | None = None
+    # Rule 2b's share: the domain's connected mailboxes as the grant census last counted them, and when
+    # (None: the census has not counted the domain, or was not asked because the cluster is too small).
+    domain_connected: int | None = None
+    domain_census_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,6 +198,7 @@ class Policy:
     domain_burst_minutes: int = 15
     domain_window_days: int = 7
     connector_outage_threshold: int = 10
+    domain_share_percent: int = 10
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ class _Procedure(_FromEnvironment):
     domain_burst_minutes: int
     domain_window_days: int
     connector_outage_threshold: int
+    domain_share_percent: int
 
     @property
     def policy(self) -> Policy:
@@ -95,6 +96,7 @@ class _Procedure(_FromEnvironment):
             domain_burst_minutes=self.domain_burst_minutes,
             domain_window_days=self.domain_window_days,
             connector_outage_threshold=self.connector_outage_threshold,
+            domain_share_percent=self.domain_share_percent,
         )
 
 

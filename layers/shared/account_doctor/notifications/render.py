@@ -197,7 +197,12 @@ def render_customer(recipient: Recipient, verdict: Verdict, settings: Branding, 
     if recipient.kind == "admin_contact":
         domain = verdict.domain or "your organisation"
         copy = admin_contact_copy(
-            verdict.cause, app=app, email=recipient.to, domain=domain, accounts=_affected_accounts(verdict)
+            verdict.cause,
+            app=app,
+            email=recipient.to,
+            domain=domain,
+            accounts=_affected_accounts(verdict),
+            connected=_connected_mailboxes(verdict),
         )
         context.update(admin=admin_steps(verdict.provider, app=app, cause=verdict.cause), domain=domain)
     elif recipient.kind == "outage_notice":
@@ -444,6 +449,12 @@ def _affected_accounts(verdict: Verdict) -> int | None:
     return value if isinstance(value, int) and value > 1 else None
 
 
+def _connected_mailboxes(verdict: Verdict) -> int | None:
+    """The domain's connected mailboxes as the grant census counted them, when the verdict's evidence has them."""
+    value = verdict.evidence.get("domain_connected") if isinstance(verdict.evidence, Mapping) else None
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def _nylas_status(verdict: Verdict, state: Mapping[str, Any]) -> str:
     if state.get("exists") is False:
         return "not found (404): the grant no longer exists" if verdict.api_version == "v3" else "not found (404)"
@@ -474,9 +485,13 @@ def _domain_fact(verdict: Verdict, evidence: Mapping[str, Any], settings: Settin
     burst, window = evidence.get("domain_burst_accounts"), evidence.get("domain_window_accounts")
     if not isinstance(burst, int) or not isinstance(window, int):
         return domain
+    connected = evidence.get("domain_connected")
+    size = (
+        f" of {connected} connected (census {evidence.get('domain_census_at')})" if isinstance(connected, int) else ""
+    )
     return (
         f"{domain}: {burst} failing {'account' if burst == 1 else 'accounts'} within "
-        f"{settings.domain_burst_minutes} minutes, {window} within {settings.domain_window_days} days"
+        f"{settings.domain_burst_minutes} minutes, {window}{size} within {settings.domain_window_days} days"
     )
 
 
