@@ -18,6 +18,7 @@ from account_doctor_cli.commands import (
     broken_command,
     diagnose_command,
     domain_command,
+    health_command,
     incident_command,
     incidents_command,
     redrive_command,
@@ -140,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     incident.add_argument("words", nargs="+", metavar="[release|resolve] INCIDENT_ID")
     incident.set_defaults(run=incident_command)
+
+    health = commands.add_parser(
+        "health", parents=[as_json], help="the webhook feed, each connector's mailboxes and clock, testing mode at risk"
+    )
+    health.set_defaults(run=health_command)
 
     redrive = commands.add_parser(
         "redrive", parents=[as_json], help="move dead-lettered messages back to the diagnosis queue"

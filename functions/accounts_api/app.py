@@ -93,6 +93,11 @@ def resolve_incident(incident_id: str) -> dict[str, Any]:
     return api.resolve_incident(incident_id)
 
 
+@app.get("/health")
+def get_health() -> dict[str, Any]:
+    return api.health()
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -80,8 +80,9 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
         "IncidentsTable/index/ByIncident": {"Query"},
     },
     "AccountsApiFunction": {
-        # The account's state item; its status needs no event query.
-        "EventsTable": {"GetItem"},
+        # The account's state item (its status needs no event query), a domain's census count, GET /health's
+        # feed state and connector counts (one BatchGetItem).
+        "EventsTable": {"GetItem", "BatchGetItem"},
         "EventsTable/index/DomainFailures": {"Query"},
         "EventsTable/index/BrokenAccounts": {"Query"},
         "VerdictsTable": {"Query"},
@@ -296,6 +297,7 @@ def test_accounts_routes_require_iam_and_only_the_webhook_is_public(template: di
         ("GET", "/incidents/{incident_id}"): ("AccountsApiFunction", "AWS_IAM"),
         ("POST", "/incidents/{incident_id}/release"): ("AccountsApiFunction", "AWS_IAM"),
         ("POST", "/incidents/{incident_id}/resolve"): ("AccountsApiFunction", "AWS_IAM"),
+        ("GET", "/health"): ("AccountsApiFunction", "AWS_IAM"),
     }
 
 

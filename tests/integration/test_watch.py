@@ -4,7 +4,9 @@ metric the alarm reads, and the census's counts as the read API answers them."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -12,6 +14,7 @@ import time_machine
 from account_doctor.nylas import NylasConfigError
 from account_doctor.stores.census import CensusAggregates
 from account_doctor.stores.dynamo import Table
+from local_stack.payloads import FakeLambdaContext, api_gateway_event, load_handler
 from local_stack.simulator import DEFAULT_WEBHOOK_ID, V3_ALL, V3_WEBHOOKS, Grant, NylasSimulator, V2Account
 from local_stack.template import ProvisionedStack
 from tests.integration import test_sweep
@@ -205,3 +208,44 @@ def test_a_secret_without_a_date_is_not_watched(stack: Stack, simulator: NylasSi
     with time_machine.travel(datetime.now(UTC) + timedelta(days=400)):
         stack.sweep()
     assert operator_alerts() == []
+
+
+# --- What the read API shows ----------------------------------------------------------------------------------
+
+
+def read_api(path: str, resource: str, **parameters: str) -> tuple[int, dict[str, Any]]:
+    handler = load_handler("accounts_api")
+    event = api_gateway_event("GET", path, resource=resource, path_parameters=parameters or None)
+    response = handler.lambda_handler(event, FakeLambdaContext("AccountsApiFunction", 10))
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_get_health_and_domain_show_the_feed_and_the_census(
+    expiry_in_6_days: date, stack: Stack, simulator: NylasSimulator
+) -> None:
+    for n in range(4):
+        simulator.add_grant(Grant(f"g-{n}", f"user{n}@smallco.fr", "microsoft", "valid", int(NOW - 60 * DAY)))
+    simulator.add_webhook(DEFAULT_WEBHOOK_ID, status="pause")
+    stack.sweep()
+
+    status, health = read_api("/health", "/health")
+    assert status == 200
+    assert health["webhook_feed"]["status"] == "unhealthy"
+    assert health["webhook_feed"]["destinations"] == [
+        {
+            "id": DEFAULT_WEBHOOK_ID,
+            "status": "pause",
+            "trigger_types": ["grant.created", "grant.updated", "grant.deleted", "grant.expired"],
+            "missing": [],
+        }
+    ]
+    microsoft = next(c for c in health["connectors"] if c["connector"] == "microsoft")
+    assert microsoft["connected"] == 4
+    assert microsoft["broken"] == 0
+    assert microsoft["census_at"] is not None
+    assert (microsoft["client_secret_expires_on"], microsoft["days_left"]) == (expiry_in_6_days.isoformat(), 6)
+    assert health["testing_mode_at_risk"] == 0
+
+    status, domain = read_api("/domains/smallco.fr", "/domains/{domain}", domain="smallco.fr")
+    assert status == 200
+    assert (domain["connected"], domain["census_at"]) == (4, microsoft["census_at"])

@@ -5,18 +5,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from account_doctor.addresses import is_free_mail
+from account_doctor.clocks import EXPIRING_CREDENTIAL_CONNECTOR, days_left
 from account_doctor.events_out import Publisher, publisher_for
 from account_doctor.models import Policy, Release, Verdict, iso
+from account_doctor.providers import CONNECTOR_NAMES
 from account_doctor.queue import ReleaseQueue
 from account_doctor.settings import ReadApiSettings, Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import Incident, IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
+from account_doctor.stores.watch import WatchStore
+from account_doctor.watch import secret_expiry
 
 AccountStatus = Literal["broken", "healthy", "unknown"]
 
@@ -26,6 +30,8 @@ _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}$")
 _INCIDENT_ID = re.compile(r"^(domain|connector|testing_mode)-[A-Za-z0-9._-]{1,300}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 INCIDENT_STATUSES = ("open", "resolved", "all")
+# The Nylas connectors GET /health reports, in the order it lists them.
+CONNECTORS = tuple(CONNECTOR_NAMES)
 
 
 class InvalidRequest(ValueError):
@@ -73,6 +79,8 @@ class AccountsApi:
     publisher: Publisher | None = None
     enqueue_release: Callable[[Release], None] | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    watch: WatchStore | None = None
+    client_secret_expires_on: date | None = None
 
     # Accounts -----------------------------------------------------------------------------------
 
@@ -134,11 +142,15 @@ class AccountsApi:
         burst_start = iso(now - timedelta(minutes=self.policy.domain_burst_minutes))
         burst = window.accounts_between(burst_start, iso(now))
         page = self.verdicts.domain_verdicts(name, limit=limit, cursor=cursor)
-        if not window.accounts and not page.items and cursor is None:
-            raise NotFound(f"no failures or verdicts for domain {name}")
+        counted = self.events.census.domain(name)
+        if not window.accounts and not page.items and counted is None and cursor is None:
+            raise NotFound(f"no failures, verdicts or census count for domain {name}")
         return {
             "domain": name,
             "free_mail": is_free_mail(name),
+            # Its mailboxes as the daily grant census counted them (SPEC §3c); null before a census counted it.
+            "connected": counted.connected if counted else None,
+            "census_at": counted.census_at if counted else None,
             "cluster_threshold": self.policy.domain_cluster_threshold,
             "burst": {
                 "minutes": self.policy.domain_burst_minutes,
@@ -153,6 +165,43 @@ class AccountsApi:
             "verdicts": page.items,
             "next": page.next,
         }
+
+    # Health (SPEC §3d) ---------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """The webhook feed as the sweep last checked it, each connector's census counts and clock, and the
+        grants at risk of Google's testing mode."""
+        feed = self.watch.feed() if self.watch else None
+        counted = self.events.census.connectors(CONNECTORS)
+        today = self.clock()
+        connectors = []
+        for name in CONNECTORS:
+            count = counted.get(name)
+            expires = self.client_secret_expires_on if name == EXPIRING_CREDENTIAL_CONNECTOR else None
+            connectors.append(
+                {
+                    "connector": name,
+                    "connected": count.connected if count else None,
+                    "broken": count.broken if count else None,
+                    "census_at": count.census_at if count else None,
+                    "client_secret_expires_on": expires.isoformat() if expires else None,
+                    "days_left": days_left(expires, today) if expires else None,
+                }
+            )
+        return {
+            "webhook_feed": {
+                "status": (feed.check_status if feed else None) or "unknown",
+                "checked_at": feed.checked_at if feed else None,
+                "destinations": feed.destinations if feed else [],
+            },
+            "connectors": connectors,
+            "testing_mode_at_risk": self.testing_mode_at_risk(),
+        }
+
+    def testing_mode_at_risk(self) -> int:
+        """Google grants that will die of testing mode unless the app is published (SPEC §3d): none is tracked
+        while no testing_mode incident is open."""
+        return 0
 
     # Incidents ----------------------------------------------------------------------------------
 
@@ -219,4 +268,6 @@ def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
         policy=settings.policy,
         publisher=publisher_for(settings.event_bus_name),
         enqueue_release=ReleaseQueue(settings.diagnosis_queue_url).send,
+        watch=WatchStore(Table(settings.events_table, client)),
+        client_secret_expires_on=secret_expiry(settings.microsoft_client_secret_expires_on),
     )

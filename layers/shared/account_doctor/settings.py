@@ -129,6 +129,7 @@ class Settings(_Procedure, _Sending):
     incidents_table: str
     notifications_table: str
     idempotency_table: str
+    microsoft_client_secret_expires_on: str
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class ReadApiSettings(_Procedure):
     events_table: str
     verdicts_table: str
     incidents_table: str
+    microsoft_client_secret_expires_on: str
 
 
 @dataclass(frozen=True)
