@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from account_doctor.census import Source
 from account_doctor.census_run import Census
+from account_doctor.clocks import secret_expiry
 from account_doctor.notifications.mailer import SesMailer
 from account_doctor.notifications.watch_alerts import OperatorAlerts
 from account_doctor.nylas import ListedAccount, NylasClient, NylasConfigError
@@ -28,7 +29,7 @@ from account_doctor.stores.dynamo import Table
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.watch import WatchStore
 from account_doctor.sweep import Sweep, latest_events_of
-from account_doctor.watch import InputsWatch, secret_expiry
+from account_doctor.watch import InputsWatch
 
 settings = get_settings(SweepSettings)
 logger = Logger()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
 
+from account_doctor import providers
 from account_doctor.clocks import (
     MalformedExpiry,
     days_left,
@@ -14,7 +16,12 @@ from account_doctor.clocks import (
     parse_expiry,
     secret_alert,
 )
+from account_doctor.diagnosis import diagnose
 from account_doctor.feed import Destination, FeedStatus, feed_alert, feed_changed, feed_health
+from account_doctor.models import Evidence, Policy, Verdict
+from account_doctor.notifications.render import compose
+from local_stack.emails import sample_settings
+from tests.unit.test_diagnosis import evidence
 
 ALL = ("grant.created", "grant.updated", "grant.deleted", "grant.expired")
 NO_EXPIRED = ("grant.created", "grant.updated", "grant.deleted")
@@ -183,3 +190,45 @@ def test_after_the_date_the_expired_secret_is_the_likely_cause_of_a_microsoft_ou
     cause = expired_secret_cause(expires, datetime(2027, 3, 31, 9, tzinfo=UTC))
     assert cause is not None
     assert cause.startswith("The Entra ID client secret of the Microsoft connector expired on 2027-03-31")
+
+
+def outage(provider: str) -> Evidence:
+    """Twenty accounts of one connector from five domains failing within minutes, where none usually fail."""
+    return replace(
+        evidence(provider=provider, email="ann@contoso.com"),
+        connector=providers.connector(provider),
+        connector_burst_accounts=20,
+        connector_burst_domains=5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("provider", "expires_on", "first"),
+    [
+        pytest.param(
+            "microsoft", date(2024, 11, 18), "Operator: The Entra ID client secret", id="1b-expired-secret-first"
+        ),
+        pytest.param(
+            "microsoft", date(2024, 12, 31), "Operator: The Entra ID app registration's", id="1b-not-yet-expired"
+        ),
+        pytest.param("microsoft", None, "Operator: The Entra ID app registration's", id="1b-expiry-unknown"),
+        pytest.param(
+            "google", date(2024, 11, 18), "Operator: The Google OAuth client", id="1b-google-has-no-such-clock"
+        ),
+    ],
+)
+def test_a_connector_outage_names_an_expired_microsoft_secret_first(
+    provider: str, expires_on: date | None, first: str
+) -> None:
+    found = diagnose(outage(provider), Policy(client_secret_expires_on=expires_on))
+    assert found.cause == "connector_outage"
+    assert found.actions[0].startswith(first)
+
+
+def test_the_outage_alert_lists_the_expired_secret_as_the_first_likely_cause() -> None:
+    settings = sample_settings(MicrosoftClientSecretExpiresOn="2024-11-18")
+    verdict = Verdict.of(
+        outage("microsoft"), diagnose(outage("microsoft"), settings.policy), diagnosed_at="2024-11-19T07:10:00Z"
+    )
+    (alert,) = [o.email for o in compose(verdict, settings, "https://x") if o.email.kind == "operator_alert"]
+    assert "Likely causes\n1. The Entra ID client secret of the Microsoft connector expired on 2024-11-18" in alert.text

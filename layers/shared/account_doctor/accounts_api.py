@@ -20,7 +20,6 @@ from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import Incident, IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from account_doctor.stores.watch import WatchStore
-from account_doctor.watch import secret_expiry
 
 AccountStatus = Literal["broken", "healthy", "unknown"]
 
@@ -269,5 +268,5 @@ def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
         publisher=publisher_for(settings.event_bus_name),
         enqueue_release=ReleaseQueue(settings.diagnosis_queue_url).send,
         watch=WatchStore(Table(settings.events_table, client)),
-        client_secret_expires_on=secret_expiry(settings.microsoft_client_secret_expires_on),
+        client_secret_expires_on=settings.policy.client_secret_expires_on,
     )

@@ -10,7 +10,12 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
+from aws_lambda_powertools import Logger
+
+from account_doctor import providers
 from account_doctor.models import WatchAlert
+
+logger = Logger(child=True)
 
 # Days before the expiry at which the operator is alerted, nearest last.
 SECRET_ALERT_DAYS = (30, 7, 1, 0)
@@ -34,6 +39,16 @@ def parse_expiry(raw: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError as error:
         raise MalformedExpiry(f"MICROSOFT_CLIENT_SECRET_EXPIRES_ON is not a calendar date: {raw!r}") from error
+
+
+def secret_expiry(raw: str) -> date | None:
+    """MicrosoftClientSecretExpiresOn as a date; a malformed value (the template's pattern was bypassed) is one
+    clear log line and no clock at all, never a function that fails on every run."""
+    try:
+        return parse_expiry(raw)
+    except MalformedExpiry as error:
+        logger.error(f"{error}: the client secret's expiry is not watched until it is fixed in samconfig.toml")
+        return None
 
 
 def days_left(expires_on: date, now: datetime) -> int:
@@ -93,3 +108,10 @@ def expired_secret_cause(expires_on: date | None, at: datetime) -> str | None:
         f"The Entra ID client secret of the Microsoft connector expired on {expires_on.isoformat()} "
         "(MicrosoftClientSecretExpiresOn): create a new one and put it into the Nylas Microsoft connector."
     )
+
+
+def outage_causes(connector_key: str, expires_on: date | None, at: datetime) -> tuple[str, ...]:
+    """The likely causes of a connector outage at `at`, most likely first: a known expired client secret leads."""
+    causes = providers.connector_outage_causes(connector_key)
+    expired = expired_secret_cause(expires_on, at) if connector_key == EXPIRING_CREDENTIAL_CONNECTOR else None
+    return (expired, *causes) if expired else causes

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from account_doctor import providers
+from account_doctor import clocks, providers
 from account_doctor.models import (
     STOPPED_TRIGGERS,
     AuthMethod,
@@ -222,12 +222,16 @@ def connector_outage(e: Evidence, policy: Policy) -> Answer:
             f"{_plural(e.connector_burst_domains, 'email domain')} failed {within}. Reconnecting cannot work until "
             "the connector is fixed; customer emails are held.",
             (
-                *(f"Operator: {cause}" for cause in providers.connector_outage_causes(e.connector)),
+                *(f"Operator: {cause}" for cause in _outage_causes(e, policy)),
                 "Operator: once the connector works again, run `account-doctor incident release INCIDENT_ID` to "
                 "send the held reconnect emails to the accounts still broken.",
             ),
         ),
     )
+
+
+def _outage_causes(e: Evidence, policy: Policy) -> tuple[str, ...]:
+    return clocks.outage_causes(e.connector or "", policy.client_secret_expires_on, parse_iso(e.event.occurred_at))
 
 
 def _against_usual(failing: int, usual: float) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 ApiVersion = Literal["v2", "v3"]
@@ -199,6 +199,8 @@ class Policy:
     domain_window_days: int = 7
     connector_outage_threshold: int = 10
     domain_share_percent: int = 10
+    # The Microsoft connector's client secret expiry (MicrosoftClientSecretExpiresOn), None when unknown.
+    client_secret_expires_on: date | None = None
 
 
 @dataclass(frozen=True)

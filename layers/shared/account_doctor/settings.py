@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any, Literal, Self, TypeVar, overload
 
+from account_doctor.clocks import secret_expiry
 from account_doctor.models import Policy
 
 NotificationMode = Literal["send", "dry-run"]
@@ -88,15 +90,19 @@ class _Procedure(_FromEnvironment):
     domain_window_days: int
     connector_outage_threshold: int
     domain_share_percent: int
+    # Rule 1b names an expired Microsoft client secret first (SPEC §3d); empty = unknown.
+    microsoft_client_secret_expires_on: str
 
-    @property
+    @cached_property
     def policy(self) -> Policy:
+        # Parsed once per process: a malformed date is one log line (clocks.secret_expiry), not one per diagnosis.
         return Policy(
             domain_cluster_threshold=self.domain_cluster_threshold,
             domain_burst_minutes=self.domain_burst_minutes,
             domain_window_days=self.domain_window_days,
             connector_outage_threshold=self.connector_outage_threshold,
             domain_share_percent=self.domain_share_percent,
+            client_secret_expires_on=secret_expiry(self.microsoft_client_secret_expires_on),
         )
 
 
@@ -129,7 +135,6 @@ class Settings(_Procedure, _Sending):
     incidents_table: str
     notifications_table: str
     idempotency_table: str
-    microsoft_client_secret_expires_on: str
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,6 @@ class ReadApiSettings(_Procedure):
     events_table: str
     verdicts_table: str
     incidents_table: str
-    microsoft_client_secret_expires_on: str
 
 
 @dataclass(frozen=True)

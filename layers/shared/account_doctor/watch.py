@@ -12,14 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol, cast
 
-from aws_lambda_powertools import Logger
-
-from account_doctor.clocks import MalformedExpiry, days_left, due_alert_day, parse_expiry, secret_alert
+from account_doctor.clocks import days_left, due_alert_day, secret_alert
 from account_doctor.feed import Destination, FeedHealth, FeedStatus, feed_alert, feed_changed, feed_health
 from account_doctor.models import WatchAlert, iso
 from account_doctor.stores.watch import WatchStore
-
-logger = Logger(child=True)
 
 
 class AlertSender(Protocol):
@@ -40,16 +36,6 @@ class SecretCheck:
     expires_on: date
     days_left: int
     alerted_for: int | None  # the threshold (days before) alerted by this run
-
-
-def secret_expiry(raw: str) -> date | None:
-    """MicrosoftClientSecretExpiresOn as a date; a malformed value (the template's pattern was bypassed) is one
-    clear log line and no clock at all, never a function that fails on every run."""
-    try:
-        return parse_expiry(raw)
-    except MalformedExpiry as error:
-        logger.error(f"{error}: the client secret's expiry is not watched until it is fixed in samconfig.toml")
-        return None
 
 
 class InputsWatch:

@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from account_doctor import providers
+from account_doctor import clocks, providers
 from account_doctor.models import (
     DeliveredNotification,
     IncidentKind,
@@ -21,6 +21,7 @@ from account_doctor.models import (
     Step,
     Verdict,
     WatchAlert,
+    parse_iso,
 )
 from account_doctor.notifications.audience import (
     CUSTOMER_EMAIL,
@@ -237,7 +238,11 @@ def render_operator_alert(
     who = "" if incident else f" ({verdict.email or verdict.account_id})"
     subject = f"{app} alert: {title}{who}"
     incident_id = incident.incident_id if incident else _optional_text(evidence.get("incident_id"))
-    likely_causes = providers.connector_outage_causes(connector or "") if verdict.cause == "connector_outage" else ()
+    likely_causes = (
+        clocks.outage_causes(connector or "", settings.policy.client_secret_expires_on, parse_iso(verdict.occurred_at))
+        if verdict.cause == "connector_outage"
+        else ()
+    )
     release = _release_command(incident_id)
     members = incident.members[:MEMBERS_SHOWN] if incident else ()
     context = {
