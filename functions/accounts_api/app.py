@@ -80,7 +80,7 @@ def list_incidents() -> dict[str, Any]:
 
 @app.get("/incidents/<incident_id>")
 def get_incident(incident_id: str) -> dict[str, Any]:
-    return api.incident(incident_id, *_paging())
+    return api.incident(incident_id, *_paging(), app.current_event.get_query_string_value("at_risk_next"))
 
 
 @app.post("/incidents/<incident_id>/release")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from account_doctor.census import Tally, census_due
+from account_doctor.census import Consent, Tally, census_due
 from account_doctor.census_run import Census, Pacer
 from account_doctor.models import ApiVersion, iso
 from account_doctor.nylas import ListedAccount, NylasUnavailable
+from account_doctor.testing_mode import at_risk_from, risk_sentence
 
 NOW = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
 
@@ -179,3 +181,42 @@ def test_the_pacer_keeps_under_50_requests_a_second() -> None:
     for _ in range(3):
         pacer.wait()
     assert slept == pytest.approx([0.02, 0.02])
+
+
+# --- Testing mode at risk (SPEC §3d) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Latest:
+    kind: str
+    occurred_at: str
+
+
+def consent(account_id: str, days_ago: float) -> Consent:
+    return Consent(account_id, f"{account_id}@gmail.com", iso(NOW - timedelta(days=days_ago)))
+
+
+@pytest.mark.parametrize(
+    ("latest", "days_ago", "at_risk"),
+    [
+        pytest.param(None, 2, True, id="3d-consented-2-days-ago-not-failed"),
+        pytest.param(None, 7.5, False, id="3d-consent-older-than-7-days-already-expired"),
+        pytest.param(Latest("failure", iso(NOW - timedelta(days=1))), 2, False, id="3d-failed-since-its-consent"),
+        pytest.param(Latest("failure", iso(NOW - timedelta(days=3))), 2, True, id="3d-failed-before-reconsenting"),
+        pytest.param(Latest("recovery", iso(NOW - timedelta(days=1))), 2, True, id="3d-recovered-is-not-failed"),
+    ],
+)
+def test_at_risk_from(latest: Latest | None, days_ago: float, at_risk: bool) -> None:
+    found = at_risk_from([consent("g-1", days_ago)], {"g-1": latest}, NOW)
+    assert [g.account_id for g in found] == (["g-1"] if at_risk else [])
+
+
+def test_at_risk_is_soonest_first_and_the_sentence_names_the_last_date() -> None:
+    found = at_risk_from([consent("g-late", 1), consent("g-soon", 6)], {}, NOW)
+    assert [(g.account_id, g.expires_at) for g in found] == [
+        ("g-soon", iso(NOW + timedelta(days=1))),
+        ("g-late", iso(NOW + timedelta(days=6))),
+    ]
+    assert risk_sentence(found) == "2 more grants expire by 2026-12-07 unless you publish the app"
+    assert risk_sentence(found[:1]) == "1 more grant expires by 2026-12-02 unless you publish the app"
+    assert risk_sentence([]) is None

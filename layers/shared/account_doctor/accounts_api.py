@@ -15,11 +15,13 @@ from account_doctor.models import Policy, Release, Verdict, iso
 from account_doctor.providers import CONNECTOR_NAMES
 from account_doctor.queue import ReleaseQueue
 from account_doctor.settings import ReadApiSettings, Settings
+from account_doctor.stores.at_risk import AtRiskStore
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import Incident, IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from account_doctor.stores.watch import WatchStore
+from account_doctor.testing_mode import TESTING_MODE
 
 AccountStatus = Literal["broken", "healthy", "unknown"]
 
@@ -80,6 +82,7 @@ class AccountsApi:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     watch: WatchStore | None = None
     client_secret_expires_on: date | None = None
+    at_risk: AtRiskStore | None = None
 
     # Accounts -----------------------------------------------------------------------------------
 
@@ -200,7 +203,10 @@ class AccountsApi:
     def testing_mode_at_risk(self) -> int:
         """Google grants that will die of testing mode unless the app is published (SPEC §3d): none is tracked
         while no testing_mode incident is open."""
-        return 0
+        live = self.incidents.live([TESTING_MODE]).get(TESTING_MODE)
+        if live is None or self.at_risk is None:
+            return 0
+        return len(self.at_risk.at_risk(live.incident_id, iso(self.clock())))
 
     # Incidents ----------------------------------------------------------------------------------
 
@@ -232,11 +238,26 @@ class AccountsApi:
             return replace(incident, status="closed")
         return incident
 
-    def incident(self, incident_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+    def incident(
+        self,
+        incident_id: str,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+        at_risk_cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """The incident with a page of its members; a testing_mode incident also with the Google grants at risk
+        (`at_risk`, and a page of `at_risk_accounts`, soonest expiry first: `at_risk_next` pages on)."""
         found = self._incident(incident_id)
         members, following = self.incidents.members(found.incident_id, limit, cursor)
         shown = self._lifecycle(found).to_dict()
-        return {**shown, "members": [member.to_dict() for member in members], "next": following}
+        answer = {**shown, "members": [member.to_dict() for member in members], "next": following}
+        if found.kind == "testing_mode" and self.at_risk is not None:
+            now = iso(self.clock())
+            page, at_risk_next = self.at_risk.page(found.incident_id, now, limit, at_risk_cursor)
+            answer["at_risk"] = len(self.at_risk.at_risk(found.incident_id, now))
+            answer["at_risk_accounts"] = [grant.to_dict() for grant in page]
+            answer["at_risk_next"] = at_risk_next
+        return answer
 
     def resolve_incident(self, incident_id: str) -> dict[str, Any]:
         """Marks the incident resolved (SPEC §4b): nothing is released by it. Resolving twice changes nothing."""
@@ -268,5 +289,6 @@ def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
         publisher=publisher_for(settings.event_bus_name),
         enqueue_release=ReleaseQueue(settings.diagnosis_queue_url).send,
         watch=WatchStore(Table(settings.events_table, client)),
+        at_risk=AtRiskStore(Table(settings.incidents_table, client)),
         client_secret_expires_on=settings.policy.client_secret_expires_on,
     )

@@ -42,15 +42,17 @@ from account_doctor.notifications.audience import Occasion
 from account_doctor.notifications.render import IncidentBrief, IncidentMember
 from account_doctor.nylas import NylasClient, NylasConfigError
 from account_doctor.ports import Notifier, NylasApi
-from account_doctor.providers import connector
+from account_doctor.providers import GOOGLE_PROVIDERS, connector
 from account_doctor.queue import ReleaseQueue
 from account_doctor.settings import Settings
+from account_doctor.stores.at_risk import AtRiskStore
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import Cluster, EventHistory
 from account_doctor.stores.incidents import IncidentKey, IncidentStore
 from account_doctor.stores.verdicts import ChangedMeanwhile, VerdictStore, page_verdicts
 from account_doctor.sweep import is_too_old_to_notify
 from account_doctor.tally import tally
+from account_doctor.testing_mode import TESTING_MODE, AtRiskWatch, risk_sentence
 
 logger = Logger(child=True)
 
@@ -97,6 +99,8 @@ class DiagnosisService:
     sweep_notify_days: int
     enqueue_release: Callable[[Release], None] | None = None
     clock: Clock = _now
+    # The grants a testing_mode incident puts at risk (SPEC §3d); None where nobody asks (some tests).
+    testing_mode: AtRiskWatch | None = None
     _evidence: EvidenceGatherer = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -127,7 +131,17 @@ class DiagnosisService:
         )
         if stored and event.kind == "recovery":
             self._member_recovered(event)
+            self._consented(event)
         return stored
+
+    def _consented(self, event: AccountEvent) -> None:
+        """A Google consent (grant creation, re-authentication) while a testing_mode incident is open is one
+        more grant at risk: it dies 7 days later unless the app is published."""
+        if self.testing_mode is None or (event.provider or "").lower() not in GOOGLE_PROVIDERS:
+            return
+        live = self.incidents.live([TESTING_MODE]).get(TESTING_MODE)
+        if live is not None:
+            self.testing_mode.consented(live.incident_id, event.account_id, event.email, event.occurred_at)
 
     def _member_recovered(self, event: AccountEvent) -> None:
         """A recovered account is marked on its open incidents; when every member has recovered, it is resolved."""
@@ -165,6 +179,9 @@ class DiagnosisService:
             return self._resume(verdict, event)
         gathered = self._evidence.gather(event)
         evidence = gathered.evidence
+        testing = gathered.live.get(TESTING_MODE)
+        if testing is not None and self.testing_mode is not None:
+            self.testing_mode.failed(testing.incident_id, event.account_id)  # broken now, no longer at risk
         if not gathered.recorded:
             # The "record" copy has not run (yet): this failure must be in the history for its neighbours.
             self.history.put_event(replace(event, email=evidence.email, provider=evidence.provider))
@@ -198,6 +215,8 @@ class DiagnosisService:
             if opened:
                 cluster = gathered.domain_cluster if key.kind == "domain" else self._failures_around(key, event)
                 self._open_incident(key, incident_id, verdict, cluster)
+                if key == TESTING_MODE and self.testing_mode is not None:
+                    self.testing_mode.opened(incident_id)
         return self._finish(verdict, self._occasion_for(verdict, event, opened))
 
     def _no_racer(self, gathered: Gathered, incident_id: str | None) -> list[dict[str, Any]]:
@@ -228,6 +247,8 @@ class DiagnosisService:
             self._join(key, incident.incident_id, verdict, held=verdict.cause == "connector_outage")
             if incident.opened_by_event == event.event_id:
                 self._open_incident(key, incident.incident_id, verdict, self._failures_around(key, event))
+                if key == TESTING_MODE and self.testing_mode is not None:
+                    self.testing_mode.opened(incident.incident_id)
         return self._finish(verdict, self._occasion_of(verdict, event))
 
     def _join(self, key: IncidentKey, incident_id: str, verdict: Verdict, *, held: bool = False) -> None:
@@ -331,6 +352,11 @@ class DiagnosisService:
             accounts=incident.accounts,
             members=tuple(IncidentMember(m.account_id, m.email, m.latest_cause, m.recovered) for m in members),
             domains=incident.domains,
+            at_risk=(
+                risk_sentence(self.testing_mode.at_risk(incident.incident_id))
+                if incident.kind == "testing_mode" and self.testing_mode is not None
+                else None
+            ),
         )
 
     # Incidents: opening revises the earlier members ----------------------------------------------------
@@ -511,8 +537,9 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
         diagnose = procedure
     client = dynamodb_client()
     queue = ReleaseQueue(settings.diagnosis_queue_url)
+    history = EventHistory(Table(settings.events_table, client))
     service = DiagnosisService(
-        history=EventHistory(Table(settings.events_table, client)),
+        history=history,
         verdicts=VerdictStore(Table(settings.verdicts_table, client)),
         incidents=IncidentStore(Table(settings.incidents_table, client)),
         nylas=NylasClient(settings),
@@ -522,5 +549,10 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
         procedure=diagnose,
         sweep_notify_days=settings.sweep_notify_days,
         enqueue_release=queue.send,
+        testing_mode=AtRiskWatch(
+            AtRiskStore(Table(settings.incidents_table, client)),
+            history.census.recent_consents,
+            history.latest_from_states,
+        ),
     )
     return QueueConsumer(service, DynamoDBPersistenceLayer(table_name=settings.idempotency_table))

@@ -146,6 +146,8 @@ class IncidentBrief:
     accounts: int  # distinct accounts so far, members beyond `members` included
     members: tuple[IncidentMember, ...] = field(default_factory=tuple)
     domains: int | None = None
+    # A testing_mode incident's grants at risk, in words: "3 more grants expire by 2026-12-08 unless …".
+    at_risk: str | None = None
 
 
 @dataclass(frozen=True)
@@ -553,6 +555,12 @@ def _notes(
         notes.append(
             f"The customer ({verdict.email}) is sent {label} email "
             f"(at most one per {settings.notify_cooldown_hours} h per account)."
+        )
+    if incident is not None and incident.at_risk:
+        notes.append(
+            f"{incident.at_risk}: every Google grant that consented in the last 7 days dies 7 days after its "
+            f"consent while the app is in testing mode. GET /incidents/{incident.incident_id} lists them "
+            "(at_risk_accounts, soonest first), its at_risk count kept current as grants consent and fail."
         )
     if incident is not None:
         notes.append(
