@@ -82,3 +82,38 @@ def run_feed_act(stack: RunningStack, report: Callable[[str], None]) -> tuple[li
     if len(healthy) != 1 or "healthy again" not in healthy[0]:
         problems.append(f"the re-enabled feed gave {healthy or 'no alert'}, expected one 'healthy again' alert")
     return lines, problems
+
+
+def run_at_risk_act(stack: RunningStack, report: Callable[[str], None]) -> tuple[list[str], list[str]]:
+    """Testing mode before it bites (SPEC §3d): two customers connect Google accounts while the demo's
+    testing_mode incident is open; GET /incidents/{id} lists them at risk, soonest first. (lines, problems)"""
+    from local_stack.demo import get_json, post_signed
+    from local_stack.payloads import json_body, v3_notification
+    from local_stack.simulator import Grant
+
+    lines: list[str] = []
+    problems: list[str] = []
+    report("Testing mode before it bites: new Google grants while the testing_mode incident is open …")
+    status, listed = get_json(f"{stack.api_url}/incidents?status=open")
+    testing = [i for i in (listed.get("incidents") or []) if i.get("kind") == "testing_mode"] if status == 200 else []
+    if not testing:
+        return lines, [f"no open testing_mode incident to show (GET /incidents answered {status})"]
+    now = time.time()
+    for n, hours_ago in enumerate((30, 2)):
+        grant = Grant(f"grant-gmail-new-{n}", f"new.user{n}@gmail.com", "google", "valid", int(now - hours_ago * 3600))
+        stack.simulator.add_grant(grant)
+        created = v3_notification(
+            "grant.created", grant_id=grant.grant_id, provider="google", email=grant.email, occurred=grant.created_at
+        )
+        answered, _ = post_signed(stack, json_body(created), "webhook_secret")
+        if answered != 200:
+            problems.append(f"the grant.created webhook of {grant.grant_id} answered {answered}")
+    stack.wait_until_drained(timeout=40)
+    incident_id = testing[0]["incident_id"]
+    status, incident = get_json(f"{stack.api_url}/incidents/{incident_id}")
+    at_risk = (incident.get("at_risk_accounts") or []) if status == 200 else []
+    lines.append(f"  {incident_id}: at_risk {incident.get('at_risk') if status == 200 else status}")
+    lines.extend(f"    {grant['account_id']} expires {grant['expires_at']}" for grant in at_risk)
+    if [grant["account_id"] for grant in at_risk] != ["grant-gmail-new-0", "grant-gmail-new-1"]:
+        problems.append(f"the testing_mode incident lists {at_risk} at risk, expected the two new grants")
+    return lines, problems

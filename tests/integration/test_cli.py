@@ -669,4 +669,4 @@ def test_health_prints_the_feed_the_connectors_and_the_clock(cli_run: Callable[.
 
     answer = json.loads(cli_run("health", "--json").out)
     assert answer["webhook_feed"]["destinations"][0]["missing"] == ["grant.expired"]
-    assert [c["connector"] for c in answer["connectors"]] == ["google", "microsoft", "ews", "imap"]
+    assert [c["connector"] for c in answer["connectors"]] == ["google", "microsoft", "ews", "imap", "yahoo", "icloud"]

@@ -12,7 +12,7 @@ from account_doctor.addresses import is_free_mail
 from account_doctor.clocks import EXPIRING_CREDENTIAL_CONNECTOR, days_left
 from account_doctor.events_out import Publisher, publisher_for
 from account_doctor.models import Policy, Release, Verdict, iso
-from account_doctor.providers import CONNECTOR_NAMES
+from account_doctor.providers import CONNECTORS as PROVIDER_CONNECTORS
 from account_doctor.queue import ReleaseQueue
 from account_doctor.settings import ReadApiSettings, Settings
 from account_doctor.stores.at_risk import AtRiskStore
@@ -32,7 +32,7 @@ _INCIDENT_ID = re.compile(r"^(domain|connector|testing_mode)-[A-Za-z0-9._-]{1,30
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 INCIDENT_STATUSES = ("open", "resolved", "all")
 # The Nylas connectors GET /health reports, in the order it lists them.
-CONNECTORS = tuple(CONNECTOR_NAMES)
+CONNECTORS = tuple(dict.fromkeys(PROVIDER_CONNECTORS.values()))
 
 
 class InvalidRequest(ValueError):
