@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from account_doctor.census import Consent, Tally, census_due
 from account_doctor.census_run import Census, Pacer
-from account_doctor.models import ApiVersion, iso
+from account_doctor.models import AccountEvent, ApiVersion, iso
 from account_doctor.nylas import ListedAccount, NylasUnavailable
 from account_doctor.testing_mode import at_risk_from, risk_sentence
 
@@ -186,10 +185,8 @@ def test_the_pacer_keeps_under_50_requests_a_second() -> None:
 # --- Testing mode at risk (SPEC §3d) ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Latest:
-    kind: str
-    occurred_at: str
+def latest(trigger: str, days_ago: float) -> AccountEvent:
+    return AccountEvent("evt-1", "v3", trigger, "g-1", iso(NOW - timedelta(days=days_ago)), "google")
 
 
 def consent(account_id: str, days_ago: float) -> Consent:
@@ -197,17 +194,17 @@ def consent(account_id: str, days_ago: float) -> Consent:
 
 
 @pytest.mark.parametrize(
-    ("latest", "days_ago", "at_risk"),
+    ("event", "days_ago", "at_risk"),
     [
         pytest.param(None, 2, True, id="3d-consented-2-days-ago-not-failed"),
         pytest.param(None, 7.5, False, id="3d-consent-older-than-7-days-already-expired"),
-        pytest.param(Latest("failure", iso(NOW - timedelta(days=1))), 2, False, id="3d-failed-since-its-consent"),
-        pytest.param(Latest("failure", iso(NOW - timedelta(days=3))), 2, True, id="3d-failed-before-reconsenting"),
-        pytest.param(Latest("recovery", iso(NOW - timedelta(days=1))), 2, True, id="3d-recovered-is-not-failed"),
+        pytest.param(latest("grant.expired", 1), 2, False, id="3d-failed-since-its-consent"),
+        pytest.param(latest("grant.expired", 3), 2, True, id="3d-failed-before-reconsenting"),
+        pytest.param(latest("grant.updated", 1), 2, True, id="3d-recovered-is-not-failed"),
     ],
 )
-def test_at_risk_from(latest: Latest | None, days_ago: float, at_risk: bool) -> None:
-    found = at_risk_from([consent("g-1", days_ago)], {"g-1": latest}, NOW)
+def test_at_risk_from(event: AccountEvent | None, days_ago: float, at_risk: bool) -> None:
+    found = at_risk_from([consent("g-1", days_ago)], {"g-1": event}, NOW)
     assert [g.account_id for g in found] == (["g-1"] if at_risk else [])
 
 

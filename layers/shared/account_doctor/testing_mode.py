@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from account_doctor.census import Consent
-from account_doctor.models import iso, parse_iso
+from account_doctor.models import AccountEvent, iso, parse_iso
 from account_doctor.stores.at_risk import AtRisk, AtRiskStore
 from account_doctor.stores.incidents import IncidentKey
 
@@ -23,15 +22,7 @@ TOKEN_LIFETIME = timedelta(days=7)
 TESTING_MODE = IncidentKey("testing_mode", "google")
 
 
-class KnownEvent(Protocol):
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def occurred_at(self) -> str: ...
-
-
-def at_risk_from(consents: Iterable[Consent], latest: Mapping[str, KnownEvent | None], now: datetime) -> list[AtRisk]:
+def at_risk_from(consents: Iterable[Consent], latest: Mapping[str, AccountEvent | None], now: datetime) -> list[AtRisk]:
     """The consents whose grant will still die of testing mode: not expired yet, and not failed since."""
     found = []
     for consent in consents:
@@ -57,7 +48,7 @@ class AtRiskWatch:
         self,
         store: AtRiskStore,
         consents: Callable[[], Sequence[Consent]],
-        latest_events: Callable[[Sequence[str]], Mapping[str, KnownEvent]],
+        latest_events: Callable[[Sequence[str]], Mapping[str, AccountEvent]],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
