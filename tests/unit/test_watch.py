@@ -117,7 +117,7 @@ def test_the_unhealthy_alert_says_which_destination_which_status_what_is_missing
     assert "Destination wh-2 (https://wh-2.example.net/v1/webhook) does not subscribe grant.expired." in words
     assert "Nylas is not delivering grant.expired to any active webhook destination." in words
     assert "PUT https://api.us.nylas.com/v3/webhooks/{webhook_id}" in words
-    assert "the hourly sweep is the only source of failures" in words
+    assert "the sweep is the only source of failures" in words
 
 
 def test_no_destination_at_all_is_said_in_words() -> None:

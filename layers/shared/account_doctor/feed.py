@@ -131,8 +131,8 @@ def feed_alert(health: FeedHealth, *, nylas_api_uri: str) -> WatchAlert:
         paragraphs=(
             "Nylas is not delivering " + ", ".join(health.undelivered) + " to any active webhook destination.",
             *problems,
-            "Until it is fixed the hourly sweep is the only source of failures: a broken mailbox is noticed up to "
-            "SweepIntervalMinutes late, and recoveries only when the sweep looks.",
+            "Until it is fixed the sweep is the only source of failures: a broken mailbox is noticed only when the "
+            "sweep next runs (every SweepIntervalMinutes), and a recovery only when the sweep looks.",
         ),
         steps=tuple(steps),
         facts=_facts(health),
