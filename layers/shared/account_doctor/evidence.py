@@ -151,9 +151,10 @@ class EvidenceGatherer:
             )
             window = len(domain_cluster.accounts_between(window_start, event.occurred_at) | mine)
 
-        # Rule 2b's share needs the domain's size only once its failures reach the threshold: one read then.
+        # Rule 2b's share needs the domain's size only once its failures reach the threshold, and only before a
+        # domain incident exists (its opener's share holds for every later member: the failing only grow).
         mailboxes = None
-        if domain and not free_mail and window >= policy.domain_cluster_threshold:
+        if domain_incident is None and domain and not free_mail and window >= policy.domain_cluster_threshold:
             mailboxes = self._history.census.domain(domain)
 
         connector_accounts, connector_domains, usual = 1, 1, 0.0
