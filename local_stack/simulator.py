@@ -168,22 +168,13 @@ class NylasSimulator(LoopbackServer):
         path, _, query = path.partition("?")
         request_id = str(uuid.uuid4())
         if _V3_GRANTS.match(path):
-            if not self._bearer_ok(authorization):
-                return 401, _v3_error(request_id, "unauthorized", "Unauthorized"), {}
-            return self._list_grants(request_id, parse_qs(query))
+            return self._list_grants(request_id, parse_qs(query), authorization)
         if match := _V2_ACCOUNTS.match(path):
             if match["client_id"] != self.client_id or not self._basic_ok(authorization):
                 return 401, {"message": "Unauthorized", "type": "api_error"}, {}
             return self._list_accounts(parse_qs(query))
         if _V3_WEBHOOKS.match(path):
-            if not self._bearer_ok(authorization):
-                return 401, _v3_error(request_id, "unauthorized", "Unauthorized"), {}
-            with self._lock:
-                self.calls[V3_WEBHOOKS] += 1
-                refused, webhooks = self.webhooks_fault, list(self.webhooks)
-            if refused is not None:
-                return refused, _v3_error(request_id, "simulated_fault", f"injected {refused}"), {}
-            return 200, {"request_id": request_id, "data": webhooks}, {}
+            return self._list_webhooks(request_id, authorization)
         if match := _V3_GRANT.match(path) or _V3_FOLDERS.match(path):
             if not self._bearer_ok(authorization):
                 return 401, _v3_error(request_id, "unauthorized", "Unauthorized"), {}
@@ -210,7 +201,21 @@ class NylasSimulator(LoopbackServer):
             return 200, account.to_api(), {}
         return 404, {"message": f"no route for {path}", "type": "invalid_request_error"}, {}
 
-    def _list_grants(self, request_id: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+    def _list_webhooks(self, request_id: str, authorization: str | None) -> tuple[int, Any, dict[str, str]]:
+        if not self._bearer_ok(authorization):
+            return 401, _v3_error(request_id, "unauthorized", "Unauthorized"), {}
+        with self._lock:
+            self.calls[V3_WEBHOOKS] += 1
+            refused, webhooks = self.webhooks_fault, list(self.webhooks)
+        if refused is not None:
+            return refused, _v3_error(request_id, "simulated_fault", f"injected {refused}"), {}
+        return 200, {"request_id": request_id, "data": webhooks}, {}
+
+    def _list_grants(
+        self, request_id: str, query: dict[str, list[str]], authorization: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        if not self._bearer_ok(authorization):
+            return 401, _v3_error(request_id, "unauthorized", "Unauthorized"), {}
         paging = _paging(query, V3_DEFAULT_LIMIT)
         if paging is None:
             return 400, _v3_error(request_id, "invalid_request_error", "limit and offset must be whole numbers"), {}

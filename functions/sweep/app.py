@@ -8,66 +8,24 @@ any other failure is raised after the summary is logged, so the function's Error
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from account_doctor.census import Source
-from account_doctor.census_run import Census
-from account_doctor.clocks import secret_expiry
-from account_doctor.notifications.mailer import SesMailer
-from account_doctor.notifications.watch_alerts import OperatorAlerts
-from account_doctor.nylas import ListedAccount, NylasClient, NylasConfigError
-from account_doctor.queue import DiagnosisQueue
+from account_doctor.nylas import NylasConfigError
 from account_doctor.settings import SweepSettings, get_settings
-from account_doctor.stores.census import CensusAggregates
-from account_doctor.stores.dynamo import Table
-from account_doctor.stores.events import EventHistory
-from account_doctor.stores.watch import WatchStore
-from account_doctor.sweep import Sweep, latest_events_of
-from account_doctor.watch import InputsWatch
+from account_doctor.sweep import build_sweep
+from account_doctor.watch import build_watch
 
 settings = get_settings(SweepSettings)
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 
-nylas = NylasClient(settings)
-events_table = Table(settings.events_table, boto3.client("dynamodb"))
-history = EventHistory(events_table)
-queue = DiagnosisQueue(boto3.client("sqs"), settings.diagnosis_queue_url, settings.grace_seconds)
-sweep = Sweep(
-    latest_events=latest_events_of(history.latest_from_states, history.latest_event),
-    enqueue=queue.enqueue,
-    notify_days=settings.sweep_notify_days,
-)
-mailer = None if settings.notification_mode == "dry-run" else SesMailer(boto3.client("sesv2"), settings)
-watch = InputsWatch(
-    store=WatchStore(events_table),
-    alerts=OperatorAlerts(settings, mailer),
-    nylas_api_uri=settings.nylas_api_uri,
-    secret_expires_on=secret_expiry(settings.microsoft_client_secret_expires_on),
-)
-census = Census(
-    store=CensusAggregates(events_table),
-    pages={"v3": nylas.grants_page, "v2": nylas.v2_accounts_page},
-    sources=lambda: _census_sources(),
-)
-
-
-def _sources() -> Iterator[Iterator[list[ListedAccount]]]:
-    """v3 grants, then v2 accounts when the secret holds v2 credentials; lazily, so a failure is the run's."""
-    yield nylas.invalid_grants()
-    if nylas.v2_configured():
-        yield nylas.broken_v2_accounts()
-
-
-def _census_sources() -> Sequence[Source]:
-    return ("v3", "v2") if nylas.v2_configured() else ("v3",)
+sweep = build_sweep(settings)
+watch = build_watch(settings, sweep.nylas)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -77,31 +35,30 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     def seconds_left() -> float:
         return context.get_remaining_time_in_millis() / 1000
 
-    summary = sweep.run(_sources(), seconds_left=seconds_left)
+    summary = sweep.run(seconds_left=seconds_left)
     metrics.add_metric(name="MissedFailuresFound", unit=MetricUnit.Count, value=summary.enqueued)
     if not summary.complete:
         metrics.add_metric(name="SweepsStoppedEarly", unit=MetricUnit.Count, value=1)
     log = logger.info if summary.complete else logger.error if summary.error else logger.warning
     log(summary.line(), extra={"sweep": summary.to_dict()})
-    errors: list[Exception] = [summary.error] if summary.error else []
     result: dict[str, Any] = summary.to_dict()
-    try:
-        feed = watch.check_feed(nylas.webhook_destinations())
-        if feed.health.status != "unknown":
-            metrics.add_metric(
-                name="WebhookFeedUnhealthy", unit=MetricUnit.Count, value=int(feed.health.status == "unhealthy")
-            )
-        logger.info(f"webhook feed: {feed.health.status}", extra={"alerted": feed.alerted})
-        result["webhook_feed"] = feed.health.status
-        watch.check_client_secret()
-        taken = census.run(seconds_left=seconds_left)
-        (logger.error if taken.error else logger.info)(taken.line(), extra={"census": taken.to_dict()})
-        result["census"] = taken.to_dict()
-        if taken.error:
-            errors.append(taken.error)
-    except Exception as error:  # raised below, after the metrics are counted
-        logger.exception("the sweep could not watch its inputs")
-        errors.append(error)
+
+    watched = watch.run(seconds_left=seconds_left)
+    if watched.feed is not None:
+        status = watched.feed.health.status
+        if status != "unknown":
+            metrics.add_metric(name="WebhookFeedUnhealthy", unit=MetricUnit.Count, value=int(status == "unhealthy"))
+        logger.info(f"webhook feed: {status}", extra={"alerted": watched.feed.alerted})
+        result["webhook_feed"] = status
+    if watched.census is not None:
+        (logger.error if watched.census.error else logger.info)(
+            watched.census.line(), extra={"census": watched.census.to_dict()}
+        )
+        result["census"] = watched.census.to_dict()
+    elif watched.error is not None:
+        logger.error(f"the sweep could not watch its inputs: {type(watched.error).__name__}: {watched.error}")
+
+    errors = [error for error in (summary.error, watched.error) if error is not None]
     if any(isinstance(error, NylasConfigError) for error in errors):
         # The same metric as the diagnosis': NylasCredentialsAlarm watches it.
         metrics.add_metric(name="NylasConfigErrors", unit=MetricUnit.Count, value=1)

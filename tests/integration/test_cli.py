@@ -21,6 +21,7 @@ from account_doctor.accounts_api import InvalidRequest, NotFound
 from account_doctor.census import Tally
 from account_doctor.feed import Destination, feed_health
 from account_doctor.models import AccountEvent
+from account_doctor.ports import ReadApi
 from account_doctor.settings import Settings, get_settings
 from account_doctor.stores.census import CensusAggregates
 from account_doctor.stores.dynamo import Table
@@ -28,7 +29,6 @@ from account_doctor.stores.events import EventHistory
 from account_doctor.stores.watch import WatchStore
 from account_doctor_cli import main as cli
 from account_doctor_cli import stack
-from account_doctor_cli.commands import ReadApi
 from local_stack.template import ProvisionedStack
 from tests.integration import nylas_api
 

@@ -3,6 +3,7 @@ that will die next. What a user sees: the operator's one alert, and GET /inciden
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -24,12 +25,13 @@ pytestmark = pytest.mark.usefixtures("aws")
 def watched(harness: Harness) -> Harness:
     """The harness's service watching testing mode, as build_consumer wires it."""
     history = harness.service.history
-    harness.service.testing_mode = AtRiskWatch(
+    watch = AtRiskWatch(
         AtRiskStore(Table(harness.settings.incidents_table)),
         history.census.recent_consents,
         history.latest_from_states,
         clock=lambda: harness.clock[0],
     )
+    harness.service = replace(harness.service, at_risk=watch)
     return harness
 
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from account_doctor.census import Consent
-from account_doctor.models import AccountEvent, iso, parse_iso
-from account_doctor.stores.at_risk import AtRisk, AtRiskStore
-from account_doctor.stores.incidents import IncidentKey
+from account_doctor.incidents import TESTING_MODE_KEY
+from account_doctor.models import AccountEvent, AtRisk, IncidentKey, iso, parse_iso
+
+if TYPE_CHECKING:
+    from account_doctor.stores.at_risk import AtRiskStore
 
 # Google ends a testing-mode app's refresh tokens 7 days after consent (rule 4a).
 TOKEN_LIFETIME = timedelta(days=7)
 # The one testing_mode incident there can be: publishing the Google OAuth app is one fix for all (SPEC §4b).
-TESTING_MODE = IncidentKey("testing_mode", "google")
+TESTING_MODE = IncidentKey("testing_mode", TESTING_MODE_KEY)
 
 
 def at_risk_from(consents: Iterable[Consent], latest: Mapping[str, AccountEvent | None], now: datetime) -> list[AtRisk]:
@@ -44,6 +47,8 @@ def risk_sentence(grants: Sequence[AtRisk]) -> str | None:
 
 
 class AtRiskWatch:
+    """Implements ports.AtRiskGrants over the incident's stored list, the census's consents and the history."""
+
     def __init__(
         self,
         store: AtRiskStore,
@@ -75,3 +80,6 @@ class AtRiskWatch:
 
     def at_risk(self, incident_id: str) -> list[AtRisk]:
         return self._store.at_risk(incident_id, iso(self._clock()))
+
+    def in_words(self, incident_id: str) -> str | None:
+        return risk_sentence(self.at_risk(incident_id))

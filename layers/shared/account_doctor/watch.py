@@ -8,13 +8,23 @@ again and two overlapping runs send it once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Protocol, cast
 
-from account_doctor.clocks import days_left, due_alert_day, secret_alert
+import boto3
+
+from account_doctor.census import Source
+from account_doctor.census_run import Census, CensusSummary
+from account_doctor.clocks import days_left, due_alert_day, secret_alert, secret_expiry
 from account_doctor.feed import Destination, FeedHealth, FeedStatus, feed_alert, feed_changed, feed_health
 from account_doctor.models import WatchAlert, iso
+from account_doctor.notifications.mailer import SesMailer
+from account_doctor.notifications.watch_alerts import OperatorAlerts
+from account_doctor.nylas import NylasClient
+from account_doctor.settings import SweepSettings
+from account_doctor.stores.census import CensusAggregates
+from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.watch import WatchStore
 
 
@@ -99,3 +109,55 @@ class InputsWatch:
             self._store.undo_secret_alert(expires_on.isoformat(), due, earlier)
             raise
         return SecretCheck(expires_on, left, due)
+
+
+@dataclass
+class WatchSummary:
+    """What a sweep run found beside the broken grants: the feed, and the census's progress."""
+
+    feed: FeedCheck | None = None
+    census: CensusSummary | None = None
+    # What ended the watch early (rejected credentials, an AWS error): the handler raises it after logging.
+    error: Exception | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SweepWatch:
+    """What each SweepFunction run does after the sweep (SPEC §3c, §3d): the feed, the clock, the census."""
+
+    inputs: InputsWatch
+    census: Census
+    nylas: NylasClient
+
+    def run(self, *, seconds_left: Callable[[], float] | None = None) -> WatchSummary:
+        summary = WatchSummary()
+        try:
+            summary.feed = self.inputs.check_feed(self.nylas.webhook_destinations())
+            self.inputs.check_client_secret()
+            summary.census = self.census.run(seconds_left=seconds_left)
+            summary.error = summary.census.error
+        except Exception as error:  # kept in `error`, raised by the caller after logging
+            summary.error = error
+        return summary
+
+
+def build_watch(settings: SweepSettings, nylas: NylasClient) -> SweepWatch:
+    """The watch a SweepFunction cold start builds beside its sweep, over the same Nylas client."""
+    events = Table(settings.events_table, dynamodb_client())
+    mailer = None if settings.notification_mode == "dry-run" else SesMailer(boto3.client("sesv2"), settings)
+    inputs = InputsWatch(
+        store=WatchStore(events),
+        alerts=OperatorAlerts(settings, mailer),
+        nylas_api_uri=settings.nylas_api_uri,
+        secret_expires_on=secret_expiry(settings.microsoft_client_secret_expires_on),
+    )
+
+    def sources() -> Sequence[Source]:
+        return ("v3", "v2") if nylas.v2_configured() else ("v3",)
+
+    census = Census(
+        store=CensusAggregates(events),
+        pages={"v3": nylas.grants_page, "v2": nylas.v2_accounts_page},
+        sources=sources,
+    )
+    return SweepWatch(inputs, census, nylas)

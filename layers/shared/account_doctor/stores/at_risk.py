@@ -9,20 +9,10 @@ takes at most 100 test users, so the map stays small; each change is one atomic 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from account_doctor.models import AtRisk
 from account_doctor.stores.dynamo import InvalidCursor, Table, decode_token, encode_token
-
-
-@dataclass(frozen=True)
-class AtRisk:
-    account_id: str
-    email: str | None
-    expires_at: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"account_id": self.account_id, "email": self.email, "expires_at": self.expires_at}
 
 
 def _key(incident_id: str) -> dict[str, str]:
