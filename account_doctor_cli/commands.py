@@ -198,6 +198,8 @@ def domain_command(args: argparse.Namespace, context: Context, out: TextIO) -> i
             f"  failing accounts in the last {span}: {part.get('failing_accounts', 0)} "
             f"(threshold {answer.get('cluster_threshold')})\n"
         )
+    if answer.get("connected") is not None:
+        out.write(f"  connected mailboxes: {answer['connected']} (census {answer.get('census_at')})\n")
     verdicts = answer.get("verdicts") or []
     if verdicts:
         out.write("\n")
@@ -208,6 +210,44 @@ def domain_command(args: argparse.Namespace, context: Context, out: TextIO) -> i
             )
         )
     _more(answer, out)
+    return 0
+
+
+def health_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
+    """The webhook feed, each connector's census counts and clock, and the testing-mode grants at risk."""
+    answer = context.api().health()
+    if args.json:
+        return write_json(answer, out)
+    feed = answer["webhook_feed"]
+    out.write(f"Webhook feed: {feed['status']} (checked {feed.get('checked_at') or 'never'})\n")
+    if feed["destinations"]:
+        out.write(
+            table(
+                ("DESTINATION", "STATUS", "TRIGGERS", "MISSING"),
+                (
+                    (d["id"], d["status"], ",".join(d["trigger_types"]) or "none", ",".join(d["missing"]) or "-")
+                    for d in feed["destinations"]
+                ),
+            )
+        )
+    out.write("\n")
+    out.write(
+        table(
+            ("CONNECTOR", "CONNECTED", "BROKEN", "CENSUS", "SECRET EXPIRES", "DAYS LEFT"),
+            (
+                (
+                    c["connector"],
+                    c["connected"],
+                    c["broken"],
+                    c["census_at"],
+                    c["client_secret_expires_on"],
+                    c["days_left"],
+                )
+                for c in answer["connectors"]
+            ),
+        )
+    )
+    out.write(f"\nGoogle grants at risk of testing mode: {answer['testing_mode_at_risk']}\n")
     return 0
 
 

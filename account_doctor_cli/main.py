@@ -19,6 +19,7 @@ from account_doctor_cli.commands import (
     broken_command,
     diagnose_command,
     domain_command,
+    health_command,
     incident_command,
     incidents_command,
     redrive_command,
@@ -148,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--days", type=_days, default=DEFAULT_DAYS, help=f"the span, 1 to {MAX_DAYS} (default: 30)")
     report.set_defaults(run=report_command)
+    health = commands.add_parser(
+        "health", parents=[as_json], help="the webhook feed, each connector's mailboxes and clock, testing mode at risk"
+    )
+    health.set_defaults(run=health_command)
 
     redrive = commands.add_parser(
         "redrive", parents=[as_json], help="move dead-lettered messages back to the diagnosis queue"

@@ -135,7 +135,7 @@ def _kind(subject: str) -> str:
 
 
 def run_sweep_act(stack: RunningStack, report: Report) -> Act:
-    from local_stack.sweep_demo import run_sweep
+    from local_stack.sweep_demo import run_at_risk_act, run_feed_act, run_sweep
 
     act = Act()
     report("A grant whose webhook never came: the reconciliation sweep looks …")
@@ -148,6 +148,10 @@ def run_sweep_act(stack: RunningStack, report: Report) -> Act:
     act.lines.append(f"  {MISSED_WEBHOOK.account_id}: {cause or 'no verdict'}")
     if cause != MISSED_WEBHOOK.expected_cause:
         act.problems.append(f"the missed webhook's grant got {cause}, expected {MISSED_WEBHOOK.expected_cause}")
+    for shown in (run_feed_act, run_at_risk_act):
+        lines, problems = shown(stack, report)
+        act.lines.extend(lines)
+        act.problems.extend(problems)
     return act
 
 

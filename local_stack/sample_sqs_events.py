@@ -217,6 +217,7 @@ def sample_files() -> dict[str, dict[str, Any]]:
         "/accounts", "/accounts", query=[("status", "broken"), ("limit", "20")]
     )
     files["api-get-incidents.json"] = read_api_event("/incidents", "/incidents", query=[("status", "all")])
+    files["api-get-health.json"] = read_api_event("/health", "/health")
     unknown = "domain-burst.example-20241119T0700-0000000000"
     files["api-get-incident-unknown.json"] = read_api_event(
         f"/incidents/{unknown}", "/incidents/{incident_id}", {"incident_id": unknown}

@@ -28,8 +28,18 @@ from account_doctor.models import (
     event_key,
 )
 from account_doctor.notifications.audience import recipients
-from account_doctor.ports import ConnectorCounts, History, IncidentRecords, Notifier, NylasApi, Publisher, Verdicts
+from account_doctor.ports import (
+    ConnectorCounts,
+    DomainCensus,
+    History,
+    IncidentRecords,
+    Notifier,
+    NylasApi,
+    Publisher,
+    Verdicts,
+)
 from account_doctor.providers import connector
+from account_doctor.stores.census import Counted
 from account_doctor.stores.connectors import Burst
 from account_doctor.stores.dynamo import Page
 from account_doctor.stores.events import Cluster
@@ -96,6 +106,16 @@ _nylas: type[NylasApi] = FakeNylas
 
 
 @dataclass
+class FakeCensus:
+    """ports.DomainCensus in memory."""
+
+    counted: dict[str, Counted]
+
+    def domain(self, domain: str) -> Counted | None:
+        return self.counted.get(domain)
+
+
+@dataclass
 class FakeConnectors:
     """A connector's failures counted from the fake history's events (no baseline: a quiet connector)."""
 
@@ -115,10 +135,16 @@ class FakeHistory:
 
     events: dict[str, AccountEvent] = field(default_factory=dict)
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The grant census's count of each domain (rule 2b's share).
+    counted: dict[str, Counted] = field(default_factory=dict)
 
     @property
     def connectors(self) -> ConnectorCounts:
         return FakeConnectors(self)
+
+    @property
+    def census(self) -> DomainCensus:
+        return FakeCensus(self.counted)
 
     def put_event(self, event: AccountEvent) -> bool:
         if event.event_id in self.events:

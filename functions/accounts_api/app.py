@@ -80,7 +80,7 @@ def list_incidents() -> dict[str, Any]:
 
 @app.get("/incidents/<incident_id>")
 def get_incident(incident_id: str) -> dict[str, Any]:
-    return api.incident(incident_id, *_paging())
+    return api.incident(incident_id, *_paging(), app.current_event.get_query_string_value("at_risk_next"))
 
 
 @app.post("/incidents/<incident_id>/release")
@@ -96,6 +96,11 @@ def resolve_incident(incident_id: str) -> dict[str, Any]:
 @app.get("/reports/recovery")
 def recovery_report() -> dict[str, Any]:
     return api.recovery_report(app.current_event.get_query_string_value("days"))
+
+
+@app.get("/health")
+def get_health() -> dict[str, Any]:
+    return api.health()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -18,11 +18,15 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from account_doctor.accounts_api import InvalidRequest, NotFound
+from account_doctor.census import Tally
+from account_doctor.feed import Destination, feed_health
 from account_doctor.models import AccountEvent
 from account_doctor.ports import ReadApi
-from account_doctor.settings import Settings
+from account_doctor.settings import Settings, get_settings
+from account_doctor.stores.census import CensusAggregates
 from account_doctor.stores.dynamo import Table
 from account_doctor.stores.events import EventHistory
+from account_doctor.stores.watch import WatchStore
 from account_doctor_cli import main as cli
 from account_doctor_cli import stack
 from local_stack.template import ProvisionedStack
@@ -115,6 +119,11 @@ class FakeReadApi:
             "totals": row,
             "daily": [],
         }
+
+    def health(self) -> dict[str, Any]:
+        self.calls.append(("health", None))
+        return {"webhook_feed": {"status": "unknown", "checked_at": None, "destinations": []}, "connectors": [],
+                "testing_mode_at_risk": 0}  # fmt: skip
 
     def _incident(self, incident_id: str) -> dict[str, Any]:
         if not incident_id.startswith(("domain-", "connector-", "testing_mode-")):
@@ -680,3 +689,31 @@ def test_the_real_read_api_answers_broken_and_verdicts(
 )
 def test_the_real_read_api_mistakes_are_one_line(cli_run: Callable[..., Run], argv: list[str], expected: str) -> None:
     assert_operator_mistake(cli_run(*argv), expected)
+
+
+@pytest.mark.usefixtures("environment")
+def test_health_prints_the_feed_the_connectors_and_the_clock(cli_run: Callable[..., Run]) -> None:
+    """The real read API on moto: the feed as the sweep stored it, the census's counts, the secret's clock."""
+    settings = get_settings()
+    table = Table(settings.events_table)
+    feed = feed_health([Destination("wh-1", "failing", ("grant.created", "grant.updated", "grant.deleted"))])
+    WatchStore(table).record_feed_check(
+        previous=None,
+        status=feed.status,
+        checked_at="2026-12-01T09:00:00Z",
+        destinations=feed.to_dict(None)["destinations"],
+        changed=True,
+    )
+    tally = Tally(census_id="2026-12-01T00:00:00Z", grants=12, connectors={"google": [10, 2], "microsoft": [2, 0]})
+    CensusAggregates(table).publish(tally, "2026-12-01T00:01:00Z")
+
+    run = cli_run("health")
+    assert run.code == 0, run.err
+    assert "Webhook feed: unhealthy (checked 2026-12-01T09:00:00Z)" in run.out
+    assert re.search(r"^wh-1\s+failing\s+grant.created,grant.updated,grant.deleted\s+grant.expired$", run.out, re.M)
+    assert re.search(r"^google\s+10\s+2\s+2026-12-01T00:01:00Z\s+-\s+-$", run.out, re.M)
+    assert "Google grants at risk of testing mode: 0" in run.out
+
+    answer = json.loads(cli_run("health", "--json").out)
+    assert answer["webhook_feed"]["destinations"][0]["missing"] == ["grant.expired"]
+    assert [c["connector"] for c in answer["connectors"]] == ["google", "microsoft", "ews", "imap", "yahoo", "icloud"]

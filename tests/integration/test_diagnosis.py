@@ -460,6 +460,7 @@ def test_every_api_sample_event_is_answered(
         "api-get-domain-invalid.json": 400,
         "api-get-broken-accounts.json": 200,
         "api-get-incidents.json": 200,
+        "api-get-health.json": 200,
         "api-get-incident-unknown.json": 404,
         "api-post-incident-release-unknown.json": 404,
         "api-post-incident-resolve-invalid.json": 400,

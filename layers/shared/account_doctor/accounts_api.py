@@ -6,22 +6,27 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from account_doctor.addresses import is_free_mail
+from account_doctor.clocks import EXPIRING_CREDENTIAL_CONNECTOR, days_left
 from account_doctor.events_out import publisher_for
 from account_doctor.incidents import as_shown, resolve
 from account_doctor.models import Policy, Release, Verdict, iso
 from account_doctor.ports import Publisher
+from account_doctor.providers import CONNECTORS as PROVIDER_CONNECTORS
 from account_doctor.queue import ReleaseQueue
 from account_doctor.recovery_report import InvalidDays, RecoveryReport, report_days
 from account_doctor.settings import ReadApiSettings, Settings
+from account_doctor.stores.at_risk import AtRiskStore
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import Incident, IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
+from account_doctor.stores.watch import WatchStore
+from account_doctor.testing_mode import TESTING_MODE
 
 AccountStatus = Literal["broken", "healthy", "unknown"]
 
@@ -31,6 +36,8 @@ _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}$")
 _INCIDENT_ID = re.compile(r"^(domain|connector|testing_mode)-[A-Za-z0-9._-]{1,300}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 INCIDENT_STATUSES = ("open", "resolved", "all")
+# The Nylas connectors GET /health reports, in the order it lists them.
+CONNECTORS = tuple(dict.fromkeys(PROVIDER_CONNECTORS.values()))
 
 
 class InvalidRequest(ValueError):
@@ -79,6 +86,9 @@ class AccountsApi:
     enqueue_release: Callable[[Release], None] | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     recovery: RecoveryReport | None = None
+    watch: WatchStore | None = None
+    client_secret_expires_on: date | None = None
+    at_risk: AtRiskStore | None = None
 
     # Accounts -----------------------------------------------------------------------------------
 
@@ -144,11 +154,15 @@ class AccountsApi:
         burst_start = iso(now - timedelta(minutes=self.policy.domain_burst_minutes))
         burst = window.accounts_between(burst_start, iso(now))
         page = self.verdicts.domain_verdicts(name, limit=limit, cursor=cursor)
-        if not window.accounts and not page.items and cursor is None:
-            raise NotFound(f"no failures or verdicts for domain {name}")
+        counted = self.events.census.domain(name)
+        if not window.accounts and not page.items and counted is None and cursor is None:
+            raise NotFound(f"no failures, verdicts or census count for domain {name}")
         return {
             "domain": name,
             "free_mail": is_free_mail(name),
+            # Its mailboxes as the daily grant census counted them (SPEC §3c); null before a census counted it.
+            "connected": counted.connected if counted else None,
+            "census_at": counted.census_at if counted else None,
             "cluster_threshold": self.policy.domain_cluster_threshold,
             "burst": {
                 "minutes": self.policy.domain_burst_minutes,
@@ -163,6 +177,46 @@ class AccountsApi:
             "verdicts": page.items,
             "next": page.next,
         }
+
+    # Health (SPEC §3d) ---------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """The webhook feed as the sweep last checked it, each connector's census counts and clock, and the
+        grants at risk of Google's testing mode."""
+        feed = self.watch.feed() if self.watch else None
+        counted = self.events.census.connectors(CONNECTORS)
+        today = self.clock()
+        connectors = []
+        for name in CONNECTORS:
+            count = counted.get(name)
+            expires = self.client_secret_expires_on if name == EXPIRING_CREDENTIAL_CONNECTOR else None
+            connectors.append(
+                {
+                    "connector": name,
+                    "connected": count.connected if count else None,
+                    "broken": count.broken if count else None,
+                    "census_at": count.census_at if count else None,
+                    "client_secret_expires_on": expires.isoformat() if expires else None,
+                    "days_left": days_left(expires, today) if expires else None,
+                }
+            )
+        return {
+            "webhook_feed": {
+                "status": (feed.check_status if feed else None) or "unknown",
+                "checked_at": feed.checked_at if feed else None,
+                "destinations": feed.destinations if feed else [],
+            },
+            "connectors": connectors,
+            "testing_mode_at_risk": self.testing_mode_at_risk(),
+        }
+
+    def testing_mode_at_risk(self) -> int:
+        """Google grants that will die of testing mode unless the app is published (SPEC §3d): none is tracked
+        while no testing_mode incident is open."""
+        live = self.incidents.live([TESTING_MODE]).get(TESTING_MODE)
+        if live is None or self.at_risk is None:
+            return 0
+        return len(self.at_risk.at_risk(live.incident_id, iso(self.clock())))
 
     # Incidents ----------------------------------------------------------------------------------
 
@@ -183,11 +237,26 @@ class AccountsApi:
             raise NotFound(f"no incident {incident_id}")
         return found
 
-    def incident(self, incident_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+    def incident(
+        self,
+        incident_id: str,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+        at_risk_cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """The incident with a page of its members; a testing_mode incident also with the Google grants at risk
+        (`at_risk`, and a page of `at_risk_accounts`, soonest expiry first: `at_risk_next` pages on)."""
         found = self._incident(incident_id)
         members, following = self.incidents.members(found.incident_id, limit, cursor)
         shown = as_shown(found, self.clock(), self.policy).to_dict()
-        return {**shown, "members": [member.to_dict() for member in members], "next": following}
+        answer = {**shown, "members": [member.to_dict() for member in members], "next": following}
+        if found.kind == "testing_mode" and self.at_risk is not None:
+            now = iso(self.clock())
+            page, at_risk_next = self.at_risk.page(found.incident_id, now, limit, at_risk_cursor)
+            answer["at_risk"] = len(self.at_risk.at_risk(found.incident_id, now))
+            answer["at_risk_accounts"] = [grant.to_dict() for grant in page]
+            answer["at_risk_next"] = at_risk_next
+        return answer
 
     def resolve_incident(self, incident_id: str) -> dict[str, Any]:
         """Marks the incident resolved (SPEC §4b): nothing is released by it. Resolving twice changes nothing."""
@@ -217,17 +286,29 @@ class AccountsApi:
         return self.recovery.report(span)
 
 
+def connected_mailboxes(history: EventHistory) -> int | None:
+    """Every connector's connected grants as the last census counted them (SPEC §3c); None before the first."""
+    counted = history.census.connectors(CONNECTORS)
+    return sum(count.connected for count in counted.values()) if counted else None
+
+
 def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
     """The read API over the stack's stores, as AccountsApiFunction and the CLI use it: resolving an incident
     publishes IncidentResolved on the bus; releasing one asks the diagnosis function, through the release queue,
     to send its held emails."""
     client = dynamodb_client()
+    history = EventHistory(Table(settings.events_table, client))
     return AccountsApi(
-        events=EventHistory(Table(settings.events_table, client)),
+        events=history,
         verdicts=VerdictStore(Table(settings.verdicts_table, client)),
         incidents=IncidentStore(Table(settings.incidents_table, client)),
         policy=settings.policy,
         publisher=publisher_for(settings.event_bus_name),
         enqueue_release=ReleaseQueue(settings.release_queue_url).send,
-        recovery=RecoveryReport(EpisodeRecords(Table(settings.events_table, client))),
+        recovery=RecoveryReport(
+            EpisodeRecords(Table(settings.events_table, client)), connected=lambda: connected_mailboxes(history)
+        ),
+        watch=WatchStore(Table(settings.events_table, client)),
+        at_risk=AtRiskStore(Table(settings.incidents_table, client)),
+        client_secret_expires_on=settings.policy.client_secret_expires_on,
     )

@@ -46,10 +46,11 @@ from account_doctor.models import (
     iso,
 )
 from account_doctor.nylas import NylasClient, NylasConfigError
-from account_doctor.ports import History, IncidentRecords, Notifier, NylasApi, Publisher, Verdicts
+from account_doctor.ports import AtRiskGrants, History, IncidentRecords, Notifier, NylasApi, Publisher, Verdicts
 from account_doctor.queue import ReleaseQueue, from_queue
 from account_doctor.reminders import DueReminder, Reminders
 from account_doctor.settings import Settings
+from account_doctor.stores.at_risk import AtRiskStore
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
@@ -57,6 +58,7 @@ from account_doctor.stores.incidents import IncidentStore
 from account_doctor.stores.verdicts import ChangedMeanwhile, VerdictStore
 from account_doctor.sweep import is_too_old_to_notify
 from account_doctor.tally import tally
+from account_doctor.testing_mode import AtRiskWatch
 
 logger = Logger(child=True)
 
@@ -86,6 +88,8 @@ class DiagnosisService:
     # Recovery episodes (SPEC §4c); None only where a test or bench does not look at them.
     recovery: Recovery | None = None
     clock: Clock = _now
+    # The grants a testing_mode incident puts at risk (SPEC §3d); None where nobody asks (some tests).
+    at_risk: AtRiskGrants | None = None
     _evidence: EvidenceGatherer = field(init=False, repr=False)
     _incidents: IncidentLifecycle = field(init=False, repr=False)
 
@@ -104,6 +108,7 @@ class DiagnosisService:
             tell=self._tell,
             enqueue_release=self.enqueue_release,
             emailed=lambda verdict: self._to_episodes(verdict=verdict),
+            at_risk=self.at_risk,
         )
 
     def process(self, event: AccountEvent, stage: str | None, *, first_delivery: bool = False) -> dict[str, Any]:
@@ -315,10 +320,11 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
     recovery = Recovery(
         EpisodeRecords(Table(settings.events_table, client)), publisher, reminder_hours=settings.reminder_schedule
     )
+    history = EventHistory(Table(settings.events_table, client))
     incidents = IncidentStore(Table(settings.incidents_table, client))
     verdicts = VerdictStore(Table(settings.verdicts_table, client))
     service = DiagnosisService(
-        history=EventHistory(Table(settings.events_table, client)),
+        history=history,
         verdicts=verdicts,
         incidents=incidents,
         nylas=NylasClient(settings),
@@ -328,6 +334,11 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
         procedure=diagnose,
         sweep_notify_days=settings.sweep_notify_days,
         enqueue_release=queue.send,
+        at_risk=AtRiskWatch(
+            AtRiskStore(Table(settings.incidents_table, client)),
+            history.census.recent_consents,
+            history.latest_from_states,
+        ),
         recovery=recovery,
     )
     reminders = Reminders(

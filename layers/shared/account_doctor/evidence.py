@@ -74,6 +74,8 @@ def evidence_from(
     connector_burst_domains: int = 1,
     connector_usual_failures: float = 0.0,
     incident_id: str | None = None,
+    domain_connected: int | None = None,
+    domain_census_at: str | None = None,
 ) -> Evidence:
     """The evidence, from what was read: no I/O here."""
     who = mailbox_of(event, state)
@@ -108,6 +110,8 @@ def evidence_from(
         connector_burst_domains=connector_burst_domains,
         connector_usual_failures=connector_usual_failures,
         incident_id=incident_id,
+        domain_connected=domain_connected,
+        domain_census_at=domain_census_at,
     )
 
 
@@ -147,6 +151,12 @@ class EvidenceGatherer:
             )
             window = len(domain_cluster.accounts_between(window_start, event.occurred_at) | mine)
 
+        # Rule 2b's share needs the domain's size only once its failures reach the threshold, and only before a
+        # domain incident exists (its opener's share holds for every later member: the failing only grow).
+        mailboxes = None
+        if domain_incident is None and domain and not free_mail and window >= policy.domain_cluster_threshold:
+            mailboxes = self._history.census.domain(domain)
+
         connector_accounts, connector_domains, usual = 1, 1, 0.0
         connector_incident = joinable(
             live.get(IncidentKey("connector", failure_connector or "")), event.occurred_at, policy
@@ -178,5 +188,7 @@ class EvidenceGatherer:
             connector_burst_accounts=connector_accounts,
             connector_burst_domains=connector_domains,
             connector_usual_failures=usual,
+            domain_connected=mailboxes.connected if mailboxes else None,
+            domain_census_at=mailboxes.census_at if mailboxes else None,
         )
         return Gathered(evidence, recorded, live, domain_cluster)

@@ -39,7 +39,7 @@ from account_doctor.models import (
     iso,
     parse_iso,
 )
-from account_doctor.ports import History, IncidentRecords, Notifier, Publisher, Verdicts
+from account_doctor.ports import AtRiskGrants, History, IncidentRecords, Notifier, Publisher, Verdicts
 from account_doctor.providers import connector
 from account_doctor.tally import tally
 
@@ -58,6 +58,9 @@ Clock = Callable[[], datetime]
 RELEASE_PAGE = 25
 # Testing mode is Google's alone: its incident is keyed by the connector.
 TESTING_MODE_KEY = "google"
+_TESTING_MODE = IncidentKey("testing_mode", TESTING_MODE_KEY)
+# What counts as a consent (SPEC §3d): a grant made, or re-authenticated (the webhook keeps only those updates).
+CONSENT_TRIGGERS = frozenset({"grant.created", "grant.updated"})
 
 
 # What each kind of incident means ---------------------------------------------------------------------
@@ -221,11 +224,16 @@ class IncidentLifecycle:
     enqueue_release: Callable[[Release], None] | None = None
     # Hears of the emails a release sent, with the verdict they are on (the recovery episodes count them).
     emailed: Callable[[Verdict], object] = lambda verdict: None
+    # The Google grants an open testing_mode incident puts at risk (SPEC §3d); None where nobody asks.
+    at_risk: AtRiskGrants | None = None
 
     # Before the verdict is stored ----------------------------------------------------------------------
 
     def place(self, cause: Cause, event: AccountEvent, gathered: Gathered) -> Placement:
         """The incident a verdict of this cause belongs to (joined, or opened now), and whether this event opened it."""
+        testing = gathered.live.get(_TESTING_MODE)
+        if testing is not None and self.at_risk is not None:
+            self.at_risk.failed(testing.incident_id, event.account_id)  # broken now: no longer at risk
         key = incident_key_of(cause, gathered.evidence)
         if key is None:
             return Placement()
@@ -326,6 +334,11 @@ class IncidentLifecycle:
             accounts=incident.accounts,
             members=tuple(IncidentMember(m.account_id, m.email, m.latest_cause, m.recovered) for m in members),
             domains=incident.domains,
+            at_risk=(
+                self.at_risk.in_words(incident.incident_id)
+                if incident.kind == "testing_mode" and self.at_risk is not None
+                else None
+            ),
         )
 
     def _join(self, key: IncidentKey, incident_id: str, verdict: Verdict, *, held: bool = False) -> None:
@@ -356,10 +369,13 @@ class IncidentLifecycle:
     # Opening revises the earlier members ---------------------------------------------------------------
 
     def _open(self, key: IncidentKey, incident_id: str, opener: Verdict, cluster: Cluster | None) -> None:
-        """Counts the failures that came before the incident existed as members, and revises their verdicts."""
+        """Counts the failures that came before the incident existed as members, and revises their verdicts; a
+        testing_mode incident also starts its list of the grants at risk, before its one alert is sent."""
         emails = cluster.emails() if cluster else {}
         for account_id in sorted(set(emails) - {opener.account_id}):
             self._revise_member(key, incident_id, account_id, emails[account_id], opener)
+        if key == _TESTING_MODE and self.at_risk is not None:
+            self.at_risk.opened(incident_id)
         incident = self.store.get(incident_id)
         if incident is not None:
             self.publisher.publish_incident("IncidentOpened", incident.to_dict())
@@ -424,6 +440,9 @@ class IncidentLifecycle:
         domain = state.get("domain")
         keys = incident_keys(domain, bool(domain) and is_free_mail(str(domain)), connector(state.get("provider")))
         for key, live in self.store.live(keys).items():
+            if key == _TESTING_MODE and self.at_risk is not None and event.trigger in CONSENT_TRIGGERS:
+                # A Google consent while testing mode is open: one more grant dies 7 days later unless published.
+                self.at_risk.consented(live.incident_id, event.account_id, event.email, event.occurred_at)
             if not self.store.member_recovered(key, live.incident_id, event.account_id):
                 continue
             after = self.store.live([key]).get(key)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from account_doctor.models import (
     AccountEvent,
     AccountState,
+    AtRisk,
     DeliveredNotification,
     IncidentBrief,
     IncidentKey,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from account_doctor.delivery import DeliveryStatus
     from account_doctor.events_out import IncidentChange
     from account_doctor.notifications.render import RenderedEmail
+    from account_doctor.stores.census import Counted
     from account_doctor.stores.connectors import Burst
     from account_doctor.stores.dynamo import Page
     from account_doctor.stores.events import Cluster
@@ -81,11 +83,20 @@ class ConnectorCounts(Protocol):
     def usual(self, failure_connector: str, start: str, end: str, window: Any) -> float: ...
 
 
+class DomainCensus(Protocol):
+    """How many mailboxes a domain has, as the daily grant census counted them (stores.census)."""
+
+    def domain(self, domain: str) -> Counted | None: ...
+
+
 class History(Protocol):
     """The event history and each account's current state (stores.events.EventHistory)."""
 
     @property
     def connectors(self) -> ConnectorCounts: ...
+
+    @property
+    def census(self) -> DomainCensus: ...
 
     def put_event(self, event: AccountEvent) -> bool:
         """Stores the event once; False when it was already there."""
@@ -260,3 +271,24 @@ class ReadApi(Protocol):
     def resolve_incident(self, incident_id: str) -> dict[str, Any]: ...
 
     def recovery_report(self, days: str | int | None = None) -> dict[str, Any]: ...
+    def health(self) -> dict[str, Any]: ...
+
+
+class AtRiskGrants(Protocol):
+    """The Google grants an open testing_mode incident puts at risk (testing_mode.AtRiskWatch)."""
+
+    def opened(self, incident_id: str) -> list[AtRisk]:
+        """Starts the new incident's list (from the census's recent consents); a retried opener keeps the first."""
+        ...
+
+    def consented(self, incident_id: str, account_id: str, email: str | None, at: str) -> None: ...
+
+    def failed(self, incident_id: str, account_id: str) -> None: ...
+
+    def at_risk(self, incident_id: str) -> list[AtRisk]:
+        """Every grant still at risk, soonest expiry first."""
+        ...
+
+    def in_words(self, incident_id: str) -> str | None:
+        """What the incident's alert says of them: "3 more grants expire by 2026-12-08 unless …"; None: none."""
+        ...

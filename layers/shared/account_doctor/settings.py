@@ -10,15 +10,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any, Literal, Self, TypeVar, overload
 
+from account_doctor.clocks import secret_expiry
 from account_doctor.models import Policy
 
 NotificationMode = Literal["send", "dry-run"]
 
 # Variables whose empty value is meaningful ("none"): everything else must be set.
 _OPTIONAL = frozenset(
-    {"reauth_url_template", "reply_to_email", "event_bus_name", "configuration_set_name", "reminder_hours"}
+    {
+        "reauth_url_template",
+        "reply_to_email",
+        "event_bus_name",
+        "configuration_set_name",
+        "reminder_hours",
+        "microsoft_client_secret_expires_on",
+    }
 )
 
 
@@ -89,14 +98,20 @@ class _Procedure(_FromEnvironment):
     domain_burst_minutes: int
     domain_window_days: int
     connector_outage_threshold: int
+    domain_share_percent: int
+    # Rule 1b names an expired Microsoft client secret first (SPEC §3d); empty = unknown.
+    microsoft_client_secret_expires_on: str
 
-    @property
+    @cached_property
     def policy(self) -> Policy:
+        # Parsed once per process: a malformed date is one log line (clocks.secret_expiry), not one per diagnosis.
         return Policy(
             domain_cluster_threshold=self.domain_cluster_threshold,
             domain_burst_minutes=self.domain_burst_minutes,
             domain_window_days=self.domain_window_days,
             connector_outage_threshold=self.connector_outage_threshold,
+            domain_share_percent=self.domain_share_percent,
+            client_secret_expires_on=secret_expiry(self.microsoft_client_secret_expires_on),
         )
 
 
@@ -152,8 +167,9 @@ class ReadApiSettings(_Procedure):
 
 
 @dataclass(frozen=True)
-class SweepSettings(_FromEnvironment):
-    """SweepFunction: lists broken grants and accounts, reads the event history, enqueues the missed failures."""
+class SweepSettings(_Sending):
+    """SweepFunction: lists broken grants and accounts, reads the event history, enqueues the missed failures;
+    takes the daily census, watches the webhook feed and the client secret's clock, and alerts the operator."""
 
     nylas_api_uri: str
     nylas_v2_api_uri: str
@@ -164,6 +180,7 @@ class SweepSettings(_FromEnvironment):
     events_table: str
     # An account the sweep finds recovered is announced (AccountRecovered, SPEC §3b, §4c).
     event_bus_name: str
+    microsoft_client_secret_expires_on: str
 
 
 @dataclass(frozen=True)

@@ -140,9 +140,17 @@ def _microsoft_revoked(app: str, mailbox: str) -> CustomerCopy:
     )
 
 
-def admin_contact_copy(cause: Cause, *, app: str, email: str, domain: str, accounts: int | None) -> CustomerCopy:
-    """The admin-contact email's words: what happened to the organisation, before the forwardable section."""
-    many = f"{accounts} mailboxes at {domain}" if accounts else f"Several mailboxes at {domain}"
+def admin_contact_copy(
+    cause: Cause, *, app: str, email: str, domain: str, accounts: int | None, connected: int | None = None
+) -> CustomerCopy:
+    """The admin-contact email's words: what happened to the organisation, before the forwardable section.
+    With the census's count of the domain it names the share: "3 of your organisation's 4 mailboxes"."""
+    if accounts and connected:
+        many = f"{accounts} of your organisation's {connected} mailboxes at {domain}"
+    elif accounts:
+        many = f"{accounts} mailboxes at {domain}"
+    else:
+        many = f"Several mailboxes at {domain}"
     if cause == "admin_disconnected":
         what = (
             f"{many} lost their connection to {app} within a few minutes of each other, yours ({email}) included. "

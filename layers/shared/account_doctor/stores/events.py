@@ -30,6 +30,7 @@ from account_doctor.episodes import address_key
 from account_doctor.models import AccountEvent, event_key, parse_iso
 from account_doctor.providers import connector
 from account_doctor.stores import connectors
+from account_doctor.stores.census import CensusAggregates
 from account_doctor.stores.connectors import ConnectorCounters
 from account_doctor.stores.dynamo import (
     ConditionsFailed,
@@ -79,6 +80,8 @@ class EventHistory:
     def __init__(self, table: Table) -> None:
         self._table = table
         self.connectors = ConnectorCounters(table)
+        # How many mailboxes each domain has, as the daily grant census counted them (rule 2b).
+        self.census = CensusAggregates(table)
 
     # Writing ---------------------------------------------------------------------------------
 
