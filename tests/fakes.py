@@ -337,6 +337,13 @@ class FakeIncidents:
         self.incidents[incident_id] = replace(incident, released_at=at)
         return True
 
+    def mark_resolution_announced(self, incident_id: str) -> bool:
+        incident = self.incidents.get(incident_id)
+        if incident is None or incident.resolution_announced:
+            return False
+        self.incidents[incident_id] = replace(incident, resolution_announced=True)
+        return True
+
 
 @dataclass
 class FakeNotifier:

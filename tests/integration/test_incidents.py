@@ -451,3 +451,37 @@ def test_a_late_older_failure_joins_the_incident_going_on_instead_of_replacing_i
     incidents, _ = harness.incidents.by_status("open", 10)
     assert [(i.kind, i.key) for i in incidents] == [("connector", "microsoft")]
     assert len(harness.outbox.to(harness.settings.operator_email)) == 1
+
+
+def test_a_release_whose_queueing_failed_is_queued_again_on_retry(harness: Harness) -> None:
+    from account_doctor.accounts_api import AccountsApi
+    from account_doctor.queue import QueueError
+
+    for n in range(12):
+        harness.diagnose(harness.fail(n, f"it{n}@org{n}.com", "microsoft", minutes=n))
+    (incident,), _ = harness.incidents.by_status("open", 5)
+    queued: list[Release] = []
+
+    def send_failing_once(request: Release) -> None:
+        if not queued:
+            queued.append(request)
+            raise QueueError("SendMessage to the diagnosis queue failed: throttled")
+        queued.append(request)
+
+    api = AccountsApi(
+        events=harness.service.history,  # type: ignore[arg-type]
+        verdicts=harness.verdicts,
+        incidents=harness.incidents,
+        policy=harness.settings.policy,
+        enqueue_release=send_failing_once,
+    )
+    with pytest.raises(QueueError):
+        api.release_incident(incident.incident_id)
+    retried = api.release_incident(incident.incident_id)
+
+    assert retried["release"] == "started"
+    assert queued == [Release(incident.incident_id), Release(incident.incident_id)]
+    assert api.release_incident(incident.incident_id)["release"] == "already released"
+    assert len(queued) == 2
+    harness.service.release(queued[-1])
+    assert all(harness.outbox.kinds(f"it{n}@org{n}.com")[-1] == "reconnect" for n in range(9, 12))

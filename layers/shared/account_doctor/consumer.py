@@ -108,8 +108,8 @@ class DiagnosisService:
             "event recorded" if stored else "event already recorded",
             extra={"trigger": event.trigger, "kind": event.kind, "email": mask_email(event.email)},
         )
-        if stored and event.kind == "recovery":
-            self._recovered(event)
+        if event.kind == "recovery":
+            self._recovered(event, redelivered=not stored)
         return stored
 
     def diagnose(self, event: AccountEvent, *, first_delivery: bool = False, again: bool = False) -> Verdict:
@@ -171,9 +171,10 @@ class DiagnosisService:
         """A stored verdict goes to its incident, which tells it (`placed` None: a retry of a stored verdict)."""
         return self._incidents.verdict_stored(verdict, event, placed)
 
-    def _recovered(self, event: AccountEvent) -> None:
-        """A recovery just recorded: its account's open incidents count it (and resolve when all recovered)."""
-        self._incidents.recovered(event)
+    def _recovered(self, event: AccountEvent, *, redelivered: bool) -> None:
+        """A recovery recorded (now or by an earlier delivery): its account's open incidents count it once (and
+        resolve when all recovered)."""
+        self._incidents.recovered(event, redelivered=redelivered)
 
     # Telling --------------------------------------------------------------------------------------
 

@@ -178,12 +178,24 @@ def as_shown(incident: Incident, now: datetime, policy: Policy) -> Incident:
 
 
 def resolve(store: IncidentRecords, publisher: Publisher | None, incident_id: str, at: str) -> Incident | None:
-    """Resolves an open incident and announces it once, whoever gets there first (the last recovery or the
-    operator); the incident when this call resolved it."""
+    """Resolves an open incident and announces it, whoever gets there first (the last recovery or the
+    operator); the incident when this call resolved it. A repeat (the retry of a failed publish) announces
+    what the first call could not."""
     resolved = store.resolve(incident_id, at)
-    if resolved is not None and publisher is not None:
-        publisher.publish_incident("IncidentResolved", resolved.to_dict())
+    announce_resolution(store, publisher, incident_id)
     return resolved
+
+
+def announce_resolution(store: IncidentRecords, publisher: Publisher | None, incident_id: str) -> None:
+    """Publishes IncidentResolved for a resolved incident until one publish succeeded: the stored incident says
+    whether it was announced, so a failed PutEvents is made good by whichever call comes next."""
+    if publisher is None:
+        return
+    incident = store.get(incident_id)
+    if incident is None or incident.status != "resolved" or incident.resolution_announced:
+        return
+    publisher.publish_incident("IncidentResolved", incident.to_dict())
+    store.mark_resolution_announced(incident_id)
 
 
 @dataclass(frozen=True)
@@ -416,14 +428,22 @@ class IncidentLifecycle:
 
     # Recovery, release -----------------------------------------------------------------------------------
 
-    def recovered(self, event: AccountEvent) -> None:
-        """A recovered account is marked on its open incidents; when every member has recovered, it is resolved."""
+    def recovered(self, event: AccountEvent, *, redelivered: bool = False) -> None:
+        """A recovered account is marked on its open incidents; when every member has recovered, it is resolved.
+
+        Every step is safe to repeat and is done on every delivery: a delivery that failed after marking the
+        member (or after resolving, before announcing) is finished by the next one.
+        """
         state = self.history.state(event.account_id) or {}
         domain = state.get("domain")
         keys = incident_keys(domain, bool(domain) and is_free_mail(str(domain)), connector(state.get("provider")))
+        if redelivered:
+            # The incident an earlier delivery resolved has no open pointer any more: found from the verdict.
+            latest = self.verdicts.newest(event.account_id, 1)
+            if latest and latest[0].incident_id:
+                announce_resolution(self.store, self.publisher, latest[0].incident_id)
         for key, live in self.store.live(keys).items():
-            if not self.store.member_recovered(key, live.incident_id, event.account_id):
-                continue
+            self.store.member_recovered(key, live.incident_id, event.account_id)
             after = self.store.live([key]).get(key)
             every_member = (
                 after is not None and after.incident_id == live.incident_id and after.recovered >= after.accounts

@@ -186,6 +186,10 @@ class IncidentRecords(Protocol):
         """Records the release once; False when it was already released."""
         ...
 
+    def mark_resolution_announced(self, incident_id: str) -> bool:
+        """Records that IncidentResolved went out; False when it already was recorded."""
+        ...
+
 
 class DeliveryLedger(Protocol):
     """What the notification ledger offers for delivery feedback (stores/ledger.py implements it)."""

@@ -57,6 +57,7 @@ class Incident:
     released_at: str | None = None
     opened_by_event: str | None = field(default=None, metadata=_INTERNAL)
     domain_names: tuple[str, ...] = field(default=(), compare=False, metadata=_INTERNAL)
+    resolution_announced: bool = field(default=False, compare=False, metadata=_INTERNAL)
 
     def to_dict(self) -> dict[str, Any]:
         return _shown(self)
@@ -374,6 +375,18 @@ class IncidentStore:
             is not None
         )
 
+    def mark_resolution_announced(self, incident_id: str) -> bool:
+        """Records that IncidentResolved was published; False when it already was."""
+        return (
+            self._table.update(
+                {"pk": f"incident#{incident_id}", "sk": "incident"},
+                "SET resolution_announced = :yes",
+                values={":yes": True},
+                condition="attribute_exists(pk) AND attribute_not_exists(resolution_announced)",
+            )
+            is not None
+        )
+
     def _set_status(self, incident_id: str, status: str, at: str) -> bool:
         return (
             self._table.update(
@@ -412,6 +425,7 @@ class IncidentStore:
                     released_at=item.get("released_at"),
                     opened_by_event=item.get("opened_by_event"),
                     domain_names=domains,
+                    resolution_announced=bool(item.get("resolution_announced")),
                 )
             )
         return incidents
