@@ -110,6 +110,7 @@ class FakeHistory:
 
     events: dict[str, AccountEvent] = field(default_factory=dict)
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    counted: set[str] = field(default_factory=set)
 
     @property
     def connectors(self) -> ConnectorCounts:
@@ -131,6 +132,13 @@ class FakeHistory:
             }
         return True
 
+    def count_failure(self, event: AccountEvent) -> bool:
+        if event.event_id in self.counted or event.event_id not in self.events:
+            return False
+        self.events[event.event_id] = event
+        self.counted.add(event.event_id)
+        return True
+
     def account_events(self, account_id: str, since: str) -> list[AccountEvent]:
         mine = [e for e in self.events.values() if e.account_id == account_id and e.occurred_at >= since]
         return sorted(mine, key=lambda e: event_key(e.occurred_at, e.event_id))
@@ -150,7 +158,11 @@ class FakeHistory:
 
     def _failures(self, belongs: Callable[[AccountEvent], bool], start: str, end: str) -> Cluster:
         found = sorted(
-            (e for e in self.events.values() if e.kind == "failure" and start <= e.occurred_at <= end and belongs(e)),
+            (
+                e
+                for e in self.events.values()
+                if e.event_id in self.counted and start <= e.occurred_at <= end and belongs(e)
+            ),
             key=lambda e: e.occurred_at,
         )
         return Cluster(tuple((e.account_id, e.occurred_at, email_domain(e.email), e.email) for e in found), len(found))

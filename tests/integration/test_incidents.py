@@ -73,6 +73,11 @@ class Harness:
         self.service.record(event)
         return event
 
+    def being_diagnosed(self, *events: AccountEvent) -> None:
+        """Their diagnoses (running concurrently) have confirmed them broken: they count, no verdict yet."""
+        for event in events:
+            self.service.history.count_failure(event)
+
     def diagnose(self, event: AccountEvent) -> str:
         self.clock[0] = datetime.fromisoformat(event.occurred_at.replace("Z", "+00:00")) + timedelta(minutes=2)
         return self.service.diagnose(event, first_delivery=True).cause
@@ -148,6 +153,7 @@ def test_a_member_diagnosed_while_the_opener_is_still_joining_sees_the_whole_bur
     """The earliest of three failures opens the incident (it counts one failure up to itself, three around it);
     the third is diagnosed between the opening and the opener's join: it must still see three accounts."""
     events = [harness.fail(n, f"user{n}@acme.com", "google", minutes=3 * n) for n in range(3)]
+    harness.being_diagnosed(*events)
     join = harness.incidents.join
     late: list[str] = []
 
@@ -172,6 +178,7 @@ def test_a_verdict_made_while_a_racer_opened_the_incident_is_made_again_and_join
     revise. The first's verdict is then not stored as if alone: made again, it joins the incident, and its
     customer is told once, to contact the administrator."""
     first, second = (harness.fail(n, f"user{n}@acme.com", "google", minutes=3 * n) for n in range(2))
+    harness.being_diagnosed(first, second)
     put = harness.verdicts.put
     racer: list[str] = []
 
@@ -228,9 +235,11 @@ def test_a_connector_outage_holds_customer_emails_until_released(harness: Harnes
 
 
 def test_members_counted_by_the_opener_before_their_own_diagnosis_are_held_and_released(harness: Harness) -> None:
-    """All 12 failures recorded before the first diagnosis: the first opens the incident and counts the other 11
-    as members; each of their own diagnoses then holds its email, and the incident counts every held email."""
+    """All 12 failures counted by their diagnoses (one batch) before the first verdict: the first opens the
+    incident and counts the other 11 as members; each of their own diagnoses then holds its email, and the
+    incident counts every held email."""
     events = [harness.fail(n, f"it{n}@org{n}.com", "microsoft", minutes=n) for n in range(12)]
+    harness.being_diagnosed(*events)  # diagnosed in one batch: each confirmed before the first verdict
     assert {harness.diagnose(event) for event in events} == {"connector_outage"}
     assert all(harness.outbox.to(f"it{n}@org{n}.com") == [] for n in range(12))
     (incident,) = harness.incidents.by_status("open", 10)[0]
@@ -485,3 +494,42 @@ def test_a_release_whose_queueing_failed_is_queued_again_on_retry(harness: Harne
     assert len(queued) == 2
     harness.service.release(queued[-1])
     assert all(harness.outbox.kinds(f"it{n}@org{n}.com")[-1] == "reconnect" for n in range(9, 12))
+
+
+def test_failures_of_grants_that_no_longer_exist_make_no_connector_outage(harness: Harness) -> None:
+    """The app deleted ten expired Google grants (Nylas answers 404 for each): their failures are no accounts,
+    and a real customer failing among them is told to reconnect, not held behind an outage."""
+    gone = harness.service.nylas.gone  # type: ignore[attr-defined]
+    for n in range(10):
+        gone.add(f"grant-{n}")
+        assert harness.diagnose(harness.fail(n, f"it{n}@org{n}.com", "google", minutes=n / 2)) == "app_revoked"
+    assert harness.diagnose(harness.fail(10, "real@customer.com", "google", minutes=6)) == "oauth_revoked"
+    assert harness.incidents.by_status("open", 10)[0] == []
+    assert harness.outbox.kinds("real@customer.com") == ["reconnect"]
+
+
+def test_failures_of_grants_that_no_longer_exist_make_no_session_policy(harness: Harness) -> None:
+    """Three 404 grants at one organisation, then a real user there a day later: not its administrator's policy."""
+    gone = harness.service.nylas.gone  # type: ignore[attr-defined]
+    for n in range(3):
+        gone.add(f"grant-{n}")
+        assert harness.diagnose(harness.fail(n, f"user{n}@acme.com", "google", minutes=n)) == "app_revoked"
+    assert harness.diagnose(harness.fail(3, "real@acme.com", "google", minutes=24 * 60)) == "oauth_revoked"
+    assert harness.incidents.by_status("open", 10)[0] == []
+    assert harness.outbox.kinds("real@acme.com") == ["reconnect"]
+
+
+def test_a_connector_outage_counts_only_the_broken_grants_among_its_failures(harness: Harness) -> None:
+    """Twelve real Microsoft failures and five of grants the app deleted, interleaved: the incident counts the
+    twelve, lists only them as members, and its revisions reach only them."""
+    gone = harness.service.nylas.gone  # type: ignore[attr-defined]
+    for n in range(17):
+        if n % 3 == 1 and len(gone) < 5:
+            gone.add(f"grant-{n}")
+        harness.diagnose(harness.fail(n, f"it{n}@org{n}.com", "microsoft", minutes=n / 2))
+    (incident,), _ = harness.incidents.by_status("open", 10)
+    members = sorted(m.account_id for m in harness.incidents.all_members(incident.incident_id))
+    assert members == sorted(f"grant-{n}" for n in range(17) if f"grant-{n}" not in gone)
+    assert (incident.accounts, incident.domains) == (12, 12)
+    for account in gone:
+        assert [cause for cause, _, _ in harness.history(account)] == ["app_revoked"]

@@ -28,9 +28,9 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from account_doctor.addresses import mask_email
 from account_doctor.events_out import publisher_for
-from account_doctor.evidence import EvidenceGatherer
+from account_doctor.evidence import UNCOUNTED_CAUSES, EvidenceGatherer
 from account_doctor.incidents import Clock, Diagnose, IncidentLifecycle, Placement
-from account_doctor.models import STAGE_ATTRIBUTE, AccountEvent, Occasion, Policy, Release, Verdict, iso
+from account_doctor.models import STAGE_ATTRIBUTE, AccountEvent, Evidence, Occasion, Policy, Release, Verdict, iso
 from account_doctor.nylas import NylasClient, NylasConfigError
 from account_doctor.ports import History, IncidentRecords, Notifier, NylasApi, Publisher, Verdicts
 from account_doctor.queue import ReleaseQueue
@@ -130,11 +130,8 @@ class DiagnosisService:
                 logger.info("account recovered since the verdict; nobody is told", extra={"recovered_at": recovered_at})
                 return verdict
             return self._hand_on(verdict, event)
-        gathered = self._evidence.gather(event)
+        gathered = self._evidence.gather(event, self._count)
         evidence = gathered.evidence
-        if not gathered.recorded:
-            # The "record" copy has not run (yet): this failure must be in the history for its neighbours.
-            self.history.put_event(replace(event, email=evidence.email, provider=evidence.provider))
         diagnosis = self.procedure(evidence, self.policy)
         placed = self._incidents.place(diagnosis.cause, event, gathered)
         verdict = Verdict.of(evidence, diagnosis, diagnosed_at=iso(self.clock()), incident_id=placed.incident_id)
@@ -160,6 +157,17 @@ class DiagnosisService:
             extra={"cause": verdict.cause, "confidence": verdict.confidence, "email": mask_email(verdict.email)},
         )
         return self._hand_on(verdict, event, placed)
+
+    def _count(self, alone: Evidence, recorded: bool) -> bool:
+        """Records the failure if its "record" copy has not run (yet), and counts it toward its domain's and
+        connector's clusters when the account alone is not explained by rules 0 and 1: whether it counts."""
+        established = replace(alone.event, email=alone.email, provider=alone.provider)
+        if not recorded:
+            self.history.put_event(established)
+        if self.procedure(alone, self.policy).cause in UNCOUNTED_CAUSES:
+            return False
+        self.history.count_failure(established)
+        return True
 
     def release(self, request: Release) -> int:
         """Sends the held reconnect emails of one page of an incident's members; queues the next page."""
