@@ -25,6 +25,7 @@ pytestmark = pytest.mark.usefixtures("aws")
 def test_a_member_whose_join_failed_is_counted_on_the_retry(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     """The verdict was stored, then counting the member failed (a transaction conflict on a busy shard)."""
     events = [harness.fail(n, f"user{n}@acme.com", "google", minutes=0) for n in range(3)]
+    harness.being_diagnosed(*events)  # one batch: each counted before the first verdict
     join = harness.incidents.join
     failures = [1]
 
