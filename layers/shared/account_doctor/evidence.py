@@ -46,6 +46,7 @@ class Gathered:
     recorded: bool  # the history already holds this failure
     live: dict[IncidentKey, Live] = field(default_factory=dict)
     domain_cluster: Cluster | None = None  # read before a domain incident opens; its opener revises them
+    counted: bool = True  # counted toward its clusters (False: rules 0 and 1 explain it alone)
 
 
 # Given the evidence of the account alone and whether the history holds the failure: records it, counts it
@@ -161,7 +162,7 @@ class EvidenceGatherer:
             alone = evidence_from(event, state, events, domain_burst_accounts=1, domain_window_accounts=1)
             counted = count(alone, recorded)
             if not counted:
-                return Gathered(alone, True)
+                return Gathered(alone, True, counted=False)
         who = mailbox_of(event, state)
         domain, free_mail, failure_connector = who.domain, who.free_mail, who.connector
         live = self._incidents.live(incident_keys(domain, free_mail, failure_connector))

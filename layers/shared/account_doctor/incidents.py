@@ -267,14 +267,12 @@ class IncidentLifecycle:
     def no_racer(self, gathered: Gathered, incident_id: str | None) -> list[dict[str, Any]]:
         """The conditions a verdict outside any incident is stored on: no incident opened for its keys since
         its evidence was read. An opener revises the earlier members whose verdicts it finds; one still being
-        made it can only count, so that verdict must not be stored as if alone. A lone failure (no neighbour
-        in any cluster) cannot have been counted by a racer, and is stored unconditioned."""
+        made it can only count, so that verdict must not be stored as if alone. A failure that saw no neighbour
+        is no exception: it counted itself before reading its clusters, so a racer counting itself after that
+        read sees it (storing it unconditioned left a counted member outside its incident)."""
         e = gathered.evidence
-        if (
-            incident_id is not None
-            or max(e.domain_burst_accounts, e.domain_window_accounts, e.connector_burst_accounts) < 2
-        ):
-            return []
+        if incident_id is not None or not gathered.counted:
+            return []  # in its incident already, or counted nowhere (no racer can have counted it)
         keys = incident_keys(e.domain, e.free_mail, e.connector)
         seen = {key: gathered.live[key].incident_id if key in gathered.live else None for key in keys}
         return self.store.none_opened(seen)
