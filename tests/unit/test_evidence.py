@@ -135,3 +135,12 @@ def test_consents_at_the_limit_are_all_kept() -> None:
     one_more = gather(*(stored("grant.updated", at) for at in ["2024-11-18T23:00:00Z", *reauths]))
     assert "2024-11-18T23:00:00Z" not in one_more.consents  # neither creation, nor rule 4a's, nor among the latest
     assert one_more.consents[-RECENT_CONSENTS:] == tuple(reauths)
+
+
+def test_the_address_nylas_reports_wins_and_the_payloads_is_used_only_without_one() -> None:
+    # Security: a forged payload address must not receive the reconnect email (nor be its login hint).
+    nylas_knows = AccountState(exists=True, status="invalid", provider="google", email="ana@acme.example")
+    forged = AccountEvent(**{**EVENT.__dict__, "email": "attacker@evil.example"})
+    evidence = gather(event=forged, state=nylas_knows)
+    assert (evidence.email, evidence.domain) == ("ana@acme.example", "acme.example")
+    assert gather(event=forged, state=STATE).email == "attacker@evil.example"  # Nylas reports none
