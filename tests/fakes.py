@@ -173,6 +173,13 @@ class FakeVerdicts:
     """The verdicts in memory, by sort key per account, as the store keeps them."""
 
     stored: dict[str, dict[str, Verdict]] = field(default_factory=dict)
+    announced_keys: set[tuple[str, str]] = field(default_factory=set)
+
+    def announced(self, verdict: Verdict) -> bool:
+        return (verdict.account_id, verdict.key) in self.announced_keys
+
+    def mark_announced(self, verdict: Verdict) -> None:
+        self.announced_keys.add((verdict.account_id, verdict.key))
 
     def put(self, verdict: Verdict, *, provided: Sequence[dict[str, Any]] = ()) -> bool:
         mine = self.stored.setdefault(verdict.account_id, {})

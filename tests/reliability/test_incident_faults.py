@@ -166,3 +166,18 @@ def test_an_incident_resolved_by_the_operator_is_announced_when_the_failed_resol
     assert api.resolve_incident(incident_id)["status"] == "resolved"
     api.resolve_incident(incident_id)
     assert [r["incident_id"] for r in harness.publisher.of_type("IncidentResolved")] == [incident_id]
+
+
+def test_a_verdict_whose_publish_failed_is_published_on_the_retry_though_the_account_recovered_meanwhile(
+    harness: Harness,
+) -> None:
+    event = harness.fail(0, "ana@acme.com", "google", minutes=0)
+    harness.publisher.failures = 1
+    with pytest.raises(PublishError):
+        harness.diagnose(event)
+    assert harness.publisher.of_type("Verdict") == []
+    harness.service.record(_recovery(0))
+    harness.service.diagnose(event)  # the queue's redelivery, after the recovery
+    harness.service.diagnose(event)  # and another: published once
+    published = harness.publisher.of_type("Verdict")
+    assert [(v["account_id"], v["cause"]) for v in published] == [("grant-0", "oauth_revoked")]

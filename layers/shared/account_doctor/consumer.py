@@ -128,6 +128,8 @@ class DiagnosisService:
             recovered_at = self.history.recovery_after(event.account_id, event.occurred_at)
             if recovered_at is not None:
                 logger.info("account recovered since the verdict; nobody is told", extra={"recovered_at": recovered_at})
+                if not self.verdicts.announced(verdict):
+                    self._publish(verdict)  # the earlier attempt's publish failed: the event is still owed
                 return verdict
             return self._hand_on(verdict, event)
         gathered = self._evidence.gather(event, self._count)
@@ -189,12 +191,18 @@ class DiagnosisService:
     def _tell(self, verdict: Verdict, occasion: Occasion) -> Verdict:
         """Publishes the verdict and sends its emails (the verdict is stored before either)."""
         if verdict.cause == "recovered":
-            self.publisher.publish_verdict(verdict.to_dict())
+            self._publish(verdict)
             return verdict
         brief = self._incidents.brief(verdict) if occasion.incident_opened else None
         verdict = replace(verdict, notifications=self.notifier.notify(verdict, occasion, incident=brief))
-        self.publisher.publish_verdict(verdict.to_dict())
+        self._publish(verdict)
         return verdict
+
+    def _publish(self, verdict: Verdict) -> None:
+        """Puts the verdict on the bus and records that it went out, so a retry whose verdict is otherwise done
+        (its account recovered meanwhile) still publishes what a failed attempt could not."""
+        self.publisher.publish_verdict(verdict.to_dict())
+        self.verdicts.mark_announced(verdict)
 
     def _too_old_to_notify(self, event: AccountEvent) -> bool:
         """A failure the sweep found long after it happened: recorded, but its customer left long ago."""
