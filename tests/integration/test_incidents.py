@@ -590,3 +590,36 @@ def parse_at(at: str) -> datetime:
 def test_a_connector_outage_diagnosed_in_concurrent_batches_counts_every_account(harness: Harness) -> None:
     """Run enough times to catch an interleaving that leaves one member uncounted (it showed 14 of 15)."""
     assert [_outage_in_batches(harness, run) for run in range(6)] == [15] * 6
+
+
+def test_an_incident_across_many_domains_keeps_its_count_items_small(harness: Harness) -> None:
+    """A connector incident whose members come from hundreds of domains: every member counted, each count shard
+    holding at most DOMAIN_SLOTS domains (a string set of them all grew past DynamoDB's 400 KB item limit)."""
+    import json
+
+    from account_doctor.models import IncidentKey
+    from account_doctor.stores.incidents import DOMAIN_SLOTS
+    from account_doctor.stores.incidents import SHARDS as COUNT_SHARDS
+
+    key = IncidentKey("connector", "microsoft")
+    incident_id, opened = harness.incidents.open(key, "connector_outage", iso(START), "evt-0", None, domains=3)
+    assert opened
+    for n in range(200):
+        domain = f"organisation-number-{n:04d}.example"
+        harness.incidents.join(key, incident_id, f"grant-{n}", f"it@{domain}", domain, "connector_outage", iso(START))
+    table = Table(harness.settings.incidents_table, dynamodb_client())
+    for shard in range(COUNT_SHARDS):
+        item = table.get(key.shard(shard))
+        assert item is not None
+        slots = [name for name in item if name[:1] == "d" and name[1:].isdigit()]
+        # Bounded whatever the number of domains: at most one domain a slot, and no growing set of them all.
+        assert "domains" not in item
+        assert len(slots) <= DOMAIN_SLOTS
+        assert len(json.dumps(item, default=str)) < DOMAIN_SLOTS * 50 + 500
+    incident = harness.incidents.get(incident_id)
+    assert incident is not None
+    assert incident.accounts == 200
+    assert 3 <= incident.domains <= DOMAIN_SLOTS * COUNT_SHARDS
+    (live,) = harness.incidents.live([key]).values()
+    assert len(live.domains) >= 3
+    assert live.domains_at_open == 3
