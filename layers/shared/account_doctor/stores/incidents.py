@@ -366,24 +366,20 @@ class IncidentStore:
 
     def mark_released(self, incident_id: str, at: str) -> bool:
         """Records the release once; False when it was already released."""
-        return (
-            self._table.update(
-                {"pk": f"incident#{incident_id}", "sk": "incident"},
-                "SET released_at = :at",
-                values={":at": at},
-                condition="attribute_exists(pk) AND attribute_not_exists(released_at)",
-            )
-            is not None
-        )
+        return self._set_once(incident_id, "released_at", at)
 
     def mark_resolution_announced(self, incident_id: str) -> bool:
         """Records that IncidentResolved was published; False when it already was."""
+        return self._set_once(incident_id, "resolution_announced", True)
+
+    def _set_once(self, incident_id: str, attribute: str, value: Any) -> bool:
+        """Sets an attribute of the incident unless it is set; False when it was (or the incident is unknown)."""
         return (
             self._table.update(
                 {"pk": f"incident#{incident_id}", "sk": "incident"},
-                "SET resolution_announced = :yes",
-                values={":yes": True},
-                condition="attribute_exists(pk) AND attribute_not_exists(resolution_announced)",
+                f"SET {attribute} = :value",
+                values={":value": value},
+                condition=f"attribute_exists(pk) AND attribute_not_exists({attribute})",
             )
             is not None
         )
