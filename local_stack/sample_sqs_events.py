@@ -183,7 +183,12 @@ def scenario_batch(s: Scenario) -> dict[str, Any]:
 
 
 def history_batch(s: Scenario) -> dict[str, Any]:
-    return sqs_event(diagnosis_record(failure(earlier), "record") for earlier in s.history)
+    """The neighbours' failures, recorded and diagnosed: a failure counts toward its domain once diagnosed."""
+    earlier = [failure(neighbour) for neighbour in s.history]
+    return sqs_event(
+        [diagnosis_record(event, "record") for event in earlier]
+        + [diagnosis_record(event, "diagnose") for event in earlier]
+    )
 
 
 def sample_files() -> dict[str, dict[str, Any]]:

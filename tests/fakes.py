@@ -137,6 +137,8 @@ class FakeHistory:
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The grant census's count of each domain (rule 2b's share).
     counted: dict[str, Counted] = field(default_factory=dict)
+    # The failures whose diagnosis confirmed a broken grant: only they count toward clusters.
+    counted_failures: set[str] = field(default_factory=set)
 
     @property
     def connectors(self) -> ConnectorCounts:
@@ -162,6 +164,13 @@ class FakeHistory:
             }
         return True
 
+    def count_failure(self, event: AccountEvent) -> bool:
+        if event.event_id in self.counted_failures or event.event_id not in self.events:
+            return False
+        self.events[event.event_id] = event
+        self.counted_failures.add(event.event_id)
+        return True
+
     def account_events(self, account_id: str, since: str) -> list[AccountEvent]:
         mine = [e for e in self.events.values() if e.account_id == account_id and e.occurred_at >= since]
         return sorted(mine, key=lambda e: event_key(e.occurred_at, e.event_id))
@@ -181,7 +190,11 @@ class FakeHistory:
 
     def _failures(self, belongs: Callable[[AccountEvent], bool], start: str, end: str) -> Cluster:
         found = sorted(
-            (e for e in self.events.values() if e.kind == "failure" and start <= e.occurred_at <= end and belongs(e)),
+            (
+                e
+                for e in self.events.values()
+                if e.event_id in self.counted_failures and start <= e.occurred_at <= end and belongs(e)
+            ),
             key=lambda e: e.occurred_at,
         )
         return Cluster(tuple((e.account_id, e.occurred_at, email_domain(e.email), e.email) for e in found), len(found))
@@ -192,6 +205,13 @@ class FakeVerdicts:
     """The verdicts in memory, by sort key per account, as the store keeps them."""
 
     stored: dict[str, dict[str, Verdict]] = field(default_factory=dict)
+    announced_keys: set[tuple[str, str]] = field(default_factory=set)
+
+    def announced(self, verdict: Verdict) -> bool:
+        return (verdict.account_id, verdict.key) in self.announced_keys
+
+    def mark_announced(self, verdict: Verdict) -> None:
+        self.announced_keys.add((verdict.account_id, verdict.key))
 
     def put(self, verdict: Verdict, *, provided: Sequence[dict[str, Any]] = ()) -> bool:
         mine = self.stored.setdefault(verdict.account_id, {})
@@ -366,6 +386,13 @@ class FakeIncidents:
         if incident is None or incident.released_at:
             return False
         self.incidents[incident_id] = replace(incident, released_at=at)
+        return True
+
+    def mark_resolution_announced(self, incident_id: str) -> bool:
+        incident = self.incidents.get(incident_id)
+        if incident is None or incident.resolution_announced:
+            return False
+        self.incidents[incident_id] = replace(incident, resolution_announced=True)
         return True
 
 

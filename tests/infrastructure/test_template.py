@@ -66,7 +66,8 @@ CONFIGURATION_SET_ARN = (
 DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
     "WebhookFunction": {},
     "DiagnosisFunction": {
-        # put_event: a transaction of the event (Put), its account state and connector counters (Update);
+        # put_event: a transaction of the event (Put) and its account state (Update); count_failure: the event's
+        # index keys and its connector counters (Update);
         # state(): the account's current state item (Get); a burst window's connector counters (BatchGet).
         "EventsTable": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "Query"},
         "EventsTable/index/DomainFailures": {"Query"},

@@ -267,9 +267,11 @@ class AccountsApi:
     def release_incident(self, incident_id: str) -> dict[str, Any]:
         """Sends the held reconnect emails to every member still broken (through the diagnosis queue)."""
         found = self._incident(incident_id)
-        first = self.incidents.mark_released(found.incident_id, iso(self.clock()))
-        if first and self.enqueue_release is not None:
+        # Queued before it is marked: a send that fails leaves the incident unreleased, so the retry queues it
+        # again (two racing releases queue twice, harmless: each held email is sent at most once).
+        if found.released_at is None and self.enqueue_release is not None:
             self.enqueue_release(Release(found.incident_id))
+        first = self.incidents.mark_released(found.incident_id, iso(self.clock()))
         released = self.incidents.get(found.incident_id)
         return {**(released or found).to_dict(), "release": "started" if first else "already released"}
 

@@ -32,12 +32,13 @@ from aws_lambda_powertools.utilities.idempotency import (
 from account_doctor.addresses import mask_email
 from account_doctor.episodes import EpisodeEnd, Recovery
 from account_doctor.events_out import publisher_for
-from account_doctor.evidence import EvidenceGatherer
+from account_doctor.evidence import UNCOUNTED_CAUSES, EvidenceGatherer
 from account_doctor.incidents import Clock, Diagnose, IncidentLifecycle, Placement
 from account_doctor.models import (
     REMINDER_STAGE,
     STAGE_ATTRIBUTE,
     AccountEvent,
+    Evidence,
     IncidentKey,
     Occasion,
     Policy,
@@ -132,9 +133,8 @@ class DiagnosisService:
             "event recorded" if stored else "event already recorded",
             extra={"trigger": event.trigger, "kind": event.kind, "email": mask_email(event.email)},
         )
-        if stored and event.kind == "recovery":
-            self._recovered(event)
         if event.kind == "recovery":
+            self._recovered(event, redelivered=not stored)
             self._to_episodes(recovery=event)  # also when already stored: a retry finishes what it began
         return stored
 
@@ -154,13 +154,12 @@ class DiagnosisService:
             recovered_at = self.history.recovery_after(event.account_id, event.occurred_at)
             if recovered_at is not None:
                 logger.info("account recovered since the verdict; nobody is told", extra={"recovered_at": recovered_at})
+                if not self.verdicts.announced(verdict):
+                    self._publish(verdict)  # the earlier attempt's publish failed: the event is still owed
                 return verdict
             return self._hand_on(verdict, event)
-        gathered = self._evidence.gather(event)
+        gathered = self._evidence.gather(event, self._count)
         evidence = gathered.evidence
-        if not gathered.recorded:
-            # The "record" copy has not run (yet): this failure must be in the history for its neighbours.
-            self.history.put_event(replace(event, email=evidence.email, provider=evidence.provider))
         diagnosis = self.procedure(evidence, self.policy)
         placed = self._incidents.place(diagnosis.cause, event, gathered)
         verdict = Verdict.of(evidence, diagnosis, diagnosed_at=iso(self.clock()), incident_id=placed.incident_id)
@@ -187,6 +186,17 @@ class DiagnosisService:
         )
         return self._hand_on(verdict, event, placed)
 
+    def _count(self, alone: Evidence, recorded: bool) -> bool:
+        """Records the failure if its "record" copy has not run (yet), and counts it toward its domain's and
+        connector's clusters when the account alone is not explained by rules 0 and 1: whether it counts."""
+        established = replace(alone.event, email=alone.email, provider=alone.provider)
+        if not recorded:
+            self.history.put_event(established)
+        if self.procedure(alone, self.policy).cause in UNCOUNTED_CAUSES:
+            return False
+        self.history.count_failure(established)
+        return True
+
     def release(self, request: Release) -> int:
         """Sends the held reconnect emails of one page of an incident's members; queues the next page."""
         return self._incidents.release(request)
@@ -197,9 +207,10 @@ class DiagnosisService:
         """A stored verdict goes to its incident, which tells it (`placed` None: a retry of a stored verdict)."""
         return self._incidents.verdict_stored(verdict, event, placed)
 
-    def _recovered(self, event: AccountEvent) -> None:
-        """A recovery just recorded: its account's open incidents count it (and resolve when all recovered)."""
-        self._incidents.recovered(event)
+    def _recovered(self, event: AccountEvent, *, redelivered: bool) -> None:
+        """A recovery recorded (now or by an earlier delivery): its account's open incidents count it once (and
+        resolve when all recovered)."""
+        self._incidents.recovered(event, redelivered=redelivered)
 
     def _to_episodes(self, *, verdict: Verdict | None = None, recovery: AccountEvent | None = None) -> None:
         """Hands recovery episodes what happened: each stored verdict (its cause, its emails; `recovered`
@@ -215,7 +226,7 @@ class DiagnosisService:
         if recovery is not None:
             ended += self.recovery.recovery_recorded(recovery)
         for end in ended:
-            self._recovered(end.as_recovery_event())
+            self._recovered(end.as_recovery_event(), redelivered=False)
 
     # Telling --------------------------------------------------------------------------------------
 
@@ -224,9 +235,15 @@ class DiagnosisService:
         if verdict.cause != "recovered":
             brief = self._incidents.brief(verdict) if occasion.incident_opened else None
             verdict = replace(verdict, notifications=self.notifier.notify(verdict, occasion, incident=brief))
-        self.publisher.publish_verdict(verdict.to_dict())
+        self._publish(verdict)
         self._to_episodes(verdict=verdict)
         return verdict
+
+    def _publish(self, verdict: Verdict) -> None:
+        """Puts the verdict on the bus and records that it went out, so a retry whose verdict is otherwise done
+        (its account recovered meanwhile) still publishes what a failed attempt could not."""
+        self.publisher.publish_verdict(verdict.to_dict())
+        self.verdicts.mark_announced(verdict)
 
     def _too_old_to_notify(self, event: AccountEvent) -> bool:
         """A failure the sweep found long after it happened: recorded, but its customer left long ago."""

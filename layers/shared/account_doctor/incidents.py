@@ -181,12 +181,24 @@ def as_shown(incident: Incident, now: datetime, policy: Policy) -> Incident:
 
 
 def resolve(store: IncidentRecords, publisher: Publisher | None, incident_id: str, at: str) -> Incident | None:
-    """Resolves an open incident and announces it once, whoever gets there first (the last recovery or the
-    operator); the incident when this call resolved it."""
+    """Resolves an open incident and announces it, whoever gets there first (the last recovery or the
+    operator); the incident when this call resolved it. A repeat (the retry of a failed publish) announces
+    what the first call could not."""
     resolved = store.resolve(incident_id, at)
-    if resolved is not None and publisher is not None:
-        publisher.publish_incident("IncidentResolved", resolved.to_dict())
+    announce_resolution(store, publisher, incident_id)
     return resolved
+
+
+def announce_resolution(store: IncidentRecords, publisher: Publisher | None, incident_id: str) -> None:
+    """Publishes IncidentResolved for a resolved incident until one publish succeeded: the stored incident says
+    whether it was announced, so a failed PutEvents is made good by whichever call comes next."""
+    if publisher is None:
+        return
+    incident = store.get(incident_id)
+    if incident is None or incident.status != "resolved" or incident.resolution_announced:
+        return
+    publisher.publish_incident("IncidentResolved", incident.to_dict())
+    store.mark_resolution_announced(incident_id)
 
 
 @dataclass(frozen=True)
@@ -265,14 +277,12 @@ class IncidentLifecycle:
     def no_racer(self, gathered: Gathered, incident_id: str | None) -> list[dict[str, Any]]:
         """The conditions a verdict outside any incident is stored on: no incident opened for its keys since
         its evidence was read. An opener revises the earlier members whose verdicts it finds; one still being
-        made it can only count, so that verdict must not be stored as if alone. A lone failure (no neighbour
-        in any cluster) cannot have been counted by a racer, and is stored unconditioned."""
+        made it can only count, so that verdict must not be stored as if alone. A failure that saw no neighbour
+        is no exception: it counted itself before reading its clusters, so a racer counting itself after that
+        read sees it (storing it unconditioned left a counted member outside its incident)."""
         e = gathered.evidence
-        if (
-            incident_id is not None
-            or max(e.domain_burst_accounts, e.domain_window_accounts, e.connector_burst_accounts) < 2
-        ):
-            return []
+        if incident_id is not None or not gathered.counted:
+            return []  # in its incident already, or counted nowhere (no racer can have counted it)
         keys = incident_keys(e.domain, e.free_mail, e.connector)
         seen = {key: gathered.live[key].incident_id if key in gathered.live else None for key in keys}
         return self.store.none_opened(seen)
@@ -434,17 +444,25 @@ class IncidentLifecycle:
 
     # Recovery, release -----------------------------------------------------------------------------------
 
-    def recovered(self, event: AccountEvent) -> None:
-        """A recovered account is marked on its open incidents; when every member has recovered, it is resolved."""
+    def recovered(self, event: AccountEvent, *, redelivered: bool = False) -> None:
+        """A recovered account is marked on its open incidents; when every member has recovered, it is resolved.
+
+        Every step is safe to repeat and is done on every delivery: a delivery that failed after marking the
+        member (or after resolving, before announcing) is finished by the next one.
+        """
         state = self.history.state(event.account_id) or {}
         domain = state.get("domain")
         keys = incident_keys(domain, bool(domain) and is_free_mail(str(domain)), connector(state.get("provider")))
+        if redelivered:
+            # The incident an earlier delivery resolved has no open pointer any more: found from the verdict.
+            latest = self.verdicts.newest(event.account_id, 1)
+            if latest and latest[0].incident_id:
+                announce_resolution(self.store, self.publisher, latest[0].incident_id)
         for key, live in self.store.live(keys).items():
             if key == _TESTING_MODE and self.at_risk is not None and event.trigger in CONSENT_TRIGGERS:
                 # A Google consent while testing mode is open: one more grant dies 7 days later unless published.
                 self.at_risk.consented(live.incident_id, event.account_id, event.email, event.occurred_at)
-            if not self.store.member_recovered(key, live.incident_id, event.account_id):
-                continue
+            self.store.member_recovered(key, live.incident_id, event.account_id)
             after = self.store.live([key]).get(key)
             every_member = (
                 after is not None and after.incident_id == live.incident_id and after.recovered >= after.accounts

@@ -102,6 +102,10 @@ class History(Protocol):
         """Stores the event once; False when it was already there."""
         ...
 
+    def count_failure(self, event: AccountEvent) -> bool:
+        """Counts a diagnosed failure toward its domain's and connector's clusters once; False when it was."""
+        ...
+
     def account_events(self, account_id: str, since: str) -> list[AccountEvent]: ...
 
     def state(self, account_id: str) -> dict[str, Any] | None: ...
@@ -127,6 +131,12 @@ class Verdicts(Protocol):
     def newest(self, account_id: str, count: int) -> list[Verdict]:
         """The account's `count` newest verdicts (a revision before what it revises)."""
         ...
+
+    def announced(self, verdict: Verdict) -> bool:
+        """Whether the stored verdict was published (marked after a successful publish)."""
+        ...
+
+    def mark_announced(self, verdict: Verdict) -> None: ...
 
     def revise(self, earlier: Verdict, revision: Verdict) -> bool:
         """Stores the revision and marks the earlier verdict superseded; False when the revision existed."""
@@ -199,6 +209,10 @@ class IncidentRecords(Protocol):
 
     def mark_released(self, incident_id: str, at: str) -> bool:
         """Records the release once; False when it was already released."""
+        ...
+
+    def mark_resolution_announced(self, incident_id: str) -> bool:
+        """Records that IncidentResolved went out; False when it already was recorded."""
         ...
 
 
