@@ -15,7 +15,7 @@ The event that owns a cooldown passes it again, so a retry is not blocked by its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
@@ -229,17 +229,13 @@ class NotificationLedger:
                 values={":status": status, ":reason": reason or ""},
             ),
         ]
-        if self._verdicts is not None and item.get("verdict_sk") and item.get("position") is not None:
-            position = int(item["position"])
-            writes.append(
-                self._verdicts.update_write(
-                    {"account_id": item["account_id"], "sk": item["verdict_sk"]},
-                    f"SET notifications[{position}].#status = :status, notifications[{position}].reason = :reason",
-                    condition=f"notifications[{position}].message_id = :message_id",
-                    names={"#status": "status"},
-                    values={":status": status, ":reason": reason or "", ":message_id": message_id},
-                )
-            )
+        writes += self._on_verdict(
+            message_id,
+            item,
+            ["#status = :status", "reason = :reason"],
+            names={"#status": "status"},
+            values={":status": status, ":reason": reason or ""},
+        )
         try:
             self._table.transact(writes)
         except ConditionsFailed:
@@ -266,16 +262,7 @@ class NotificationLedger:
                 values={":at": at},
             )
         ]
-        if self._verdicts is not None and item.get("verdict_sk") and item.get("position") is not None:
-            position = int(item["position"])
-            writes.append(
-                self._verdicts.update_write(
-                    {"account_id": item["account_id"], "sk": item["verdict_sk"]},
-                    f"SET notifications[{position}].{field_name} = :at",
-                    condition=f"notifications[{position}].message_id = :message_id",
-                    values={":at": at, ":message_id": message_id},
-                )
-            )
+        writes += self._on_verdict(message_id, item, [f"{field_name} = :at"], values={":at": at})
         try:
             self._table.transact(writes)
         except ConditionsFailed as refused:
@@ -284,6 +271,30 @@ class NotificationLedger:
             # The verdict no longer lists this message where it was (rewritten since): the ledger only.
             self._table.transact(writes[:1])
         return found, True
+
+    def _on_verdict(
+        self,
+        message_id: str,
+        item: Mapping[str, Any],
+        assignments: list[str],
+        *,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The same change on the verdict's copy of the notification, as a write of the ledger's transaction: none
+        when the ledger does not know where the verdict lists it; conditioned on its still listing it there."""
+        if self._verdicts is None or not item.get("verdict_sk") or item.get("position") is None:
+            return []
+        position = int(item["position"])
+        return [
+            self._verdicts.update_write(
+                {"account_id": item["account_id"], "sk": item["verdict_sk"]},
+                "SET " + ", ".join(f"notifications[{position}].{assignment}" for assignment in assignments),
+                condition=f"notifications[{position}].message_id = :message_id",
+                names=names,
+                values={**values, ":message_id": message_id},
+            )
+        ]
 
     def claim_delivery_alert(self, message_id: str, at: str) -> bool:
         return (
