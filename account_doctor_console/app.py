@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from account_doctor.accounts_api import InvalidRequest, NotFound
+from account_doctor.models import parse_iso
 from account_doctor.stores.dynamo import InvalidCursor
 from account_doctor_console import pages
 from account_doctor_console.guard import CONSOLE_HOSTS, CSRF_FIELD, SecurityHeaders, csrf_token, writes
@@ -39,8 +40,19 @@ def template_environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters["q"] = lambda value: quote(str(value), safe="")
+    environment.filters["when"] = when
     environment.globals["query"] = lambda **values: urlencode({k: v for k, v in values.items() if v})
     return environment
+
+
+def when(value: object) -> str:
+    """An ISO 8601 UTC instant as people read it ("2026-12-01 17:50 UTC"); anything else as it is."""
+    text = str(value or "")
+    try:
+        moment = parse_iso(text)
+    except ValueError:
+        return text
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 TEMPLATES = template_environment()

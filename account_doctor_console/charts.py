@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 ROW = 28
-LABEL_WIDTH = 190
-BAR_WIDTH = 260
-VALUE_WIDTH = 110
+# Narrow enough that, scaled to a 375 px phone, the labels stay about 12 px high.
+LABEL_WIDTH = 180
+BAR_WIDTH = 150
+VALUE_WIDTH = 100
 WIDTH = LABEL_WIDTH + BAR_WIDTH + VALUE_WIDTH
 
 

@@ -166,8 +166,8 @@ def incident_actions(incident: dict[str, Any]) -> dict[str, str | None]:
     release = None
     if incident.get("kind") == "connector" and not incident.get("released_at"):
         release = (
-            f"Release sends the held reconnect email to {_customers(held)} whose emails were held while the "
-            "connector was broken (members still broken only; members that recovered get nothing)."
+            f"Release sends the held reconnect email to {_customers(held)} at most: the members still broken whose "
+            "email was held while the connector was broken (members that recovered since get nothing)."
         )
     resolve = None
     if incident.get("status") == "open":
