@@ -210,6 +210,55 @@ def test_incident_detail_lists_members_and_what_release_and_resolve_would_do(har
     assert "Only a testing-mode incident has grants at risk." in page.text
 
 
+REPORT = {
+    "since": "2026-11-01T00:00:00Z",
+    "until": "2026-12-01T00:00:00Z",
+    "connected": 200,
+    "broken_now": 4,
+    "causes": [{"cause": "oauth_revoked", "median_hours_to_recover": 12}],
+    "totals": {},
+    "daily": [{"date": "2026-11-30", "failures": 4, "recovered": 1}],
+}
+HEALTH = {
+    "webhook_feed": {
+        "status": "unhealthy",
+        "checked_at": "2026-12-01T00:00:00Z",
+        "destinations": [
+            {"id": "wh-1", "status": "failing", "trigger_types": ["grant.expired"], "missing": ["grant.deleted"]}
+        ],
+    },
+    "connectors": [
+        {
+            "connector": "microsoft",
+            "connected": 120,
+            "broken": 3,
+            "census_at": "2026-12-01T00:05:00Z",
+            "client_secret_expires_on": "2026-12-08",
+            "days_left": 7,
+        }
+    ],
+    "testing_mode_at_risk": 0,
+}
+
+
+def test_the_overview_shows_the_report_and_health_once_the_core_answers_them(harness: Harness) -> None:
+    """The recovery report and health are one field of Sources each: wired, the page shows them instead."""
+    harness.diagnose(harness.fail(7, "solo@gmail.com", "google", minutes=30))
+    days: list[int] = []
+    sources = replace(sources_of(harness), recovery_report=lambda n: days.append(n) or REPORT, health=lambda: HEALTH)
+    page = TestClient(create_app(sources), base_url=CONSOLE).get("/")
+
+    assert page.status_code == 200
+    assert days == [30]
+    assert "Not available yet" not in page.text
+    assert re.search(r"<strong>4</strong>\s+accounts are broken, of 200 connected mailboxes \(2.0 %\)", page.text)
+    assert "4 failures and 1 recovery over 1 day" in page.text
+    assert "oauth_revoked: 12 hours" in page.text
+    assert "Webhook feed: <strong>unhealthy</strong>" in page.text
+    assert '<td data-label="Missing triggers">grant.deleted</td>' in page.text
+    assert "2026-12-08 (7 days left)" in page.text
+
+
 # Release behind a confirmation, and what may not release it -------------------------------------------------
 
 
@@ -450,6 +499,41 @@ def test_the_console_command_with_a_table_that_is_not_there_is_one_line(
     assert status == 2
     assert len(err.strip().splitlines()) == 1
     assert "AWS refused the call" in err
+
+
+def test_the_console_command_prints_its_url_and_serves_until_stopped(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from account_doctor_console import serve
+
+    served: list[tuple[int, bool]] = []
+    monkeypatch.setattr(
+        serve,
+        "serve_forever",
+        lambda _sources, listener, *, read_only: served.append((listener.getsockname()[1], read_only)),
+    )
+    env_file = tmp_path / "stack.env"
+    env_file.write_text("\n".join(f"{k}={v}" for k, v in environment().items()) + "\n", encoding="utf-8")
+    out = io.StringIO()
+
+    status = cli.main(["--env-file", str(env_file), "console", "--port", "0", "--read-only"], out=out)
+
+    assert status == 0
+    ((port, read_only),) = served
+    assert read_only
+    assert f"(read-only: Release and Resolve are hidden): http://127.0.0.1:{port}/" in out.getvalue()
+
+
+def test_the_console_served_from_a_thread_answers_on_loopback(harness: Harness) -> None:
+    import urllib.request
+
+    from account_doctor_console.serve import console_in_thread
+
+    with console_in_thread(sources_of(harness)) as url:
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - the console just started here
+            assert answer.status == 200
+            assert answer.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
 
 
 # Helpers ------------------------------------------------------------------------------------------------------
