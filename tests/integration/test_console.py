@@ -117,6 +117,28 @@ def test_the_broken_list_filters_by_cause_provider_and_domain(harness: Harness) 
     assert listed("?cause=unknown") == set()
 
 
+def test_the_read_api_filters_the_broken_list_as_the_console_does(harness: Harness) -> None:
+    """One core call behind both: GET /accounts?status=broken&cause=… answers the accounts the page lists."""
+    from local_stack.payloads import load_handler
+    from tests.integration.test_incidents import _call
+
+    for n in range(3):
+        harness.diagnose(harness.fail(n, f"user{n}@acme.com", "google", minutes=4 * n))
+    harness.diagnose(harness.fail(7, "solo@gmail.com", "google", minutes=30))
+    api = load_handler("accounts_api")
+    query = {"status": "broken", "cause": "admin_disconnected"}
+
+    status, answer = _call(api, "GET", "/accounts", "/accounts", query=query)
+    page = console(harness).get("/accounts?cause=admin_disconnected")
+
+    assert status == 200
+    listed = re.findall(r'href="/accounts/(grant-\d+)"', page.text)
+    assert [a["account_id"] for a in answer["accounts"]] == listed == ["grant-2", "grant-1", "grant-0"]
+    status, refused = _call(api, "GET", "/accounts", "/accounts", query={"status": "broken", "cause": "bogus"})
+    assert status == 400
+    assert "cause must be one of" in refused["message"]
+
+
 def test_a_filtered_page_reads_a_bounded_number_of_pages_and_continues_with_next(harness: Harness) -> None:
     for n in range(6):
         harness.diagnose(harness.fail(n, f"user{n}@gmail.com", "google", minutes=n))
