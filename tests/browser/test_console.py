@@ -38,9 +38,9 @@ HELD = list(OUTAGE_WAVES[-1])  # diagnosed once the incident was open: their ema
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[RunningStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with running_stack(StackOptions(api_port=0)) as running:
-        run_demo(running, out_dir=SCREENSHOTS.parent / "console-emails", report=lambda _line: None)
+        run_demo(running, out_dir=tmp_path_factory.mktemp("emails"), report=lambda _line: None)
         act = seed_incidents(running, report=lambda _line: None)
         assert not act.problems, act.problems
         yield running
