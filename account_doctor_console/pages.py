@@ -25,6 +25,8 @@ TIMELINE_SIZE = 20
 OVERVIEW_BROKEN = MAX_LIMIT
 REPORT_DAYS = 30
 NO_VERDICT = "awaiting diagnosis"
+# The cursor of a timeline list that has ended (its newest pages were shown).
+DONE = "done"
 
 Report = Callable[[int], dict[str, Any]]
 Health = Callable[[], dict[str, Any]]
@@ -122,13 +124,26 @@ class Entry:
 
 
 def account(sources: Sources, account_id: str, query: dict[str, str]) -> dict[str, Any]:
-    answer = sources.api.account(account_id, TIMELINE_SIZE, query.get("verdicts") or None)
-    events = sources.api.account_events(account_id, TIMELINE_SIZE, query.get("events") or None)
+    """The account and one page of its timeline. The verdicts and the events page on apart (`verdicts`, `events`:
+    each list's cursor, or DONE once it has ended), so "Older" neither repeats nor skips either of them."""
+    verdicts_at, events_at = query.get("verdicts") or None, query.get("events") or None
+    if verdicts_at == DONE:
+        # Only the account's status and latest verdict: its verdicts were all shown on earlier pages.
+        answer = {**sources.api.account(account_id, 1), "verdicts": [], "next": None}
+    else:
+        answer = sources.api.account(account_id, TIMELINE_SIZE, verdicts_at)
+    if events_at == DONE:
+        events: dict[str, Any] = {"events": [], "next": None}
+    else:
+        events = sources.api.account_events(account_id, TIMELINE_SIZE, events_at)
+    older = None
+    if answer["next"] or events["next"]:
+        older = {"verdicts": answer["next"] or DONE, "events": events["next"] or DONE}
     return {
         **answer,
         "timeline": timeline(events["events"], answer["verdicts"]),
-        "events_next": events["next"],
-        "paged": bool(query.get("verdicts") or query.get("events")),
+        "older": older,
+        "paged": bool(verdicts_at or events_at),
     }
 
 

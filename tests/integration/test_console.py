@@ -206,6 +206,32 @@ def test_an_account_with_500_verdicts_opens_with_one_page_of_them_in_a_few_calls
     assert len(calls) <= 4, calls  # the verdicts' page, the state, the events' page
 
 
+def test_older_pages_of_a_timeline_neither_repeat_nor_skip_what_ended_first(harness: Harness) -> None:
+    """25 verdicts and 1 event: the event is on the first page only, the 5 oldest verdicts on the second."""
+    harness.service.record(
+        AccountEvent("evt-few", "v3", "grant.expired", "grant-few", iso(START), "google", "few@gmail.com")
+    )
+    base = sample_verdict("grant-few", "few@gmail.com", summary="Again.")
+    verdicts = [
+        replace(base, event_id=f"evt-{n}", occurred_at=iso(START + timedelta(minutes=n)), diagnosed_at=iso(START))
+        for n in range(25)
+    ]
+    table = Table(harness.settings.verdicts_table, dynamodb_client())
+    put_items(table, [{**verdict.to_dict(), "sk": verdict.key} for verdict in verdicts])
+    client = console(harness)
+
+    first = client.get("/accounts/grant-few")
+    assert (first.text.count('class="entry verdict'), first.text.count('class="entry event')) == (20, 1)
+    older = re.search(r'rel="next" href="([^"]+)"', first.text)
+    assert older
+    second = client.get(older.group(1).replace("&amp;", "&"))
+
+    assert second.status_code == 200
+    assert (second.text.count('class="entry verdict'), second.text.count('class="entry event')) == (5, 0)
+    assert 'rel="next"' not in second.text
+    assert 'id="account-status">broken<' in second.text
+
+
 def test_every_value_is_html_escaped(harness: Harness) -> None:
     hostile = '<script>alert("x")</script>'
     harness.service.record(
