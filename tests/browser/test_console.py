@@ -152,6 +152,18 @@ def test_the_overview_shows_the_broken_count_and_the_open_incidents(
     shoot(page, "overview")
 
 
+def test_the_keyboard_reaches_the_content_first_and_every_link_shows_its_focus(console: str, page: Page) -> None:
+    page.goto(console + "/accounts")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"#main$"))
+    page.keyboard.press("Tab")  # from the content on: the first filter, not the navigation again
+    expect(page.get_by_label("Cause")).to_be_focused()
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", "the focused control shows no outline"
+
+
 def test_filtering_the_broken_list_by_cause_narrows_it(console: str, page: Page) -> None:
     page.goto(console + "/")
     page.get_by_role("link", name="See the list").click()

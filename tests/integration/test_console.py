@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import re
 import socket
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -305,6 +305,33 @@ def test_the_overview_shows_the_report_and_health_once_the_core_answers_them(har
     assert "Webhook feed: <strong>unhealthy</strong>" in page.text
     assert '<td data-label="Missing triggers">grant.deleted</td>' in page.text
     assert "2026-12-08 (7 days left)" in page.text
+
+
+def test_the_account_page_shows_episodes_once_the_core_answers_them(harness: Harness) -> None:
+    """When the account's answer carries `episodes` (SPEC §4c), the page lists them instead of the note."""
+    episode = {
+        "failed_at": iso(START),
+        "recovered_at": iso(START + timedelta(hours=5)),
+        "recovered_by": "replaced",
+        "replaced_by": "grant-new",
+        "cause": "oauth_revoked",
+        "emails_sent": 2,
+    }
+
+    @dataclass(frozen=True)
+    class WithEpisodes(AccountsApi):
+        def account(self, account_id: str, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+            return {**super().account(account_id, limit, cursor), "episodes": [episode]}
+
+    harness.diagnose(harness.fail(1, "pat@gmail.com", "google", minutes=0))
+    plain = sources_of(harness).api
+    api = WithEpisodes(plain.events, plain.verdicts, plain.incidents, plain.policy)
+    page = TestClient(create_app(Sources(api=api)), base_url=CONSOLE).get("/accounts/grant-1")
+
+    assert page.status_code == 200
+    assert "Not available yet:</strong> recovery episodes" not in page.text
+    assert '<td data-label="By">replaced (grant-new)</td>' in page.text
+    assert '<td data-label="Emails">2</td>' in page.text
 
 
 # Release behind a confirmation, and what may not release it -------------------------------------------------
