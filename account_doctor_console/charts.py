@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-ROW = 28
-# Narrow enough that, scaled to a 375 px phone, the labels stay about 12 px high.
-LABEL_WIDTH = 180
-BAR_WIDTH = 150
-VALUE_WIDTH = 100
-WIDTH = LABEL_WIDTH + BAR_WIDTH + VALUE_WIDTH
+# Each row is a label above its bar, so a long cause name never crowds the bars: the chart stays narrow enough
+# that, scaled to a 375 px phone, its text is still about 12 px high.
+ROW = 44
+BAR_WIDTH = 300
+VALUE_WIDTH = 110
+WIDTH = BAR_WIDTH + VALUE_WIDTH
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class DrawnBar:
 
     @property
     def text_x(self) -> float:
-        return LABEL_WIDTH + self.length + 6
+        return self.length + 6
 
 
 @dataclass(frozen=True)
@@ -42,18 +42,21 @@ class Chart:
     summary: str
     bars: tuple[DrawnBar, ...]
     width: int = WIDTH
-    label_width: int = LABEL_WIDTH
-    row: int = ROW
+
+    @property
+    def key(self) -> str:
+        """A name for the chart's own ids (its hatch pattern), unique per title on a page."""
+        return "".join(c if c.isalnum() else "-" for c in self.title.lower())
 
     @property
     def height(self) -> int:
-        return ROW * len(self.bars) + 8
+        return ROW * len(self.bars) + 4
 
 
 def bar_chart(title: str, bars: Sequence[Bar], *, summary: str) -> Chart:
     largest = max((bar.value for bar in bars), default=0) or 1
     drawn = tuple(
-        DrawnBar(bar, 4 + n * ROW, max(2.0, BAR_WIDTH * bar.value / largest) if bar.value else 0.0)
+        DrawnBar(bar, n * ROW, max(2.0, BAR_WIDTH * bar.value / largest) if bar.value else 0.0)
         for n, bar in enumerate(bars)
     )
     return Chart(title, summary, drawn)

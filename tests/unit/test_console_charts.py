@@ -47,7 +47,8 @@ def test_recoveries_per_day_are_hatched_as_well_as_coloured_and_summed_in_words(
     assert [bar.bar.series for bar in chart.bars] == ["first", "second", "first", "second"]
     assert chart.summary.startswith("3 failures and 3 recoveries over 2 days")
     svg = drawn(chart)
-    assert svg.count('fill="url(#hatch)"') == 2
+    assert svg.count('fill="url(#hatch-failures-and-recoveries-per-day)"') == 2
+    assert 'id="hatch-failures-and-recoveries-per-day"' in svg
     assert ">1 recovery</text>" in svg
 
 
