@@ -576,6 +576,27 @@ def test_the_console_command_with_a_table_that_is_not_there_is_one_line(
     assert "AWS refused the call" in err
 
 
+def test_the_console_command_without_aws_credentials_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deployed stack's environment copied into an env file, and no credentials anywhere: the first read says so."""
+    env_file = tmp_path / "stack.env"
+    env = {k: v for k, v in environment().items() if not k.startswith("AWS_")}
+    env_file.write_text("\n".join(f"{k}={v}" for k, v in env.items()) + "\n", encoding="utf-8")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    status = run_cli("--env-file", str(env_file), "console", "--port", "0")
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "no usable AWS credentials" in err
+
+
 def test_the_console_command_prints_its_url_and_serves_until_stopped(
     harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
