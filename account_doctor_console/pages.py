@@ -75,8 +75,6 @@ def overview(sources: Sources) -> dict[str, Any]:
         "report": report,
         "report_charts": report_charts(report) if report else None,
         "health": sources.health() if sources.health else None,
-        "has_report": sources.recovery_report is not None,
-        "has_health": sources.health is not None,
     }
 
 
