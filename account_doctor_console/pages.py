@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from account_doctor.accounts_api import DEFAULT_LIMIT, MAX_LIMIT, AccountsApi, BrokenFilter, build_read_api
+from account_doctor.accounts_api import DEFAULT_LIMIT, MAX_LIMIT, AccountsApi, BrokenFilter, NotFound, build_read_api
 from account_doctor.models import CAUSES
 from account_doctor.providers import PROVIDER_NAMES
 from account_doctor.settings import Settings
@@ -56,7 +56,7 @@ PROVIDER_CHOICES: tuple[str, ...] = tuple(sorted(PROVIDER_NAMES))
 def overview(sources: Sources) -> dict[str, Any]:
     broken = sources.api.broken_accounts(OVERVIEW_BROKEN)
     causes = Counter(_cause(account) for account in broken["accounts"])
-    report = sources.recovery_report(REPORT_DAYS) if sources.recovery_report else None
+    report = _answered(sources.recovery_report, REPORT_DAYS)
     broken_now = report["broken_now"] if report else len(broken["accounts"])
     open_incidents = sources.api.incidents_list("open", PAGE_SIZE)
     by_cause = bar_chart(
@@ -74,8 +74,18 @@ def overview(sources: Sources) -> dict[str, Any]:
         "incidents_more": open_incidents["next"] is not None,
         "report": report,
         "report_charts": report_charts(report) if report else None,
-        "health": sources.health() if sources.health else None,
+        "health": _answered(sources.health),
     }
+
+
+def _answered(source: Callable[..., dict[str, Any]] | None, *arguments: Any) -> dict[str, Any] | None:
+    """An optional source's answer; None when there is none, or it keeps nothing to answer with (NotFound)."""
+    if source is None:
+        return None
+    try:
+        return source(*arguments)
+    except NotFound:
+        return None
 
 
 def report_charts(report: dict[str, Any]) -> dict[str, Any]:

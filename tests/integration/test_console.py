@@ -305,6 +305,7 @@ def test_the_overview_shows_the_report_and_health_once_the_core_answers_them(har
     assert "Webhook feed: <strong>unhealthy</strong>" in page.text
     assert '<td data-label="Missing triggers">grant.deleted</td>' in page.text
     assert "2026-12-08 (7 days left)" in page.text
+    assert "(checked <time" in page.text
 
 
 def test_the_account_page_shows_episodes_once_the_core_answers_them(harness: Harness) -> None:
@@ -332,6 +333,19 @@ def test_the_account_page_shows_episodes_once_the_core_answers_them(harness: Har
     assert "Not available yet:</strong> recovery episodes" not in page.text
     assert '<td data-label="By">replaced (grant-new)</td>' in page.text
     assert '<td data-label="Emails">2</td>' in page.text
+
+
+def test_an_optional_source_that_keeps_nothing_reads_as_not_available(harness: Harness) -> None:
+    from account_doctor.accounts_api import NotFound
+
+    def no_report(_days: int) -> dict[str, Any]:
+        raise NotFound("this read API keeps no recovery report")
+
+    sources = replace(sources_of(harness), recovery_report=no_report)
+    page = TestClient(create_app(sources), base_url=CONSOLE).get("/")
+
+    assert page.status_code == 200
+    assert "Not available yet:</strong> the recovery report" in page.text
 
 
 # Release behind a confirmation, and what may not release it -------------------------------------------------
