@@ -13,44 +13,22 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 import boto3
 
 from account_doctor.accounts_api import InvalidRequest, NotFound, account_id_of, build_read_api
 from account_doctor.addresses import mask_email
+from account_doctor.consumer import build_evidence
 from account_doctor.diagnosis import diagnose
-from account_doctor.evidence import EvidenceGatherer
 from account_doctor.models import FAILURE_TRIGGERS, AccountEvent, ApiVersion, iso
-from account_doctor.nylas import NylasClient
+from account_doctor.ports import ReadApi
 from account_doctor.settings import Settings
-from account_doctor.stores.dynamo import Table, dynamodb_client
-from account_doctor.stores.events import EventHistory
-from account_doctor.stores.incidents import IncidentStore
 from account_doctor_cli.errors import OperatorError
 from account_doctor_cli.stack import DLQ_ENV, Target
 
 FAILURE_TRIGGER_CHOICES = sorted(FAILURE_TRIGGERS)
 # The ids the read API accepts, checked here too for `diagnose`, which asks Nylas rather than the API.
-
-
-class ReadApi(Protocol):
-    """The read API's answers (account_doctor.accounts_api.AccountsApi); every list pages with `next`, and an
-    unknown account, domain or incident raises NotFound."""
-
-    def account(self, account_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
-
-    def domain(self, domain: str, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
-
-    def broken_accounts(self, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
-
-    def incidents_list(self, *, status: str, limit: int, cursor: str | None) -> dict[str, Any]: ...
-
-    def incident(self, incident_id: str, *, limit: int, cursor: str | None) -> dict[str, Any]: ...
-
-    def release_incident(self, incident_id: str) -> dict[str, Any]: ...
-
-    def resolve_incident(self, incident_id: str) -> dict[str, Any]: ...
 
 
 def read_api(settings: Settings) -> ReadApi:
@@ -80,8 +58,7 @@ def diagnose_command(args: argparse.Namespace, context: Context, out: TextIO) ->
     """
     account_id = _checked_account_id(args.account_id)
     settings = context.target.settings
-    client = dynamodb_client()
-    history = EventHistory(Table(settings.events_table, client))
+    history, gatherer = build_evidence(settings)
     failure = history.latest_failure(account_id)
     latest = failure or history.latest_event(account_id)
     api_version = _api_version(args, account_id, latest)
@@ -96,9 +73,6 @@ def diagnose_command(args: argparse.Namespace, context: Context, out: TextIO) ->
         provider=args.provider or (latest.provider if latest else None),
         email=args.email or (latest.email if latest else None),
         grant_updated_at=latest.grant_updated_at if latest else None,
-    )
-    gatherer = EvidenceGatherer(
-        NylasClient(settings), history, IncidentStore(Table(settings.incidents_table, client)), settings.policy
     )
     evidence = gatherer.gather(event).evidence
     if latest is None and not evidence.state.exists and not (args.email or args.provider):

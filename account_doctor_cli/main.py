@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TextIO
 
 from account_doctor.accounts_api import DEFAULT_LIMIT, INCIDENT_STATUSES, MAX_LIMIT
+from account_doctor.ports import ReadApi
 from account_doctor.settings import Settings
 from account_doctor_cli.commands import (
     FAILURE_TRIGGER_CHOICES,
     Context,
-    ReadApi,
     broken_command,
     console_command,
     diagnose_command,

@@ -43,10 +43,10 @@ import boto3
 from botocore.client import BaseClient
 from moto import mock_aws
 
-from account_doctor.models import AccountEvent, iso
+from account_doctor.models import AccountEvent, event_key, iso
 from account_doctor.settings import get_settings
 from account_doctor.stores.dynamo import Table
-from account_doctor.stores.events import EVENT_RETENTION_DAYS, EventHistory, sort_key
+from account_doctor.stores.events import EVENT_RETENTION_DAYS, EventHistory
 from bench.environment import quiet_environment, use_function_settings
 from bench.figures import Figure
 from local_stack.payloads import (
@@ -297,7 +297,7 @@ def _fill(table: str, total: int) -> None:
                 "PutRequest": {
                     "Item": {
                         "account_id": {"S": account_id},
-                        "sk": {"S": sort_key(at, event_id)},
+                        "sk": {"S": event_key(at, event_id)},
                         "event_id": {"S": event_id},
                         "trigger": {"S": "grant.expired"},
                         "kind": {"S": "failure"},

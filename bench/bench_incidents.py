@@ -50,13 +50,13 @@ from moto.dynamodb.models.table import Table as MotoTable
 
 from account_doctor.consumer import DiagnosisService
 from account_doctor.diagnosis import diagnose
-from account_doctor.models import AccountEvent, iso
+from account_doctor.models import AccountEvent, IncidentKey, iso
 from account_doctor.notifications.notifier import EmailNotifier, ReconnectLinks
 from account_doctor.notifications.render import RenderedEmail
 from account_doctor.settings import Settings, get_settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import EventHistory
-from account_doctor.stores.incidents import SHARDS, IncidentKey, IncidentStore
+from account_doctor.stores.incidents import SHARDS, IncidentStore
 from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from bench.environment import quiet_environment, use_function_settings

@@ -66,9 +66,9 @@ def warm_invocation() -> tuple[list[float], list[float]]:
         os.environ.update(stack.function_environment())
         # The same fresh import the tests use; its module-level queue is replaced below.
         handler: Any = load_handler("webhook")
-        handler.queue = DiagnosisQueue(NoOpSQS(), "https://sqs.invalid/q", 120)  # type: ignore[arg-type]
+        handler.intake.enqueue = DiagnosisQueue(NoOpSQS(), "https://sqs.invalid/q", 120).enqueue  # type: ignore[arg-type]
         # At the sample event's own time: dated 2024, it would otherwise be stale and never reach the queue.
-        handler.clock = lambda: SAMPLE_TIME + 600
+        handler.intake.clock = lambda: SAMPLE_TIME + 600
         handler.logger.registered_handler.setStream(io.StringIO())
         sink = io.StringIO()
         context = FakeLambdaContext("bench")

@@ -25,13 +25,21 @@ from account_doctor.addresses import email_domain, is_free_mail
 from account_doctor.credentials import NylasCredentials
 from account_doctor.diagnosis import diagnose
 from account_doctor.evidence import evidence_from
-from account_doctor.models import Cause, DeliveredNotification, Evidence, IncidentKind, Verdict, iso, parse_iso
+from account_doctor.models import (
+    Cause,
+    DeliveredNotification,
+    Evidence,
+    IncidentBrief,
+    IncidentKind,
+    IncidentMember,
+    Occasion,
+    Verdict,
+    iso,
+    parse_iso,
+)
 from account_doctor.notifications import links
-from account_doctor.notifications.audience import Occasion
 from account_doctor.notifications.render import (
     AlertProblem,
-    IncidentBrief,
-    IncidentMember,
     RenderedEmail,
     compose,
     render_outage_notice,

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from account_doctor.delivery import DeliveryRecorder
-from account_doctor.notifications.mailer import SesMailer
+from account_doctor.delivery import build_delivery_recorder
 from account_doctor.settings import SesEventsSettings, get_settings
-from account_doctor.stores.dynamo import Table
-from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.tally import tally
 
 logger = Logger()
@@ -26,13 +22,7 @@ metrics = Metrics()
 tracer = Tracer()
 
 settings = get_settings(SesEventsSettings)
-dynamodb = boto3.client("dynamodb")
-# Only real sends come back from SES: the dry-run namespace of the ledger never receives feedback.
-ledger = NotificationLedger(
-    Table(settings.notifications_table, dynamodb), verdicts=Table(settings.verdicts_table, dynamodb)
-)
-mailer = None if settings.notification_mode == "dry-run" else SesMailer(boto3.client("sesv2"), settings)
-recorder = DeliveryRecorder(ledger, mailer, settings)
+recorder = build_delivery_recorder(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,48 +7,29 @@ any other failure is raised after the summary is logged, so the function's Error
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from account_doctor.nylas import ListedAccount, NylasClient, NylasConfigError
-from account_doctor.queue import DiagnosisQueue
+from account_doctor.nylas import NylasConfigError
 from account_doctor.settings import SweepSettings, get_settings
-from account_doctor.stores.dynamo import Table
-from account_doctor.stores.events import EventHistory
-from account_doctor.sweep import Sweep, latest_events_of
+from account_doctor.sweep import build_sweep
 
 settings = get_settings(SweepSettings)
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 
-nylas = NylasClient(settings)
-history = EventHistory(Table(settings.events_table, boto3.client("dynamodb")))
-queue = DiagnosisQueue(boto3.client("sqs"), settings.diagnosis_queue_url, settings.grace_seconds)
-sweep = Sweep(
-    latest_events=latest_events_of(history.latest_from_states, history.latest_event),
-    enqueue=queue.enqueue,
-    notify_days=settings.sweep_notify_days,
-)
-
-
-def _sources() -> Iterator[Iterator[list[ListedAccount]]]:
-    """v3 grants, then v2 accounts when the secret holds v2 credentials; lazily, so a failure is the run's."""
-    yield nylas.invalid_grants()
-    if nylas.v2_configured():
-        yield nylas.broken_v2_accounts()
+sweep = build_sweep(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    summary = sweep.run(_sources(), seconds_left=lambda: context.get_remaining_time_in_millis() / 1000)
+    summary = sweep.run(seconds_left=lambda: context.get_remaining_time_in_millis() / 1000)
     metrics.add_metric(name="MissedFailuresFound", unit=MetricUnit.Count, value=summary.enqueued)
     if not summary.complete:
         metrics.add_metric(name="SweepsStoppedEarly", unit=MetricUnit.Count, value=1)

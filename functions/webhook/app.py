@@ -8,7 +8,6 @@ import budget (≤ 1.3× boto3 plus an SQS client; bench/bench_webhook.py measur
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import boto3
@@ -18,8 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from account_doctor import webhook
 from account_doctor.addresses import mask_email
-from account_doctor.credentials import SecretUnavailable, WebhookKeySource
-from account_doctor.queue import DiagnosisQueue, QueueError
+from account_doctor.intake import NotEnqueued, build_intake
 from account_doctor.settings import WebhookSettings, get_settings
 
 settings = get_settings(WebhookSettings)
@@ -29,11 +27,7 @@ metrics = Metrics()
 # start, a quarter of the import budget, to trace one SQS call. The function's own X-Ray segment
 # still comes from `Tracing: Active` in template.yaml; the diagnosis and read API use the Tracer.
 sqs = boto3.client("sqs")
-queue = DiagnosisQueue(sqs, settings.diagnosis_queue_url, settings.grace_seconds)
-# Only the verification keys: this function's role cannot read the secret holding the Nylas api_key.
-webhook_keys = WebhookKeySource(settings.nylas_secret_name)
-# Now, in Unix seconds, for judging event times. Tests replaying the sample events (dated 2024) set it.
-clock = time.time
+intake = build_intake(settings, sqs)
 
 
 @metrics.log_metrics
@@ -53,27 +47,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def _notification(event: dict[str, Any]) -> dict[str, Any]:
-    request = webhook.signed_request(event)  # an unsigned request is refused before the secret is read
     try:
-        keys = webhook_keys()
-    except SecretUnavailable as error:
-        if not error.remembered:  # the read itself failed just now: its traceback once, not on every retry
-            logger.exception("cannot read the Nylas webhook secret", extra={"secret_name": settings.nylas_secret_name})
-        raise webhook.NotConfigured("the Nylas webhook secret is unavailable; retry later") from error
-    received = webhook.screen(
-        webhook.verify(request, webhook_secret=keys.webhook_secret, client_secret=keys.client_secret),
-        now=clock(),
-        max_age_hours=settings.webhook_max_age_hours,
-    )
-    if received.delivery_id:
-        logger.set_correlation_id(received.delivery_id)
-    _count(received)
-    try:
-        sent = queue.enqueue(received.events)
-    except QueueError:
-        logger.exception("could not enqueue; Nylas will retry", extra={"event_ids": _ids(received)})
+        received, sent = intake.receive(event)
+    except NotEnqueued as failure:
+        _counted(failure.received)
+        logger.exception("could not enqueue; Nylas will retry", extra={"event_ids": _ids(failure.received)})
         metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=1)
-        return _response(503, json.dumps({"message": "could not enqueue the events; retry later"}))
+        return _response(503, json.dumps({"message": str(failure)}))
+    _counted(received)
     logger.info(
         "webhook accepted",
         extra={
@@ -98,8 +79,11 @@ def _notification(event: dict[str, Any]) -> dict[str, Any]:
     return _response(200, json.dumps(answer))
 
 
-def _count(received: webhook.Webhook) -> None:
-    """Webhooks by type, and the ignored ones by type (each type is its own dimension value)."""
+def _counted(received: webhook.Webhook) -> None:
+    """The webhook's delivery id on its logs; webhooks by type, and the ignored ones by type (each type is its
+    own dimension value)."""
+    if received.delivery_id:
+        logger.set_correlation_id(received.delivery_id)
     for name, types in (("Webhooks", [e.trigger for e in received.events]), ("IgnoredWebhooks", received.ignored)):
         for kind in sorted(set(types)):
             with single_metric(

@@ -19,12 +19,12 @@ from moto import mock_aws
 
 from account_doctor.accounts_api import InvalidRequest, NotFound
 from account_doctor.models import AccountEvent
+from account_doctor.ports import ReadApi
 from account_doctor.settings import Settings
 from account_doctor.stores.dynamo import Table
 from account_doctor.stores.events import EventHistory
 from account_doctor_cli import main as cli
 from account_doctor_cli import stack
-from account_doctor_cli.commands import ReadApi
 from local_stack.template import ProvisionedStack
 from tests.integration import nylas_api
 

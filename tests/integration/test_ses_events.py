@@ -28,7 +28,7 @@ def handler(aws: ProvisionedStack) -> ModuleType:
     for name in ("ses-delivery.json", "ses-bounce.json", "ses-complaint.json"):
         ledger.send(message_id(load_event(name)))
     module.ledger = ledger
-    module.recorder = DeliveryRecorder(ledger, module.mailer, module.settings)
+    module.recorder = DeliveryRecorder(ledger, SesMailer(boto3.client("sesv2"), module.settings), module.settings)
     return module
 
 

@@ -13,9 +13,9 @@ from botocore.exceptions import ClientError
 
 from account_doctor.models import AccountEvent, Notification, Step, Verdict
 from account_doctor.settings import get_settings
-from account_doctor.stores.dynamo import InvalidCursor, Table
+from account_doctor.stores.dynamo import ConditionsFailed, InvalidCursor, Table
 from account_doctor.stores.events import EventHistory
-from account_doctor.stores.verdicts import VerdictStore, page_verdicts, revision_of
+from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from local_stack.template import ProvisionedStack
 
 
@@ -250,7 +250,7 @@ def test_a_revision_is_the_events_verdict_from_then_on_and_the_earlier_one_is_ke
     earlier = verdict("a1", "2024-11-19T10:00:00Z")
     verdicts.put(earlier)
     revision = replace(
-        revision_of(earlier, cause="admin_disconnected", revision_reason="incident opened"),
+        earlier.revision(cause="admin_disconnected", revision_reason="incident opened"),
         diagnosed_at="2024-11-19T10:09:00Z",
     )
     assert verdicts.revise(earlier, revision) is True
@@ -338,3 +338,19 @@ def test_a_transaction_conflict_is_retried_never_stored_without_the_accounts_sta
     assert state is not None
     assert (state["latest_kind"], state["since"]) == ("failure", "2024-11-19T10:00:00Z")
     assert len(history.broken_accounts(limit=10).items) == 1
+
+
+def test_a_transaction_says_which_condition_failed_and_writes_nothing(aws: ProvisionedStack) -> None:
+    """The one translation point: a store learns which write's condition failed, never DynamoDB's error."""
+    table = Table(get_settings().events_table)
+    assert table.put_once({"account_id": "a1", "sk": "taken"}, key="sk")
+    writes = [
+        table.put_write({"account_id": "a1", "sk": "new"}, condition="attribute_not_exists(sk)"),
+        table.put_write({"account_id": "a1", "sk": "taken"}, condition="attribute_not_exists(sk)"),
+    ]
+    with pytest.raises(ConditionsFailed) as refused:
+        table.transact(writes)
+    assert refused.value.failed == frozenset({1})
+    assert table.get({"account_id": "a1", "sk": "new"}) is None  # all or nothing
+    table.transact(writes[:1])
+    assert table.get({"account_id": "a1", "sk": "new"}) is not None

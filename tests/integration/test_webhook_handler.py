@@ -200,7 +200,7 @@ def cold_webhook(stack: ProvisionedStack, monkeypatch: pytest.MonkeyPatch, *, no
     """A cold-started WebhookFunction with its own environment, whose clock reads `now`."""
     use_webhook_environment(stack, monkeypatch)
     handler = load_handler("webhook")
-    handler.clock = lambda: now
+    handler.intake.clock = lambda: now
     return handler
 
 
@@ -422,7 +422,7 @@ def test_an_unreadable_secret_answers_401_unsigned_and_503_signed(
     handler = webhook_handler
     name = get_settings(WebhookSettings).nylas_secret_name
     elapsed = [0.0]  # seconds since the first failed read, on the key source's own clock
-    handler.webhook_keys = WebhookKeySource(name, clock=lambda: elapsed[0])
+    handler.intake.keys = WebhookKeySource(name, clock=lambda: elapsed[0])
     sent = SentBatches(handler)
     SECRET_FAULTS[fault](name, secret_reads)
 
@@ -487,7 +487,7 @@ def test_a_stale_signed_webhook_changes_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     offset = max_age_seconds(aws) + 1 if seconds_after_the_event == "max_age+1" else int(seconds_after_the_event)
-    webhook_handler.clock = lambda: NOW + offset
+    webhook_handler.intake.clock = lambda: NOW + offset
     sent = SentBatches(webhook_handler)
 
     response = webhook_handler.lambda_handler(load_event(file), lambda_context)
@@ -513,7 +513,7 @@ def test_events_at_the_limits_are_accepted(
     lambda_context: FakeLambdaContext,
 ) -> None:
     offset = max_age_seconds(aws) if seconds_after_the_event == "max_age" else int(seconds_after_the_event)
-    webhook_handler.clock = lambda: NOW + offset
+    webhook_handler.intake.clock = lambda: NOW + offset
     sent = SentBatches(webhook_handler)
     response = webhook_handler.lambda_handler(load_event("webhook-v3-grant-expired.json"), lambda_context)
     assert json.loads(response["body"]) == {"accepted": 1, "ignored": 0}

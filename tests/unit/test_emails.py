@@ -11,14 +11,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from account_doctor.models import CAUSES, Cause, DeliveredNotification, Notification, Verdict
-from account_doctor.notifications import links
-from account_doctor.notifications.audience import Occasion, recipients
-from account_doctor.notifications.render import (
-    MEMBERS_SHOWN,
-    NYLAS_DASHBOARD_URL,
+from account_doctor.models import (
+    ALERT_MEMBERS,
+    CAUSES,
+    Cause,
+    DeliveredNotification,
     IncidentBrief,
     IncidentMember,
+    Notification,
+    Occasion,
+    Verdict,
+)
+from account_doctor.notifications import links
+from account_doctor.notifications.audience import recipients
+from account_doctor.notifications.render import (
+    NYLAS_DASHBOARD_URL,
     OutgoingEmail,
     RenderedEmail,
     compose,
@@ -354,8 +361,8 @@ def test_a_big_incident_lists_its_first_members_and_says_how_to_see_the_rest() -
     members = tuple(IncidentMember(f"grant-{n}", f"user{n}@org{n % 7}.example", "connector_outage") for n in range(500))
     alert = alert_of(verdict, replace(incident, members=members, accounts=500))
     assert "Affected accounts: 500" in alert.text
-    assert alert.text.count("account-doctor verdicts grant-") == MEMBERS_SHOWN
-    assert f"and {500 - MEMBERS_SHOWN} more: GET /incidents/{incident.incident_id}" in alert.text
+    assert alert.text.count("account-doctor verdicts grant-") == ALERT_MEMBERS
+    assert f"and {500 - ALERT_MEMBERS} more: GET /incidents/{incident.incident_id}" in alert.text
 
 
 def test_a_single_accounts_alert_names_its_command_and_dashboard_link() -> None:

@@ -23,10 +23,10 @@ from account_doctor.webhook import (
     WebhookError,
     challenge,
     decompress,
-    read_webhook,
     screen,
     sign,
     signed_request,
+    verify,
 )
 
 V3_KEY = "whsec-v3"
@@ -47,7 +47,8 @@ def post(body: bytes, *, signature: str | None = "sign:v3", headers: dict[str, s
 
 
 def read(event: dict[str, Any], *, v3_key: str = V3_KEY, v2_key: str = V2_KEY):
-    return read_webhook(event, webhook_secret=v3_key, client_secret=v2_key)
+    """What account_doctor.intake does with a POST before screening and enqueuing it."""
+    return verify(signed_request(event), webhook_secret=v3_key, client_secret=v2_key)
 
 
 def v3(trigger: str = "grant.expired", **grant: Any) -> bytes:

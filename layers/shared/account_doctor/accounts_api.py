@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from account_doctor.addresses import email_domain, is_free_mail
-from account_doctor.events_out import Publisher, publisher_for
+from account_doctor.events_out import publisher_for
+from account_doctor.incidents import as_shown, resolve
 from account_doctor.models import CAUSES, AccountEvent, Policy, Release, Verdict, iso
+from account_doctor.ports import Publisher
 from account_doctor.queue import ReleaseQueue
 from account_doctor.settings import ReadApiSettings, Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
@@ -224,7 +226,7 @@ class AccountsApi:
         if status not in INCIDENT_STATUSES:
             raise InvalidRequest("status must be open, resolved or all")
         found, following = self.incidents.by_status(status, limit, cursor)
-        shown = [self._lifecycle(incident) for incident in found]
+        shown = [as_shown(incident, self.clock(), self.policy) for incident in found]
         if status == "open":
             shown = [incident for incident in shown if incident.status == "open"]
         return {"incidents": [incident.to_dict() for incident in shown], "next": following}
@@ -235,29 +237,16 @@ class AccountsApi:
             raise NotFound(f"no incident {incident_id}")
         return found
 
-    def _lifecycle(self, incident: Incident) -> Incident:
-        """An open incident without a new failure for DomainWindowDays is closed (SPEC §4b).
-
-        Its stored status changes when the next failure of its key opens a new incident; until then the
-        answer is computed here, so a quiet incident never shows as open.
-        """
-        quiet_since = iso(self.clock() - timedelta(days=self.policy.domain_window_days))
-        if incident.status == "open" and incident.last_failure_at < quiet_since:
-            return replace(incident, status="closed")
-        return incident
-
     def incident(self, incident_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
         found = self._incident(incident_id)
         members, following = self.incidents.members(found.incident_id, limit, cursor)
-        shown = self._lifecycle(found).to_dict()
+        shown = as_shown(found, self.clock(), self.policy).to_dict()
         return {**shown, "members": [member.to_dict() for member in members], "next": following}
 
     def resolve_incident(self, incident_id: str) -> dict[str, Any]:
         """Marks the incident resolved (SPEC §4b): nothing is released by it. Resolving twice changes nothing."""
         found = self._incident(incident_id)
-        resolved = self.incidents.resolve(found.incident_id, iso(self.clock()))
-        if resolved is not None and self.publisher is not None:
-            self.publisher.publish_incident("IncidentResolved", resolved.to_dict())
+        resolved = resolve(self.incidents, self.publisher, found.incident_id, iso(self.clock()))
         return (resolved or self.incidents.get(found.incident_id) or found).to_dict()
 
     def release_incident(self, incident_id: str) -> dict[str, Any]:

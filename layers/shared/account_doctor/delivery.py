@@ -11,14 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+import boto3
 from aws_lambda_powertools import Logger
 
 from account_doctor.addresses import mask_addresses, mask_email
 from account_doctor.models import DeliveredNotification, iso, parse_iso
-from account_doctor.notifications.notifier import EmailRejected, Mailer
+from account_doctor.notifications.mailer import SesMailer
+from account_doctor.notifications.notifier import EmailRejected
 from account_doctor.notifications.render import AlertProblem, AlertSettings, render_undeliverable
+from account_doctor.ports import DeliveryLedger, Mailer
+from account_doctor.settings import SesEventsSettings
+from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.tally import tally
 
 logger = Logger(child=True)
@@ -40,31 +46,6 @@ DETAIL_TYPES: dict[str, DeliveryStatus] = {
     "Email Complaint Received": "complained",
     "Email Rejected": "rejected",
 }
-
-
-class DeliveryLedger(Protocol):
-    """What the notification ledger offers for delivery feedback (stores/ledger.py implements it)."""
-
-    def record_delivery(
-        self, message_id: str, status: DeliveryStatus, reason: str | None, at: str
-    ) -> DeliveredNotification | None:
-        """Records the status on the notification sent with this SES message id and on its verdict.
-
-        The notification is found through the item `message#{message_id}` written when it was sent; None
-        when no notification of ours has that id (sent before this feature, or a dry-run). SES events arrive
-        in any order and more than once: `delivered` never replaces `bounced` or `complained`, and recording
-        a status again changes nothing.
-        """
-        ...
-
-    def claim_delivery_alert(self, message_id: str, at: str) -> bool:
-        """True for the first caller only, per message id: that caller sends the operator alert (a
-        conditional UpdateItem on the `message#{message_id}` item)."""
-        ...
-
-    def release_delivery_alert(self, message_id: str) -> None:
-        """Gives the claim back after the alert could not be sent, so the retried event sends it."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -199,3 +180,15 @@ def _bounce_reason(bounce: Mapping[str, Any]) -> str:
     said = _field_text(first, "diagnosticCode") or _field_text(first, "status")
     # A receiving server's diagnostic often quotes the address: masked, as it reaches the logs.
     return mask_addresses(f"{kind}: {said}" if said else kind)
+
+
+def build_delivery_recorder(settings: SesEventsSettings) -> DeliveryRecorder:
+    """The recorder a SesEventsFunction cold start builds: the ledger (and its verdicts) and, unless in dry-run,
+    SES for the operator's alert. Only real sends come back from SES: the ledger's dry-run namespace never
+    receives feedback."""
+    dynamodb = dynamodb_client()
+    ledger = NotificationLedger(
+        Table(settings.notifications_table, dynamodb), verdicts=Table(settings.verdicts_table, dynamodb)
+    )
+    mailer = None if settings.notification_mode == "dry-run" else SesMailer(boto3.client("sesv2"), settings)
+    return DeliveryRecorder(ledger, mailer, settings)

@@ -13,11 +13,13 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
+
+from account_doctor.ports import Publisher
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
@@ -45,18 +47,6 @@ class PublishError(RuntimeError):
         super().__init__(f"could not put the {detail_type} event on the event bus: {reason}")
         self.detail_type = detail_type
         self.reason = reason
-
-
-class Publisher(Protocol):
-    """Where verdicts and incident changes are announced; raises `PublishError` when that failed."""
-
-    def publish_verdict(self, verdict: Mapping[str, Any]) -> None:
-        """`verdict` is the stored verdict record (`Verdict.to_dict()`), new or revised."""
-        ...
-
-    def publish_incident(self, change: IncidentChange, incident: Mapping[str, Any]) -> None:
-        """`incident` is the stored incident; its members, if given, are not published."""
-        ...
 
 
 def verdict_detail(verdict: Mapping[str, Any]) -> dict[str, Any]:

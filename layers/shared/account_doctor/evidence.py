@@ -12,19 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from account_doctor.addresses import email_domain, is_free_mail
-from account_doctor.models import AccountEvent, AccountState, Evidence, Policy, iso, parse_iso
-from account_doctor.ports import NylasApi
+from account_doctor.incidents import incident_keys, joinable
+from account_doctor.models import AccountEvent, AccountState, Evidence, IncidentKey, Policy, iso, parse_iso
+from account_doctor.ports import History, IncidentRecords, NylasApi
 from account_doctor.providers import auth_method, connector
-from account_doctor.stores.events import Cluster, EventHistory
-from account_doctor.stores.incidents import IncidentKey, IncidentStore, Live
+
+if TYPE_CHECKING:
+    from account_doctor.stores.events import Cluster
+    from account_doctor.stores.incidents import Live
 
 RECURRING_WINDOW_DAYS = 30
 # How far back the account's own history is read: the last re-authentication matters up to
 # the Microsoft rule's 90 days; the history keeps 180.
 ACCOUNT_LOOKBACK_DAYS = 120
-TESTING_MODE_KEY = "google"
 
 
 @dataclass(frozen=True)
@@ -37,26 +40,23 @@ class Gathered:
     domain_cluster: Cluster | None = None  # read before a domain incident opens; its opener revises them
 
 
-def incident_keys(domain: str | None, free_mail: bool, failure_connector: str | None) -> list[IncidentKey]:
-    keys: list[IncidentKey] = []
-    if domain and not free_mail:
-        keys.append(IncidentKey("domain", domain))
-    if failure_connector:
-        keys.append(IncidentKey("connector", failure_connector))
-    if failure_connector == TESTING_MODE_KEY:
-        keys.append(IncidentKey("testing_mode", TESTING_MODE_KEY))
-    return keys
+@dataclass(frozen=True)
+class Mailbox:
+    """Whose failure it is: the address, its domain (and whether that is free mail) and the provider's connector."""
+
+    provider: str | None
+    email: str | None
+    domain: str | None
+    free_mail: bool
+    connector: str | None
 
 
-def joinable(live: Live | None, at: str, policy: Policy) -> Live | None:
-    """The incident a failure at `at` joins: open, and the failure no later than its rule's window after the
-    incident's latest failure. A failure from before (a delayed delivery, a second failure an hour earlier) joins
-    too: it must never replace the incident that is going on now."""
-    if live is None:
-        return None
-    short = live.cause in ("admin_disconnected", "connector_outage")
-    window = timedelta(minutes=policy.domain_burst_minutes) if short else timedelta(days=policy.domain_window_days)
-    return live if parse_iso(at) - parse_iso(live.last_failure_at) <= window else None
+def mailbox_of(event: AccountEvent, state: AccountState) -> Mailbox:
+    """From the event, completed by what Nylas says now (a v2 event carries no address)."""
+    provider = state.provider or event.provider
+    email = event.email or state.email
+    domain = email_domain(email)
+    return Mailbox(provider, email, domain, bool(domain) and is_free_mail(domain or ""), connector(provider))
 
 
 def evidence_from(
@@ -72,9 +72,7 @@ def evidence_from(
     incident_id: str | None = None,
 ) -> Evidence:
     """The evidence, from what was read: no I/O here."""
-    provider = state.provider or event.provider
-    email = event.email or state.email
-    domain = email_domain(email)
+    who = mailbox_of(event, state)
     failed_at = event.occurred_at
     month_ago = iso(parse_iso(failed_at) - timedelta(days=RECURRING_WINDOW_DAYS))
     events = list(account_events)
@@ -89,11 +87,11 @@ def evidence_from(
     return Evidence(
         event=event,
         state=state,
-        provider=provider,
-        email=email,
-        domain=domain,
-        auth_method=auth_method(provider),
-        free_mail=bool(domain) and is_free_mail(domain or ""),
+        provider=who.provider,
+        email=who.email,
+        domain=who.domain,
+        auth_method=auth_method(who.provider),
+        free_mail=who.free_mail,
         recovered_at=recoveries_after[0] if recoveries_after else None,
         removed_by_app=any(e.kind == "removal" for e in events),
         failures_last_30_days=len(failures),
@@ -101,7 +99,7 @@ def evidence_from(
         last_refreshed_at=max(refreshes) if refreshes else None,
         domain_burst_accounts=domain_burst_accounts,
         domain_window_accounts=domain_window_accounts,
-        connector=connector(provider),
+        connector=who.connector,
         connector_burst_accounts=connector_burst_accounts,
         connector_burst_domains=connector_burst_domains,
         connector_usual_failures=connector_usual_failures,
@@ -110,7 +108,7 @@ def evidence_from(
 
 
 class EvidenceGatherer:
-    def __init__(self, nylas: NylasApi, history: EventHistory, incidents: IncidentStore, policy: Policy) -> None:
+    def __init__(self, nylas: NylasApi, history: History, incidents: IncidentRecords, policy: Policy) -> None:
         self._nylas = nylas
         self._history = history
         self._incidents = incidents
@@ -124,10 +122,8 @@ class EvidenceGatherer:
             event.account_id, since=iso(failed_at - timedelta(days=ACCOUNT_LOOKBACK_DAYS))
         )
         recorded = any(e.event_id == event.event_id for e in events)
-        email = event.email or state.email
-        domain = email_domain(email)
-        free_mail = bool(domain) and is_free_mail(domain or "")
-        failure_connector = connector(state.provider or event.provider)
+        who = mailbox_of(event, state)
+        domain, free_mail, failure_connector = who.domain, who.free_mail, who.connector
         live = self._incidents.live(incident_keys(domain, free_mail, failure_connector))
         burst_span = timedelta(minutes=policy.domain_burst_minutes)
         mine = frozenset({event.account_id})

@@ -214,6 +214,17 @@ class Diagnosis:
     steps: list[Step]
     recurring: bool
 
+    def findings(self) -> dict[str, Any]:
+        """What it says on a verdict (and on a revision made from a new diagnosis): cause, confidence, summary,
+        actions and steps."""
+        return {
+            "cause": self.cause,
+            "confidence": self.confidence,
+            "summary": self.summary,
+            "actions": list(self.actions),
+            "steps": list(self.steps),
+        }
+
 
 @dataclass(frozen=True, kw_only=True)
 class Notification:
@@ -227,6 +238,16 @@ class Notification:
     status: NotificationStatus
     sent_at: str | None = None
     reason: str | None = None
+
+
+def event_key(occurred_at: str, event_id: str) -> str:
+    """The sort key of an event and of its verdict: by time, and the event id makes it unique and deterministic."""
+    return f"{occurred_at}#{event_id}"
+
+
+def revision_key(occurred_at: str, event_id: str, diagnosed_at: str) -> str:
+    """A revision's sort key: right after the verdict it revises, revisions in the order they were made."""
+    return f"{event_key(occurred_at, event_id)}#rev#{diagnosed_at}"
 
 
 @dataclass(frozen=True)
@@ -278,11 +299,7 @@ class Verdict:
             domain=evidence.domain,
             provider=evidence.provider,
             auth_method=evidence.auth_method,
-            cause=diagnosis.cause,
-            confidence=diagnosis.confidence,
-            summary=diagnosis.summary,
-            actions=list(diagnosis.actions),
-            steps=list(diagnosis.steps),
+            **diagnosis.findings(),
             evidence=replace(evidence, incident_id=incident_id).to_dict(),
             recurring=diagnosis.recurring,
             incident_id=incident_id,
@@ -291,8 +308,14 @@ class Verdict:
     @property
     def key(self) -> str:
         """The verdict's sort key: by failure time and event, a revision right after what it revises."""
-        base = f"{self.occurred_at}#{self.event_id}"
-        return f"{base}#rev#{self.diagnosed_at}" if self.revises else base
+        if self.revises:
+            return revision_key(self.occurred_at, self.event_id, self.diagnosed_at)
+        return event_key(self.occurred_at, self.event_id)
+
+    def revision(self, **changes: Any) -> Verdict:
+        """A revision of this verdict (SPEC §4b): `changes` say what it now reads; it revises this one and has
+        no notifications of its own yet."""
+        return replace(self, revises=self.diagnosed_at, superseded=False, notifications=[], **changes)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
@@ -303,6 +326,60 @@ class Verdict:
                 "notifications": [Notification(**n) for n in data.get("notifications", [])],
             }
         )
+
+
+@dataclass(frozen=True)
+class IncidentKey:
+    """What an incident groups its failures by (SPEC §4b): an organisation domain, a connector, or testing mode."""
+
+    kind: IncidentKind
+    key: str
+
+    @property
+    def pointer(self) -> dict[str, str]:
+        """The item naming the key's open incident (IncidentsTable)."""
+        return {"pk": f"open#{self.kind}#{self.key}", "sk": "open"}
+
+    def shard(self, n: int) -> dict[str, str]:
+        """One of the key's counter items (IncidentsTable)."""
+        return {"pk": f"count#{self.kind}#{self.key}#{n}", "sk": "count"}
+
+
+# An incident's operator alert lists this many members; the read API and the CLI list them all.
+ALERT_MEMBERS = 50
+
+
+@dataclass(frozen=True)
+class IncidentMember:
+    """One account of an incident, as its operator alert lists it (full address: the operator's eyes only)."""
+
+    account_id: str
+    email: str | None = None
+    latest_cause: str | None = None
+    recovered: bool = False
+
+
+@dataclass(frozen=True)
+class IncidentBrief:
+    """The incident an operator alert is about (SPEC §4b): one alert per incident, listing its members so far."""
+
+    incident_id: str
+    kind: IncidentKind
+    key: str  # the organisation domain, or the connector (google, microsoft, …)
+    accounts: int  # distinct accounts so far, members beyond `members` included
+    members: tuple[IncidentMember, ...] = field(default_factory=tuple)
+    domains: int | None = None
+
+
+@dataclass(frozen=True)
+class Occasion:
+    """What the verdict's emails depend on beyond the verdict itself."""
+
+    incident_opened: bool = False  # this verdict opened its incident: the one operator alert goes out now
+    hold_customer: bool = False  # a connector incident is open: customer emails wait for the release
+    notify_customer: bool = True  # False for a failure the sweep found too late (SweepNotifyDays)
+    follow_up: NotificationKind | None = None  # a revision's single follow-up to the customer (§4b)
+    released: bool = False  # the incident's release: send what was held
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+
+import boto3
 
 from account_doctor.models import AccountEvent, iso, parse_iso
-from account_doctor.nylas import ListedAccount, NylasUnavailable
+from account_doctor.nylas import ListedAccount, NylasClient, NylasUnavailable
+from account_doctor.ports import KnownEvent
+from account_doctor.queue import DiagnosisQueue
+from account_doctor.settings import SweepSettings
+from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.events import EventHistory
 
 SOURCE = "sweep"
 # The webhook trigger each broken status stands for (SPEC §3b).
@@ -38,16 +44,6 @@ MIN_TIME_MARGIN_SECONDS = 5.0
 # History lookups of a page run on this many threads (boto3 clients are thread-safe): a first sweep of an
 # application with tens of thousands of broken grants stays well inside the function's timeout.
 LOOKUP_THREADS = 8
-
-
-class KnownEvent(Protocol):
-    """What the sweep needs of an account's latest stored event."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def occurred_at(self) -> str: ...
 
 
 Clock = Callable[[], datetime]
@@ -215,3 +211,32 @@ def latest_events_of(
         return found
 
     return lookup
+
+
+@dataclass(frozen=True)
+class ScheduledSweep:
+    """What one SweepFunction run does: the sweep over every broken account Nylas lists now."""
+
+    sweep: Sweep
+    nylas: NylasClient
+
+    def run(self, *, seconds_left: Callable[[], float] | None = None) -> SweepSummary:
+        return self.sweep.run(self._sources(), seconds_left=seconds_left)
+
+    def _sources(self) -> Iterator[Iterator[list[ListedAccount]]]:
+        """v3 grants, then v2 accounts when the secret holds v2 credentials; lazily, so a failure is the run's."""
+        yield self.nylas.invalid_grants()
+        if self.nylas.v2_configured():
+            yield self.nylas.broken_v2_accounts()
+
+
+def build_sweep(settings: SweepSettings) -> ScheduledSweep:
+    """The sweep a SweepFunction cold start builds: Nylas, the history's latest events and the queue."""
+    history = EventHistory(Table(settings.events_table, dynamodb_client()))
+    queue = DiagnosisQueue(boto3.client("sqs"), settings.diagnosis_queue_url, settings.grace_seconds)
+    sweep = Sweep(
+        latest_events=latest_events_of(history.latest_from_states, history.latest_event),
+        enqueue=queue.enqueue,
+        notify_days=settings.sweep_notify_days,
+    )
+    return ScheduledSweep(sweep, NylasClient(settings))

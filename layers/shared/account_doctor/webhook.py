@@ -206,11 +206,6 @@ def verify(request: SignedRequest, *, webhook_secret: str, client_secret: str) -
     return normalize_v2(payload) if version == "v2" else normalize_v3(payload)
 
 
-def read_webhook(event: Mapping[str, Any], *, webhook_secret: str, client_secret: str) -> Webhook:
-    """Verifies and normalizes one POST /webhook; raises a WebhookError carrying the HTTP status."""
-    return verify(signed_request(event), webhook_secret=webhook_secret, client_secret=client_secret)
-
-
 def screen(webhook: Webhook, *, now: float, max_age_hours: int) -> Webhook:
     """Moves the account events dated implausibly (SPEC §2) from `events` to `stale`.
 

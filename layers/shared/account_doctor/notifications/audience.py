@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from account_doctor.models import CAUSES, Cause, NotificationKind, Verdict
+from account_doctor.incidents import INCIDENT_RULES
+from account_doctor.models import CAUSES, Cause, NotificationKind, Occasion, Verdict
 
 Audience = Literal["customer", "operator"]
 # How repeats are held back: one customer email per account per cooldown; one operator alert per
@@ -31,10 +32,8 @@ OPERATOR_ALERTED: frozenset[Cause] = frozenset(CAUSES) - {
     "microsoft_token_expired",
     "oauth_revoked",
 }
-# Causes whose failures group into an incident: the operator hears once per incident, when it opens.
-INCIDENT_CAUSES: frozenset[Cause] = frozenset(
-    {"connector_outage", "admin_disconnected", "admin_session_policy", "google_testing_mode"}
-)
+# Causes whose failures group into an incident and alert once: the operator hears when it opens.
+INCIDENT_CAUSES: frozenset[Cause] = frozenset(cause for cause, rule in INCIDENT_RULES.items() if rule.alerts_once)
 
 # Deliberately loose: it only has to keep SES from rejecting the message (which would retry the
 # record for nothing) and route unusable addresses to the operator instead.
@@ -54,17 +53,6 @@ class Recipient:
     audience: Audience
     gate: Gate
     held: bool = False  # recorded with status `held`, sent only when the incident is released
-
-
-@dataclass(frozen=True)
-class Occasion:
-    """What the verdict's emails depend on beyond the verdict itself."""
-
-    incident_opened: bool = False  # this verdict opened its incident: the one operator alert goes out now
-    hold_customer: bool = False  # a connector incident is open: customer emails wait for the release
-    notify_customer: bool = True  # False for a failure the sweep found too late (SweepNotifyDays)
-    follow_up: NotificationKind | None = None  # a revision's single follow-up to the customer (§4b)
-    released: bool = False  # the incident's release: send what was held
 
 
 def recipients(verdict: Verdict, operator_email: str, occasion: Occasion | None = None) -> list[Recipient]:

@@ -7,24 +7,17 @@ Held emails (a connector incident is open) are only recorded; a permanent SES re
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from account_doctor.addresses import mask_addresses, mask_email
 from account_doctor.credentials import NylasCredentials, load_credentials
-from account_doctor.models import Notification, Verdict, iso
+from account_doctor.models import IncidentBrief, Notification, Occasion, Verdict, iso
 from account_doctor.notifications import links
-from account_doctor.notifications.audience import Occasion, Recipient, recipients
-from account_doctor.notifications.render import (
-    IncidentBrief,
-    RenderedEmail,
-    render_customer,
-    render_operator_alert,
-    render_rejected_alert,
-)
+from account_doctor.notifications.audience import Recipient, recipients
+from account_doctor.notifications.render import render_email
+from account_doctor.ports import Mailer, VerdictNotifications
 from account_doctor.settings import Settings
 from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.tally import tally
@@ -47,20 +40,6 @@ class EmailRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class Mailer(Protocol):
-    def send(self, email: RenderedEmail) -> str: ...
-
-
-class VerdictNotifications(Protocol):
-    """Where a verdict's notifications are kept (stores.verdicts.VerdictStore)."""
-
-    def notifications_write(self, verdict: Verdict, notifications: list[Notification]) -> dict[str, Any]:
-        """The update as one write of a transaction (the ledger records an email and its verdict at once)."""
-        ...
-
-    def set_notifications(self, verdict: Verdict, notifications: list[Notification]) -> None: ...
 
 
 class ReconnectLinks:
@@ -176,7 +155,7 @@ class EmailNotifier:
             logger.info("email held back by the customer's cooldown", extra=log)
             tally.count("EmailsHeldBack", "kind", recipient.kind)
             return []
-        email = self._render(recipient, verdict, link, incident, rejected)
+        email = render_email(recipient, verdict, self._settings, link, incident=incident, rejected=rejected)
         try:
             if self._mailer is None:
                 notification = Notification(
@@ -223,20 +202,6 @@ class EmailNotifier:
             delivered += self._tell_operator_unreachable(verdict, notification, [*so_far, notification])
         return delivered
 
-    def _render(
-        self,
-        recipient: Recipient,
-        verdict: Verdict,
-        link: str,
-        incident: IncidentBrief | None,
-        rejected: Notification | None,
-    ) -> RenderedEmail:
-        if recipient.audience == "customer":
-            return render_customer(recipient, verdict, self._settings, link)
-        if rejected is not None:
-            return render_rejected_alert(self._settings, verdict, rejected)
-        return render_operator_alert(recipient, verdict, self._settings, incident)
-
     def _tell_operator_unreachable(
         self, verdict: Verdict, rejected: Notification, so_far: list[Notification]
     ) -> list[tuple[Notification, bool]]:
@@ -252,9 +217,3 @@ def _same_email(one: Notification, other: Notification) -> bool:
 def _replaced(notification: Notification, planned: list[Recipient]) -> bool:
     """A held email is replaced by its delivery when the incident is released."""
     return notification.status == "held" and any(r.kind == notification.kind and not r.held for r in planned)
-
-
-def with_status(
-    notifications: list[Notification], message_id: str, status: str, reason: str | None
-) -> list[Notification]:
-    return [replace(n, status=status, reason=reason) if n.message_id == message_id else n for n in notifications]  # type: ignore[arg-type]

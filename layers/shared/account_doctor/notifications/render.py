@@ -6,7 +6,7 @@ import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -14,16 +14,18 @@ from markupsafe import Markup, escape
 
 from account_doctor import providers
 from account_doctor.models import (
+    ALERT_MEMBERS,
     DeliveredNotification,
-    IncidentKind,
+    IncidentBrief,
+    IncidentMember,
     Notification,
     NotificationKind,
+    Occasion,
     Step,
     Verdict,
 )
 from account_doctor.notifications.audience import (
     CUSTOMER_EMAIL,
-    Occasion,
     Recipient,
     is_deliverable,
     recipients,
@@ -71,9 +73,6 @@ _SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey", "authoriz
 # pages, not their URLs), so an account's link opens the dashboard, whose Grants page finds it by its id.
 # The v3 dashboard also manages v2 applications. Change nylas_dashboard_link() once a grant URL is documented.
 NYLAS_DASHBOARD_URL = "https://dashboard-v3.nylas.com/"
-# An incident's alert lists this many members; the read API lists them all.
-MEMBERS_SHOWN = 50
-
 _DOMAIN_CAUSES = ("admin_disconnected", "admin_session_policy")
 
 AlertProblem = Literal["rejected", "bounced", "complained"]
@@ -125,28 +124,6 @@ class OutgoingEmail:
 
 
 @dataclass(frozen=True)
-class IncidentMember:
-    """One account of an incident, as its operator alert lists it (full address: the operator's eyes only)."""
-
-    account_id: str
-    email: str | None = None
-    latest_cause: str | None = None
-    recovered: bool = False
-
-
-@dataclass(frozen=True)
-class IncidentBrief:
-    """The incident an operator alert is about (SPEC §4b): one alert per incident, listing its members so far."""
-
-    incident_id: str
-    kind: IncidentKind
-    key: str  # the organisation domain, or the connector (google, microsoft, …)
-    accounts: int  # distinct accounts so far, members beyond `members` included
-    members: tuple[IncidentMember, ...] = field(default_factory=tuple)
-    domains: int | None = None
-
-
-@dataclass(frozen=True)
 class AccountLinks:
     """Where an operator looks at one account: the CLI command and the Nylas dashboard."""
 
@@ -182,10 +159,14 @@ def render_email(
     reconnect_url: str,
     *,
     incident: IncidentBrief | None = None,
+    rejected: Notification | None = None,
 ) -> RenderedEmail:
-    """One email of the verdict."""
+    """One email of the verdict: the customer's, the operator's alert, or (`rejected`: the customer email SES
+    refused) the operator's alert that the customer could not be reached."""
     if recipient.audience == "customer":
         return render_customer(recipient, verdict, settings, reconnect_url)
+    if rejected is not None:
+        return render_rejected_alert(settings, verdict, rejected)
     return render_operator_alert(recipient, verdict, settings, incident)
 
 
@@ -233,7 +214,7 @@ def render_operator_alert(
     incident_id = incident.incident_id if incident else _optional_text(evidence.get("incident_id"))
     likely_causes = providers.connector_outage_causes(connector or "") if verdict.cause == "connector_outage" else ()
     release = _release_command(incident_id)
-    members = incident.members[:MEMBERS_SHOWN] if incident else ()
+    members = incident.members[:ALERT_MEMBERS] if incident else ()
     context = {
         "app_name": app,
         "title": title,

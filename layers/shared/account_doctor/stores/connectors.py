@@ -25,13 +25,13 @@ failures are counted per event: an account failing twice within the window count
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from account_doctor.models import iso, parse_iso
-from account_doctor.stores.dynamo import Table, to_item
+from account_doctor.stores import dynamo
+from account_doctor.stores.dynamo import Table
 
 SHARDS = 4
 DOMAIN_SLOTS = 64
@@ -49,17 +49,13 @@ class Burst:
     domains: frozenset[str]
 
 
-def _digest(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
-
-
 def _partition(failure_connector: str, shard: int) -> str:
     return f"{_PREFIX}{failure_connector}#{shard}"
 
 
 def shard_of(account_id: str) -> int:
     """The shard of an account's failures: its counters and its ConnectorFailures index key."""
-    return _digest(account_id) % SHARDS
+    return dynamo.shard_of(account_id, SHARDS)
 
 
 def index_key(failure_connector: str, shard: int) -> str:
@@ -94,7 +90,7 @@ class ConnectorCounters:
         values: dict[str, Any] = {":one": 1, ":expires": expires}
         if domain:
             burst_expression += ", #slot = :domain"
-            names["#slot"] = f"d{_digest(domain) % DOMAIN_SLOTS}"
+            names["#slot"] = f"d{dynamo.shard_of(domain, DOMAIN_SLOTS)}"
             values[":domain"] = domain
         return [
             self._update(key, _BURST + bucket_of(occurred_at), burst_expression, values, names),
@@ -105,15 +101,7 @@ class ConnectorCounters:
         self, key: str, sk: str, expression: str, values: dict[str, Any], names: dict[str, str] | None = None
     ) -> dict[str, Any]:
         used = {name: value for name, value in values.items() if name in expression}
-        return {
-            "Update": {
-                "TableName": self._table.name,
-                "Key": to_item({"account_id": key, "sk": sk}),
-                "UpdateExpression": expression,
-                "ExpressionAttributeValues": to_item(used),
-                **({"ExpressionAttributeNames": names} if names else {}),
-            }
-        }
+        return self._table.update_write({"account_id": key, "sk": sk}, expression, values=used, names=names)
 
     def burst(self, failure_connector: str, start: str, end: str) -> Burst:
         """The connector's failures in the 5-minute buckets covering [start, end], from one BatchGetItem."""

@@ -2,18 +2,20 @@
 
 A boto3 *client* (thread-safe, unlike resources), because a batch's records are processed on several
 threads at once. AWS error codes become domain answers here and nowhere else: a failed condition is
-`False` from `put_once`/`update_if`, never a `ClientError` a store has to pick apart.
+`False` from `put_once`/`put`/`delete`, None from `update`, and `ConditionsFailed` (saying which writes) from
+`transact`, never a `ClientError` a store has to pick apart.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -21,6 +23,7 @@ from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from typing_extensions import Unpack
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -28,6 +31,14 @@ _deserializer = TypeDeserializer()
 _NOT_OURS = "next is not a cursor this API returned; pass the `next` value of the previous page"
 # BatchGetItem reads at most this many keys per call.
 _BATCH_GET_LIMIT = 100
+
+
+class Expression(TypedDict, total=False):
+    """What a write says beyond its item or key: its condition, and the values and names its expressions use."""
+
+    condition: str | None
+    values: Mapping[str, Any] | None
+    names: Mapping[str, str] | None
 
 
 class InvalidCursor(ValueError):
@@ -43,8 +54,30 @@ class Page:
     read: int
 
 
+class ConditionsFailed(Exception):
+    """A transaction wrote nothing because the conditions of these writes (positions in its list) did not hold."""
+
+    def __init__(self, failed: frozenset[int]) -> None:
+        super().__init__(f"the conditions of writes {sorted(failed)} did not hold; nothing was written")
+        self.failed = failed
+
+
 def is_conditional_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _failed_conditions(error: ClientError) -> frozenset[int] | None:
+    """The writes whose condition cancelled a transaction; None when something else did (a conflict with a
+    concurrent transaction, throttling), which the caller's retry must see as the error it is."""
+    reasons = [str(r.get("Code")) for r in cast(Any, error.response).get("CancellationReasons", [])]
+    if not reasons or any(code not in ("None", "ConditionalCheckFailed") for code in reasons):
+        return None
+    return frozenset(n for n, code in enumerate(reasons) if code == "ConditionalCheckFailed")
+
+
+def shard_of(text: str, shards: int) -> int:
+    """The shard (0 … shards-1) a key spreads to: stable across processes, unlike hash()."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % shards
 
 
 def dynamodb_client() -> DynamoDBClient:
@@ -80,22 +113,68 @@ class Table:
             raise
         return True
 
-    def put(
-        self, item: Mapping[str, Any], *, condition: str | None = None, values: Mapping[str, Any] | None = None
-    ) -> bool:
+    def put(self, item: Mapping[str, Any], **spec: Unpack[Expression]) -> bool:
         """Writes the item; with a condition, False when it does not hold."""
-        request: dict[str, Any] = {"TableName": self.name, "Item": to_item(item)}
-        if condition:
-            request["ConditionExpression"] = condition
-            if values:
-                request["ExpressionAttributeValues"] = to_item(values)
         try:
-            self.client.put_item(**request)
+            self.client.put_item(**self._request("Item", item, **spec))
         except ClientError as error:
-            if condition and is_conditional_failure(error):
+            if spec.get("condition") and is_conditional_failure(error):
                 return False
             raise
         return True
+
+    def delete(self, key: Mapping[str, Any], *, condition: str, values: Mapping[str, Any]) -> bool:
+        """Deletes the item when the condition holds; False when it does not."""
+        try:
+            self.client.delete_item(
+                TableName=self.name,
+                Key=to_item(key),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=to_item(values),
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def transact(self, writes: Sequence[Mapping[str, Any]]) -> None:
+        """Writes all of `writes` (made by put_write, update_write, check) or none of them.
+
+        Raises ConditionsFailed with the positions whose condition failed; any other cancellation is raised as
+        DynamoDB's error, for the caller's retry.
+        """
+        try:
+            self.client.transact_write_items(TransactItems=cast(Any, list(writes)))
+        except ClientError as error:
+            failed = _failed_conditions(error)
+            if failed is None:
+                raise
+            raise ConditionsFailed(failed) from None
+
+    def put_write(self, item: Mapping[str, Any], **spec: Unpack[Expression]) -> dict[str, Any]:
+        """A Put of this table, as one write of a transaction."""
+        return {"Put": self._request("Item", item, **spec)}
+
+    def update_write(self, key: Mapping[str, Any], expression: str, **spec: Unpack[Expression]) -> dict[str, Any]:
+        """An Update of this table, as one write of a transaction."""
+        return {"Update": {**self._request("Key", key, **spec), "UpdateExpression": expression}}
+
+    def check(
+        self, key: Mapping[str, Any], condition: str, *, values: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A ConditionCheck of this table: a transaction (of this table's or another's) writes only if it holds."""
+        return {"ConditionCheck": self._request("Key", key, condition=condition, values=values)}
+
+    def _request(self, field: str, attributes: Mapping[str, Any], **spec: Unpack[Expression]) -> dict[str, Any]:
+        request: dict[str, Any] = {"TableName": self.name, field: to_item(attributes)}
+        if spec.get("condition"):
+            request["ConditionExpression"] = spec["condition"]
+        if spec.get("values"):
+            request["ExpressionAttributeValues"] = to_item(spec["values"] or {})
+        if spec.get("names"):
+            request["ExpressionAttributeNames"] = dict(spec["names"] or {})
+        return request
 
     def get(self, key: Mapping[str, Any], *, consistent: bool = True) -> dict[str, Any] | None:
         item = self.client.get_item(TableName=self.name, Key=to_item(key), ConsistentRead=consistent).get("Item")
@@ -114,32 +193,13 @@ class Table:
                 pending = dict(response.get("UnprocessedKeys") or {})
         return found
 
-    def update(
-        self,
-        key: Mapping[str, Any],
-        expression: str,
-        *,
-        values: Mapping[str, Any] | None = None,
-        names: Mapping[str, str] | None = None,
-        condition: str | None = None,
-    ) -> dict[str, Any] | None:
+    def update(self, key: Mapping[str, Any], expression: str, **spec: Unpack[Expression]) -> dict[str, Any] | None:
         """Applies an update expression; returns the item as it is afterwards, or None when the condition failed."""
-        request: dict[str, Any] = {
-            "TableName": self.name,
-            "Key": to_item(key),
-            "UpdateExpression": expression,
-            "ReturnValues": "ALL_NEW",
-        }
-        if values:
-            request["ExpressionAttributeValues"] = to_item(values)
-        if names:
-            request["ExpressionAttributeNames"] = dict(names)
-        if condition:
-            request["ConditionExpression"] = condition
+        request = {**self._request("Key", key, **spec), "UpdateExpression": expression, "ReturnValues": "ALL_NEW"}
         try:
             response = self.client.update_item(**request)
         except ClientError as error:
-            if condition and is_conditional_failure(error):
+            if spec.get("condition") and is_conditional_failure(error):
                 return None
             raise
         return from_item(response.get("Attributes", {}))

@@ -16,22 +16,29 @@ An event, its state change and its connector counts are written in one transacti
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
-
-from botocore.exceptions import ClientError
+from typing import Any
 
 from account_doctor.addresses import email_domain, is_free_mail
-from account_doctor.models import AccountEvent, parse_iso
+from account_doctor.models import AccountEvent, event_key, parse_iso
 from account_doctor.providers import connector
 from account_doctor.stores import connectors
 from account_doctor.stores.connectors import ConnectorCounters
-from account_doctor.stores.dynamo import InvalidCursor, Page, Table, decode_token, encode_cursor, encode_token, to_item
+from account_doctor.stores.dynamo import (
+    ConditionsFailed,
+    InvalidCursor,
+    Page,
+    Table,
+    decode_token,
+    encode_cursor,
+    encode_token,
+    shard_of,
+    to_item,
+)
 
 # Events are kept longer than any window that reads them: 30 days for "recurring", DomainWindowDays
 # for clusters, and 90 days + for the Microsoft token rule's last re-authentication.
@@ -61,14 +68,8 @@ class Cluster:
         return frozenset(domain for _, at, domain, _ in self.failures if start <= at <= end and domain)
 
 
-def sort_key(occurred_at: str, event_id: str) -> str:
-    """Events and verdicts sort by time, and the event id makes the key unique and deterministic."""
-    return f"{occurred_at}#{event_id}"
-
-
 def broken_shard(account_id: str) -> str:
-    digest = hashlib.sha256(account_id.encode()).digest()
-    return f"broken#{digest[0] % BROKEN_SHARDS}"
+    return f"broken#{shard_of(account_id, BROKEN_SHARDS)}"
 
 
 class EventHistory:
@@ -88,7 +89,7 @@ class EventHistory:
         expires = int((recorded_from + timedelta(days=EVENT_RETENTION_DAYS)).timestamp())
         item: dict[str, Any] = {
             "account_id": event.account_id,
-            "sk": sort_key(event.occurred_at, event.event_id),
+            "sk": event_key(event.occurred_at, event.event_id),
             "event_id": event.event_id,
             "api_version": event.api_version,
             "trigger": event.trigger,
@@ -106,33 +107,22 @@ class EventHistory:
             item["failure_domain"] = domain
         if failure_connector:
             item["failure_connector"] = connectors.index_key(failure_connector, connectors.shard_of(event.account_id))
-        writes: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self._table.name,
-                    "Item": to_item(item),
-                    "ConditionExpression": "attribute_not_exists(sk)",
-                }
-            }
-        ]
+        writes: list[dict[str, Any]] = [self._table.put_write(item, condition="attribute_not_exists(sk)")]
         if failure_connector:
             writes += self.connectors.increments(
                 failure_connector, event.account_id, event.occurred_at, domain, expires
             )
         state = self._state_update(event, domain)
         try:
-            self._table.client.transact_write_items(TransactItems=cast(Any, [*writes, state]))
-        except ClientError as error:
-            reasons = [r.get("Code") for r in cast(Any, error.response).get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            self._table.transact([*writes, state])
+        except ConditionsFailed as refused:
+            if 0 in refused.failed:
                 return False  # already recorded: a redelivery
-            if not reasons or reasons[-1] != "ConditionalCheckFailed" or any(r != "None" for r in reasons[:-1]):
-                # E.g. TransactionConflict with another failure counted at the same time: nothing was written,
-                # and the record is retried; writing the event without its state would leave the account's
-                # state (and the broken list) behind for good.
-                raise
-            # Only the state refused: a newer event is already the account's latest (an out-of-order delivery).
-            self._table.client.transact_write_items(TransactItems=cast(Any, writes))
+            # Only the state refused (a conflict with another failure counted at the same time is raised by
+            # `transact`, for the retry: writing the event without its state would leave the account's state,
+            # and the broken list, behind for good): a newer event is already the account's latest (an
+            # out-of-order delivery).
+            self._table.transact(writes)
         return True
 
     def _state_update(self, event: AccountEvent, domain: str | None) -> dict[str, Any]:
@@ -161,16 +151,13 @@ class EventHistory:
             expression += ", broken = :shard, since = if_not_exists(since, :at)"
         else:
             expression += " REMOVE broken, since"
-        return {
-            "Update": {
-                "TableName": self._table.name,
-                "Key": to_item({"account_id": event.account_id, "sk": STATE_SK}),
-                "UpdateExpression": expression,
-                "ConditionExpression": "attribute_not_exists(latest_at) OR latest_at <= :at",
-                "ExpressionAttributeValues": to_item(values),
-                **({"ExpressionAttributeNames": names} if names else {}),
-            }
-        }
+        return self._table.update_write(
+            {"account_id": event.account_id, "sk": STATE_SK},
+            expression,
+            values=values,
+            names=names,
+            condition="attribute_not_exists(latest_at) OR latest_at <= :at",
+        )
 
     # Reading one account ----------------------------------------------------------------------
 

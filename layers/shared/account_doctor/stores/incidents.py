@@ -21,12 +21,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from botocore.exceptions import ClientError
-
-from account_doctor.models import IncidentKind
-from account_doctor.stores.dynamo import Page, Table, to_item
+from account_doctor.models import IncidentKey, IncidentKind
+from account_doctor.stores.dynamo import ConditionsFailed, Page, Table, shard_of
 
 IncidentStatus = Literal["open", "resolved", "closed"]
 SHARDS = 4
@@ -39,19 +37,6 @@ _INTERNAL = {"internal": True}
 
 def _shown(record: Incident | Member) -> dict[str, Any]:
     return {f.name: getattr(record, f.name) for f in fields(record) if not f.metadata.get("internal")}
-
-
-@dataclass(frozen=True)
-class IncidentKey:
-    kind: IncidentKind
-    key: str
-
-    @property
-    def pointer(self) -> dict[str, str]:
-        return {"pk": f"open#{self.kind}#{self.key}", "sk": "open"}
-
-    def shard(self, n: int) -> dict[str, str]:
-        return {"pk": f"count#{self.kind}#{self.key}#{n}", "sk": "count"}
 
 
 @dataclass(frozen=True)
@@ -151,13 +136,14 @@ class IncidentStore:
         they were read: each key's pointer is still absent, or still names the incident seen then."""
         checks = []
         for key, incident_id in seen.items():
-            check: dict[str, Any] = {"TableName": self._table.name, "Key": to_item(key.pointer)}
             if incident_id is None:
-                check["ConditionExpression"] = "attribute_not_exists(pk)"
+                checks.append(self._table.check(key.pointer, "attribute_not_exists(pk)"))
             else:
-                check["ConditionExpression"] = "attribute_not_exists(pk) OR incident_id = :seen"
-                check["ExpressionAttributeValues"] = to_item({":seen": incident_id})
-            checks.append({"ConditionCheck": check})
+                checks.append(
+                    self._table.check(
+                        key.pointer, "attribute_not_exists(pk) OR incident_id = :seen", values={":seen": incident_id}
+                    )
+                )
         return checks
 
     # Opening and joining ------------------------------------------------------------------------
@@ -226,11 +212,10 @@ class IncidentStore:
         held: bool = False,
     ) -> bool:
         """Adds the account to the incident once and counts it; False when it already was a member."""
-        shard = key.shard(_shard(account_id, SHARDS))
+        shard = key.shard(shard_of(account_id, SHARDS))
         member = {
-            "pk": f"member#{incident_id}#{account_id}",
-            "sk": "member",
-            "member_of": f"{incident_id}#{_shard(account_id, _MEMBER_SHARDS)}",
+            **_member_key(incident_id, account_id),
+            "member_of": f"{incident_id}#{shard_of(account_id, _MEMBER_SHARDS)}",
             "incident_id": incident_id,
             "account_id": account_id,
             "email": email,
@@ -239,51 +224,32 @@ class IncidentStore:
             "recovered": False,
             "held": held,
         }
+        add = self._table.update_write(
+            shard,
+            "ADD accounts :one" + (", domains :domain" if domain else "") + ", held :held SET last_failure_at = :at",
+            values={
+                ":one": 1,
+                ":at": at,
+                ":id": incident_id,
+                ":held": 1 if held else 0,
+                **({":domain": {domain}} if domain else {}),
+            },
+            condition="incident_id = :id",
+        )
+        put = self._table.put_write(member, condition="attribute_not_exists(pk)")
         for _ in range(3):
-            add = {
-                "Update": {
-                    "TableName": self._table.name,
-                    "Key": to_item(shard),
-                    "UpdateExpression": "ADD accounts :one"
-                    + (", domains :domain" if domain else "")
-                    + ", held :held SET last_failure_at = :at",
-                    "ConditionExpression": "incident_id = :id",
-                    "ExpressionAttributeValues": to_item(
-                        {
-                            ":one": 1,
-                            ":at": at,
-                            ":id": incident_id,
-                            ":held": 1 if held else 0,
-                            **({":domain": {domain}} if domain else {}),
-                        }
-                    ),
-                }
-            }
-            put = {
-                "Put": {
-                    "TableName": self._table.name,
-                    "Item": to_item(member),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
             try:
-                self._table.client.transact_write_items(TransactItems=cast(Any, [put, add]))
+                self._table.transact([put, add])
                 return True
-            except ClientError as error:
-                reasons = [r.get("Code") for r in cast(Any, error.response).get("CancellationReasons", [])]
-                if not reasons:
-                    raise
-                if reasons[0] == "ConditionalCheckFailed":
+            except ConditionsFailed as refused:
+                if 0 in refused.failed:
                     return False  # already a member
-                if reasons[1] == "ConditionalCheckFailed":
-                    # The shard still counts an earlier incident of this key (or nothing yet): start it afresh.
-                    self._table.put(
-                        {**shard, "incident_id": incident_id, "accounts": 0, "held": 0, "last_failure_at": at},
-                        condition="attribute_not_exists(incident_id) OR incident_id <> :id",
-                        values={":id": incident_id},
-                    )
-                    continue
-                raise
+                # The shard still counts an earlier incident of this key (or nothing yet): start it afresh.
+                self._table.put(
+                    {**shard, "incident_id": incident_id, "accounts": 0, "held": 0, "last_failure_at": at},
+                    condition="attribute_not_exists(incident_id) OR incident_id <> :id",
+                    values={":id": incident_id},
+                )
         raise RuntimeError(f"could not count a member of incident {incident_id}; the record is retried")
 
     def hold(self, key: IncidentKey, incident_id: str, account_id: str) -> bool:
@@ -298,45 +264,25 @@ class IncidentStore:
         self, key: IncidentKey, incident_id: str, account_id: str, flag: Literal["held", "recovered"]
     ) -> bool:
         """Sets a member's flag once and counts it on the member's shard, in one transaction."""
-        member = {"pk": f"member#{incident_id}#{account_id}", "sk": "member"}
         writes = [
-            {
-                "Update": {
-                    "TableName": self._table.name,
-                    "Key": to_item(member),
-                    "UpdateExpression": f"SET {flag} = :yes",
-                    "ConditionExpression": f"attribute_exists(pk) AND {flag} = :no",
-                    "ExpressionAttributeValues": to_item({":yes": True, ":no": False}),
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self._table.name,
-                    "Key": to_item(key.shard(_shard(account_id, SHARDS))),
-                    "UpdateExpression": f"ADD {flag} :one",
-                    "ConditionExpression": "incident_id = :id",
-                    "ExpressionAttributeValues": to_item({":one": 1, ":id": incident_id}),
-                }
-            },
+            self._table.update_write(
+                _member_key(incident_id, account_id),
+                f"SET {flag} = :yes",
+                values={":yes": True, ":no": False},
+                condition=f"attribute_exists(pk) AND {flag} = :no",
+            ),
+            self._table.update_write(
+                key.shard(shard_of(account_id, SHARDS)),
+                f"ADD {flag} :one",
+                values={":one": 1, ":id": incident_id},
+                condition="incident_id = :id",
+            ),
         ]
         try:
-            self._table.client.transact_write_items(TransactItems=cast(Any, writes))
-        except ClientError as error:
-            if cast(Any, error.response).get("CancellationReasons"):
-                return False
-            raise
+            self._table.transact(writes)
+        except ConditionsFailed:
+            return False
         return True
-
-    def set_member(self, incident_id: str, account_id: str, **values: Any) -> dict[str, Any] | None:
-        """Updates a member (latest_cause, recovered, held); None when the account is not a member."""
-        expression = "SET " + ", ".join(f"#{name} = :{name}" for name in values)
-        return self._table.update(
-            {"pk": f"member#{incident_id}#{account_id}", "sk": "member"},
-            expression,
-            values={f":{name}": value for name, value in values.items()},
-            names={f"#{name}": name for name in values},
-            condition="attribute_exists(pk)",
-        )
 
     # Reading for people ---------------------------------------------------------------------------
 
@@ -399,10 +345,6 @@ class IncidentStore:
             if cursor is None:
                 return
 
-    def member(self, incident_id: str, account_id: str) -> Member | None:
-        item = self._table.get({"pk": f"member#{incident_id}#{account_id}", "sk": "member"})
-        return _member(item) if item else None
-
     # Lifecycle -----------------------------------------------------------------------------------------
 
     def resolve(self, incident_id: str, at: str) -> Incident | None:
@@ -414,16 +356,10 @@ class IncidentStore:
         incident = self.get(incident_id)
         if incident is None or not self._set_status(incident_id, "resolved", at):
             return None
-        try:
-            self._table.client.delete_item(
-                TableName=self._table.name,
-                Key=to_item(IncidentKey(incident.kind, incident.key).pointer),
-                ConditionExpression="incident_id = :id",
-                ExpressionAttributeValues=to_item({":id": incident_id}),
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise  # a newer incident of the key already replaced the pointer: leave it
+        # A newer incident of the key may already have replaced the pointer: then it is left alone.
+        self._table.delete(
+            IncidentKey(incident.kind, incident.key).pointer, condition="incident_id = :id", values={":id": incident_id}
+        )
         return self.get(incident_id)
 
     def mark_released(self, incident_id: str, at: str) -> bool:
@@ -481,8 +417,8 @@ class IncidentStore:
         return incidents
 
 
-def _shard(account_id: str, shards: int) -> int:
-    return hashlib.sha256(account_id.encode()).digest()[0] % shards
+def _member_key(incident_id: str, account_id: str) -> dict[str, str]:
+    return {"pk": f"member#{incident_id}#{account_id}", "sk": "member"}
 
 
 def _member(item: dict[str, Any]) -> Member:

@@ -14,14 +14,11 @@ The event that owns a cooldown passes it again, so a retry is not blocked by its
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
-from botocore.exceptions import ClientError
-
-from account_doctor.models import DeliveredNotification, Notification, NotificationKind, NotificationStatus, iso
-from account_doctor.stores.dynamo import Table, to_item
+from account_doctor.models import DeliveredNotification, Notification, NotificationKind, iso
+from account_doctor.stores.dynamo import ConditionsFailed, Table
 
 # A sender holds an intent this long; longer than DiagnosisFunction's timeout (60 s), shorter than
 # the queue's visibility timeout (360 s), so a crashed attempt's retry is never blocked by it.
@@ -84,52 +81,40 @@ class NotificationLedger:
             "expires_at": _seconds(now + timedelta(days=EMAIL_RECORD_DAYS)),
         }
         writes: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self._table.name,
-                    "Item": to_item(intent),
-                    "ConditionExpression": "attribute_not_exists(pk) OR (#status = :pending AND lease_until < :now)",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": to_item({":pending": "pending", ":now": _seconds(now)}),
-                }
-            }
+            self._table.put_write(
+                intent,
+                condition="attribute_not_exists(pk) OR (#status = :pending AND lease_until < :now)",
+                values={":pending": "pending", ":now": _seconds(now)},
+                names={"#status": "status"},
+            )
         ]
         if cooldown is not None and cooldown[1] > 0:
             account_id, hours = cooldown
+            claim = {
+                **self._key("cooldown", account_id),
+                "event_id": event_id,
+                "claimed_at": iso(now),
+                "expires_at": _seconds(now + timedelta(hours=hours)),
+            }
+            # TTL deletes lazily: an expired item still exists until DynamoDB gets round to it.
             writes.append(
-                {
-                    "Put": {
-                        "TableName": self._table.name,
-                        "Item": to_item(
-                            {
-                                **self._key("cooldown", account_id),
-                                "event_id": event_id,
-                                "claimed_at": iso(now),
-                                "expires_at": _seconds(now + timedelta(hours=hours)),
-                            }
-                        ),
-                        # TTL deletes lazily: an expired item still exists until DynamoDB gets round to it.
-                        "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now OR event_id = :event_id",
-                        "ExpressionAttributeValues": to_item({":now": _seconds(now), ":event_id": event_id}),
-                    }
-                }
+                self._table.put_write(
+                    claim,
+                    condition="attribute_not_exists(pk) OR expires_at <= :now OR event_id = :event_id",
+                    values={":now": _seconds(now), ":event_id": event_id},
+                )
             )
         try:
-            self._table.client.transact_write_items(TransactItems=cast(Any, writes))
-        except ClientError as error:
-            reasons = [r.get("Code") for r in cast(Any, error.response).get("CancellationReasons", [])]
-            if not reasons:
-                raise
-            if reasons[0] == "ConditionalCheckFailed":
-                already = self.sent(event_id, audience)
-                if already is not None:
-                    return already
-                raise NotificationInProgress(
-                    f"the {kind} email of event {event_id} is being sent by another invocation; retry later"
-                ) from error
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            self._table.transact(writes)
+        except ConditionsFailed as refused:
+            if 0 not in refused.failed:
                 return "cooling_down"
-            raise
+            already = self.sent(event_id, audience)
+            if already is not None:
+                return already
+            raise NotificationInProgress(
+                f"the {kind} email of event {event_id} is being sent by another invocation; retry later"
+            ) from refused
         return "go"
 
     def complete(
@@ -143,52 +128,40 @@ class NotificationLedger:
     ) -> None:
         """Records what became of the email, the SES message's pointer, and the caller's writes, at once."""
         writes: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self._table.name,
-                    "Key": to_item(self._key("email", event_id, audience)),
-                    "UpdateExpression": "SET #status = :status, message_id = :message_id, sent_at = :sent_at, "
-                    "reason = :reason REMOVE lease_until",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": to_item(
-                        {
-                            ":status": notification.status,
-                            ":message_id": notification.message_id or "",
-                            ":sent_at": notification.sent_at or "",
-                            ":reason": notification.reason or "",
-                        }
-                    ),
-                }
-            }
+            self._table.update_write(
+                self._key("email", event_id, audience),
+                "SET #status = :status, message_id = :message_id, sent_at = :sent_at, reason = :reason "
+                "REMOVE lease_until",
+                names={"#status": "status"},
+                values={
+                    ":status": notification.status,
+                    ":message_id": notification.message_id or "",
+                    ":sent_at": notification.sent_at or "",
+                    ":reason": notification.reason or "",
+                },
+            )
         ]
         if notification.message_id and notification.status == "sent":
             writes.append(
-                {
-                    "Put": {
-                        "TableName": self._table.name,
-                        "Item": to_item(
-                            {
-                                **self._key("message", notification.message_id),
-                                "event_id": event_id,
-                                "audience": audience,
-                                "kind": notification.kind,
-                                "to": notification.to,
-                                # Where the notification sits on its verdict: (account_id, sort key, position).
-                                "account_id": verdict[0] if verdict else None,
-                                "verdict_sk": verdict[1] if verdict else None,
-                                "position": verdict[2] if verdict else None,
-                                "expires_at": _seconds(
-                                    datetime.fromisoformat(notification.sent_at.replace("Z", "+00:00"))
-                                )
-                                + EMAIL_RECORD_DAYS * 86400
-                                if notification.sent_at
-                                else None,
-                            }
-                        ),
+                self._table.put_write(
+                    {
+                        **self._key("message", notification.message_id),
+                        "event_id": event_id,
+                        "audience": audience,
+                        "kind": notification.kind,
+                        "to": notification.to,
+                        # Where the notification sits on its verdict: (account_id, sort key, position).
+                        "account_id": verdict[0] if verdict else None,
+                        "verdict_sk": verdict[1] if verdict else None,
+                        "position": verdict[2] if verdict else None,
+                        "expires_at": _seconds(datetime.fromisoformat(notification.sent_at.replace("Z", "+00:00")))
+                        + EMAIL_RECORD_DAYS * 86400
+                        if notification.sent_at
+                        else None,
                     }
-                }
+                )
             )
-        self._table.client.transact_write_items(TransactItems=cast(Any, [*writes, *also]))
+        self._table.transact([*writes, *also])
 
     def give_back(self, event_id: str, audience: str, *, cooldown_account: str | None = None) -> None:
         """After a failed send: the lease goes back (the retry need not wait), and so does the cooldown."""
@@ -204,16 +177,9 @@ class NotificationLedger:
 
     def free_cooldown(self, account_id: str, event_id: str) -> None:
         """A rejected email did not reach the customer: the cooldown stays free for the next genuine failure."""
-        try:
-            self._table.client.delete_item(
-                TableName=self._table.name,
-                Key=to_item(self._key("cooldown", account_id)),
-                ConditionExpression="event_id = :event_id",
-                ExpressionAttributeValues=to_item({":event_id": event_id}),
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+        self._table.delete(
+            self._key("cooldown", account_id), condition="event_id = :event_id", values={":event_id": event_id}
+        )
 
     # --- SES delivery feedback (account_doctor.delivery.DeliveryLedger) ---
 
@@ -229,48 +195,34 @@ class NotificationLedger:
             return _delivered(message_id, item, str(current), item.get("delivery_reason"))
         key = self._key("message", message_id)
         writes: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self._table.name,
-                    "Key": to_item(key),
-                    "UpdateExpression": "SET delivery_status = :status, delivery_reason = :reason, delivery_at = :at",
-                    "ExpressionAttributeValues": to_item({":status": status, ":reason": reason or "", ":at": at}),
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self._table.name,
-                    "Key": to_item(self._key("email", str(item["event_id"]), str(item["audience"]))),
-                    "UpdateExpression": "SET #status = :status, reason = :reason",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": to_item({":status": status, ":reason": reason or ""}),
-                }
-            },
+            self._table.update_write(
+                key,
+                "SET delivery_status = :status, delivery_reason = :reason, delivery_at = :at",
+                values={":status": status, ":reason": reason or "", ":at": at},
+            ),
+            self._table.update_write(
+                self._key("email", str(item["event_id"]), str(item["audience"])),
+                "SET #status = :status, reason = :reason",
+                names={"#status": "status"},
+                values={":status": status, ":reason": reason or ""},
+            ),
         ]
         if self._verdicts is not None and item.get("verdict_sk") and item.get("position") is not None:
             position = int(item["position"])
             writes.append(
-                {
-                    "Update": {
-                        "TableName": self._verdicts.name,
-                        "Key": to_item({"account_id": item["account_id"], "sk": item["verdict_sk"]}),
-                        "UpdateExpression": f"SET notifications[{position}].#status = :status, "
-                        f"notifications[{position}].reason = :reason",
-                        "ConditionExpression": f"notifications[{position}].message_id = :message_id",
-                        "ExpressionAttributeNames": {"#status": "status"},
-                        "ExpressionAttributeValues": to_item(
-                            {":status": status, ":reason": reason or "", ":message_id": message_id}
-                        ),
-                    }
-                }
+                self._verdicts.update_write(
+                    {"account_id": item["account_id"], "sk": item["verdict_sk"]},
+                    f"SET notifications[{position}].#status = :status, notifications[{position}].reason = :reason",
+                    condition=f"notifications[{position}].message_id = :message_id",
+                    names={"#status": "status"},
+                    values={":status": status, ":reason": reason or "", ":message_id": message_id},
+                )
             )
         try:
-            self._table.client.transact_write_items(TransactItems=cast(Any, writes))
-        except ClientError as error:
-            if not cast(Any, error.response).get("CancellationReasons"):
-                raise
+            self._table.transact(writes)
+        except ConditionsFailed:
             # The verdict no longer lists this message where it was (rewritten since): record on the ledger only.
-            self._table.client.transact_write_items(TransactItems=cast(Any, writes[:2]))
+            self._table.transact(writes[:2])
         return _delivered(message_id, item, status, reason)
 
     def claim_delivery_alert(self, message_id: str, at: str) -> bool:
@@ -292,15 +244,6 @@ class NotificationLedger:
     def message(self, message_id: str) -> dict[str, Any] | None:
         """Which event and audience an SES message belongs to (SES delivery feedback)."""
         return self._table.get(self._key("message", message_id))
-
-    def set_status(self, event_id: str, audience: str, status: NotificationStatus, reason: str | None) -> None:
-        self._table.update(
-            self._key("email", event_id, audience),
-            "SET #status = :status, reason = :reason",
-            values={":status": status, ":reason": reason or ""},
-            names={"#status": "status"},
-            condition="attribute_exists(pk)",
-        )
 
 
 def _notification(item: dict[str, Any]) -> Notification:
@@ -324,7 +267,3 @@ def _delivered(message_id: str, item: dict[str, Any], status: str, reason: str |
         status=cast(Any, status),
         reason=reason or None,
     )
-
-
-def notification_dicts(notifications: Sequence[Notification]) -> list[dict[str, Any]]:
-    return [asdict(n) for n in notifications]

@@ -10,13 +10,11 @@ write capacity.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, replace
-from typing import Any, cast
+from dataclasses import asdict
+from typing import Any
 
-from botocore.exceptions import ClientError
-
-from account_doctor.models import Notification, Verdict
-from account_doctor.stores.dynamo import Page, Table, to_item
+from account_doctor.models import Notification, Verdict, event_key, revision_key
+from account_doctor.stores.dynamo import ConditionsFailed, Page, Table
 
 # What GET /domains/{domain} shows of each verdict (and so what the ByDomain index projects).
 DOMAIN_VERDICT_FIELDS = (
@@ -51,22 +49,13 @@ class VerdictStore:
         """
         if not provided:
             return self._table.put_once({**verdict.to_dict(), "sk": verdict.key}, key="sk")
-        put = {
-            "Put": {
-                "TableName": self._table.name,
-                "Item": to_item({**verdict.to_dict(), "sk": verdict.key}),
-                "ConditionExpression": "attribute_not_exists(sk)",
-            }
-        }
+        put = self._table.put_write({**verdict.to_dict(), "sk": verdict.key}, condition="attribute_not_exists(sk)")
         try:
-            self._table.client.transact_write_items(TransactItems=cast(Any, [put, *provided]))
-        except ClientError as error:
-            reasons = [r.get("Code") for r in cast(Any, error.response).get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            self._table.transact([put, *provided])
+        except ConditionsFailed as refused:
+            if 0 in refused.failed:
                 return False
-            if "ConditionalCheckFailed" in reasons[1:]:
-                raise ChangedMeanwhile(f"event {verdict.event_id}: {verdict.cause} no longer holds") from None
-            raise
+            raise ChangedMeanwhile(f"event {verdict.event_id}: {verdict.cause} no longer holds") from None
         return True
 
     def latest_for_event(self, account_id: str, occurred_at: str, event_id: str) -> Verdict | None:
@@ -74,10 +63,13 @@ class VerdictStore:
         # The original's key up to its revisions' (`…#rev#{diagnosed_at}`; "~" sorts after any timestamp).
         # Not begins_with: that also matches another event of the same second whose id extends this one
         # (evt-1, evt-10), which sorts after this event's revisions and would come back first.
-        base = f"{occurred_at}#{event_id}"
         page = self._table.query(
             KeyConditionExpression="account_id = :account AND sk BETWEEN :event AND :last_revision",
-            ExpressionAttributeValues={":account": account_id, ":event": base, ":last_revision": f"{base}#rev#~"},
+            ExpressionAttributeValues={
+                ":account": account_id,
+                ":event": event_key(occurred_at, event_id),
+                ":last_revision": revision_key(occurred_at, event_id, "~"),
+            },
             ScanIndexForward=False,
             ConsistentRead=True,
         )
@@ -85,8 +77,12 @@ class VerdictStore:
         return verdict_from(mine[0]) if mine else None
 
     def latest(self, account_id: str) -> Verdict | None:
-        page = self.account_verdicts(account_id, limit=1)
-        return page_verdicts(page)[0] if page.items else None
+        newest = self.newest(account_id, 1)
+        return newest[0] if newest else None
+
+    def newest(self, account_id: str, count: int) -> list[Verdict]:
+        """The account's `count` newest verdicts (a revision before what it revises)."""
+        return page_verdicts(self.account_verdicts(account_id, limit=count))
 
     def set_notifications(self, verdict: Verdict, notifications: list[Notification]) -> None:
         self._table.update(
@@ -98,15 +94,12 @@ class VerdictStore:
 
     def notifications_write(self, verdict: Verdict, notifications: list[Notification]) -> dict[str, Any]:
         """set_notifications as one write of a transaction (the ledger records an email and its verdict at once)."""
-        return {
-            "Update": {
-                "TableName": self._table.name,
-                "Key": to_item({"account_id": verdict.account_id, "sk": verdict.key}),
-                "UpdateExpression": "SET notifications = :notifications",
-                "ConditionExpression": "attribute_exists(sk)",
-                "ExpressionAttributeValues": to_item({":notifications": [asdict(n) for n in notifications]}),
-            }
-        }
+        return self._table.update_write(
+            {"account_id": verdict.account_id, "sk": verdict.key},
+            "SET notifications = :notifications",
+            values={":notifications": [asdict(n) for n in notifications]},
+            condition="attribute_exists(sk)",
+        )
 
     def revise(self, earlier: Verdict, revision: Verdict) -> bool:
         """Stores the revision and marks the earlier verdict superseded; False when this revision exists."""
@@ -141,7 +134,3 @@ def verdict_from(item: dict[str, Any]) -> Verdict:
     data["recurring"] = bool(item.get("recurring"))
     data["superseded"] = bool(item.get("superseded"))
     return Verdict.from_dict(data)
-
-
-def revision_of(earlier: Verdict, **changes: Any) -> Verdict:
-    return replace(earlier, revises=earlier.diagnosed_at, superseded=False, notifications=[], **changes)
