@@ -349,6 +349,7 @@ def sqs_event(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 DIAGNOSIS_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:account-doctor-DiagnosisQueue"
+RELEASE_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:account-doctor-ReleaseQueue"
 
 
 def diagnosis_record(event: AccountEvent, stage: Stage, *, receive_count: int = 1) -> dict[str, Any]:
@@ -371,7 +372,7 @@ def diagnosis_record(event: AccountEvent, stage: Stage, *, receive_count: int = 
 
 
 def release_record(request: Release, *, sent_ms: int = SAMPLE_TIME * 1000) -> dict[str, Any]:
-    """One DiagnosisQueue message asking to release a page of an incident's held emails (sent by the read API)."""
+    """One ReleaseQueue message asking to release a page of an incident's held emails (sent by the read API)."""
     return sqs_record(
         message_id=f"release-{request.incident_id}",
         receipt_handle=f"receipt-release-{request.incident_id}",
@@ -383,7 +384,7 @@ def release_record(request: Release, *, sent_ms: int = SAMPLE_TIME * 1000) -> di
             "ApproximateFirstReceiveTimestamp": str(sent_ms),
         },
         message_attributes={STAGE_ATTRIBUTE: {"DataType": "String", "StringValue": RELEASE_STAGE}},
-        queue_arn=DIAGNOSIS_QUEUE_ARN,
+        queue_arn=RELEASE_QUEUE_ARN,
     )
 
 

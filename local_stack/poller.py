@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,14 +148,19 @@ def queue_depth(queue_url: str, sqs: Any = None) -> int:
 
 
 def wait_until_drained(
-    queue_url: str, pollers: list[SqsPoller], *, timeout: float, on_progress: Callable[[int], None] | None = None
+    queue_urls: Sequence[str],
+    pollers: list[SqsPoller],
+    *,
+    timeout: float,
+    on_progress: Callable[[int], None] | None = None,
 ) -> bool:
-    """Waits until the queue is empty and no poller is mid-batch; False if `timeout` passed first."""
+    """Waits until every queue is empty and no poller is mid-batch; False if `timeout` passed first."""
     sqs = boto3.client("sqs")
     deadline = time.monotonic() + timeout
     quiet_checks = 0
     while time.monotonic() < deadline:
-        depth = queue_depth(queue_url, sqs)
+        # All at once: a release queued by the diagnosis (or its next page) is work still to do.
+        depth = sum(queue_depth(url, sqs) for url in queue_urls)
         if on_progress:
             on_progress(depth)
         # Twice in a row: a batch just received is invisible, not gone, but check the pollers too.

@@ -80,7 +80,7 @@ class RunningStack:
         return self.resources.physical["DiagnosisDLQ"]
 
     def wait_until_drained(self, timeout: float = 30) -> bool:
-        return wait_until_drained(self.queue_url, self.pollers, timeout=timeout)
+        return wait_until_drained([poller.queue_url for poller in self.pollers], self.pollers, timeout=timeout)
 
     def secret(self, key: str) -> str:
         return self.options.secret[key]
@@ -185,9 +185,15 @@ def _point_boto3_at(endpoint: str) -> None:
 
 
 def _sqs_event_sources(template: Mapping[str, Any]) -> list[tuple[str, str, int]]:
-    """(function, queue logical id, batch size) for every SQS event of a function in the template."""
+    """(function, queue logical id, batch size) for every SQS trigger in the template: a SAM `Events: SQS` of a
+    function, or an AWS::Lambda::EventSourceMapping on a queue (how DiagnosisFunction's are declared)."""
     sources: list[tuple[str, str, int]] = []
     for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            mapping = resource["Properties"]
+            function, queue = mapping["FunctionName"]["Ref"], mapping["EventSourceArn"]["Fn::GetAtt"][0]
+            sources.append((function, queue, int(mapping.get("BatchSize", 10))))
+            continue
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         for event in resource["Properties"].get("Events", {}).values():

@@ -131,4 +131,6 @@ def _ids(received: webhook.Webhook) -> list[str]:
 
 
 def _response(status: int, body: str, *, content_type: str = "application/json") -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"Content-Type": content_type}, "body": body}
+    # nosniff: the challenge echoes the caller's text, which a browser must never read as HTML or script.
+    headers = {"Content-Type": content_type, "X-Content-Type-Options": "nosniff"}
+    return {"statusCode": status, "headers": headers, "body": body}

@@ -161,6 +161,26 @@ def test_queue_age_alarm_fires_on_old_messages_but_not_on_the_grace_period() -> 
     assert longest_grace + visibility < alarm["Threshold"] <= 3600
 
 
+@pytest.mark.parametrize(
+    "queue",
+    sorted(
+        r["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
+        for r in RESOURCES.values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    ),
+)
+def test_every_queue_a_function_consumes_alarms_on_its_oldest_message(queue: str) -> None:
+    # A stuck release holds an incident's customer emails as surely as a stuck diagnosis holds its verdict.
+    watching = [
+        alarm
+        for alarm in ALARMS.values()
+        if alarm.get("MetricName") == "ApproximateAgeOfOldestMessage"
+        and alarm.get("Dimensions") == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+    ]
+    assert len(watching) == 1
+    assert watching[0]["Threshold"] <= 3600
+
+
 @pytest.mark.parametrize("function", FUNCTIONS)
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
 def test_every_function_has_errors_and_throttles_alarms(function: str, metric: str) -> None:

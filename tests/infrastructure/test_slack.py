@@ -100,6 +100,11 @@ def verdict(cause: str, **changes: Any) -> dict[str, Any]:
     return events_out.verdict_detail({**record, **changes})
 
 
+def _crafted_incident() -> dict[str, Any]:
+    """What a crafted email domain becomes in an incident: its key and id (details carry the escaped copy)."""
+    return events_out.incident_detail({**incident(), "incident_id": "domain-<!channel>-1", "key": "<!channel>"})
+
+
 def incident() -> dict[str, Any]:
     return events_out.incident_detail(
         {
@@ -250,14 +255,29 @@ def test_which_events_reach_slack(detail_type: str, detail: dict[str, Any], post
 # --- The message ----------------------------------------------------------------------------------------
 
 
+# Fields Slack may show as they are: enumerated values, counts and times this code writes. Anything else
+# (ids, domains, providers, summaries) comes from the event's Slack-escaped copy, `detail.slack`.
+AS_THEY_ARE = {"cause", "kind", "confidence", "accounts", "opened_at"}
+
+
 @pytest.mark.parametrize(
-    ("rule", "fields"), [("SlackIncidentsRule", INCIDENT_FIELDS), ("SlackVerdictsRule", VERDICT_FIELDS)]
+    ("rule", "fields", "escaped"),
+    [
+        ("SlackIncidentsRule", INCIDENT_FIELDS, events_out.SLACK_INCIDENT_FIELDS),
+        ("SlackVerdictsRule", VERDICT_FIELDS, events_out.SLACK_VERDICT_FIELDS),
+    ],
 )
-def test_every_transformer_path_is_a_field_of_the_event_detail(rule: str, fields: set[str]) -> None:
+def test_every_transformer_path_is_a_field_of_the_event_detail(
+    rule: str, fields: set[str], escaped: tuple[str, ...]
+) -> None:
     transformer = target(rule)["InputTransformer"]
     for path in transformer["InputPathsMap"].values():
+        field = path.removeprefix("$.detail.")
         assert path.startswith("$.detail."), path
-        assert path.removeprefix("$.detail.") in fields, path
+        if field not in AS_THEY_ARE:
+            assert field.startswith("slack."), f"{path}: free text reaches Slack only from its escaped copy"
+            assert field.removeprefix("slack.") in escaped, path
+        assert field.removeprefix("slack.") in fields, path
     placeholders = set(re.findall(r"<([\w.-]+)>", transformer["InputTemplate"]))
     assert placeholders == set(transformer["InputPathsMap"])
 
@@ -289,3 +309,32 @@ def test_the_message_is_the_json_slack_expects(rule: str, event: dict[str, Any],
         assert fragment in body["text"]
     # A Slack channel is a wider audience than the alert inbox: no customer address.
     assert "jane.doe@acme.io" not in body["text"]
+
+
+# (rule, event with crafted free text) : what reaches Slack must not mention, link or hide anything.
+CRAFTED = [
+    (
+        "SlackVerdictsRule",
+        bus_event(
+            events_out.VERDICT,
+            verdict(
+                "unknown",
+                account_id="<!channel>",
+                provider="<https://evil.example|google>",
+                domain="acme.io> <!here",
+                summary="Failed & <@U024BE7LH> was told: <https://evil.example|reconnect here>",
+            ),
+        ),
+    ),
+    ("SlackIncidentsRule", bus_event(events_out.INCIDENT_OPENED, _crafted_incident())),
+]
+
+
+@pytest.mark.parametrize(("rule", "event"), CRAFTED, ids=[rule for rule, _ in CRAFTED])
+def test_crafted_text_cannot_mention_anyone_or_disguise_a_link(rule: str, event: dict[str, Any]) -> None:
+    text = json.loads(render(target(rule)["InputTransformer"], event))["text"]
+    # Slack's control sequences all start with "<" and entities with "&": none may come from the event.
+    assert "<" not in text
+    assert ">" not in text
+    assert "&lt;!" in text
+    assert "&amp;" in text or rule == "SlackIncidentsRule"

@@ -46,12 +46,15 @@ SPEC_FREE_FORM = ("AppName", "SenderEmail", "OperatorEmail", "ReauthUrlTemplate"
 # Parameters the stack's resources use rather than a function (the sweep's schedule, the Slack destination).
 USED_BY_RESOURCES = ("SweepIntervalMinutes", "SlackWebhookUrl")
 
-# The only AWS managed policies a function role may carry (logging, tracing, polling its queue).
+# The only AWS managed policies a function role may carry (logging, tracing). Not
+# AWSLambdaSQSQueueExecutionRole, which SAM attaches for an `Events: SQS`: it receives and deletes on every
+# queue of the account, DLQs included; the diagnosis function's mappings have statements on its two queues.
 ALLOWED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
 }
+# What Lambda's SQS poller calls with the function's role.
+SQS_CONSUMING = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
 SENDER_IDENTITY_ARN = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SenderEmail}"
 CONFIGURATION_SET_ARN = (
     "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${EmailConfigurationSet}"
@@ -171,6 +174,41 @@ def test_free_form_parameters_have_a_default(template: dict[str, Any], name: str
     assert "Default" in template["Parameters"][name]
 
 
+# (parameter, value, accepted?): CloudFormation matches AllowedPattern against the whole value (Java's
+# matches()), as re.fullmatch does; the patterns use only syntax both read alike.
+PARAMETER_VALUES = [
+    ("ReauthUrlTemplate", "", True),
+    ("ReauthUrlTemplate", "https://app.acme.io/reconnect?email={email}&grant={account_id}", True),
+    ("ReauthUrlTemplate", "https://app.acme.io/r/{provider}/{account_id}", True),
+    ("ReauthUrlTemplate", "javascript:alert(document.domain)//{email}", False),
+    ("ReauthUrlTemplate", "JavaScript:alert(1)", False),
+    ("ReauthUrlTemplate", "data:text/html,<script>alert(1)</script>", False),
+    ("ReauthUrlTemplate", "http://app.acme.io/reconnect", False),
+    ("ReauthUrlTemplate", 'https://app.acme.io/" onclick="alert(1)', False),
+    ("ReauthUrlTemplate", "https://app.acme.io/a b", False),
+    ("ReauthUrlTemplate", "https://app.acme.io/\r\nX: y", False),
+    ("AppName", "Account Doctor", True),
+    ("AppName", "Acme & Söhne (dev)", True),
+    ("AppName", "Acme\r\nBcc: everyone@example.com", False),
+    ("AppName", "Acme\nSync", False),
+    ("AppName", "", False),
+    ("AppName", "A" * 101, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    PARAMETER_VALUES,
+    ids=[f"{name}-{'ok' if ok else 'refused'}-{n}" for n, (name, _, ok) in enumerate(PARAMETER_VALUES)],
+)
+def test_parameters_that_reach_an_email_refuse_what_would_change_it(
+    template: dict[str, Any], name: str, value: str, accepted: bool
+) -> None:
+    pattern = template["Parameters"][name]["AllowedPattern"]
+    assert (re.fullmatch(pattern, value) is not None) is accepted
+    assert re.fullmatch(pattern, str(template["Parameters"][name]["Default"]))
+
+
 def test_notification_mode_is_send_or_dry_run(template: dict[str, Any]) -> None:
     assert sorted(template["Parameters"]["NotificationMode"]["AllowedValues"]) == ["dry-run", "send"]
 
@@ -240,23 +278,65 @@ def test_queue_moves_a_message_to_the_dlq_after_five_receives(template: dict[str
     assert resource(template, "DiagnosisDLQ")["Type"] == "AWS::SQS::Queue"
 
 
-def test_queue_visibility_covers_six_diagnosis_timeouts(template: dict[str, Any]) -> None:
+@pytest.mark.parametrize("queue", ["DiagnosisQueue", "ReleaseQueue"])
+def test_queue_visibility_covers_six_diagnosis_timeouts(template: dict[str, Any], queue: str) -> None:
     timeout = function_setting(template, "DiagnosisFunction", "Timeout")
-    assert resource(template, "DiagnosisQueue")["Properties"]["VisibilityTimeout"] >= 6 * timeout
+    assert resource(template, queue)["Properties"]["VisibilityTimeout"] >= 6 * timeout
 
 
-@pytest.mark.parametrize("queue", ["DiagnosisQueue", "DiagnosisDLQ"])
+def test_releases_that_keep_failing_join_the_diagnosis_dead_letters(template: dict[str, Any]) -> None:
+    # Where DeadLetterQueueAlarm watches and `account-doctor redrive` looks.
+    redrive = resource(template, "ReleaseQueue")["Properties"]["RedrivePolicy"]
+    assert redrive == {"deadLetterTargetArn": {"Fn::GetAtt": ["DiagnosisDLQ", "Arn"]}, "maxReceiveCount": 5}
+
+
+@pytest.mark.parametrize("queue", ["DiagnosisQueue", "ReleaseQueue", "DiagnosisDLQ"])
 def test_queues_are_encrypted_at_rest(template: dict[str, Any], queue: str) -> None:
     properties = resource(template, queue)["Properties"]
     assert properties.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in properties
 
 
-def test_diagnosis_reports_partial_batch_failures(template: dict[str, Any]) -> None:
-    events = resource(template, "DiagnosisFunction")["Properties"]["Events"]
-    sqs = [event["Properties"] for event in events.values() if event["Type"] == "SQS"]
-    assert len(sqs) == 1
-    assert sqs[0]["Queue"] == {"Fn::GetAtt": ["DiagnosisQueue", "Arn"]}
-    assert "ReportBatchItemFailures" in sqs[0]["FunctionResponseTypes"]
+def event_source_mappings(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{queue logical id: mapping properties} of every SQS trigger, however declared."""
+    mappings = {
+        item["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: item["Properties"]
+        for item in template["Resources"].values()
+        if item["Type"] == "AWS::Lambda::EventSourceMapping"
+    }
+    for function in FUNCTIONS:
+        for event in resource(template, function)["Properties"].get("Events", {}).values():
+            if event["Type"] == "SQS":
+                mappings[event["Properties"]["Queue"]["Fn::GetAtt"][0]] = {"FunctionName": {"Ref": function}}
+    return mappings
+
+
+def test_diagnosis_consumes_its_queue_and_the_release_queue_reporting_partial_failures(
+    template: dict[str, Any],
+) -> None:
+    mappings = event_source_mappings(template)
+    assert set(mappings) == {"DiagnosisQueue", "ReleaseQueue"}
+    for mapping in mappings.values():
+        assert mapping["FunctionName"] == {"Ref": "DiagnosisFunction"}
+        assert "ReportBatchItemFailures" in mapping["FunctionResponseTypes"]
+        assert mapping["ScalingConfig"]["MaximumConcurrency"] >= 2  # Lambda's minimum
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_function_may_consume_only_the_queues_it_is_triggered_by(
+    deployed: dict[str, Any], template: dict[str, Any], function: str
+) -> None:
+    consumed: dict[str, set[str]] = {}
+    for statement in role_statements(deployed, function):
+        for action in set(as_list(statement["Action"])) & SQS_CONSUMING:
+            consumed.setdefault(action, set()).update(references(statement["Resource"]))
+    triggers = {
+        queue
+        for queue, mapping in event_source_mappings(template).items()
+        if mapping["FunctionName"]["Ref"] == function
+    }
+    assert consumed == (dict.fromkeys(SQS_CONSUMING, triggers) if triggers else {})
+    # Dead letters are for an operator's redrive (with their own credentials), never a function's.
+    assert not any("DLQ" in queue for queues in consumed.values() for queue in queues)
 
 
 # --- API -----------------------------------------------------------------------------------------
@@ -453,20 +533,27 @@ def test_functions_that_publish_may_put_events_on_the_stack_bus_only(
     assert targets == ([{"EventBus"}] if publishes else [])
 
 
-@pytest.mark.parametrize(
-    "function",
-    [
-        "AccountsApiFunction",  # POST /incidents/{id}/release queues the release
-        "DiagnosisFunction",  # a release works one page of members per message and queues the next page
-    ],
-)
-def test_releases_may_be_queued_on_the_diagnosis_queue_only(deployed: dict[str, Any], function: str) -> None:
-    sends = [
-        set(references(statement["Resource"]))
+# Who may put what on which queue: account events come from the internet-facing webhook and the sweep only;
+# releases from the read API (and the diagnosis, queueing a release's next page), on their own queue, which
+# the consumer takes releases from and nothing else.
+QUEUE_SENDERS = {
+    "WebhookFunction": {"DiagnosisQueue"},
+    "SweepFunction": {"DiagnosisQueue"},
+    "AccountsApiFunction": {"ReleaseQueue"},
+    "DiagnosisFunction": {"ReleaseQueue"},
+    "SesEventsFunction": {"SesEventsDLQ"},  # its asynchronous invocations' dead letters (DeadLetterQueue)
+}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_may_send_only_to_its_queue(deployed: dict[str, Any], function: str) -> None:
+    sends = {
+        queue
         for statement in role_statements(deployed, function)
         if any(action.startswith("sqs:SendMessage") for action in as_list(statement["Action"]))
-    ]
-    assert sends == [{"DiagnosisQueue"}]
+        for queue in references(statement["Resource"])
+    }
+    assert sends == QUEUE_SENDERS[function]
 
 
 # --- Data ----------------------------------------------------------------------------------------

@@ -25,7 +25,16 @@ from botocore.stub import Stubber
 from account_doctor.credentials import FAILURE_MAX_AGE_SECONDS, WebhookKeySource
 from account_doctor.settings import WebhookSettings, get_settings
 from local_stack.payloads import SAMPLE_TIME as NOW
-from local_stack.payloads import TEST_SECRET, FakeLambdaContext, json_body, load_handler, signed_webhook_event, v2_delta
+from local_stack.payloads import (
+    TEST_SECRET,
+    FakeLambdaContext,
+    json_body,
+    load_handler,
+    signed_webhook_event,
+    v2_delta,
+    v3_notification,
+    webhook_event,
+)
 from local_stack.sample_events import write_events
 from local_stack.template import ProvisionedStack
 from tests.conftest import EVENTS_DIR, load_event
@@ -543,3 +552,82 @@ def test_a_multi_delta_post_enqueues_only_its_fresh_deltas(
         ("freshaccount", False),
         ("freshaccount", True),
     ]
+
+
+# --- hostile but signed input: a 4xx that enqueues nothing, never a 5xx ---------------------------------------
+HUGE = 10**400  # valid JSON; beyond any float, so math.isfinite raises OverflowError
+
+
+def _expired(**changes: Any) -> bytes:
+    notification = v3_notification(
+        "grant.expired", grant_id="g1", provider="google", email="a@b.io", occurred=REPLAY_AT
+    )
+    grant = {**notification["data"]["object"], **changes.pop("grant", {})}
+    return json_body({**notification, "data": {**notification["data"], "object": grant}, **changes})
+
+
+@pytest.mark.parametrize(
+    ("body", "secret"),
+    [
+        (_expired(time=HUGE), "webhook_secret"),
+        (_expired(grant={"grant_updated_at": HUGE}), "webhook_secret"),
+        (
+            json_body(
+                {"deltas": [{**v2_delta("account.invalid", account_id="acc1", occurred=REPLAY_AT), "date": HUGE}]}
+            ),
+            "client_secret",
+        ),
+    ],
+    ids=["v3-time", "v3-grant-updated-at", "v2-date"],
+)
+def test_a_signed_timestamp_beyond_any_float_is_a_400(
+    body: bytes, secret: str, webhook_handler: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    sent = SentBatches(webhook_handler)
+    response = webhook_handler.lambda_handler(signed_webhook_event(body, TEST_SECRET[secret]), lambda_context)
+    assert response["statusCode"] == 400
+    assert "Unix timestamp" in json.loads(response["body"])["message"]
+    assert sent.calls == []
+
+
+def test_copies_of_a_delta_are_enqueued_once_and_too_many_deltas_are_a_413(
+    webhook_handler: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    failure = v2_delta("account.invalid", account_id="acc1", occurred=REPLAY_AT - 60)
+    sent = SentBatches(webhook_handler)
+    response = webhook_handler.lambda_handler(
+        signed_webhook_event(json_body({"deltas": [failure] * 50}), TEST_SECRET["client_secret"]), lambda_context
+    )
+    assert json.loads(response["body"]) == {"accepted": 1, "ignored": 0}
+    assert len(sent.entries) == 2  # one record, one diagnose: not 100 messages
+    flood = [v2_delta("account.invalid", account_id=f"acc{n}", occurred=REPLAY_AT - 60) for n in range(101)]
+    response = webhook_handler.lambda_handler(
+        signed_webhook_event(json_body({"deltas": flood}), TEST_SECRET["client_secret"]), lambda_context
+    )
+    assert response["statusCode"] == 413
+    assert "at most 100 deltas" in json.loads(response["body"])["message"]
+    assert len(sent.entries) == 2
+
+
+def test_the_challenge_answer_is_never_sniffed_and_is_capped(
+    webhook_handler: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    answer = webhook_handler.lambda_handler(webhook_event("GET", query={"challenge": "<b>hi</b>"}), lambda_context)
+    assert (answer["statusCode"], answer["body"]) == (200, "<b>hi</b>")
+    assert answer["headers"] == {"Content-Type": "text/plain", "X-Content-Type-Options": "nosniff"}
+    long = webhook_handler.lambda_handler(webhook_event("GET", query={"challenge": "c" * 5000}), lambda_context)
+    assert long["statusCode"] == 400
+    assert "at most 1024 characters" in json.loads(long["body"])["message"]
+
+
+def test_an_ignored_notification_with_a_forged_id_is_refused_before_it_reaches_the_logs(
+    webhook_handler: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    stream = io.StringIO()
+    webhook_handler.logger.registered_handler.setStream(stream)
+    body = json_body(
+        {"specversion": "1.0", "type": "message.created", "id": "x\r\n" + "y" * 100_000, "time": REPLAY_AT}
+    )
+    response = webhook_handler.lambda_handler(signed_webhook_event(body, TEST_SECRET["webhook_secret"]), lambda_context)
+    assert response["statusCode"] == 400
+    assert "yyyy" not in stream.getvalue()

@@ -280,8 +280,11 @@ def check(webhook: Webhook, delivery: Delivery, context: FakeLambdaContext) -> N
         for body in [json.loads(entry["MessageBody"])]
     )
     if not delivery.genuine:
-        assert not enqueued, f"{delivery.how_signed} delivery enqueued {sorted(enqueued)}"
-        assert response["statusCode"] == 401, response
+        # One assertion, one message: with verification off, a forged delivery either enqueues its events or
+        # (an ignored type) is answered 200; whichever Hypothesis meets first, the mutant test knows the words.
+        assert not enqueued and response["statusCode"] == 401, (
+            f"{delivery.how_signed} delivery answered {response['statusCode']} and enqueued {sorted(enqueued)}"
+        )
         return
     assert response["statusCode"] == 200, response
     assert enqueued == Counter(delivery.expected), "a genuine delivery enqueued other messages than its events'"
@@ -324,7 +327,7 @@ def _screen_nothing(received: Any, **_: Any) -> Any:
 
 MUTANTS: dict[str, tuple[str, Callable[..., Any], str]] = {
     # mutant: (what is replaced in the webhook core, by what, words of the falsified assertion)
-    "verification-disabled": ("signed_by", _accept_any_signature, "delivery enqueued"),
+    "verification-disabled": ("signed_by", _accept_any_signature, "delivery answered"),
     "staleness-screen-disabled": ("screen", _screen_nothing, "other messages"),
 }
 

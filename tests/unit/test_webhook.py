@@ -14,7 +14,9 @@ from account_doctor.models import AccountEvent, from_epoch
 from account_doctor.queue import queue_entries
 from account_doctor.webhook import (
     MAX_BODY_BYTES,
+    MAX_CHALLENGE_CHARS,
     MAX_FUTURE_SECONDS,
+    MAX_V2_DELTAS,
     BadRequest,
     NotConfigured,
     PayloadTooLarge,
@@ -98,6 +100,26 @@ REFUSALS = [
     ("400-v3-no-time", post(json.dumps({**json.loads(v3()), "time": "soon"}).encode()), BadRequest, "time"),
     ("400-v3-time-overflow", post(json.dumps({**json.loads(v3()), "time": 10**30}).encode()), BadRequest, "time"),
     ("400-v3-time-nan", post(v3().replace(b"1732000000", b"NaN")), BadRequest, "time"),
+    # An int beyond any float: math.isfinite itself raises OverflowError, which was a 502.
+    (
+        "400-v3-time-beyond-any-float",
+        post(json.dumps({**json.loads(v3()), "time": 10**400}).encode()),
+        BadRequest,
+        "time",
+    ),
+    ("400-v3-grant-updated-at-beyond-any-float", post(v3(grant_updated_at=10**400)), BadRequest, "grant_updated_at"),
+    (
+        "400-ignored-type-id-with-crlf",
+        post(json.dumps({"type": "message.created", "id": "evt\r\nforged log line"}).encode()),
+        BadRequest,
+        "id must be printable",
+    ),
+    (
+        "400-ignored-type-id-too-long",
+        post(json.dumps({"type": "message.created", "id": "x" * 200_000}).encode()),
+        BadRequest,
+        "at most 256",
+    ),
     ("400-v3-no-grant-id", post(v3(grant_id=None)), BadRequest, "data.object.grant_id"),
     ("400-v3-email-not-text", post(v3(email=42)), BadRequest, "data.object.email"),
     ("400-v3-email-too-long", post(v3(email="a" * 400 + "@b.com")), BadRequest, "at most 320"),
@@ -114,6 +136,13 @@ REFUSALS = [
     ("400-v2-no-account", post(v2({**delta(), "object_data": {}}), signature="sign:v2"), BadRequest, "object_data.id"),
     ("400-v2-bad-date", post(v2(delta(date="yesterday")), signature="sign:v2"), BadRequest, "deltas[0].date"),
     ("400-v2-negative-date", post(v2(delta(date=-5)), signature="sign:v2"), BadRequest, "deltas[0].date"),
+    ("400-v2-date-beyond-any-float", post(v2(delta(date=10**400)), signature="sign:v2"), BadRequest, "deltas[0].date"),
+    (
+        "413-v2-too-many-deltas",
+        post(v2(*(delta(account=f"acc-{n}") for n in range(MAX_V2_DELTAS + 1))), signature="sign:v2"),
+        PayloadTooLarge,
+        f"at most {MAX_V2_DELTAS} deltas",
+    ),
     ("400-unknown-encoding", post(v3(), headers={"Content-Encoding": "br"}), BadRequest, "Content-Encoding"),
 ]
 
@@ -257,6 +286,24 @@ def test_v2_normalized_fields_and_id_stable_across_retries() -> None:
     assert other_date.events[0].event_id != event.event_id
 
 
+def test_a_v2_post_at_the_delta_cap_is_accepted() -> None:
+    many = read(post(v2(*(delta(account=f"acc-{n}") for n in range(MAX_V2_DELTAS))), signature="sign:v2"))
+    assert len(many.events) == MAX_V2_DELTAS
+
+
+def test_copies_of_one_delta_in_a_post_are_one_event_enqueued_once() -> None:
+    copies = read(post(v2(*[delta()] * 50, delta(account="acc-2")), signature="sign:v2"))
+    assert [event.account_id for event in copies.events] == ["acc-1", "acc-2"]
+    # A failure is one record and one diagnose message, not fifty of each.
+    assert len(queue_entries(copies.events, 120)) == 4
+
+
+def test_an_ignored_type_keeps_its_valid_id_for_the_logs() -> None:
+    ignored = read(post(json.dumps({"type": "message.created", "id": "msg-evt-1"}).encode()))
+    assert (ignored.events, ignored.ignored, ignored.delivery_id) == ((), ("message.created",), "msg-evt-1")
+    assert read(post(json.dumps({"type": "message.created"}).encode())).delivery_id is None
+
+
 def test_same_key_for_both_generations_accepts_either_shape() -> None:
     assert read(post(v2(delta()), signature="sign:v3"), v2_key=V3_KEY).api_version == "v2"
     assert read(post(v3(), signature="sign:v3"), v2_key=V3_KEY).api_version == "v3"
@@ -303,12 +350,23 @@ def test_decompress_cap_is_exact() -> None:
     [
         ({"challenge": "abc-123"}, "abc-123"),
         ({"challenge": 'with spaces & "quotes"'}, 'with spaces & "quotes"'),
+        ({"challenge": "c" * MAX_CHALLENGE_CHARS}, "c" * MAX_CHALLENGE_CHARS),
+        ({"challenge": "c" * (MAX_CHALLENGE_CHARS + 1)}, None),
         (None, None),
         ({}, None),
         ({"challenge": ""}, None),
         ({"other": "x"}, None),
     ],
-    ids=["echo", "echo-verbatim", "no-query", "empty-query", "empty-value", "other-param"],
+    ids=[
+        "echo",
+        "echo-verbatim",
+        "at-the-cap",
+        "over-the-cap",
+        "no-query",
+        "empty-query",
+        "empty-value",
+        "other-param",
+    ],
 )
 def test_challenge(query: dict[str, str] | None, answer: str | None) -> None:
     event = {"httpMethod": "GET", "queryStringParameters": query}

@@ -261,7 +261,8 @@ class AccountsApi:
 
 def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
     """The read API over the stack's stores, as AccountsApiFunction and the CLI use it: resolving an incident
-    publishes IncidentResolved on the bus; releasing one asks the diagnosis queue to send its held emails."""
+    publishes IncidentResolved on the bus; releasing one asks the diagnosis function, through the release queue,
+    to send its held emails."""
     client = dynamodb_client()
     return AccountsApi(
         events=EventHistory(Table(settings.events_table, client)),
@@ -269,5 +270,5 @@ def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
         incidents=IncidentStore(Table(settings.incidents_table, client)),
         policy=settings.policy,
         publisher=publisher_for(settings.event_bus_name),
-        enqueue_release=ReleaseQueue(settings.diagnosis_queue_url).send,
+        enqueue_release=ReleaseQueue(settings.release_queue_url).send,
     )

@@ -32,7 +32,11 @@ FREE_MAIL_BRANDS = frozenset(
 )
 # Endings a brand's country variants use: brand.co.uk, brand.com.au, brand.de, …
 _COUNTRY_SECOND_LEVELS = frozenset({"co", "com", "net", "org", "ne", "or"})
-_ADDRESS = re.compile(r"([A-Za-z0-9.!#$%&'*+/=?^_`{|}~-])[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]*@([A-Za-z0-9.-]+)")
+# An address inside free text. Validators (email-validator and the like) judge one whole address and none
+# finds addresses in a sentence, so this is a pattern: RFC 6531 lets a local part and a domain hold any
+# letter (josé.garcía@exämple.de; `\w` is Unicode-aware on str), and RFC 5322 a quoted local part
+# ("jane doe"@acme.com). It leans towards masking: a false match in an error text costs nothing.
+_ADDRESS = re.compile(r'(?P<local>"(?:[^"\\\r\n]|\\.)*"|[\w.!#$%&\'*+/=?^`{|}~-]+)@(?P<domain>[\w-]+(?:\.[\w-]+)*)')
 
 
 def email_domain(email: str | None) -> str | None:
@@ -69,4 +73,4 @@ def mask_email(email: str | None) -> str | None:
 
 def mask_addresses(text: str) -> str:
     """Every address inside a free text (a provider's or SES's error message) masked like mask_email."""
-    return _ADDRESS.sub(lambda match: f"{match.group(1)}***@{match.group(2)}", text)
+    return _ADDRESS.sub(lambda match: f"{match['local'][0]}***@{match['domain']}", text)

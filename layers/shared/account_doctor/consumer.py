@@ -33,7 +33,7 @@ from account_doctor.incidents import Clock, Diagnose, IncidentLifecycle, Placeme
 from account_doctor.models import STAGE_ATTRIBUTE, AccountEvent, Occasion, Policy, Release, Verdict, iso
 from account_doctor.nylas import NylasClient, NylasConfigError
 from account_doctor.ports import History, IncidentRecords, Notifier, NylasApi, Publisher, Verdicts
-from account_doctor.queue import ReleaseQueue
+from account_doctor.queue import ReleaseQueue, from_queue
 from account_doctor.settings import Settings
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.events import EventHistory
@@ -195,8 +195,11 @@ class DiagnosisService:
 class QueueConsumer:
     """One SQS record → the service, diagnoses at most once per (event id, stage)."""
 
-    def __init__(self, service: DiagnosisService, persistence: DynamoDBPersistenceLayer) -> None:
+    def __init__(
+        self, service: DiagnosisService, persistence: DynamoDBPersistenceLayer, *, release_queue_url: str = ""
+    ) -> None:
         self._service = service
+        self._release_queue_url = release_queue_url
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="[event_id, stage]", expires_after_seconds=IDEMPOTENCY_SECONDS
         )
@@ -210,6 +213,11 @@ class QueueConsumer:
         if value == "release":
             request = Release(**_release_request(record.body))
             return {"incident_id": request.incident_id, "released": self._service.release(request)}
+        if from_queue(record.event_source_arn, self._release_queue_url):
+            # Whoever may release incidents may send here: anything but a release is dropped, not failed, so it
+            # never reaches the DLQ, from where a redrive would put it on the diagnosis queue.
+            logger.warning("not a release: dropped from the release queue", extra={"message_id": record.message_id})
+            return {"dropped": record.message_id}
         event = AccountEvent.from_json(record.body)
         stage = value if value in ("record", "diagnose") else None
         # Records run on several threads: the correlation id belongs to this thread's logs only.
@@ -256,7 +264,7 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
 
         diagnose = procedure
     client = dynamodb_client()
-    queue = ReleaseQueue(settings.diagnosis_queue_url)
+    queue = ReleaseQueue(settings.release_queue_url)
     service = DiagnosisService(
         history=EventHistory(Table(settings.events_table, client)),
         verdicts=VerdictStore(Table(settings.verdicts_table, client)),
@@ -269,7 +277,11 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
         sweep_notify_days=settings.sweep_notify_days,
         enqueue_release=queue.send,
     )
-    return QueueConsumer(service, DynamoDBPersistenceLayer(table_name=settings.idempotency_table))
+    return QueueConsumer(
+        service,
+        DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+        release_queue_url=settings.release_queue_url,
+    )
 
 
 def build_evidence(settings: Settings) -> tuple[EventHistory, EvidenceGatherer]:

@@ -36,6 +36,13 @@ IncidentChange = Literal["IncidentOpened", "IncidentResolved"]
 # event still arrives and says it is incomplete (the stored verdict keeps everything).
 MAX_DETAIL_BYTES = 200_000
 
+# Slack reads `<…>` as a mention or a link and `&` as an entity, so a crafted account id, provider or domain
+# could post `<!channel>` or a disguised link. An EventBridge input transformer cannot escape: each event
+# carries, under `slack`, an escaped copy of the free-text fields the Slack message shows, and template.yaml's
+# Slack rules read those, besides fields whose values are enumerated (cause, kind) or written by this code.
+SLACK_VERDICT_FIELDS = ("account_id", "provider", "domain", "summary")
+SLACK_INCIDENT_FIELDS = ("incident_id", "key")
+
 logger = Logger(child=True)
 _BULKY_VERDICT_FIELDS = ("evidence", "steps")
 
@@ -51,7 +58,7 @@ class PublishError(RuntimeError):
 
 def verdict_detail(verdict: Mapping[str, Any]) -> dict[str, Any]:
     """The verdict as JSON-ready detail, without evidence and steps if it would be too large to put."""
-    detail = _json_ready(verdict)
+    detail = {**_json_ready(verdict), "slack": slack_fields(verdict, SLACK_VERDICT_FIELDS)}
     size = _size(detail)
     if size <= MAX_DETAIL_BYTES:
         return detail
@@ -66,7 +73,17 @@ def verdict_detail(verdict: Mapping[str, Any]) -> dict[str, Any]:
 
 def incident_detail(incident: Mapping[str, Any]) -> dict[str, Any]:
     """The incident without its members: the count fields say how many there are."""
-    return _json_ready({key: value for key, value in incident.items() if key != "members"})
+    detail = _json_ready({key: value for key, value in incident.items() if key != "members"})
+    return {**detail, "slack": slack_fields(incident, SLACK_INCIDENT_FIELDS)}
+
+
+def slack_escape(text: str) -> str:
+    """Text Slack shows as written: the three characters its message format gives a meaning (api.slack.com)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_fields(record: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, str | None]:
+    return {name: None if record.get(name) is None else slack_escape(str(record[name])) for name in fields}
 
 
 class EventPublisher:

@@ -65,8 +65,17 @@ class DiagnosisQueue:
         return len(entries)
 
 
+def from_queue(event_source_arn: str, queue_url: str) -> bool:
+    """Whether an SQS record came from the queue at `queue_url`: its ARN and URL both end with the queue's name."""
+    return bool(queue_url) and event_source_arn.rsplit(":", 1)[-1] == queue_url.rstrip("/").rsplit("/", 1)[-1]
+
+
 class ReleaseQueue:
-    """Asks the diagnosis function to send an incident's held emails: one message per page of members."""
+    """Asks the diagnosis function to send an incident's held emails: one message per page of members.
+
+    Its own queue (template.yaml's ReleaseQueue), the only one the read API may send to: the consumer takes
+    nothing but releases from it, so whoever can release an incident cannot also queue a diagnosis.
+    """
 
     def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
         self._queue_url = queue_url
@@ -84,4 +93,4 @@ class ReleaseQueue:
                 MessageAttributes={STAGE_ATTRIBUTE: {"DataType": "String", "StringValue": RELEASE_STAGE}},
             )
         except (ClientError, BotoCoreError) as error:
-            raise QueueError(f"SendMessage to the diagnosis queue failed: {error}") from error
+            raise QueueError(f"SendMessage to the release queue failed: {error}") from error

@@ -112,7 +112,8 @@ class Settings(_Procedure, _Sending):
     notify_cooldown_hours: int
     sweep_notify_days: int
     nylas_secret_name: str
-    diagnosis_queue_url: str
+    diagnosis_queue_url: str  # where `account-doctor redrive` returns dead letters
+    release_queue_url: str
     event_bus_name: str
     events_table: str
     verdicts_table: str
@@ -123,9 +124,9 @@ class Settings(_Procedure, _Sending):
 
 @dataclass(frozen=True)
 class ReadApiSettings(_Procedure):
-    """AccountsApiFunction: reads the stores, and asks the diagnosis queue to release or resolve incidents."""
+    """AccountsApiFunction: reads the stores, resolves incidents and queues their releases (ReleaseQueue)."""
 
-    diagnosis_queue_url: str
+    release_queue_url: str
     event_bus_name: str
     events_table: str
     verdicts_table: str

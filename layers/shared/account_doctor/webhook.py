@@ -20,6 +20,12 @@ MAX_BODY_BYTES = 256 * 1024
 MAX_DECOMPRESSED_BYTES = 1024 * 1024
 # An event dated further ahead than this is implausible (clock skew between Nylas and AWS is seconds).
 MAX_FUTURE_SECONDS = 15 * 60
+# Nylas's challenge is a short token (a UUID); echoing more would let the endpoint serve anybody's text.
+MAX_CHALLENGE_CHARS = 1024
+# Deltas one v2 POST may carry. 256 KiB holds ~3,500 failure deltas: ~7,000 messages in ~700 sequential
+# SendMessageBatch calls, far past the 10 s Nylas waits. 100 failures are 200 messages, 20 calls, well
+# under a second; Nylas batches the account deltas of a few seconds, nowhere near that many.
+MAX_V2_DELTAS = 100
 
 V3_TRIGGERS = frozenset({"grant.expired", "grant.deleted", "grant.created", "grant.updated"})
 V2_TRIGGERS = frozenset(
@@ -104,6 +110,8 @@ def challenge(event: Mapping[str, Any]) -> str:
     value = params.get("challenge") if isinstance(params, Mapping) else None
     if not isinstance(value, str) or not value:
         raise BadRequest("GET /webhook needs a challenge query parameter (sent by Nylas when it registers the URL)")
+    if len(value) > MAX_CHALLENGE_CHARS:
+        raise BadRequest(f"the challenge must be at most {MAX_CHALLENGE_CHARS} characters")
     return value
 
 
@@ -174,7 +182,11 @@ class SignedRequest:
 
     body: bytes
     signature: str
-    compressed: bool  # Content-Encoding: gzip (v3 compressed delivery)
+    encoding: str = ""  # Content-Encoding, trimmed and lower-cased; gzip is v3 compressed delivery
+
+    @property
+    def compressed(self) -> bool:
+        return self.encoding == "gzip"
 
 
 def signed_request(event: Mapping[str, Any]) -> SignedRequest:
@@ -183,10 +195,7 @@ def signed_request(event: Mapping[str, Any]) -> SignedRequest:
     signature = header(event, SIGNATURE_HEADER)
     if not signature:
         raise Unauthorized("missing X-Nylas-Signature header")
-    encoding = (header(event, "content-encoding") or "").strip().lower()
-    if encoding not in ("gzip", "", "identity"):
-        raise BadRequest(f"unsupported Content-Encoding {encoding[:32]!r}")
-    return SignedRequest(body, signature, compressed=encoding == "gzip")
+    return SignedRequest(body, signature, (header(event, "content-encoding") or "").strip().lower())
 
 
 def verify(request: SignedRequest, *, webhook_secret: str, client_secret: str) -> Webhook:
@@ -198,6 +207,9 @@ def verify(request: SignedRequest, *, webhook_secret: str, client_secret: str) -
         body = decompress(body)
     else:
         matched = signed_by(body, request.signature, {"v3": webhook_secret, "v2": client_secret})
+        # Only now: whatever a request says about itself, a body not signed by Nylas is a 401.
+        if request.encoding not in ("", "identity"):
+            raise BadRequest(f"unsupported Content-Encoding {request.encoding[:32]!r}")
     payload = parse_json(body)
     version: ApiVersion = "v2" if "deltas" in payload else "v3"
     if version not in matched:
@@ -236,7 +248,8 @@ def parse_json(body: bytes) -> dict[str, Any]:
 def normalize_v3(payload: Mapping[str, Any]) -> Webhook:
     """A v3 CloudEvents-style notification: grant.* become account events, anything else is ignored."""
     trigger = _required_text(payload, "type", _MAX_NAME)
-    delivery_id = payload.get("id") if isinstance(payload.get("id"), str) else None
+    # The id becomes the log correlation id even when the type is ignored: the same rule as every other id.
+    delivery_id = _optional_text(payload, "id", _MAX_ID)
     if trigger not in V3_TRIGGERS:
         return Webhook("v3", (), (trigger,), delivery_id)
     data = _object(payload, "data")
@@ -262,7 +275,10 @@ def normalize_v2(payload: Mapping[str, Any]) -> Webhook:
     deltas = payload.get("deltas")
     if not isinstance(deltas, list):
         raise BadRequest("deltas must be a list")
+    if len(deltas) > MAX_V2_DELTAS:
+        raise PayloadTooLarge(f"a v2 notification may carry at most {MAX_V2_DELTAS} deltas, this one has {len(deltas)}")
     events: list[AccountEvent] = []
+    seen: set[str] = set()
     ignored: list[str] = []
     for index, delta in enumerate(deltas):
         where = f"deltas[{index}]."
@@ -276,9 +292,13 @@ def normalize_v2(payload: Mapping[str, Any]) -> Webhook:
         account_key = "account_id" if data.get("account_id") is not None else "id"
         account_id = _required_text(data, account_key, _MAX_ID, where=f"{where}object_data.")
         occurred_at = _instant(delta, "date", where=where)
+        event_id = v2_event_id(trigger, account_id, delta["date"])
+        if event_id in seen:  # the same delta twice in one POST is one event, enqueued once
+            continue
+        seen.add(event_id)
         events.append(
             AccountEvent(
-                event_id=v2_event_id(trigger, account_id, delta["date"]),
+                event_id=event_id,
                 api_version="v2",
                 trigger=trigger,
                 account_id=account_id,
@@ -319,9 +339,12 @@ def _optional_text(parent: Mapping[str, Any], key: str, limit: int, *, where: st
 
 def _instant(parent: Mapping[str, Any], key: str, *, where: str = "") -> str:
     value = parent.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadRequest(f"{where}{key} must be a Unix timestamp in seconds")
     try:
+        # math.isfinite raises OverflowError for an int beyond any float (JSON allows 10**400).
+        if not math.isfinite(value) or value < 0:
+            raise BadRequest(f"{where}{key} must be a Unix timestamp in seconds")
         return from_epoch(value)
     except (OverflowError, OSError, ValueError) as error:
         raise BadRequest(f"{where}{key} is not a representable Unix timestamp") from error

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import boto3
@@ -29,6 +29,8 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 _NOT_OURS = "next is not a cursor this API returned; pass the `next` value of the previous page"
+# A page ends at a key of the table and at most one index: never more attributes than their two keys name.
+_MAX_KEY_ATTRIBUTES = 4
 # BatchGetItem reads at most this many keys per call.
 _BATCH_GET_LIMIT = 100
 
@@ -280,10 +282,45 @@ def encode_cursor(last_key: Mapping[str, Any]) -> str:
 
 
 def decode_cursor(cursor: str) -> dict[str, Any]:
+    """The ExclusiveStartKey a cursor holds, refused unless it has the shape of a key this store handed out.
+
+    The cursor comes back from the caller: anything boto3 would refuse (ParamValidationError) or misread
+    must be an InvalidCursor here, the caller's mistake, not an AWS failure.
+    """
     decoded = decode_token(cursor)
-    if not isinstance(decoded, dict) or not all(isinstance(v, dict) for v in decoded.values()):
+    if (
+        not isinstance(decoded, dict)
+        or not 0 < len(decoded) <= _MAX_KEY_ATTRIBUTES
+        or not all(_is_key_value(value) for value in decoded.values())
+    ):
         raise InvalidCursor(_NOT_OURS)
     return decoded
+
+
+def _is_key_value(value: Any) -> bool:
+    """A key attribute in DynamoDB's typed form: this service's keys are strings and numbers."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    ((kind, text),) = value.items()
+    if kind == "S":
+        return isinstance(text, str) and text != ""
+    if kind != "N" or not isinstance(text, str):
+        return False
+    try:
+        return Decimal(text).is_finite()
+    except InvalidOperation:
+        return False
+
+
+def shard_position(cursor: str | None, shards: int) -> tuple[int, str | None]:
+    """Where a list read shard after shard resumes: its cursor is `<shard>:<that shard's cursor>`."""
+    if not cursor:
+        return 0, None
+    shard, separator, inner = cursor.partition(":")
+    # isdecimal alone takes other scripts' digits ("٣"); isdigit even takes "²", which int() refuses.
+    if not separator or not (shard.isascii() and shard.isdecimal()) or int(shard) >= shards:
+        raise InvalidCursor(_NOT_OURS)
+    return int(shard), inner or None
 
 
 def _decimals(value: Any) -> Any:

@@ -311,4 +311,6 @@ def unpack_positions(cursor: str) -> dict[str, str | None]:
     positions = decode_token(cursor)
     if not isinstance(positions, dict) or set(positions) != set(_SHARDS):
         raise InvalidCursor("next is not a cursor of this list; pass the `next` value of the previous page")
-    return {shard: value if isinstance(value, str) else None for shard, value in positions.items()}
+    if not all(value is None or isinstance(value, str) for value in positions.values()):
+        raise InvalidCursor("next is not a cursor of this list; pass the `next` value of the previous page")
+    return dict(positions)

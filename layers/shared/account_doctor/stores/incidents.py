@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from account_doctor.models import IncidentKey, IncidentKind
-from account_doctor.stores.dynamo import ConditionsFailed, Page, Table, shard_of
+from account_doctor.stores.dynamo import ConditionsFailed, Page, Table, shard_of, shard_position
 
 IncidentStatus = Literal["open", "resolved", "closed"]
 SHARDS = 4
@@ -302,10 +302,8 @@ class IncidentStore:
 
     def _list_all(self, limit: int, cursor: str | None) -> tuple[list[Incident], str | None]:
         statuses = ("open", "resolved", "closed")
-        index, _, inner = (cursor or "0:").partition(":")
-        position = int(index) if index.isdigit() and int(index) < len(statuses) else 0
+        position, next_inner = shard_position(cursor, len(statuses))
         incidents: list[Incident] = []
-        next_inner: str | None = inner or None
         while position < len(statuses) and len(incidents) < limit:
             found, next_inner = self.by_status(statuses[position], limit - len(incidents), next_inner)
             incidents.extend(found)
@@ -317,9 +315,7 @@ class IncidentStore:
 
     def members(self, incident_id: str, limit: int, cursor: str | None = None) -> tuple[list[Member], str | None]:
         """The incident's members, shard by shard (cursor: shard number and that shard's position)."""
-        index, _, inner = (cursor or "0:").partition(":")
-        shard = int(index) if index.isdigit() and int(index) < _MEMBER_SHARDS else 0
-        position: str | None = inner or None
+        shard, position = shard_position(cursor, _MEMBER_SHARDS)
         found: list[Member] = []
         while shard < _MEMBER_SHARDS and len(found) < limit:
             page: Page = self._table.query(
