@@ -93,11 +93,14 @@ def test_dead_letter_queue_alarm_fires_again_for_each_new_dead_letter(
     assert _alarm_states(ALARMS["DeadLetterQueueAlarm"], depth) == breaching, case
 
 
-# --- Rejected Nylas credentials -------------------------------------------------------------------
+# --- Rejected Nylas credentials, SES refusing our sender: alarms on counts the code takes ------------
+
+# (alarm, the metric it watches): counted with `tally.count(metric)`, no dimension of its own.
+COUNTED_ALARMS = [("NylasCredentialsAlarm", "NylasConfigErrors"), ("SenderRejectedAlarm", "SenderRejected")]
 
 
-def _emitted_nylas_config_errors(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
-    """The EMF blobs DiagnosisFunction writes after a batch that counted one rejected-credentials error."""
+def _emitted(capsys: pytest.CaptureFixture[str], metric: str) -> list[dict[str, Any]]:
+    """The EMF blobs DiagnosisFunction writes after a batch that counted the metric once."""
     from aws_lambda_powertools import Metrics
 
     from account_doctor.tally import Tally
@@ -107,23 +110,27 @@ def _emitted_nylas_config_errors(capsys: pytest.CaptureFixture[str]) -> list[dic
     tally = Tally()
     capsys.readouterr()
     try:
-        tally.count("NylasConfigErrors")  # as the consumer counts it (no dimension of its own)
+        tally.count(metric)  # as the consumer and the mailer count them (no dimension of their own)
         tally.publish(metrics)
         metrics.flush_metrics()
     finally:
         metrics.clear_metrics()
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    return [blob for blob in blobs if "NylasConfigErrors" in blob]
+    return [blob for blob in blobs if metric in blob]
 
 
-def test_the_diagnosis_counts_rejected_credentials_without_a_dimension_of_its_own() -> None:
+@pytest.mark.parametrize(("alarm_name", "metric"), COUNTED_ALARMS)
+def test_the_code_counts_the_alarmed_metric_without_a_dimension_of_its_own(alarm_name: str, metric: str) -> None:
     code = "\n".join(path.read_text(encoding="utf-8") for path in (ROOT / "layers" / "shared").rglob("*.py"))
-    assert re.search(r"""tally\.count\(\s*["']NylasConfigErrors["']\s*\)""", code)
+    assert re.search(rf"""tally\.count\(\s*["']{metric}["']\s*\)""", code)
 
 
-def test_nylas_credentials_alarm_watches_the_metric_exactly_as_emitted(capsys: pytest.CaptureFixture[str]) -> None:
-    alarm = ALARMS["NylasCredentialsAlarm"]
-    (blob,) = _emitted_nylas_config_errors(capsys)
+@pytest.mark.parametrize(("alarm_name", "metric"), COUNTED_ALARMS)
+def test_the_alarm_watches_the_metric_exactly_as_emitted(
+    capsys: pytest.CaptureFixture[str], alarm_name: str, metric: str
+) -> None:
+    alarm = ALARMS[alarm_name]
+    (blob,) = _emitted(capsys, metric)
     (directive,) = blob["_aws"]["CloudWatchMetrics"]
     (dimension_names,) = directive["Dimensions"]
     emitted = {
@@ -132,14 +139,15 @@ def test_nylas_credentials_alarm_watches_the_metric_exactly_as_emitted(capsys: p
     }
     # CloudWatch matches a metric by namespace, name and the complete dimension set.
     assert {"Namespace": alarm["Namespace"], "Dimensions": alarm["Dimensions"]} == emitted
-    assert alarm["MetricName"] == "NylasConfigErrors"
+    assert alarm["MetricName"] == metric
     assert alarm["Statistic"] == "Sum"
     assert alarm["Threshold"] == 1
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
 
-def test_nylas_credentials_alarm_fires_within_five_minutes_of_the_first_rejection() -> None:
-    alarm = ALARMS["NylasCredentialsAlarm"]
+@pytest.mark.parametrize(("alarm_name", "metric"), COUNTED_ALARMS)
+def test_the_alarm_fires_within_five_minutes_of_the_first_count(alarm_name: str, metric: str) -> None:
+    alarm = ALARMS[alarm_name]
     assert alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]) * alarm["Period"] <= 300
     assert alarm["TreatMissingData"] == "notBreaching"
 

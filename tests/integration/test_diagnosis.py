@@ -34,6 +34,7 @@ from tests.integration.diagnosis_stack import (
     answer_history,
     diagnosis_handler,
     failed_ids,
+    grant_answer,
     grant_url,
 )
 from tests.integration.ses import OPERATOR, FlakySes, Received, hosted_auth_href, ses_outbox
@@ -515,3 +516,37 @@ def test_failures_now_count_in_the_domain_windows(
     # Recorded but not yet diagnosed (still in its grace period): not known to be broken.
     status, body = get(api, "/accounts/grant-now-0", lambda_context)
     assert (status, body["status"], body["latest_verdict"]) == (200, "unknown", None)
+
+
+def test_the_address_nylas_reports_wins_over_the_payloads(
+    handler: ModuleType, verdict_store: VerdictStore, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
+) -> None:
+    # Security: anyone holding the webhook secret and one real invalid grant id could otherwise send a
+    # reconnect email, with its login hint, to any address they put in the payload.
+    s = scenario("oauth_revoked")
+    answer(nylas, s)
+    forged = replace(failure(s), email="attacker@evil.example")
+    for stage in ("record", "diagnose"):
+        assert failed_ids(invoke(handler, sqs_event([diagnosis_record(forged, stage)]), lambda_context)) == []
+
+    assert [m.to for m in ses_outbox()] == [[customer_of(s)]]
+    assert f'href="{hosted_auth_href(customer_of(s), "google")}"' in ses_outbox()[0].html
+    verdict = stored_verdict(verdict_store, forged)
+    assert verdict is not None
+    assert (verdict.email, verdict.domain) == (customer_of(s), customer_of(s).partition("@")[2])
+    assert [n.to for n in verdict.notifications] == [customer_of(s)]
+
+
+def test_the_payloads_address_is_used_when_nylas_reports_none(
+    handler: ModuleType, verdict_store: VerdictStore, nylas: responses.RequestsMock, lambda_context: FakeLambdaContext
+) -> None:
+    s = scenario("oauth_revoked")
+    body = grant_answer(s)
+    del body["data"]["email"]
+    nylas.get(grant_url(s.account_id), json=body)
+    assert failed_ids(invoke(handler, scenario_batch(s), lambda_context)) == []
+
+    assert [m.to for m in ses_outbox()] == [[customer_of(s)]]
+    verdict = stored_verdict(verdict_store, failure(s))
+    assert verdict is not None
+    assert verdict.email == customer_of(s)

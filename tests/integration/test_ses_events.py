@@ -9,7 +9,7 @@ import pytest
 
 from account_doctor.delivery import DeliveryRecorder
 from account_doctor.notifications.mailer import SesMailer
-from account_doctor.notifications.notifier import EmailRejected
+from account_doctor.notifications.notifier import SenderRejected
 from account_doctor.notifications.render import RenderedEmail
 from account_doctor.settings import SesEventsSettings, get_settings
 from local_stack.payloads import FakeLambdaContext, load_handler
@@ -66,7 +66,9 @@ def test_a_redelivered_bounce_alerts_once(handler: ModuleType, lambda_context: F
     assert len([m for m in ses_outbox() if m.to == [OPERATOR]]) == 1
 
 
-def test_ses_refusing_an_unverified_sender_is_a_rejection_with_the_address_masked(aws: ProvisionedStack) -> None:
+def test_ses_refusing_an_unverified_sender_is_the_senders_problem_with_the_address_masked(
+    aws: ProvisionedStack,
+) -> None:
     settings = get_settings(SesEventsSettings)
     mailer = SesMailer(boto3.client("sesv2"), settings)
     email = RenderedEmail("reconnect", "someone@customer.example", "s", "t", "<p>h</p>")
@@ -75,7 +77,7 @@ def test_ses_refusing_an_unverified_sender_is_a_rejection_with_the_address_maske
         boto3.client("sesv2"),
         SesEventsSettings(**{**settings.__dict__, "sender_email": "nobody@unverified.example"}),
     )
-    with pytest.raises(EmailRejected) as raised:
+    with pytest.raises(SenderRejected) as raised:  # not the customer's refusal: retried, never recorded as theirs
         unverified.send(email)
     assert raised.value.reason.startswith("MessageRejected")
     assert "nobody@" not in raised.value.reason

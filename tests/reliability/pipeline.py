@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from email.utils import parseaddr
 from types import ModuleType
 from typing import Any
 
@@ -31,15 +32,33 @@ __all__ = ["AwsFaults", "Pipeline", "atomic_moto_dynamodb", "failed_ids", "ses_o
 
 
 class AwsFaults:
-    """botocore hooks on the default session: SES answers TooManyRequests to the next `ses_throttles` sends."""
+    """botocore hooks on the default session: SES answers TooManyRequests to the next `ses_throttles` sends,
+    and MessageRejected to every send from or to an identity in `ses_unverified`, naming them as SES does
+    (an unverified sender right after a deploy; an unverified recipient in the SES sandbox)."""
 
     def __init__(self, session: boto3.Session) -> None:
         self.ses_throttles = 0
+        self.ses_unverified: set[str] = set()
         self.ses_attempts = 0
-        session.events.register("before-call.sesv2.SendEmail", self._send_email)
+        # Before the request is built: the hook sees SendEmail's own parameters (From, Destination).
+        session.events.register("before-parameter-build.sesv2.SendEmail", self._send_email)
 
-    def _send_email(self, **_: Any) -> None:
+    def _send_email(self, params: dict[str, Any], **_: Any) -> None:
         self.ses_attempts += 1
+        sender = parseaddr(params["FromEmailAddress"])[1]
+        failed = [a for a in (sender, *params["Destination"]["ToAddresses"]) if a in self.ses_unverified]
+        if failed:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "MessageRejected",
+                        "Message": "Email address is not verified. The following identities failed the check in "
+                        f"region US-EAST-1: {', '.join(failed)}",
+                    },
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "SendEmail",
+            )
         if self.ses_throttles:
             self.ses_throttles -= 1
             # What the client raises once botocore's own retries of a throttled send are used up.

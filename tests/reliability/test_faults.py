@@ -8,6 +8,7 @@ with faults injected through botocore event hooks.
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -182,6 +183,66 @@ def test_ses_throttled_throughout_loses_nothing(
         assert pipeline.emails() == {}
     assert pipeline.deliver((event, "diagnose"), receive_count=3) == []
     assert_diagnosed_once(pipeline, s, {s.email: 1, OPERATOR: 1})
+
+
+def test_an_unverified_sender_is_retried_until_fixed_never_recorded_as_the_customers_refusal(
+    pipeline: Pipeline,
+    aws_faults: AwsFaults,
+    nylas: responses.RequestsMock,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Right after a deploy SES refuses the sender: the customers refused nothing, and must still get their email.
+    customers = [scenario("google_testing_mode"), scenario("oauth_revoked"), scenario("microsoft_token_expired")]
+    events = [failure(s) for s in customers]
+    for s in customers:
+        answer(nylas, s)
+    aws_faults.ses_unverified = {"account-doctor@example.com"}  # template.yaml's SenderEmail default
+    capsys.readouterr()
+
+    for receive in (1, 2):
+        failed = pipeline.deliver(*((e, "diagnose") for e in events), receive_count=receive)
+        assert failed == sorted(diagnose_id(e) for e in events)  # back to the queue: retried, not lost
+        assert pipeline.emails() == {}
+        for event in events:
+            (verdict,) = pipeline.verdicts(event)
+            assert verdict.notifications == []  # no `rejected` row, no cooldown used, no operator alert attempted
+    # One send tried per record per attempt (the rest would be refused alike), each counted for the alarm;
+    # the problem logged once, not once per email.
+    assert aws_faults.ses_attempts == 2 * len(events)
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"SenderRejected"' in line]
+    assert sum(sum(blob["SenderRejected"]) for blob in emitted) == 2 * len(events)
+    assert [r.getMessage() for r in caplog.records].count(
+        "SES refuses to send for this stack; every email waits for the fix and is retried"
+    ) == 1
+
+    aws_faults.ses_unverified = set()  # the operator verified the identity
+    assert pipeline.deliver(*((e, "diagnose") for e in events), receive_count=3) == []
+    expected = {s.email: 1 for s in customers} | {OPERATOR: 1}  # google_testing_mode's alert
+    assert pipeline.emails() == expected
+    for event in events:
+        (verdict,) = pipeline.verdicts(event)
+        assert all(n.status == "sent" for n in verdict.notifications)
+
+
+def test_an_unverified_recipient_is_the_customers_refusal_recorded_once_and_the_operator_told(
+    pipeline: Pipeline, aws_faults: AwsFaults, nylas: responses.RequestsMock
+) -> None:
+    s = scenario("oauth_revoked")  # the customer alone is emailed
+    event = failure(s)
+    answer(nylas, s)
+    aws_faults.ses_unverified = {s.email}  # the SES sandbox: only verified recipients
+
+    assert pipeline.deliver((event, "diagnose")) == []  # nothing to retry: SES refused this address for good
+    (verdict,) = pipeline.verdicts(event)
+    rejected = [n for n in verdict.notifications if n.status == "rejected"]
+    assert [(n.kind, n.to) for n in rejected] == [("reconnect", s.email)]
+    assert rejected[0].reason is not None
+    assert s.email not in rejected[0].reason  # masked
+    assert pipeline.emails() == {OPERATOR: 1}  # told which customer could not be reached
+    assert pipeline.deliver((event, "diagnose"), receive_count=2) == []
+    assert pipeline.emails() == {OPERATOR: 1}
+    assert pipeline.verdicts(event) == [verdict]
 
 
 def two_workers() -> tuple[QueueConsumer, QueueConsumer]:

@@ -23,7 +23,7 @@ from account_doctor.delivery import (
     feedback_from,
 )
 from account_doctor.models import NotificationKind
-from account_doctor.notifications.notifier import EmailRejected
+from account_doctor.notifications.notifier import EmailRejected, SenderRejected
 from account_doctor.notifications.render import RenderedEmail
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -204,12 +204,22 @@ def test_a_bounced_operator_alert_does_not_alert_about_itself(ledger: FakeLedger
     assert mailer.sent == []
 
 
-def test_an_alert_ses_did_not_send_is_sent_when_the_event_is_retried(ledger: FakeLedger, mailer: FakeMailer) -> None:
-    throttled = ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "SendEmail")
-    mailer.failures.append(throttled)
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "SendEmail"),
+        # SES refusing our own sender (unverified after a deploy) is not the operator's address refused for good.
+        SenderRejected("MessageRejected: Email address is not verified. … d***@acme.dev"),
+    ],
+    ids=["throttled", "sender refused"],
+)
+def test_an_alert_ses_did_not_send_is_sent_when_the_event_is_retried(
+    ledger: FakeLedger, mailer: FakeMailer, refusal: Exception
+) -> None:
+    mailer.failures.append(refusal)
     event = ses_event("bounce")
     handle = recorder(ledger, mailer).handle
-    with pytest.raises(ClientError):
+    with pytest.raises(type(refusal)):
         handle(event)  # Lambda retries the event
     assert mailer.sent == []
     assert handle(event).operator_alerted

@@ -485,6 +485,17 @@ def test_passed_over_rules_say_why(ev: Evidence, step: str, words: str) -> None:
             id="4b-names-token-age",
         ),
         pytest.param(v2(provider="eas", inbox_count=1), "only 1 message", id="3a-names-inbox-count"),
+        pytest.param(
+            evidence(provider="office365"),
+            "access ended: its sessions were revoked (by the user or an administrator), a Conditional Access policy",
+            id="4d-microsoft-leads-with-what-ends-a-refresh-token",
+        ),
+        pytest.param(
+            evidence(provider="office365"),
+            "a password change only where the organisation ends sessions on one.",
+            id="4d-microsoft-password-change-only-where-it-ends-sessions",
+        ),
+        pytest.param(evidence(provider="gmail"), "access ended: a password change", id="4d-google-password-change"),
     ],
 )
 def test_summary_names_the_cause(ev: Evidence, words: str) -> None:

@@ -227,7 +227,11 @@ WORDING = [
     ("google_testing_mode", "google", ["seven days", "nothing is wrong with your account"]),
     ("microsoft_token_expired", "microsoft", ["90 days", "Sign in again"]),
     ("oauth_revoked", "google", ["Google Account → Security", "Google Workspace"]),
-    ("oauth_revoked", "office365", ["myapps.microsoft.com", "Microsoft password"]),
+    (
+        "oauth_revoked",
+        "office365",
+        ["myapps.microsoft.com", "sessions were revoked", "Conditional Access", "consent was removed", "90 days"],
+    ),
     ("admin_disconnected", "microsoft", ["3 mailboxes at burst.example", "Sign-in logs", "Sign-in frequency"]),
     ("admin_disconnected", "office365", ["Entra", "Conditional Access", "Enterprise applications", "admin consent"]),
     ("admin_session_policy", "google", ["Admin console", "API controls", "Google Cloud session control"]),
@@ -253,6 +257,32 @@ def test_microsoft_and_google_hints_are_not_mixed() -> None:
     microsoft = emails_of("oauth_revoked", provider="microsoft")["reconnect"].email.text
     assert "Microsoft" not in google
     assert "Google" not in microsoft
+
+
+# SPEC §5: a Microsoft OAuth refresh token survives a password change or reset alone.
+MICROSOFT_EMAILS = [
+    ("oauth_revoked", "microsoft", "reconnect"),
+    ("oauth_revoked", "office365", "reconnect"),
+    ("microsoft_token_expired", "microsoft", "reconnect"),
+    ("admin_disconnected", "microsoft", "admin_contact"),
+    ("admin_session_policy", "office365", "admin_contact"),
+]
+
+
+@pytest.mark.parametrize(
+    ("cause", "provider", "kind"), MICROSOFT_EMAILS, ids=[f"{c}-{p}" for c, p, _ in MICROSOFT_EMAILS]
+)
+def test_microsoft_hints_lead_with_what_ends_access_and_a_password_change_only_where_it_ends_sessions(
+    cause: Cause, provider: str, kind: str
+) -> None:
+    email = emails_of(cause, provider=provider)[kind].email
+    for part in (email.text, _Elements(email.html).text):
+        said = " ".join(part.split())
+        sentences = [s for s in re.split(r"(?<=[.:;])\s+", said) if "password" in s.lower()]
+        for sentence in sentences:
+            assert "where your organisation ends sessions on a password change" in sentence.lower(), sentence
+        if sentences:  # the enders come first
+            assert said.lower().index("revoked") < said.lower().index("password")
 
 
 def test_admin_section_is_forwardable_and_only_in_the_admin_contact_email() -> None:

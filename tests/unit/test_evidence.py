@@ -97,3 +97,12 @@ def test_connector_and_its_counts_are_passed_through() -> None:
 def test_removal_by_the_app_is_seen() -> None:
     assert gather().removed_by_app is False
     assert gather(stored("grant.deleted", "2024-11-19T10:00:30Z")).removed_by_app is True
+
+
+def test_the_address_nylas_reports_wins_and_the_payloads_is_used_only_without_one() -> None:
+    # Security: a forged payload address must not receive the reconnect email (nor be its login hint).
+    nylas_knows = AccountState(exists=True, status="invalid", provider="google", email="ana@acme.example")
+    forged = AccountEvent(**{**EVENT.__dict__, "email": "attacker@evil.example"})
+    evidence = gather(event=forged, state=nylas_knows)
+    assert (evidence.email, evidence.domain) == ("ana@acme.example", "acme.example")
+    assert gather(event=forged, state=STATE).email == "attacker@evil.example"  # Nylas reports none

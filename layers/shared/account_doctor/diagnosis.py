@@ -433,13 +433,21 @@ def sync_stopped(e: Evidence, policy: Policy) -> Answer:
 
 
 def oauth_revoked(e: Evidence, policy: Policy) -> Answer:
+    if _provider(e) in providers.MICROSOFT_PROVIDERS:
+        # A Microsoft refresh token outlives a password change or reset alone (SPEC §5).
+        ended = (
+            "its sessions were revoked (by the user or an administrator), a Conditional Access policy, removed "
+            "consent or a disabled or deleted account signed it out; a password change only where the "
+            "organisation ends sessions on one."
+        )
+    else:
+        ended = "a password change, a revoked app or a security policy signed it out."
     return yes(
         f"the {_provider_name(e)} account signs in with OAuth and its token was rejected.",
         Finding(
             "oauth_revoked",
             "medium",
-            f"The {_provider_name(e)} account's access ended: a password change, a revoked app or a security "
-            "policy signed it out.",
+            f"The {_provider_name(e)} account's access ended: {ended}",
             ("Customer: reconnect the account (reconnect email).", _oauth_hint(e)),
         ),
     )

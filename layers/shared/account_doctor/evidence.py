@@ -52,9 +52,13 @@ class Mailbox:
 
 
 def mailbox_of(event: AccountEvent, state: AccountState) -> Mailbox:
-    """From the event, completed by what Nylas says now (a v2 event carries no address)."""
+    """What Nylas says now, completed by the event.
+
+    The address the emails go to is the one Nylas reports for the grant, the payload's only when Nylas has none:
+    anyone holding the webhook secret can put any address in a payload, and with one real broken grant id would
+    otherwise have a reconnect email and its login hint sent wherever they like."""
     provider = state.provider or event.provider
-    email = event.email or state.email
+    email = state.email or event.email
     domain = email_domain(email)
     return Mailbox(provider, email, domain, bool(domain) and is_free_mail(domain or ""), connector(provider))
 

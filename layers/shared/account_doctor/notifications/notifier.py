@@ -1,7 +1,8 @@
 """The notifier: sends a verdict's emails through the ledger, so that each goes out at most once.
 
-Held emails (a connector incident is open) are only recorded; a permanent SES rejection is recorded as
-`rejected`, frees the customer's cooldown and tells the operator which customer could not be reached.
+Held emails (a connector incident is open) are only recorded; a permanent SES rejection of the customer is
+recorded as `rejected`, frees the customer's cooldown and tells the operator which customer could not be
+reached. SES refusing our sender is nobody's rejection: every unsent email is given back for the retry.
 """
 
 from __future__ import annotations
@@ -39,6 +40,19 @@ class EmailRejected(Exception):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
+        self.reason = reason
+
+
+class SenderRejected(Exception):
+    """SES refuses to send anything for us: the sender identity failed verification, sending is paused, or the
+    stack may not send. Not any customer's refusal: nothing is recorded, the message is retried until the
+    operator fixes it (SenderRejectedAlarm) and dead-letters if that takes longer than the queue's retries."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"SES refuses to send for this stack ({reason}): verify SenderEmail's identity in SES and check the "
+            "account's sending status; the emails go out on a retry or `account-doctor redrive` once it is fixed"
+        )
         self.reason = reason
 
 
@@ -112,6 +126,9 @@ class EmailNotifier:
                 continue
             try:
                 delivered = self._deliver(verdict, recipient, link, incident, notifications)
+            except SenderRejected as error:
+                failures.append(error)
+                break  # every other email, the operator's alert included, would be refused the same way
             except Exception as error:
                 failures.append(error)
                 continue
@@ -181,8 +198,9 @@ class EmailNotifier:
             tally.count("EmailsRejected", "kind", recipient.kind)
             if cooldown:
                 self._ledger.free_cooldown(verdict.account_id, verdict.event_id)
-        except Exception:
-            logger.exception("SES did not send the email", extra=log)
+        except Exception as error:
+            if not isinstance(error, SenderRejected):  # the mailer reported that one, once for all emails
+                logger.exception("SES did not send the email", extra=log)
             self._ledger.give_back(
                 verdict.event_id, audience, cooldown_account=verdict.account_id if cooldown else None
             )

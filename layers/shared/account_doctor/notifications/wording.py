@@ -71,6 +71,8 @@ def reconnect_copy(cause: Cause, *, app: str, email: str, provider: str | None) 
             ),
         )
     if cause == "oauth_revoked":
+        if family == "microsoft":
+            return _microsoft_revoked(app, mailbox)
         hints: tuple[str, ...]
         if family == "google":
             hints = (
@@ -78,14 +80,6 @@ def reconnect_copy(cause: Cause, *, app: str, email: str, provider: str | None) 
                 f"If you removed {app} under Google Account → Security → Third-party apps with account access, "
                 "reconnecting grants it again.",
                 "On a Google Workspace account, your administrator may also restrict third-party apps.",
-            )
-        elif family == "microsoft":
-            hints = (
-                "Changing or resetting your Microsoft password ends connected apps' sessions: sign in with the "
-                "new one.",
-                f"If you removed {app} under My Account → Apps and permissions (myapps.microsoft.com), "
-                "reconnecting grants it again.",
-                "Your organisation's security policies may require you to sign in again from time to time.",
             )
         else:
             hints = ("A password change or a security setting on your account usually causes this.",)
@@ -113,6 +107,37 @@ def reconnect_copy(cause: Cause, *, app: str, email: str, provider: str | None) 
             ),
         )
     raise ValueError(f"{cause} has no reconnect email")
+
+
+# A Microsoft OAuth grant holds a refresh token that a password change or reset alone leaves alive (Microsoft
+# identity platform, "refresh token revocation"): the hints lead with what does end it (SPEC §5), and mention a
+# password change only where an organisation makes it end sessions.
+_MICROSOFT_ACCESS_ENDS = (
+    "your sessions were revoked (by you, with “sign out everywhere”, or by an administrator), a Conditional "
+    "Access policy of your organisation required a new sign-in, the app's consent was removed, the account was "
+    "disabled or deleted, or the connection went unused for 90 days"
+)
+
+
+def _microsoft_revoked(app: str, mailbox: str) -> CustomerCopy:
+    return CustomerCopy(
+        subject=f"{app}: reconnect your mailbox",
+        headline="Your mailbox connection was revoked",
+        paragraphs=(
+            f"Microsoft no longer accepts {app}'s access to {mailbox}. Microsoft ends a connected app's access "
+            f"when {_MICROSOFT_ACCESS_ENDS}.",
+            "Reconnect to resume syncing.",
+        ),
+        hints=(
+            "If you or an administrator signed you out of all sessions, signing in again is all it takes.",
+            f"If you removed {app} under My Account → Apps and permissions (myapps.microsoft.com), "
+            "reconnecting grants it again.",
+            "Your organisation's Conditional Access policies may require you to sign in again from time to time; "
+            "if your account was disabled, your administrator must enable it before you reconnect.",
+            "Where your organisation ends sessions on a password change, a new password signs connected apps out "
+            "too: reconnect with the new one.",
+        ),
+    )
 
 
 def admin_contact_copy(cause: Cause, *, app: str, email: str, domain: str, accounts: int | None) -> CustomerCopy:
@@ -172,9 +197,13 @@ def admin_steps(provider: str | None, *, app: str, cause: Cause) -> AdminSteps:
         return AdminSteps(
             title="For your Microsoft 365 / Entra ID administrator",
             steps=(
+                f"Look for what ends “{app}”'s access: sessions revoked by the user or an administrator "
+                "(Revoke sessions), a Conditional Access policy, the app's consent removed, the account disabled "
+                "or deleted, or 90 days without use. A password change or reset alone leaves it alive, except "
+                "where your organisation ends sessions on a password change.",
                 f"Microsoft Entra admin center → Monitoring & health → Sign-in logs: filter on the application "
                 f"“{app}” and the affected users. The failure reason shows whether a policy or an administrator "
-                "ended the sessions.",
+                "ended the sessions; the Audit logs show sessions revoked and accounts disabled or deleted.",
                 "Protection → Conditional Access: open the policies that apply to these users and this app and "
                 "check the Session → Sign-in frequency control. A short frequency forces everyone to reconnect; "
                 f"lengthen it or exclude “{app}”.",
