@@ -106,7 +106,7 @@ demo: venv ## Every diagnosis scenario through the local stack over HTTP; fails 
 serve: venv ## Keep the local stack up on 127.0.0.1:3000 for curl and the CLI, with the operator console on :8321 (Ctrl-C stops it)
 	PYTHONPATH=layers/shared:. $(BIN)/python -m local_stack serve
 
-bench: venv ## Performance figures, as ratios measured side by side
+bench: venv ## Performance figures: exact counts and this code's own CPU (BENCH=full adds the wall-clock end-to-end runs)
 	$(BIN)/python -m bench
 
 .PHONY: emails

@@ -1,5 +1,8 @@
 """End-to-end local throughput: the whole stack (HTTP API, webhook, moto SQS/DynamoDB/SES, diagnosis, simulator).
 
+Only with BENCH=full: every figure here is wall clock on the local stack, moto's throughput and the
+machine's load as much as this code's (and about ten minutes).
+
 One local stack (grace period 0, so a verdict is due as soon as the queue delivers), three figures:
 (a) webhook HTTP cost: the load workload (mixed v2/v3, 20 % repeats, recoveries first) POSTed with
     8 workers while the queue pollers are paused, vs. bare round trips through the same server
@@ -166,7 +169,9 @@ def measure_in_fresh_interpreter() -> dict[str, list[float]]:
         return runs
 
 
-def run() -> list[Figure]:
+def run(full: bool = False) -> list[Figure]:
+    if not full:  # wall-clock figures of the whole local stack: BENCH=full only
+        return []
     runs = measure_in_fresh_interpreter()
     ms = 1000.0
 

@@ -22,6 +22,8 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from local_stack import moto_fast
+
 SESV2_SEND_PATH = "/v2/email/outbound-emails"
 
 
@@ -133,6 +135,23 @@ def one_dynamodb_call_at_a_time(app: WsgiApp) -> WsgiApp:
     return middleware
 
 
+class _CachedDispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, remembering which backend serves a host.
+
+    moto finds it anew for every request, under one lock: it lists moto's package directory (an `isdir` for
+    each of its ~250 services) and tries every service's URL patterns. The answer for a host never changes.
+    """
+
+    def __init__(self, create_app: Callable[[Any], Any]) -> None:
+        super().__init__(create_app)
+        self._backends: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self, host: str | None) -> Any:
+        if host not in self._backends:
+            self._backends[host] = super().get_backend_for_host(host)
+        return self._backends[host]
+
+
 class _QuietRequestHandler(MotoRequestHandler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         """One line per AWS call would drown the functions' own logs."""
@@ -144,12 +163,11 @@ class MotoServer(ThreadedMotoServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(ip_address=host, port=port or free_port(host), verbose=False)
         self.outbox = Outbox()
+        moto_fast.install()  # a transaction costs the items it writes, not a copy of its tables
 
     def _server_entry(self) -> None:
         # As ThreadedMotoServer._server_entry, with the outbox middleware around moto's app.
-        app = one_dynamodb_call_at_a_time(
-            capture_sesv2_sends(DomainDispatcherApplication(create_backend_app), self.outbox)
-        )
+        app = one_dynamodb_call_at_a_time(capture_sesv2_sends(_CachedDispatcher(create_backend_app), self.outbox))
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=_QuietRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()

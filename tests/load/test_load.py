@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -36,12 +37,15 @@ def loaded() -> Iterator[tuple[RunningStack, load.Workload, load.PostResults]]:
     workload = load.build(WEBHOOKS)
     with running_stack(StackOptions(api_port=0, log_level="WARNING")) as stack:
         load.register(stack, workload)
+        started = time.perf_counter()
         results = load.post_workload(stack, workload, workers=WORKERS)
         drained = stack.wait_until_drained(timeout=60 + WEBHOOKS * 0.5)
+        took = time.perf_counter() - started
         print(
-            f"\n{len(results.statuses)} webhooks in {results.elapsed:.1f} s: {results.throughput:.0f} webhooks/s, "
+            f"\n{len(results.statuses)} webhooks in {results.elapsed:.1f} s: {results.throughput:.1f} webhooks/s, "
             f"latency p50 {results.percentile(0.5) * 1000:.0f} ms, p99 {results.percentile(0.99) * 1000:.0f} ms "
-            f"({WORKERS} workers); queue drained: {drained}"
+            f"({WORKERS} workers); queue drained: {drained}, {took:.1f} s after the first POST: "
+            f"{len(workload.failures)} distinct failures, {len(workload.failures) / took:.1f} verdicts/s"
         )
         assert drained, "the diagnosis queue did not drain"
         yield stack, workload, results
