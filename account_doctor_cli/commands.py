@@ -198,6 +198,8 @@ def domain_command(args: argparse.Namespace, context: Context, out: TextIO) -> i
             f"  failing accounts in the last {span}: {part.get('failing_accounts', 0)} "
             f"(threshold {answer.get('cluster_threshold')})\n"
         )
+    if answer.get("connected") is not None:
+        out.write(f"  connected mailboxes: {answer['connected']} (census {answer.get('census_at')})\n")
     verdicts = answer.get("verdicts") or []
     if verdicts:
         out.write("\n")
@@ -208,6 +210,44 @@ def domain_command(args: argparse.Namespace, context: Context, out: TextIO) -> i
             )
         )
     _more(answer, out)
+    return 0
+
+
+def health_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
+    """The webhook feed, each connector's census counts and clock, and the testing-mode grants at risk."""
+    answer = context.api().health()
+    if args.json:
+        return write_json(answer, out)
+    feed = answer["webhook_feed"]
+    out.write(f"Webhook feed: {feed['status']} (checked {feed.get('checked_at') or 'never'})\n")
+    if feed["destinations"]:
+        out.write(
+            table(
+                ("DESTINATION", "STATUS", "TRIGGERS", "MISSING"),
+                (
+                    (d["id"], d["status"], ",".join(d["trigger_types"]) or "none", ",".join(d["missing"]) or "-")
+                    for d in feed["destinations"]
+                ),
+            )
+        )
+    out.write("\n")
+    out.write(
+        table(
+            ("CONNECTOR", "CONNECTED", "BROKEN", "CENSUS", "SECRET EXPIRES", "DAYS LEFT"),
+            (
+                (
+                    c["connector"],
+                    c["connected"],
+                    c["broken"],
+                    c["census_at"],
+                    c["client_secret_expires_on"],
+                    c["days_left"],
+                )
+                for c in answer["connectors"]
+            ),
+        )
+    )
+    out.write(f"\nGoogle grants at risk of testing mode: {answer['testing_mode_at_risk']}\n")
     return 0
 
 
@@ -339,6 +379,76 @@ def _write_incident(incident: Mapping[str, Any], out: TextIO) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # redrive
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+REPORT_COLUMNS = (
+    "CAUSE",
+    "FAILURES",
+    "RECOVERED",
+    "MEDIAN H",
+    "P90 H",
+    "WITHIN 72H",
+    "STILL BROKEN",
+    "EMAILED",
+    "REMINDED",
+)
+
+
+def report_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
+    """The recovery report by cause (SPEC §6), exactly the read API's answer with --json."""
+    answer = context.api().recovery_report(args.days)
+    if args.json:
+        return write_json(answer, out)
+    write_report(answer, out)
+    return 0
+
+
+def write_report(answer: Mapping[str, Any], out: TextIO) -> None:
+    """The report as a table by cause, then how the accounts came back."""
+    out.write(f"Recovery of the accounts that broke {answer['since'][:10]} .. {answer['until'][:10]}")
+    connected = answer.get("connected")
+    out.write(f" ({answer['broken_now']} broken now" + (f" of {connected} connected" if connected else "") + ")\n\n")
+    if not answer["causes"]:
+        out.write("No account broke in this span.\n")
+        return
+    rows = [*answer["causes"], {"cause": "all", **answer["totals"]}]
+    out.write(
+        table(
+            REPORT_COLUMNS,
+            (
+                (
+                    row["cause"],
+                    row["failures"],
+                    row["recovered"],
+                    _hours(row["median_hours_to_recover"], row["recovered"]),
+                    _hours(row["p90_hours_to_recover"], row["recovered"]),
+                    row["recovered_within_72h"],
+                    row["still_broken"],
+                    row["emailed"],
+                    row["reminded"],
+                )
+                for row in rows
+            ),
+        )
+    )
+    by = answer["totals"]["recovered_by"]
+    out.write(
+        f"\nRecovered by re-authentication {by['reauthentication']}, healed {by['healed']}, "
+        f"replaced by a new grant {by['replaced']}, found by the sweep {by['sweep']}; "
+        f"removed {answer['totals']['removed']}; clicked {answer['totals']['clicked']}.\n"
+        "Hours are the upper bound of the histogram bucket holding the median / 90th percentile.\n"
+    )
+
+
+def _hours(value: int | None, recovered: int) -> str:
+    """A percentile's bound in hours: ≤ N; beyond the last bucket '> 720'; '-' with nothing recovered."""
+    if not recovered:
+        return "-"
+    return "> 720" if value is None else f"≤ {value}"
 
 
 def redrive_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:

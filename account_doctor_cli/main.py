@@ -11,6 +11,7 @@ from typing import TextIO
 
 from account_doctor.accounts_api import DEFAULT_LIMIT, INCIDENT_STATUSES, MAX_LIMIT
 from account_doctor.ports import ReadApi
+from account_doctor.recovery_report import DEFAULT_DAYS, MAX_DAYS, InvalidDays, report_days
 from account_doctor.settings import Settings
 from account_doctor_cli.commands import (
     FAILURE_TRIGGER_CHOICES,
@@ -19,9 +20,11 @@ from account_doctor_cli.commands import (
     console_command,
     diagnose_command,
     domain_command,
+    health_command,
     incident_command,
     incidents_command,
     redrive_command,
+    report_command,
     verdicts_command,
 )
 from account_doctor_cli.errors import explain
@@ -152,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     console.add_argument("--read-only", action="store_true", help="hide and refuse Release and Resolve")
     console.set_defaults(run=console_command)
+    report = commands.add_parser(
+        "report", parents=[as_json], help="how many broken accounts came back, how fast, by cause (the recovery report)"
+    )
+    report.add_argument("--days", type=_days, default=DEFAULT_DAYS, help=f"the span, 1 to {MAX_DAYS} (default: 30)")
+    report.set_defaults(run=report_command)
+    health = commands.add_parser(
+        "health", parents=[as_json], help="the webhook feed, each connector's mailboxes and clock, testing mode at risk"
+    )
+    health.set_defaults(run=health_command)
 
     redrive = commands.add_parser(
         "redrive", parents=[as_json], help="move dead-lettered messages back to the diagnosis queue"
@@ -177,6 +189,13 @@ def _port(text: str) -> int:
     if not 0 <= number <= 65_535:
         raise argparse.ArgumentTypeError(f"a TCP port is 0 (any free one) to 65535, got {text}")
     return number
+
+
+def _days(text: str) -> int:
+    try:
+        return report_days(text)
+    except InvalidDays as error:
+        raise argparse.ArgumentTypeError(f"{error}, got {text!r}") from None
 
 
 def _positive(text: str) -> int:

@@ -270,6 +270,7 @@ def _seed(diagnoser: Diagnoser, incident: Incident, measured: int) -> None:
     def member(n: int) -> None:
         event = incident.event(n)
         assert diagnoser.service.record(event), event.event_id
+        assert diagnoser.service.history.count_failure(event), event.event_id  # its diagnosis counted it
         joined = diagnoser.incidents.join(
             incident.key,
             incident.incident_id,

@@ -81,6 +81,13 @@ def events_table(events: Iterable[Mapping[str, Any]]) -> str:
                 details.append(f"revises the verdict of {detail['revises']}")
             if detail.get("truncated"):
                 details.append("evidence left out (too large)")
+        elif detail_type == "AccountRecovered":
+            subject = str(detail.get("account_id", "?"))
+            details = [f"{detail.get('recovered_by', '?')} after {detail.get('time_to_recover_seconds', '?')} s"]
+            if detail.get("replaced_by"):
+                details.append(f"replaced by {detail['replaced_by']}")
+            if detail.get("data_gap"):
+                details.append(f"data gap {detail.get('gap_from')} .. {detail.get('gap_to')}")
         else:
             subject = f"{detail.get('kind', '?')} {detail.get('key', '?')}"
             details = [

@@ -122,7 +122,9 @@ def _check_emails(
     for outcome in outcomes:
         received = [e for e in emails if outcome.scenario.email in e.recipients]
         expected = 1 if outcome.scenario.customer_email else 0
-        if len(received) != expected:
+        # A revised member's reconnect email came before the one its revision sent (checked on the verdict).
+        allowed = {expected, expected + 1} if outcome.scenario.may_be_revised else {expected}
+        if len(received) not in allowed:
             outcome.problems.append(f"{len(received)} emails reached the customer, expected {expected}")
     alerts = [e for e in emails if operator in e.recipients]
     if len(alerts) != expected_operator_alerts(scenarios):

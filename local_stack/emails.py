@@ -33,6 +33,7 @@ from account_doctor.models import (
     IncidentKind,
     IncidentMember,
     Occasion,
+    ReminderEntry,
     Verdict,
     iso,
     parse_iso,
@@ -47,6 +48,7 @@ from account_doctor.notifications.render import (
 )
 from account_doctor.nylas import NylasClient
 from account_doctor.providers import connector
+from account_doctor.reminders import deadline
 from account_doctor.settings import Settings
 from local_stack.payloads import nylas_v2_error, nylas_v3_answer, nylas_v3_error
 from local_stack.sample_sqs_events import MINUTE, NOW, SCENARIOS
@@ -64,6 +66,8 @@ _CREDENTIALS = NylasCredentials(
     client_secret="sample-client-secret",  # noqa: S106 - a placeholder
     redirect_uri=SAMPLE_REDIRECT_URI,
 )
+# When the reminder previews' mailbox stopped.
+_FAILED_AT = "2026-11-23T08:12:00Z"
 # The diagnosis runs GraceSeconds (120 by default) after the failure.
 _DIAGNOSED_AFTER = timedelta(seconds=120)
 _INCIDENT_KINDS: dict[str, IncidentKind] = {
@@ -274,7 +278,8 @@ def sample_link(verdict: Verdict, settings: Settings) -> str:
 
 def previews(settings: Settings | None = None) -> dict[str, RenderedEmail]:
     """Every email the service sends, by preview name (<cause>-<kind>): each cause's, an incident's
-    operator alert with its members, the outage notice, and the alerts about customers SES could not reach."""
+    operator alert with its members, the outage notice, reminders, and the alerts about customers SES could
+    not reach."""
     settings = settings or sample_settings()
     rendered: dict[str, RenderedEmail] = {}
     for scenario in PREVIEW_SCENARIOS:
@@ -287,6 +292,18 @@ def previews(settings: Settings | None = None) -> dict[str, RenderedEmail]:
             rendered.setdefault(f"{cause}-{outgoing.email.kind}", outgoing.email)
         if cause == "connector_outage":
             rendered[f"{cause}-outage_notice"] = render_outage_notice(verdict, settings)
+    # Reminders (SPEC §5): a reconnect's, with the 72-hour deadline of a v3 mailbox still ahead, and an
+    # admin-contact's, sent after the deadline passed.
+    for cause, entry in (
+        (
+            "oauth_revoked",
+            ReminderEntry(1, _FAILED_AT, deadline("v3", _FAILED_AT, parse_iso(_FAILED_AT) + timedelta(hours=48))),
+        ),
+        ("admin_disconnected", ReminderEntry(2, _FAILED_AT)),
+    ):
+        verdict = sample_verdict(cause)
+        (outgoing,) = compose(verdict, settings, sample_link(verdict, settings), None, Occasion(reminder=entry))
+        rendered[f"{cause}-reminder"] = outgoing.email
     # A customer SES refused, bounced or complained about: the operator alerts of SPEC §5.
     reached = sample_verdict("oauth_revoked")
     problems: list[tuple[AlertProblem, str]] = [

@@ -145,7 +145,7 @@ def _kind(subject: str) -> str:
 
 
 def run_sweep_act(stack: RunningStack, report: Report) -> Act:
-    from local_stack.sweep_demo import run_sweep
+    from local_stack.sweep_demo import run_at_risk_act, run_feed_act, run_sweep
 
     act = Act()
     report("A grant whose webhook never came: the reconciliation sweep looks …")
@@ -158,6 +158,10 @@ def run_sweep_act(stack: RunningStack, report: Report) -> Act:
     act.lines.append(f"  {MISSED_WEBHOOK.account_id}: {cause or 'no verdict'}")
     if cause != MISSED_WEBHOOK.expected_cause:
         act.problems.append(f"the missed webhook's grant got {cause}, expected {MISSED_WEBHOOK.expected_cause}")
+    for shown in (run_feed_act, run_at_risk_act):
+        lines, problems = shown(stack, report)
+        act.lines.extend(lines)
+        act.problems.extend(problems)
     return act
 
 
@@ -177,8 +181,15 @@ def run_events_act(stack: RunningStack) -> Act:
 def run_second_act(stack: RunningStack, report: Report) -> Act:
     whole = Act()
     started = time.monotonic()
-    for act in (run_incidents(stack, report), run_sweep_act(stack, report), run_events_act(stack)):
+    from local_stack.recovery_demo import run_recovery_act
+
+    for act in (
+        run_incidents(stack, report),
+        run_sweep_act(stack, report),
+        run_events_act(stack),
+        run_recovery_act(stack, report),
+    ):
         whole.lines.extend(act.lines)
         whole.problems.extend(act.problems)
-    whole.lines.append(f"  (incidents, sweep and events in {time.monotonic() - started:.1f} s)")
+    whole.lines.append(f"  (incidents, sweep, events and recovery in {time.monotonic() - started:.1f} s)")
     return whole

@@ -46,6 +46,32 @@ NYLAS_SOURCE_IP = "34.223.146.200"
 # Nylas API answers (SPEC §3).
 
 
+# The triggers README's deploy steps subscribe a v3 webhook destination to.
+V3_WEBHOOK_TRIGGERS = ("grant.created", "grant.updated", "grant.deleted", "grant.expired")
+
+
+def nylas_v3_webhook(
+    webhook_id: str,
+    *,
+    status: str = "active",
+    trigger_types: tuple[str, ...] = V3_WEBHOOK_TRIGGERS,
+    webhook_url: str = "https://abc123.execute-api.us-east-1.amazonaws.com/v1/webhook",
+) -> dict[str, Any]:
+    """A webhook destination as v3 `GET /v3/webhooks` lists it (one item of the answer's `data`)."""
+    return {
+        "id": webhook_id,
+        "description": "Account Doctor",
+        "trigger_types": list(trigger_types),
+        "webhook_url": webhook_url,
+        "status": status,
+        "notification_email_addresses": ["operators@example.com"],
+        "status_updated_at": 1732000000,
+        "created_at": 1731000000,
+        "updated_at": 1732000000,
+        "compressed_delivery": False,
+    }
+
+
 def nylas_v3_grant(
     grant_id: str,
     *,

@@ -183,7 +183,12 @@ def scenario_batch(s: Scenario) -> dict[str, Any]:
 
 
 def history_batch(s: Scenario) -> dict[str, Any]:
-    return sqs_event(diagnosis_record(failure(earlier), "record") for earlier in s.history)
+    """The neighbours' failures, recorded and diagnosed: a failure counts toward its domain once diagnosed."""
+    earlier = [failure(neighbour) for neighbour in s.history]
+    return sqs_event(
+        [diagnosis_record(event, "record") for event in earlier]
+        + [diagnosis_record(event, "diagnose") for event in earlier]
+    )
 
 
 def sample_files() -> dict[str, dict[str, Any]]:
@@ -217,6 +222,7 @@ def sample_files() -> dict[str, dict[str, Any]]:
         "/accounts", "/accounts", query=[("status", "broken"), ("limit", "20")]
     )
     files["api-get-incidents.json"] = read_api_event("/incidents", "/incidents", query=[("status", "all")])
+    files["api-get-health.json"] = read_api_event("/health", "/health")
     unknown = "domain-burst.example-20241119T0700-0000000000"
     files["api-get-incident-unknown.json"] = read_api_event(
         f"/incidents/{unknown}", "/incidents/{incident_id}", {"incident_id": unknown}

@@ -50,6 +50,9 @@ class Scenario:
     reauthenticated: bool = False  # a grant.updated with reauthentication_flag follows the failure
     # Failures already in the history when this one arrives (a domain cluster's neighbours).
     history: tuple[Scenario, ...] = ()
+    # A cluster member diagnosed before enough of its neighbours counted themselves: asked to reconnect
+    # first, then revised to `customer_email` once the incident opens (a failure counts once diagnosed).
+    may_be_revised: bool = False
 
     def failed_at(self, now: float) -> float:
         return now - self.failed_days_ago * DAY
@@ -136,21 +139,25 @@ SCENARIOS: tuple[Scenario, ...] = (
             "acme.example's administrator revoked the app's consent: three mailboxes failed together",
             customer_email="admin_contact",
             operator_alert="acme.example",
+            may_be_revised=True,
         )
         for n, name in enumerate(("alice", "bob", "chen"), start=1)
     ),
     # One organisation whose mailboxes fail every few days: a session-length policy. The two earlier
-    # failures have since re-authenticated, so they are recovered; the third makes the pattern.
+    # failures are still broken (a failure counts toward its domain only while its grant exists and is
+    # broken when diagnosed); the third makes the pattern.
     Scenario(
         "grant-globex-1",
         "v3",
         "google",
         _org("globex.example", "dana"),
         "grant.expired",
-        "recovered",
-        "globex.example failure 60 hours ago (inside WebhookMaxAgeHours), re-authenticated since",
-        status="valid",
+        "admin_session_policy",
+        "globex.example failure 60 hours ago (inside WebhookMaxAgeHours), not reconnected since",
         failed_days_ago=2.5,
+        customer_email="admin_contact",
+        operator_alert="globex.example",
+        may_be_revised=True,
     ),
     Scenario(
         "grant-globex-2",
@@ -158,10 +165,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "google",
         _org("globex.example", "eli"),
         "grant.expired",
-        "recovered",
-        "globex.example failure two days ago, re-authenticated since",
-        status="valid",
+        "admin_session_policy",
+        "globex.example failure two days ago, not reconnected since",
         failed_days_ago=2,
+        customer_email="admin_contact",
+        operator_alert="globex.example",
+        may_be_revised=True,
     ),
     Scenario(
         "grant-globex-3",

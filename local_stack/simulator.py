@@ -5,7 +5,10 @@ It answers like the real API does for the calls Account Doctor makes (SPEC §3, 
 - v3 `GET /v3/grants?grant_status=…&limit=…&offset=…`: `{"request_id", "data": [grants], "limit", "offset"}`,
   newest grant first (Nylas sorts by created_at, descending);
 - v2 `GET /a/{client_id}/accounts/{account_id}`, HTTP Basic with the client secret as user, empty password;
-- v2 `GET /a/{client_id}/accounts?limit=…&offset=…`: a JSON array of accounts, in a stable order.
+- v2 `GET /a/{client_id}/accounts?limit=…&offset=…`: a JSON array of accounts, in a stable order;
+- v3 `GET /v3/webhooks`: `{"request_id", "data": [destinations]}`, the application's webhook destinations
+  (`webhooks`: one active destination subscribing every grant trigger until a test or the demo changes it;
+  `webhooks_fault` answers with that status instead).
 Wrong or missing credentials get `401`, unknown grants and accounts `404`, as Nylas does.
 Faults (a status code for the next N calls, a delay) can be injected per account, or per page of a list
 (`inject_page_fault`), for reliability tests.
@@ -91,12 +94,17 @@ _V3_FOLDERS = re.compile(r"^/v3/grants/(?P<grant_id>[^/]+)/folders$")
 _V2_ACCOUNT = re.compile(r"^/a/(?P<client_id>[^/]+)/accounts/(?P<account_id>[^/]+)$")
 _V3_GRANTS = re.compile(r"^/v3/grants/?$")
 _V2_ACCOUNTS = re.compile(r"^/a/(?P<client_id>[^/]+)/accounts/?$")
+_V3_WEBHOOKS = re.compile(r"^/v3/webhooks/?$")
 # Nylas's default page sizes, and the largest page the simulator hands out.
 V3_DEFAULT_LIMIT = 10
 V2_DEFAULT_LIMIT = 100
 MAX_LIMIT = 200
 # The keys `calls` counts the list requests under (every other key is an account id).
 V3_LIST = "GET /v3/grants"
+# The census's listing of every grant (no grant_status filter), counted apart from the sweep's broken ones.
+V3_ALL = "GET /v3/grants (every grant)"
+V3_WEBHOOKS = "GET /v3/webhooks"
+DEFAULT_WEBHOOK_ID = "wh-account-doctor"
 V2_LIST = "GET /a/{client_id}/accounts"
 ListApi = Literal["v3", "v2"]
 
@@ -111,7 +119,12 @@ class NylasSimulator(LoopbackServer):
         self.grants: dict[str, Grant] = {}
         self.accounts: dict[str, V2Account] = {}
         self.faults: dict[str, Fault] = {}
+        # One healthy destination, as a deployment that followed README's steps has; tests and the demo break it.
+        self.webhooks: list[dict[str, Any]] = [payloads.nylas_v3_webhook(DEFAULT_WEBHOOK_ID)]
+        self.webhooks_fault: int | None = None
         self.latency_seconds = 0.0
+        # Nylas documents only id, email, provider and grant_status as always present in a list row (SPEC §3b).
+        self.list_rows_with_updated_at = True
         # Every call, by account id: lets tests see what the diagnosis asked for.
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -136,6 +149,14 @@ class NylasSimulator(LoopbackServer):
         with self._lock:
             self.faults[_page_key(api, offset)] = Fault(status=status, times=times, retry_after=retry_after)
 
+    def add_webhook(
+        self, webhook_id: str, *, status: str = "active", trigger_types: tuple[str, ...] = payloads.V3_WEBHOOK_TRIGGERS
+    ) -> None:
+        """A webhook destination as `GET /v3/webhooks` lists it; adding one with the same id replaces it."""
+        destination = payloads.nylas_v3_webhook(webhook_id, status=status, trigger_types=trigger_types)
+        with self._lock:
+            self.webhooks = [w for w in self.webhooks if w["id"] != webhook_id] + [destination]
+
     @property
     def list_calls(self) -> int:
         """List requests answered so far, both APIs, faults included."""
@@ -149,13 +170,13 @@ class NylasSimulator(LoopbackServer):
         path, _, query = path.partition("?")
         request_id = str(uuid.uuid4())
         if _V3_GRANTS.match(path):
-            if not self._bearer_ok(authorization):
-                return 401, _v3_error(request_id, "unauthorized", "Unauthorized"), {}
-            return self._list_grants(request_id, parse_qs(query))
+            return self._list_grants(request_id, parse_qs(query), authorization)
         if match := _V2_ACCOUNTS.match(path):
             if match["client_id"] != self.client_id or not self._basic_ok(authorization):
                 return 401, {"message": "Unauthorized", "type": "api_error"}, {}
             return self._list_accounts(parse_qs(query))
+        if _V3_WEBHOOKS.match(path):
+            return self._list_webhooks(request_id, authorization)
         if match := _V3_GRANT.match(path) or _V3_FOLDERS.match(path):
             if not self._bearer_ok(authorization):
                 return 401, _v3_error(request_id, "unauthorized", "Unauthorized"), {}
@@ -182,18 +203,34 @@ class NylasSimulator(LoopbackServer):
             return 200, account.to_api(), {}
         return 404, {"message": f"no route for {path}", "type": "invalid_request_error"}, {}
 
-    def _list_grants(self, request_id: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+    def _list_webhooks(self, request_id: str, authorization: str | None) -> tuple[int, Any, dict[str, str]]:
+        if not self._bearer_ok(authorization):
+            return 401, _v3_error(request_id, "unauthorized", "Unauthorized"), {}
+        with self._lock:
+            self.calls[V3_WEBHOOKS] += 1
+            refused, webhooks = self.webhooks_fault, list(self.webhooks)
+        if refused is not None:
+            return refused, _v3_error(request_id, "simulated_fault", f"injected {refused}"), {}
+        return 200, {"request_id": request_id, "data": webhooks}, {}
+
+    def _list_grants(
+        self, request_id: str, query: dict[str, list[str]], authorization: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        if not self._bearer_ok(authorization):
+            return 401, _v3_error(request_id, "unauthorized", "Unauthorized"), {}
         paging = _paging(query, V3_DEFAULT_LIMIT)
         if paging is None:
             return 400, _v3_error(request_id, "invalid_request_error", "limit and offset must be whole numbers"), {}
         limit, offset = paging
-        if fault := self._take_fault(_page_key("v3", offset), counted_as=V3_LIST):
-            return fault
         wanted = query.get("grant_status", [None])[0]
+        if fault := self._take_fault(_page_key("v3", offset), counted_as=V3_LIST if wanted else V3_ALL):
+            return fault
         with self._lock:
             grants = [g for g in self.grants.values() if wanted is None or g.grant_status == wanted]
         grants.sort(key=lambda g: (-g.created_at, g.grant_id))
         data = [g.to_api() for g in grants[offset : offset + limit]]
+        if not self.list_rows_with_updated_at:
+            data = [{key: value for key, value in row.items() if key != "updated_at"} for row in data]
         return 200, {"request_id": request_id, "data": data, "limit": limit, "offset": offset}, {}
 
     def _list_accounts(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from account_doctor.addresses import email_domain, is_free_mail
 from account_doctor.events_out import (
+    ACCOUNT_RECOVERED,
     VERDICT,
     DetailType,
     IncidentChange,
@@ -26,8 +28,18 @@ from account_doctor.models import (
     event_key,
 )
 from account_doctor.notifications.audience import recipients
-from account_doctor.ports import ConnectorCounts, History, IncidentRecords, Notifier, NylasApi, Publisher, Verdicts
+from account_doctor.ports import (
+    ConnectorCounts,
+    DomainCensus,
+    History,
+    IncidentRecords,
+    Notifier,
+    NylasApi,
+    Publisher,
+    Verdicts,
+)
 from account_doctor.providers import connector
+from account_doctor.stores.census import Counted
 from account_doctor.stores.connectors import Burst
 from account_doctor.stores.dynamo import Page
 from account_doctor.stores.events import Cluster
@@ -55,6 +67,9 @@ class RecordingPublisher:
 
     def publish_incident(self, change: IncidentChange, incident: Mapping[str, Any]) -> None:
         self._record(change, incident_detail(incident))
+
+    def publish_recovery(self, recovered: Mapping[str, Any]) -> None:
+        self._record(ACCOUNT_RECOVERED, json.loads(json.dumps(dict(recovered))))
 
     def of_type(self, detail_type: DetailType) -> list[dict[str, Any]]:
         return [event.detail for event in self.events if event.detail_type == detail_type]
@@ -91,6 +106,16 @@ _nylas: type[NylasApi] = FakeNylas
 
 
 @dataclass
+class FakeCensus:
+    """ports.DomainCensus in memory."""
+
+    counted: dict[str, Counted]
+
+    def domain(self, domain: str) -> Counted | None:
+        return self.counted.get(domain)
+
+
+@dataclass
 class FakeConnectors:
     """A connector's failures counted from the fake history's events (no baseline: a quiet connector)."""
 
@@ -110,10 +135,18 @@ class FakeHistory:
 
     events: dict[str, AccountEvent] = field(default_factory=dict)
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The grant census's count of each domain (rule 2b's share).
+    counted: dict[str, Counted] = field(default_factory=dict)
+    # The failures whose diagnosis confirmed a broken grant: only they count toward clusters.
+    counted_failures: set[str] = field(default_factory=set)
 
     @property
     def connectors(self) -> ConnectorCounts:
         return FakeConnectors(self)
+
+    @property
+    def census(self) -> DomainCensus:
+        return FakeCensus(self.counted)
 
     def put_event(self, event: AccountEvent) -> bool:
         if event.event_id in self.events:
@@ -129,6 +162,13 @@ class FakeHistory:
                 "latest_at": event.occurred_at,
                 "latest_kind": event.kind,
             }
+        return True
+
+    def count_failure(self, event: AccountEvent) -> bool:
+        if event.event_id in self.counted_failures or event.event_id not in self.events:
+            return False
+        self.events[event.event_id] = event
+        self.counted_failures.add(event.event_id)
         return True
 
     def account_events(self, account_id: str, since: str) -> list[AccountEvent]:
@@ -150,7 +190,11 @@ class FakeHistory:
 
     def _failures(self, belongs: Callable[[AccountEvent], bool], start: str, end: str) -> Cluster:
         found = sorted(
-            (e for e in self.events.values() if e.kind == "failure" and start <= e.occurred_at <= end and belongs(e)),
+            (
+                e
+                for e in self.events.values()
+                if e.event_id in self.counted_failures and start <= e.occurred_at <= end and belongs(e)
+            ),
             key=lambda e: e.occurred_at,
         )
         return Cluster(tuple((e.account_id, e.occurred_at, email_domain(e.email), e.email) for e in found), len(found))
@@ -161,6 +205,13 @@ class FakeVerdicts:
     """The verdicts in memory, by sort key per account, as the store keeps them."""
 
     stored: dict[str, dict[str, Verdict]] = field(default_factory=dict)
+    announced_keys: set[tuple[str, str]] = field(default_factory=set)
+
+    def announced(self, verdict: Verdict) -> bool:
+        return (verdict.account_id, verdict.key) in self.announced_keys
+
+    def mark_announced(self, verdict: Verdict) -> None:
+        self.announced_keys.add((verdict.account_id, verdict.key))
 
     def put(self, verdict: Verdict, *, provided: Sequence[dict[str, Any]] = ()) -> bool:
         mine = self.stored.setdefault(verdict.account_id, {})
@@ -335,6 +386,13 @@ class FakeIncidents:
         if incident is None or incident.released_at:
             return False
         self.incidents[incident_id] = replace(incident, released_at=at)
+        return True
+
+    def mark_resolution_announced(self, incident_id: str) -> bool:
+        incident = self.incidents.get(incident_id)
+        if incident is None or incident.resolution_announced:
+            return False
+        self.incidents[incident_id] = replace(incident, resolution_announced=True)
         return True
 
 

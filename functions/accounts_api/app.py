@@ -1,4 +1,4 @@
-"""AccountsApiFunction: the IAM-authenticated read API over accounts, domains and incidents (SPEC §6)."""
+"""AccountsApiFunction: the IAM-authenticated read API over accounts, domains, incidents and recovery (SPEC §6)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def list_incidents() -> dict[str, Any]:
 
 @app.get("/incidents/<incident_id>")
 def get_incident(incident_id: str) -> dict[str, Any]:
-    return api.incident(incident_id, *_paging())
+    return api.incident(incident_id, *_paging(), app.current_event.get_query_string_value("at_risk_next"))
 
 
 @app.post("/incidents/<incident_id>/release")
@@ -93,6 +93,16 @@ def release_incident(incident_id: str) -> dict[str, Any]:
 @app.post("/incidents/<incident_id>/resolve")
 def resolve_incident(incident_id: str) -> dict[str, Any]:
     return api.resolve_incident(incident_id)
+
+
+@app.get("/reports/recovery")
+def recovery_report() -> dict[str, Any]:
+    return api.recovery_report(app.current_event.get_query_string_value("days"))
+
+
+@app.get("/health")
+def get_health() -> dict[str, Any]:
+    return api.health()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -38,8 +38,10 @@ def must_see(name: str, email: RenderedEmail) -> list[str]:
     """The elements a reader must be able to see (and click), by kind of email."""
     if email.kind == "reconnect":
         return ["reconnect-link", "reply-to"]
-    if email.kind == "admin_contact":
+    if email.kind == "admin_contact" or (email.kind == "reminder" and 'id="admin-section"' in email.html):
         return ["admin-section", "reconnect-link", "reply-to"]
+    if email.kind == "reminder":
+        return ["reconnect-link", "reply-to"]
     if email.kind == "outage_notice":
         return ["headline", "outage-notice", "reply-to"]
     if name.startswith("ses_"):
@@ -122,7 +124,8 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def test_every_email_the_service_sends_is_previewed() -> None:
     kinds = {email.kind for email in PREVIEWS.values()}
-    assert kinds == {"reconnect", "admin_contact", "outage_notice", "operator_alert"}
+    assert kinds == {"reconnect", "admin_contact", "outage_notice", "reminder", "operator_alert"}
+    assert {"oauth_revoked-reminder", "admin_disconnected-reminder"} <= set(PREVIEWS)
     incidents = [name for name, email in PREVIEWS.items() if 'id="accounts"' in email.html]
     assert sorted(incidents) == [
         "admin_disconnected-operator_alert",

@@ -90,14 +90,15 @@ def test_who_is_emailed(demo: tuple[RunningStack, DemoResult], scenario: Scenari
     if scenario.customer_email is None:
         assert received == []
     else:
-        assert len(received) == 1
-        assert received[0].sender.endswith("<account-doctor@example.com>")  # SenderEmail, named after AppName
-        assert received[0].text.strip()
-        assert received[0].html.strip()
+        # A cluster member diagnosed before its neighbours counted themselves was asked to reconnect first.
+        assert len(received) == 1 or (scenario.may_be_revised and len(received) == 2)
+        assert all(r.sender.endswith("<account-doctor@example.com>") for r in received)  # SenderEmail, AppName
+        assert received[-1].text.strip()
+        assert received[-1].html.strip()
         status, account = get_json(f"{stack.api_url}/accounts/{scenario.account_id}")
         assert status == 200
         kinds = {n["kind"]: n["message_id"] for n in account["latest_verdict"]["notifications"]}
-        assert kinds[scenario.customer_email] == received[0].message_id
+        assert kinds[scenario.customer_email] == received[-1].message_id
 
 
 def test_operator_alerts_once_per_incident(demo: tuple[RunningStack, DemoResult]) -> None:

@@ -26,3 +26,11 @@ def test_make_demo_passes_and_reports_every_scenario(tmp_path: Path, capsys: pyt
         assert line.startswith("✓")
         assert scenario.expected_cause in line
     assert sorted(p.suffix for p in (tmp_path / "demo").iterdir()).count(".html") >= 1
+    # The recovery act (SPEC §4c, §5, §6): what the app's backend and the operator see.
+    assert '"account_id": "grant-rosa", "recovered_by": "reauthentication"' in output
+    assert '"recovered_by": "replaced", "replaced_by": "grant-ravi-new"' in output
+    assert "grant-lena got 1 reminder(s)" in output
+    report = output[output.index("$ account-doctor report") :]
+    assert "CAUSE" in report
+    assert "Recovered by re-authentication" in report
+    assert "✗" not in output

@@ -244,6 +244,8 @@ def test_the_verdict_rule_takes_exactly_the_operator_audience_causes() -> None:
         (events_out.VERDICT, verdict("password_changed"), None),
         (events_out.VERDICT, verdict("recovered"), None),
         (events_out.VERDICT, verdict("oauth_revoked"), None),
+        # SPEC §6b: a recovery reaches Slack only if the operator routes it there, not by default.
+        (events_out.ACCOUNT_RECOVERED, {"account_id": "grant-1", "cause": "admin_disconnected"}, None),
     ],
 )
 def test_which_events_reach_slack(detail_type: str, detail: dict[str, Any], posted_by: str | None) -> None:

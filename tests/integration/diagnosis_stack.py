@@ -24,7 +24,8 @@ def grant_answer(s: Scenario) -> dict[str, Any]:
 
 
 def answer(mock: responses.RequestsMock, s: Scenario) -> None:
-    """Registers what Nylas says about the scenario's account, at the real Nylas URLs."""
+    """Registers what Nylas says about the scenario's account (and its neighbours'), at the real Nylas URLs."""
+    answer_history(mock, s)
     state = s.nylas_state(NOW)
     if state is None and s.api_version == "v2":
         not_found = nylas_v2_error("invalid_request_error", f"Couldn't find account {s.account_id}")

@@ -18,11 +18,15 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from account_doctor.accounts_api import InvalidRequest, NotFound
+from account_doctor.census import Tally
+from account_doctor.feed import Destination, feed_health
 from account_doctor.models import AccountEvent
 from account_doctor.ports import ReadApi
-from account_doctor.settings import Settings
+from account_doctor.settings import Settings, get_settings
+from account_doctor.stores.census import CensusAggregates
 from account_doctor.stores.dynamo import Table
 from account_doctor.stores.events import EventHistory
+from account_doctor.stores.watch import WatchStore
 from account_doctor_cli import main as cli
 from account_doctor_cli import stack
 from local_stack.template import ProvisionedStack
@@ -90,6 +94,36 @@ class FakeReadApi:
     def resolve_incident(self, incident_id: str) -> dict[str, Any]:
         self.calls.append(("resolve", incident_id))
         return {**_summary(self._incident(incident_id)), "status": "resolved"}
+
+    def recovery_report(self, days: str | int | None = None) -> dict[str, Any]:
+        self.calls.append(("report", days))
+        row = {
+            "failures": 4,
+            "recovered": 3,
+            "recovered_by": {"reauthentication": 1, "healed": 0, "replaced": 1, "sweep": 1},
+            "still_broken": 1,
+            "removed": 0,
+            "emailed": 4,
+            "reminded": 2,
+            "clicked": 1,
+            "median_hours_to_recover": 8,
+            "p90_hours_to_recover": None,
+            "recovered_within_72h": 2,
+        }
+        return {
+            "since": "2026-11-01T00:00:00Z",
+            "until": "2026-11-30T12:00:00Z",
+            "connected": None,
+            "broken_now": 1,
+            "causes": [{"cause": "password_changed", **row}],
+            "totals": row,
+            "daily": [],
+        }
+
+    def health(self) -> dict[str, Any]:
+        self.calls.append(("health", None))
+        return {"webhook_feed": {"status": "unknown", "checked_at": None, "destinations": []}, "connectors": [],
+                "testing_mode_at_risk": 0}  # fmt: skip
 
     def _incident(self, incident_id: str) -> dict[str, Any]:
         if not incident_id.startswith(("domain-", "connector-", "testing_mode-")):
@@ -471,9 +505,28 @@ def test_read_mistakes_are_one_line(cli_run: Callable[..., Run], argv: list[str]
     assert_operator_mistake(cli_run(*argv, api=_fake()), expected)
 
 
+@pytest.mark.usefixtures("environment")
+def test_report_is_a_table_by_cause_from_the_read_api(cli_run: Callable[..., Run]) -> None:
+    api = _fake()
+    run = cli_run("report", "--days", "30", api=api)
+    assert run.code == 0, run.err
+    assert ("report", 30) in api.calls
+    lines = run.out.splitlines()
+    assert lines[0] == "Recovery of the accounts that broke 2026-11-01 .. 2026-11-30 (1 broken now)"
+    assert lines[2].split() == ["CAUSE", "FAILURES", "RECOVERED", "MEDIAN", "H", "P90", "H", "WITHIN", "72H", "STILL",
+                                "BROKEN", "EMAILED", "REMINDED"]  # fmt: skip
+    assert lines[3].split() == ["password_changed", "4", "3", "≤", "8", ">", "720", "2", "1", "4", "2"]
+    assert lines[4].split()[0] == "all"
+    assert "replaced by a new grant 1, found by the sweep 1" in run.out
+    assert json.loads(cli_run("report", "--json", api=api).out)["totals"]["recovered"] == 3
+
+
 @pytest.mark.parametrize(
     "argv",
     [
+        ["report", "--days", "0"],
+        ["report", "--days", "91"],
+        ["report", "--days", "a week"],
         ["broken", "--limit", "0"],
         ["broken", "--limit", "101"],
         ["incidents", "--status", "closed"],
@@ -484,7 +537,10 @@ def test_usage_mistakes_exit_2(argv: list[str], capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv, out=io.StringIO())
     assert exit_.value.code == 2
-    assert "Traceback" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if argv[0] == "report":
+        assert "days must be a whole number from 1 to 90" in err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -633,3 +689,31 @@ def test_the_real_read_api_answers_broken_and_verdicts(
 )
 def test_the_real_read_api_mistakes_are_one_line(cli_run: Callable[..., Run], argv: list[str], expected: str) -> None:
     assert_operator_mistake(cli_run(*argv), expected)
+
+
+@pytest.mark.usefixtures("environment")
+def test_health_prints_the_feed_the_connectors_and_the_clock(cli_run: Callable[..., Run]) -> None:
+    """The real read API on moto: the feed as the sweep stored it, the census's counts, the secret's clock."""
+    settings = get_settings()
+    table = Table(settings.events_table)
+    feed = feed_health([Destination("wh-1", "failing", ("grant.created", "grant.updated", "grant.deleted"))])
+    WatchStore(table).record_feed_check(
+        previous=None,
+        status=feed.status,
+        checked_at="2026-12-01T09:00:00Z",
+        destinations=feed.to_dict(None)["destinations"],
+        changed=True,
+    )
+    tally = Tally(census_id="2026-12-01T00:00:00Z", grants=12, connectors={"google": [10, 2], "microsoft": [2, 0]})
+    CensusAggregates(table).publish(tally, "2026-12-01T00:01:00Z")
+
+    run = cli_run("health")
+    assert run.code == 0, run.err
+    assert "Webhook feed: unhealthy (checked 2026-12-01T09:00:00Z)" in run.out
+    assert re.search(r"^wh-1\s+failing\s+grant.created,grant.updated,grant.deleted\s+grant.expired$", run.out, re.M)
+    assert re.search(r"^google\s+10\s+2\s+2026-12-01T00:01:00Z\s+-\s+-$", run.out, re.M)
+    assert "Google grants at risk of testing mode: 0" in run.out
+
+    answer = json.loads(cli_run("health", "--json").out)
+    assert answer["webhook_feed"]["destinations"][0]["missing"] == ["grant.expired"]
+    assert [c["connector"] for c in answer["connectors"]] == ["google", "microsoft", "ews", "imap", "yahoo", "icloud"]

@@ -145,7 +145,8 @@ def test_each_cause_from_queue_record_to_stored_verdict_emails_and_read_api(
     expected = ([(customer_kind, customer_of(s))] if customer_kind else []) + (
         [("operator_alert", OPERATOR)] if operator_alerted else []
     )
-    received = by_recipient(ses_outbox())
+    # The neighbours of a domain cause were diagnosed (and told) before it: only this account's emails here.
+    received = by_recipient([m for m in ses_outbox() if m.to[0] in (customer_of(s), OPERATOR)])
     assert sorted(received) == sorted(to for _, to in expected)
     # The verdict names every email SES took, with SES's own message id.
     assert [(n.kind, n.to, n.message_id) for n in verdict.notifications] == [
@@ -182,8 +183,8 @@ def test_domain_cluster_members_see_each_other(
     assert status == 200
     # The failures are in the past, so nothing fails "now"; the verdicts are listed.
     assert body["burst"]["failing_accounts"] == 0
-    (listed,) = body["verdicts"]
-    assert (listed["account_id"], listed["cause"]) == (s.account_id, "admin_disconnected")
+    (listed,) = [v for v in body["verdicts"] if v["account_id"] == s.account_id]
+    assert listed["cause"] == "admin_disconnected"
     assert listed["incident_id"].startswith("domain-burst.example-")
     # The verdict counted its two neighbours, recorded before it was diagnosed.
     status, account = get(api, f"/accounts/{s.account_id}", lambda_context)
@@ -198,18 +199,22 @@ def test_three_accounts_of_one_domain_each_get_the_admin_email_and_the_operator_
     answer(nylas, s)
     answer_history(nylas, s)
     members = [failure(earlier) for earlier in (*s.history, s)]
-    assert failed_ids(invoke(handler, history_batch(s), lambda_context)) == []
-    assert failed_ids(invoke(handler, sqs_event([diagnosis_record(failure(s), "record")]), lambda_context)) == []
+    assert failed_ids(invoke(handler, sqs_event(diagnosis_record(e, "record") for e in members), lambda_context)) == []
     # All three recorded (the record copy goes out before the delayed diagnose copy); their diagnoses in
-    # one batch, on concurrent threads: the incident is claimed once, and no member is told to reconnect.
+    # one batch, on concurrent threads: each counts itself before it reads its neighbours, so the last to
+    # count sees all three; the incident is claimed once. A member whose verdict was made before the others
+    # counted themselves was asked to reconnect, and is then told once to contact its administrator.
     batch = sqs_event(diagnosis_record(e, "diagnose") for e in members)
     assert failed_ids(invoke(handler, batch, lambda_context)) == []
 
     outbox = ses_outbox()
     customers = sorted(str(e.email) for e in members)
-    assert sorted(m.to[0] for m in outbox if m.to != [OPERATOR]) == customers
     assert [m.to for m in outbox].count([OPERATOR]) == 1
-    assert all('id="admin-section"' in m.html for m in outbox if m.to != [OPERATOR])
+    for customer in customers:
+        received = [m for m in outbox if m.to == [customer]]
+        assert 1 <= len(received) <= 2
+        assert 'id="admin-section"' in received[-1].html
+        assert all('id="admin-section"' not in m.html for m in received[:-1])
     verdicts = [stored_verdict(verdict_store, e) for e in members]
     assert all(v is not None and v.cause == "admin_disconnected" for v in verdicts)
     told = [(n.kind, n.to) for v in verdicts if v is not None for n in v.notifications]
@@ -460,6 +465,7 @@ def test_every_api_sample_event_is_answered(
         "api-get-domain-invalid.json": 400,
         "api-get-broken-accounts.json": 200,
         "api-get-incidents.json": 200,
+        "api-get-health.json": 200,
         "api-get-incident-unknown.json": 404,
         "api-post-incident-release-unknown.json": 404,
         "api-post-incident-resolve-invalid.json": 400,
@@ -509,13 +515,16 @@ def test_failures_now_count_in_the_domain_windows(
         for index, minutes in enumerate((1, 5, 60 * 24 * 3))
     ]
     assert failed_ids(invoke(handler, sqs_event(diagnosis_record(e, "record") for e in events), lambda_context)) == []
+    # Recorded but not yet diagnosed (still in its grace period): not known to be broken, counted nowhere.
+    status, body = get(api, "/accounts/grant-now-0", lambda_context)
+    assert (status, body["status"], body["latest_verdict"]) == (200, "unknown", None)
+    assert get(api, "/domains/now.example", lambda_context)[0] == 404
+    for e in events:
+        answer(nylas, replace(scenario("admin_disconnected"), account_id=e.account_id, email=e.email, history=()))
+    assert failed_ids(invoke(handler, sqs_event(diagnosis_record(e, "diagnose") for e in events), lambda_context)) == []
     status, body = get(api, "/domains/now.example", lambda_context)
     assert status == 200
     assert (body["burst"]["failing_accounts"], body["window"]["failing_accounts"]) == (2, 3)
-    assert body["verdicts"] == []
-    # Recorded but not yet diagnosed (still in its grace period): not known to be broken.
-    status, body = get(api, "/accounts/grant-now-0", lambda_context)
-    assert (status, body["status"], body["latest_verdict"]) == (200, "unknown", None)
 
 
 def test_the_address_nylas_reports_wins_over_the_payloads(

@@ -21,6 +21,7 @@ from botocore.stub import Stubber
 
 from account_doctor.addresses import email_domain, is_free_mail
 from account_doctor.diagnosis import diagnose
+from account_doctor.episodes import RECOVERED_BY
 from account_doctor.events_out import (
     MAX_DETAIL_BYTES,
     EventPublisher,
@@ -190,7 +191,10 @@ def test_the_schemas_name_exactly_the_spec_vocabulary() -> None:
     assert notification["kind"]["enum"] == list(get_args(NotificationKind))
     assert notification["status"]["enum"] == list(get_args(NotificationStatus))
     assert set(schema("incident")["required"]) == set(incident()) - {"members"}
-    for name in ("verdict", "incident"):
+    recovered = schema("account_recovered")
+    assert recovered["properties"]["cause"]["enum"] == list(CAUSES)
+    assert recovered["properties"]["recovered_by"]["enum"] == list(RECOVERED_BY)
+    for name in ("verdict", "incident", "account_recovered"):
         jsonschema.Draft202012Validator.check_schema(schema(name))
 
 
@@ -415,12 +419,18 @@ def test_the_demo_table_lists_each_event(bus: BusCapture, publisher: EventPublis
             revises=iso(FAILED_AT + timedelta(minutes=1)),
         )
     )
+    publisher.publish_recovery(
+        {"account_id": "grant-9", "cause": "oauth_revoked", "recovered_by": "replaced", "replaced_by": "grant-10",
+         "time_to_recover_seconds": 3600, "data_gap": False}
+    )  # fmt: skip
 
     table = events_table(drain(bus))
+    rows = [" ".join(line.split()) for line in table.splitlines()]  # columns as wide as their longest cell
 
-    assert "IncidentOpened  domain acme.example  admin_disconnected  open, 3 accounts, 1 domains" in table
+    assert "IncidentOpened domain acme.example admin_disconnected open, 3 accounts, 1 domains" in rows
     assert "revises the verdict of 2024-11-19T07:07:40Z" in table
     assert "grant-1" in table
+    assert "AccountRecovered grant-9 oauth_revoked replaced after 3600 s, replaced by grant-10" in rows
     assert events_table([]) == "(no events)"
 
 

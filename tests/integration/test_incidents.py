@@ -73,6 +73,11 @@ class Harness:
         self.service.record(event)
         return event
 
+    def being_diagnosed(self, *events: AccountEvent) -> None:
+        """Their diagnoses (running concurrently) have confirmed them broken: they count, no verdict yet."""
+        for event in events:
+            self.service.history.count_failure(event)
+
     def diagnose(self, event: AccountEvent) -> str:
         self.clock[0] = datetime.fromisoformat(event.occurred_at.replace("Z", "+00:00")) + timedelta(minutes=2)
         return self.service.diagnose(event, first_delivery=True).cause
@@ -148,6 +153,7 @@ def test_a_member_diagnosed_while_the_opener_is_still_joining_sees_the_whole_bur
     """The earliest of three failures opens the incident (it counts one failure up to itself, three around it);
     the third is diagnosed between the opening and the opener's join: it must still see three accounts."""
     events = [harness.fail(n, f"user{n}@acme.com", "google", minutes=3 * n) for n in range(3)]
+    harness.being_diagnosed(*events)
     join = harness.incidents.join
     late: list[str] = []
 
@@ -172,6 +178,7 @@ def test_a_verdict_made_while_a_racer_opened_the_incident_is_made_again_and_join
     revise. The first's verdict is then not stored as if alone: made again, it joins the incident, and its
     customer is told once, to contact the administrator."""
     first, second = (harness.fail(n, f"user{n}@acme.com", "google", minutes=3 * n) for n in range(2))
+    harness.being_diagnosed(first, second)
     put = harness.verdicts.put
     racer: list[str] = []
 
@@ -228,9 +235,11 @@ def test_a_connector_outage_holds_customer_emails_until_released(harness: Harnes
 
 
 def test_members_counted_by_the_opener_before_their_own_diagnosis_are_held_and_released(harness: Harness) -> None:
-    """All 12 failures recorded before the first diagnosis: the first opens the incident and counts the other 11
-    as members; each of their own diagnoses then holds its email, and the incident counts every held email."""
+    """All 12 failures counted by their diagnoses (one batch) before the first verdict: the first opens the
+    incident and counts the other 11 as members; each of their own diagnoses then holds its email, and the
+    incident counts every held email."""
     events = [harness.fail(n, f"it{n}@org{n}.com", "microsoft", minutes=n) for n in range(12)]
+    harness.being_diagnosed(*events)  # diagnosed in one batch: each confirmed before the first verdict
     assert {harness.diagnose(event) for event in events} == {"connector_outage"}
     assert all(harness.outbox.to(f"it{n}@org{n}.com") == [] for n in range(12))
     (incident,) = harness.incidents.by_status("open", 10)[0]
@@ -262,7 +271,8 @@ def test_concurrent_first_members_open_one_incident_and_count_everyone_once(harn
     assert [(i.kind, i.key, i.accounts) for i in incidents] == [("domain", "globex.com", 20)]
     assert len(harness.outbox.to(harness.settings.operator_email)) == 1
     for n in range(20):
-        assert harness.outbox.kinds(f"user{n}@globex.com") == ["admin_contact"]
+        # One whose verdict was stored before its neighbours counted themselves was asked to reconnect first.
+        assert harness.outbox.kinds(f"user{n}@globex.com") in (["admin_contact"], ["reconnect", "admin_contact"])
     members = list(harness.incidents.all_members(incidents[0].incident_id))
     assert sorted(m.account_id for m in members) == sorted(f"grant-{n}" for n in range(20))
 
@@ -451,3 +461,165 @@ def test_a_late_older_failure_joins_the_incident_going_on_instead_of_replacing_i
     incidents, _ = harness.incidents.by_status("open", 10)
     assert [(i.kind, i.key) for i in incidents] == [("connector", "microsoft")]
     assert len(harness.outbox.to(harness.settings.operator_email)) == 1
+
+
+def test_a_release_whose_queueing_failed_is_queued_again_on_retry(harness: Harness) -> None:
+    from account_doctor.accounts_api import AccountsApi
+    from account_doctor.queue import QueueError
+
+    for n in range(12):
+        harness.diagnose(harness.fail(n, f"it{n}@org{n}.com", "microsoft", minutes=n))
+    (incident,), _ = harness.incidents.by_status("open", 5)
+    queued: list[Release] = []
+
+    def send_failing_once(request: Release) -> None:
+        if not queued:
+            queued.append(request)
+            raise QueueError("SendMessage to the diagnosis queue failed: throttled")
+        queued.append(request)
+
+    api = AccountsApi(
+        events=harness.service.history,  # type: ignore[arg-type]
+        verdicts=harness.verdicts,
+        incidents=harness.incidents,
+        policy=harness.settings.policy,
+        enqueue_release=send_failing_once,
+    )
+    with pytest.raises(QueueError):
+        api.release_incident(incident.incident_id)
+    retried = api.release_incident(incident.incident_id)
+
+    assert retried["release"] == "started"
+    assert queued == [Release(incident.incident_id), Release(incident.incident_id)]
+    assert api.release_incident(incident.incident_id)["release"] == "already released"
+    assert len(queued) == 2
+    harness.service.release(queued[-1])
+    assert all(harness.outbox.kinds(f"it{n}@org{n}.com")[-1] == "reconnect" for n in range(9, 12))
+
+
+def test_failures_of_grants_that_no_longer_exist_make_no_connector_outage(harness: Harness) -> None:
+    """The app deleted ten expired Google grants (Nylas answers 404 for each): their failures are no accounts,
+    and a real customer failing among them is told to reconnect, not held behind an outage."""
+    gone = harness.service.nylas.gone  # type: ignore[attr-defined]
+    for n in range(10):
+        gone.add(f"grant-{n}")
+        assert harness.diagnose(harness.fail(n, f"it{n}@org{n}.com", "google", minutes=n / 2)) == "app_revoked"
+    assert harness.diagnose(harness.fail(10, "real@customer.com", "google", minutes=6)) == "oauth_revoked"
+    assert harness.incidents.by_status("open", 10)[0] == []
+    assert harness.outbox.kinds("real@customer.com") == ["reconnect"]
+
+
+def test_failures_of_grants_that_no_longer_exist_make_no_session_policy(harness: Harness) -> None:
+    """Three 404 grants at one organisation, then a real user there a day later: not its administrator's policy."""
+    gone = harness.service.nylas.gone  # type: ignore[attr-defined]
+    for n in range(3):
+        gone.add(f"grant-{n}")
+        assert harness.diagnose(harness.fail(n, f"user{n}@acme.com", "google", minutes=n)) == "app_revoked"
+    assert harness.diagnose(harness.fail(3, "real@acme.com", "google", minutes=24 * 60)) == "oauth_revoked"
+    assert harness.incidents.by_status("open", 10)[0] == []
+    assert harness.outbox.kinds("real@acme.com") == ["reconnect"]
+
+
+def test_a_connector_outage_counts_only_the_broken_grants_among_its_failures(harness: Harness) -> None:
+    """Twelve real Microsoft failures and five of grants the app deleted, interleaved: the incident counts the
+    twelve, lists only them as members, and its revisions reach only them."""
+    gone = harness.service.nylas.gone  # type: ignore[attr-defined]
+    for n in range(17):
+        if n in (1, 4, 7, 10, 16):  # the last one after the incident opened
+            gone.add(f"grant-{n}")
+        harness.diagnose(harness.fail(n, f"it{n}@org{n}.com", "microsoft", minutes=n / 2))
+    (incident,), _ = harness.incidents.by_status("open", 10)
+    members = sorted(m.account_id for m in harness.incidents.all_members(incident.incident_id))
+    assert members == sorted(f"grant-{n}" for n in range(17) if f"grant-{n}" not in gone)
+    assert (incident.accounts, incident.domains) == (12, 12)
+    for account in gone:
+        assert [cause for cause, _, _ in harness.history(account)] == ["app_revoked"]
+
+
+FREE_MAIL = ("outlook.com", "hotmail.com", "live.com")
+
+
+def _outage_in_batches(harness: Harness, run: int) -> int:
+    """15 Microsoft accounts (12 organisation domains, 3 free-mail users) failing over 10 minutes, diagnosed
+    in batches of 5 on concurrent threads; the accounts its incident shows."""
+    base = run * 24 * 60  # a day apart: each run its own incident
+    events = []
+    for n in range(15):
+        domain = FREE_MAIL[n - 12] if n >= 12 else f"org{n}.example"
+        event = AccountEvent(
+            f"evt-{run}-{n}",
+            "v3",
+            "grant.expired",
+            f"grant-{run}-{n}",
+            iso(START + timedelta(minutes=base + n * 10 / 14)),
+            "microsoft",
+            f"it{n}@{domain}",
+        )
+        harness.service.record(event)
+        events.append(event)
+    order = [*events[12:], *events[:12]]  # the free-mail users among the first batch
+    errors: list[BaseException] = []
+
+    def run_one(event: AccountEvent) -> None:
+        try:
+            harness.service.diagnose(event, first_delivery=True)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    for start in range(0, 15, 5):
+        batch = order[start : start + 5]
+        harness.clock[0] = max(parse_at(e.occurred_at) for e in batch) + timedelta(minutes=2)
+        threads = [threading.Thread(target=run_one, args=(event,)) for event in batch]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    (incident,) = [
+        i
+        for i in harness.incidents.by_status("all", 50)[0]
+        if i.key == "microsoft" and i.opened_at >= events[0].occurred_at
+    ]
+    return incident.accounts
+
+
+def parse_at(at: str) -> datetime:
+    return datetime.fromisoformat(at.replace("Z", "+00:00"))
+
+
+def test_a_connector_outage_diagnosed_in_concurrent_batches_counts_every_account(harness: Harness) -> None:
+    """Run enough times to catch an interleaving that leaves one member uncounted (it showed 14 of 15)."""
+    assert [_outage_in_batches(harness, run) for run in range(6)] == [15] * 6
+
+
+def test_an_incident_across_many_domains_keeps_its_count_items_small(harness: Harness) -> None:
+    """A connector incident whose members come from hundreds of domains: every member counted, each count shard
+    holding at most DOMAIN_SLOTS domains (a string set of them all grew past DynamoDB's 400 KB item limit)."""
+    import json
+
+    from account_doctor.models import IncidentKey
+    from account_doctor.stores.incidents import DOMAIN_SLOTS
+    from account_doctor.stores.incidents import SHARDS as COUNT_SHARDS
+
+    key = IncidentKey("connector", "microsoft")
+    incident_id, opened = harness.incidents.open(key, "connector_outage", iso(START), "evt-0", None, domains=3)
+    assert opened
+    for n in range(200):
+        domain = f"organisation-number-{n:04d}.example"
+        harness.incidents.join(key, incident_id, f"grant-{n}", f"it@{domain}", domain, "connector_outage", iso(START))
+    table = Table(harness.settings.incidents_table, dynamodb_client())
+    for shard in range(COUNT_SHARDS):
+        item = table.get(key.shard(shard))
+        assert item is not None
+        slots = [name for name in item if name[:1] == "d" and name[1:].isdigit()]
+        # Bounded whatever the number of domains: at most one domain a slot, and no growing set of them all.
+        assert "domains" not in item
+        assert len(slots) <= DOMAIN_SLOTS
+        assert len(json.dumps(item, default=str)) < DOMAIN_SLOTS * 50 + 500
+    incident = harness.incidents.get(incident_id)
+    assert incident is not None
+    assert incident.accounts == 200
+    assert 3 <= incident.domains <= DOMAIN_SLOTS * COUNT_SHARDS
+    (live,) = harness.incidents.live([key]).values()
+    assert len(live.domains) >= 3
+    assert live.domains_at_open == 3

@@ -57,6 +57,26 @@ def test_events_are_stored_once(history: EventHistory) -> None:
     assert [e.event_id for e in history.account_events("a1", since="2024-11-01T00:00:00Z")] == [event.event_id]
 
 
+def diagnosed(history: EventHistory, event: AccountEvent) -> None:
+    """A failure recorded, then confirmed by its diagnosis: counted toward its clusters."""
+    history.put_event(event)
+    history.count_failure(event)
+
+
+def test_a_failure_counts_toward_clusters_only_once_its_diagnosis_counted_it(history: EventHistory) -> None:
+    event = failure("g1", "2024-11-19T10:00:00Z", email="one@corp.example", provider="google")
+    history.put_event(event)
+    window = ("2024-11-19T09:45:00Z", "2024-11-19T10:15:00Z")
+    assert history.domain_failures("corp.example", *window).accounts == set()
+    assert history.connector_failures("google", *window).accounts == set()
+    assert history.connectors.burst("google", *window).failures == 0
+    assert history.count_failure(event) is True
+    assert history.count_failure(event) is False  # a repeated diagnosis counts nothing twice
+    assert history.domain_failures("corp.example", *window).accounts == {"g1"}
+    assert history.connector_failures("google", *window).accounts == {"g1"}
+    assert history.connectors.burst("google", *window).failures == 1
+
+
 def test_domain_cluster_counts_distinct_accounts_in_the_window(history: EventHistory) -> None:
     for account, at in [
         ("a1", "2024-11-19T10:00:00Z"),
@@ -64,8 +84,8 @@ def test_domain_cluster_counts_distinct_accounts_in_the_window(history: EventHis
         ("a2", "2024-11-19T10:10:00Z"),
         ("a3", "2024-11-19T11:00:00Z"),  # outside
     ]:
-        history.put_event(failure(account, at))
-    history.put_event(failure("other", "2024-11-19T10:01:00Z", email="x@other.example"))
+        diagnosed(history, failure(account, at))
+    diagnosed(history, failure("other", "2024-11-19T10:01:00Z", email="x@other.example"))
     cluster = history.domain_failures("acme.example", "2024-11-19T09:55:00Z", "2024-11-19T10:15:00Z")
     assert cluster.accounts == {"a1", "a2"}
     assert cluster.accounts_between("2024-11-19T10:04:00Z", "2024-11-19T10:15:00Z") == {"a1", "a2"}
@@ -74,16 +94,16 @@ def test_domain_cluster_counts_distinct_accounts_in_the_window(history: EventHis
 
 
 def test_free_mail_and_recoveries_never_join_a_domain_cluster(history: EventHistory) -> None:
-    history.put_event(failure("g1", "2024-11-19T10:00:00Z", email="one@gmail.com"))
+    diagnosed(history, failure("g1", "2024-11-19T10:00:00Z", email="one@gmail.com"))
     history.put_event(recovery("a1", "2024-11-19T10:00:00Z", event_id="rec"))
     assert history.domain_failures("gmail.com", "2024-11-19T00:00:00Z", "2024-11-20T00:00:00Z").accounts == set()
     assert history.domain_failures("acme.example", "2024-11-19T00:00:00Z", "2024-11-20T00:00:00Z").accounts == set()
 
 
 def test_connector_failures_span_domains_free_mail_included(history: EventHistory) -> None:
-    history.put_event(failure("g1", "2024-11-19T10:00:00Z", email="one@gmail.com", provider="gmail"))
-    history.put_event(failure("g2", "2024-11-19T10:02:00Z", email="two@corp.example", provider="google"))
-    history.put_event(failure("m1", "2024-11-19T10:02:00Z", email="three@corp.example", provider="microsoft"))
+    diagnosed(history, failure("g1", "2024-11-19T10:00:00Z", email="one@gmail.com", provider="gmail"))
+    diagnosed(history, failure("g2", "2024-11-19T10:02:00Z", email="two@corp.example", provider="google"))
+    diagnosed(history, failure("m1", "2024-11-19T10:02:00Z", email="three@corp.example", provider="microsoft"))
     cluster = history.connector_failures("google", "2024-11-19T09:45:00Z", "2024-11-19T10:15:00Z")
     assert cluster.accounts == {"g1", "g2"}
     assert cluster.domains_between("2024-11-19T09:45:00Z", "2024-11-19T10:15:00Z") == {"gmail.com", "corp.example"}
@@ -93,9 +113,9 @@ def test_a_connectors_usual_failures_come_from_its_hourly_counts(history: EventH
     # Four failures a day for two days before; the burst's own hour is left out by the caller's end.
     for day in ("17", "18"):
         for n in range(4):
-            history.put_event(failure(f"d{day}-{n}", f"2024-11-{day}T0{n}:30:00Z", provider="google"))
-    history.put_event(failure("now", "2024-11-19T10:00:00Z", provider="google"))
-    history.put_event(failure("now", "2024-11-19T10:00:00Z", provider="google"))  # a redelivery: not counted twice
+            diagnosed(history, failure(f"d{day}-{n}", f"2024-11-{day}T0{n}:30:00Z", provider="google"))
+    diagnosed(history, failure("now", "2024-11-19T10:00:00Z", provider="google"))
+    diagnosed(history, failure("now", "2024-11-19T10:00:00Z", provider="google"))  # a redelivery: not counted twice
     usual = history.connectors.usual("google", "2024-11-17T10:00:00Z", "2024-11-19T10:00:00Z", timedelta(hours=1))
     # 8 failures from the 17th 10:00 to the 19th 10:00 (hours 2024-11-17T10 … 2024-11-19T09): 4 of them inside.
     assert usual == pytest.approx(4 / 48)
@@ -109,10 +129,10 @@ def test_a_connectors_usual_failures_come_from_its_hourly_counts(history: EventH
 
 def test_a_connectors_burst_is_counted_once_per_failure_with_its_domains(history: EventHistory) -> None:
     for n, domain in enumerate(("gmail.com", "corp.example", "corp.example", "other.example")):
-        history.put_event(failure(f"g{n}", f"2024-11-19T10:0{n}:00Z", email=f"u{n}@{domain}", provider="google"))
-    history.put_event(failure("g0", "2024-11-19T10:00:00Z", email="u0@gmail.com", provider="google"))  # redelivered
-    history.put_event(failure("m1", "2024-11-19T10:02:00Z", provider="microsoft"))
-    history.put_event(failure("late", "2024-11-19T10:31:00Z", email="late@late.example", provider="google"))
+        diagnosed(history, failure(f"g{n}", f"2024-11-19T10:0{n}:00Z", email=f"u{n}@{domain}", provider="google"))
+    diagnosed(history, failure("g0", "2024-11-19T10:00:00Z", email="u0@gmail.com", provider="google"))  # redelivered
+    diagnosed(history, failure("m1", "2024-11-19T10:02:00Z", provider="microsoft"))
+    diagnosed(history, failure("late", "2024-11-19T10:31:00Z", email="late@late.example", provider="google"))
     burst = history.connectors.burst("google", "2024-11-19T09:46:00Z", "2024-11-19T10:16:00Z")
     assert burst.failures == 4
     assert burst.domains == {"gmail.com", "corp.example", "other.example"}
@@ -129,7 +149,9 @@ def test_a_connector_burst_written_by_concurrent_recorders_counts_every_failure_
         for n in range(40)
     ]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(history.put_event, events + events[:10]))  # ten of them delivered twice, concurrently
+        list(
+            pool.map(lambda e: diagnosed(history, e), events + events[:10])
+        )  # ten of them delivered twice, concurrently
     burst = history.connectors.burst("google", "2024-11-19T09:50:00Z", "2024-11-19T10:10:00Z")
     assert burst.failures == 40
     assert burst.domains == {f"d{n}.example" for n in range(5)}

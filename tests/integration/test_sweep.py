@@ -28,6 +28,7 @@ from account_doctor.stores.dynamo import Table
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from account_doctor.sweep import sweep_event_id
+from local_stack.bus import capture_bus, drain
 from local_stack.payloads import (
     TEST_SECRET,
     FakeLambdaContext,
@@ -320,6 +321,51 @@ def test_an_old_broken_grant_is_diagnosed_and_recorded_without_a_customer_email(
     assert emails_to("oda.old@yahoo.com") == 0
 
 
+def test_a_listing_without_updated_at_dates_the_failure_from_the_grant_and_emails_no_one_who_left(
+    stack: Stack, simulator: NylasSimulator
+) -> None:
+    simulator.list_rows_with_updated_at = False
+    simulator.add_grant(broken_grant("g-old", "oda.old@yahoo.com", broke_days_ago=30))
+    summary = stack.sweep()
+    assert (summary["enqueued"], summary["too_old_to_notify"]) == (1, 1)
+    (event,) = diagnosed(stack.drain(diagnose=True))
+    assert event.occurred_at == from_epoch(NOW - 30 * DAY)  # the grant's updated_at, not "now"
+    assert emails_to("oda.old@yahoo.com") == 0
+
+
+# --- The sweep closes what it sees (SPEC §3b, §4c) ------------------------------------------------------------
+
+
+def test_a_broken_account_nylas_no_longer_lists_is_looked_up_once_and_closed(
+    aws: ProvisionedStack, stack: Stack, simulator: NylasSimulator
+) -> None:
+    bus = capture_bus(aws)
+    for grant_id, email in (
+        ("g-back", "bea.back@yahoo.com"),
+        ("g-gone", "gil.gone@yahoo.com"),
+        ("g-still", "sam@yahoo.com"),
+    ):
+        simulator.add_grant(broken_grant(grant_id, email))
+    stack.sweep()
+    stack.drain(diagnose=True)
+    assert sorted(str(a["account_id"]) for a in stack.history.broken_accounts(10).items) == [
+        "g-back",
+        "g-gone",
+        "g-still",
+    ]
+    simulator.grants["g-back"].grant_status = "valid"  # reconnected; its webhook never came
+    del simulator.grants["g-gone"]  # the app deleted it
+    summary = stack.sweep()
+    assert (summary["recovered"], summary["removed"], summary["enqueued"]) == (1, 1, 0)
+    recovered = [e["detail"] for e in drain(bus) if e["detail-type"] == "AccountRecovered"]
+    assert [(e["account_id"], e["recovered_by"]) for e in recovered] == [("g-back", "sweep")]  # gone: no event
+    assert [str(a["account_id"]) for a in stack.history.broken_accounts(10).items] == ["g-still"]
+    looked_up = simulator.calls["g-back"], simulator.calls["g-gone"]
+    again = stack.sweep()
+    assert (again["recovered"], again["removed"]) == (0, 0)
+    assert (simulator.calls["g-back"], simulator.calls["g-gone"]) == looked_up  # not looked up again
+
+
 def test_v2_invalid_and_stopped_accounts_are_listed_page_by_page(stack: Stack, simulator: NylasSimulator) -> None:
     simulator.add_account(V2Account("acc-invalid", "ivy.invalid@yahoo.com", "yahoo", "invalid"))
     simulator.add_account(V2Account("acc-stopped", "stu.stopped@gmail.com", "gmail", "stopped"))
@@ -330,7 +376,8 @@ def test_v2_invalid_and_stopped_accounts_are_listed_page_by_page(stack: Stack, s
     before = datetime.now(UTC)
     summary = stack.sweep()
     assert (summary["listed"], summary["enqueued"], summary["complete"]) == (2, 2, True)
-    assert simulator.calls[V2_LIST] == 2  # 123 accounts, 100 a page
+    # 123 accounts, 100 a page: twice, since a deployment's first run also takes the grant census (SPEC §3c).
+    assert simulator.calls[V2_LIST] == 4
 
     events = {event.account_id: event for event in diagnosed(stack.drain(diagnose=True))}
     assert {account: (e.api_version, e.trigger) for account, e in events.items()} == {

@@ -25,6 +25,7 @@ from account_doctor.delivery import (
 from account_doctor.models import NotificationKind
 from account_doctor.notifications.notifier import EmailRejected, SenderRejected
 from account_doctor.notifications.render import RenderedEmail
+from account_doctor.ports import Engagement
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 CUSTOMER = "kim@shop.example"
@@ -53,6 +54,8 @@ class FakeLedger:
     status: dict[str, str] = field(default_factory=dict)
     reasons: dict[str, str | None] = field(default_factory=dict)
     alerts: set[str] = field(default_factory=set)
+    blocked: dict[str, str | None] = field(default_factory=dict)
+    engaged: set[tuple[str, str]] = field(default_factory=set)
 
     def send(self, message: str, *, kind: NotificationKind = "reconnect", to: str = CUSTOMER) -> None:
         self.sent[message] = (kind, to)
@@ -86,6 +89,19 @@ class FakeLedger:
 
     def release_delivery_alert(self, message_id: str) -> None:
         self.alerts.discard(message_id)
+
+    def block_address(self, address: str, reason: str | None, at: str) -> None:
+        self.blocked[address] = reason
+
+    def record_engagement(
+        self, message_id: str, engagement: Engagement, at: str
+    ) -> tuple[DeliveredNotification, bool] | None:
+        found = self.record_delivery(message_id, cast(DeliveryStatus, self.status.get(message_id, "sent")), None, at)
+        if found is None:
+            return None
+        first = (message_id, engagement) not in self.engaged
+        self.engaged.add((message_id, engagement))
+        return found, first
 
 
 # Type-checked against the protocol the DynamoDB ledger implements, so the fake cannot drift from it.

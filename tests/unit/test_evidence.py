@@ -99,6 +99,44 @@ def test_removal_by_the_app_is_seen() -> None:
     assert gather(stored("grant.deleted", "2024-11-19T10:00:30Z")).removed_by_app is True
 
 
+def test_a_flapping_account_keeps_the_consents_the_rules_read_and_its_verdict_stays_small() -> None:
+    """Re-authenticated every 30 minutes for 120 days: thousands of consents. The verdict keeps the grant's
+    creation, the youngest consent 7 days (± 12 h) before the failure (rule 4a) and the RECENT_CONSENTS latest."""
+    import json
+    from datetime import timedelta
+
+    from account_doctor.diagnosis import diagnose
+    from account_doctor.evidence import RECENT_CONSENTS
+    from account_doctor.models import Policy, Verdict, iso, parse_iso
+
+    failed = parse_iso(FAILED_AT)
+    reauths = [iso(failed - timedelta(minutes=30 * n)) for n in range(1, 120 * 48)]
+    state = AccountState(exists=True, status="invalid", provider="google", created_at=iso(failed - timedelta(days=200)))
+    evidence = gather(
+        *(stored("grant.updated", at) for at in reauths),
+        event=AccountEvent(**{**EVENT.__dict__, "grant_updated_at": None}),
+        state=state,
+    )
+    latest = sorted(reauths)[-RECENT_CONSENTS:]
+    testing_mode = iso(failed - timedelta(days=6, hours=12))  # the youngest of the 7 days ± 12 h
+    assert evidence.consents == (state.created_at, testing_mode, *latest)
+    diagnosis = diagnose(evidence, Policy())
+    assert diagnosis.cause == "google_testing_mode"
+    verdict = Verdict.of(evidence, diagnosis, diagnosed_at=FAILED_AT)
+    assert len(json.dumps(verdict.to_dict())) < 16_000  # DynamoDB's item limit is 400 KB
+
+
+def test_consents_at_the_limit_are_all_kept() -> None:
+    from account_doctor.evidence import RECENT_CONSENTS
+
+    reauths = [f"2024-11-19T0{n}:00:00Z" for n in range(RECENT_CONSENTS)]
+    evidence = gather(*(stored("grant.updated", at) for at in reauths))
+    assert evidence.consents == ("2024-10-01T00:00:00Z", "2024-11-12T09:00:00Z", *reauths)
+    one_more = gather(*(stored("grant.updated", at) for at in ["2024-11-18T23:00:00Z", *reauths]))
+    assert "2024-11-18T23:00:00Z" not in one_more.consents  # neither creation, nor rule 4a's, nor among the latest
+    assert one_more.consents[-RECENT_CONSENTS:] == tuple(reauths)
+
+
 def test_the_address_nylas_reports_wins_and_the_payloads_is_used_only_without_one() -> None:
     # Security: a forged payload address must not receive the reconnect email (nor be its login hint).
     nylas_knows = AccountState(exists=True, status="invalid", provider="google", email="ana@acme.example")

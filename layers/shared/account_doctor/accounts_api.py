@@ -1,24 +1,32 @@
-"""The read API's answers (SPEC §6): accounts, domains, broken accounts and incidents, every list in pages."""
+"""The read API's answers (SPEC §6): accounts, domains, broken accounts, incidents (every list in pages) and
+the recovery report."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from account_doctor.addresses import email_domain, is_free_mail
+from account_doctor.clocks import EXPIRING_CREDENTIAL_CONNECTOR, days_left
 from account_doctor.events_out import publisher_for
 from account_doctor.incidents import as_shown, resolve
 from account_doctor.models import CAUSES, AccountEvent, Policy, Release, Verdict, iso
 from account_doctor.ports import Publisher
+from account_doctor.providers import CONNECTORS as PROVIDER_CONNECTORS
 from account_doctor.queue import ReleaseQueue
+from account_doctor.recovery_report import InvalidDays, RecoveryReport, report_days
 from account_doctor.settings import ReadApiSettings, Settings
+from account_doctor.stores.at_risk import AtRiskStore
 from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import Incident, IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
+from account_doctor.stores.watch import WatchStore
+from account_doctor.testing_mode import TESTING_MODE
 
 AccountStatus = Literal["broken", "healthy", "unknown"]
 
@@ -31,6 +39,8 @@ _PROVIDER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 INCIDENT_STATUSES = ("open", "resolved", "all")
 # Pages of the broken list a filtered page reads at most (SPEC §6: every answer costs a bounded number of reads).
 FILTERED_READS = 5
+# The Nylas connectors GET /health reports, in the order it lists them.
+CONNECTORS = tuple(dict.fromkeys(PROVIDER_CONNECTORS.values()))
 
 
 class InvalidRequest(ValueError):
@@ -115,6 +125,10 @@ class AccountsApi:
     publisher: Publisher | None = None
     enqueue_release: Callable[[Release], None] | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    recovery: RecoveryReport | None = None
+    watch: WatchStore | None = None
+    client_secret_expires_on: date | None = None
+    at_risk: AtRiskStore | None = None
 
     # Accounts -----------------------------------------------------------------------------------
 
@@ -139,6 +153,10 @@ class AccountsApi:
     def _status(latest: Verdict | None, state: dict[str, Any] | None) -> AccountStatus:
         latest_kind = (state or {}).get("latest_kind")
         if latest_kind == "recovery":
+            return "healthy"
+        if state is not None and latest_kind == "failure" and "broken" not in state and latest is not None:
+            # Its episode ended without a recovery event (healed, replaced by a new grant, found valid by the
+            # sweep, SPEC §4c): off the broken list, and no longer broken here either.
             return "healthy"
         if latest is None:
             # Events but no verdict yet: a failure still in its grace period is not known to be broken.
@@ -198,11 +216,15 @@ class AccountsApi:
         burst_start = iso(now - timedelta(minutes=self.policy.domain_burst_minutes))
         burst = window.accounts_between(burst_start, iso(now))
         page = self.verdicts.domain_verdicts(name, limit=limit, cursor=cursor)
-        if not window.accounts and not page.items and cursor is None:
-            raise NotFound(f"no failures or verdicts for domain {name}")
+        counted = self.events.census.domain(name)
+        if not window.accounts and not page.items and counted is None and cursor is None:
+            raise NotFound(f"no failures, verdicts or census count for domain {name}")
         return {
             "domain": name,
             "free_mail": is_free_mail(name),
+            # Its mailboxes as the daily grant census counted them (SPEC §3c); null before a census counted it.
+            "connected": counted.connected if counted else None,
+            "census_at": counted.census_at if counted else None,
             "cluster_threshold": self.policy.domain_cluster_threshold,
             "burst": {
                 "minutes": self.policy.domain_burst_minutes,
@@ -217,6 +239,46 @@ class AccountsApi:
             "verdicts": page.items,
             "next": page.next,
         }
+
+    # Health (SPEC §3d) ---------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """The webhook feed as the sweep last checked it, each connector's census counts and clock, and the
+        grants at risk of Google's testing mode."""
+        feed = self.watch.feed() if self.watch else None
+        counted = self.events.census.connectors(CONNECTORS)
+        today = self.clock()
+        connectors = []
+        for name in CONNECTORS:
+            count = counted.get(name)
+            expires = self.client_secret_expires_on if name == EXPIRING_CREDENTIAL_CONNECTOR else None
+            connectors.append(
+                {
+                    "connector": name,
+                    "connected": count.connected if count else None,
+                    "broken": count.broken if count else None,
+                    "census_at": count.census_at if count else None,
+                    "client_secret_expires_on": expires.isoformat() if expires else None,
+                    "days_left": days_left(expires, today) if expires else None,
+                }
+            )
+        return {
+            "webhook_feed": {
+                "status": (feed.check_status if feed else None) or "unknown",
+                "checked_at": feed.checked_at if feed else None,
+                "destinations": feed.destinations if feed else [],
+            },
+            "connectors": connectors,
+            "testing_mode_at_risk": self.testing_mode_at_risk(),
+        }
+
+    def testing_mode_at_risk(self) -> int:
+        """Google grants that will die of testing mode unless the app is published (SPEC §3d): none is tracked
+        while no testing_mode incident is open."""
+        live = self.incidents.live([TESTING_MODE]).get(TESTING_MODE)
+        if live is None or self.at_risk is None:
+            return 0
+        return len(self.at_risk.at_risk(live.incident_id, iso(self.clock())))
 
     # Incidents ----------------------------------------------------------------------------------
 
@@ -237,11 +299,26 @@ class AccountsApi:
             raise NotFound(f"no incident {incident_id}")
         return found
 
-    def incident(self, incident_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+    def incident(
+        self,
+        incident_id: str,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+        at_risk_cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """The incident with a page of its members; a testing_mode incident also with the Google grants at risk
+        (`at_risk`, and a page of `at_risk_accounts`, soonest expiry first: `at_risk_next` pages on)."""
         found = self._incident(incident_id)
         members, following = self.incidents.members(found.incident_id, limit, cursor)
         shown = as_shown(found, self.clock(), self.policy).to_dict()
-        return {**shown, "members": [member.to_dict() for member in members], "next": following}
+        answer = {**shown, "members": [member.to_dict() for member in members], "next": following}
+        if found.kind == "testing_mode" and self.at_risk is not None:
+            now = iso(self.clock())
+            page, at_risk_next = self.at_risk.page(found.incident_id, now, limit, at_risk_cursor)
+            answer["at_risk"] = len(self.at_risk.at_risk(found.incident_id, now))
+            answer["at_risk_accounts"] = [grant.to_dict() for grant in page]
+            answer["at_risk_next"] = at_risk_next
+        return answer
 
     def resolve_incident(self, incident_id: str) -> dict[str, Any]:
         """Marks the incident resolved (SPEC §4b): nothing is released by it. Resolving twice changes nothing."""
@@ -252,11 +329,31 @@ class AccountsApi:
     def release_incident(self, incident_id: str) -> dict[str, Any]:
         """Sends the held reconnect emails to every member still broken (through the diagnosis queue)."""
         found = self._incident(incident_id)
-        first = self.incidents.mark_released(found.incident_id, iso(self.clock()))
-        if first and self.enqueue_release is not None:
+        # Queued before it is marked: a send that fails leaves the incident unreleased, so the retry queues it
+        # again (two racing releases queue twice, harmless: each held email is sent at most once).
+        if found.released_at is None and self.enqueue_release is not None:
             self.enqueue_release(Release(found.incident_id))
+        first = self.incidents.mark_released(found.incident_id, iso(self.clock()))
         released = self.incidents.get(found.incident_id)
         return {**(released or found).to_dict(), "release": "started" if first else "already released"}
+
+    # The recovery report -----------------------------------------------------------------------
+
+    def recovery_report(self, days: str | int | None = None) -> dict[str, Any]:
+        """`GET /reports/recovery?days=N` (SPEC §6): from the episodes' aggregates only."""
+        try:
+            span = report_days(days)
+        except InvalidDays as error:
+            raise InvalidRequest(str(error)) from error
+        if self.recovery is None:
+            raise NotFound("this read API keeps no recovery report")
+        return self.recovery.report(span)
+
+
+def connected_mailboxes(history: EventHistory) -> int | None:
+    """Every connector's connected grants as the last census counted them (SPEC §3c); None before the first."""
+    counted = history.census.connectors(CONNECTORS)
+    return sum(count.connected for count in counted.values()) if counted else None
 
 
 def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
@@ -264,11 +361,18 @@ def build_read_api(settings: ReadApiSettings | Settings) -> AccountsApi:
     publishes IncidentResolved on the bus; releasing one asks the diagnosis function, through the release queue,
     to send its held emails."""
     client = dynamodb_client()
+    history = EventHistory(Table(settings.events_table, client))
     return AccountsApi(
-        events=EventHistory(Table(settings.events_table, client)),
+        events=history,
         verdicts=VerdictStore(Table(settings.verdicts_table, client)),
         incidents=IncidentStore(Table(settings.incidents_table, client)),
         policy=settings.policy,
         publisher=publisher_for(settings.event_bus_name),
         enqueue_release=ReleaseQueue(settings.release_queue_url).send,
+        recovery=RecoveryReport(
+            EpisodeRecords(Table(settings.events_table, client)), connected=lambda: connected_mailboxes(history)
+        ),
+        watch=WatchStore(Table(settings.events_table, client)),
+        at_risk=AtRiskStore(Table(settings.incidents_table, client)),
+        client_secret_expires_on=settings.policy.client_secret_expires_on,
     )

@@ -1,7 +1,10 @@
-"""The queue consumer: one DiagnosisQueue message → record the event, diagnose it, or release an incident.
+"""The queue consumer: one DiagnosisQueue message → record the event, diagnose it, release an incident, or
+send a due reminder.
 
 The consumer records and diagnoses; what follows from a stored verdict or a recovery across accounts is the
-incidents' (account_doctor.incidents), handed on in one place (`_hand_on`, `_recovered`).
+incidents' (account_doctor.incidents), handed on in one place (`_hand_on`, `_recovered`), and the recovery
+episodes' (account_doctor.episodes), handed each stored verdict and recorded recovery in one place too
+(`_to_episodes`).
 
 Every step can be repeated safely, so a message retried after any failure ends in exactly one verdict
 (plus its revisions) and no second email: events, verdicts and incident members are written with
@@ -27,20 +30,36 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from account_doctor.addresses import mask_email
+from account_doctor.episodes import EpisodeEnd, Recovery
 from account_doctor.events_out import publisher_for
-from account_doctor.evidence import EvidenceGatherer
+from account_doctor.evidence import UNCOUNTED_CAUSES, EvidenceGatherer
 from account_doctor.incidents import Clock, Diagnose, IncidentLifecycle, Placement
-from account_doctor.models import STAGE_ATTRIBUTE, AccountEvent, Occasion, Policy, Release, Verdict, iso
+from account_doctor.models import (
+    REMINDER_STAGE,
+    STAGE_ATTRIBUTE,
+    AccountEvent,
+    Evidence,
+    IncidentKey,
+    Occasion,
+    Policy,
+    Release,
+    Verdict,
+    iso,
+)
 from account_doctor.nylas import NylasClient, NylasConfigError
-from account_doctor.ports import History, IncidentRecords, Notifier, NylasApi, Publisher, Verdicts
+from account_doctor.ports import AtRiskGrants, History, IncidentRecords, Notifier, NylasApi, Publisher, Verdicts
 from account_doctor.queue import ReleaseQueue, from_queue
+from account_doctor.reminders import DueReminder, Reminders
 from account_doctor.settings import Settings
+from account_doctor.stores.at_risk import AtRiskStore
 from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import IncidentStore
 from account_doctor.stores.verdicts import ChangedMeanwhile, VerdictStore
 from account_doctor.sweep import is_too_old_to_notify
 from account_doctor.tally import tally
+from account_doctor.testing_mode import AtRiskWatch
 
 logger = Logger(child=True)
 
@@ -67,7 +86,11 @@ class DiagnosisService:
     procedure: Diagnose
     sweep_notify_days: int
     enqueue_release: Callable[[Release], None] | None = None
+    # Recovery episodes (SPEC §4c); None only where a test or bench does not look at them.
+    recovery: Recovery | None = None
     clock: Clock = _now
+    # The grants a testing_mode incident puts at risk (SPEC §3d); None where nobody asks (some tests).
+    at_risk: AtRiskGrants | None = None
     _evidence: EvidenceGatherer = field(init=False, repr=False)
     _incidents: IncidentLifecycle = field(init=False, repr=False)
 
@@ -85,6 +108,8 @@ class DiagnosisService:
             too_old_to_notify=self._too_old_to_notify,
             tell=self._tell,
             enqueue_release=self.enqueue_release,
+            emailed=lambda verdict: self._to_episodes(verdict=verdict),
+            at_risk=self.at_risk,
         )
 
     def process(self, event: AccountEvent, stage: str | None, *, first_delivery: bool = False) -> dict[str, Any]:
@@ -108,8 +133,9 @@ class DiagnosisService:
             "event recorded" if stored else "event already recorded",
             extra={"trigger": event.trigger, "kind": event.kind, "email": mask_email(event.email)},
         )
-        if stored and event.kind == "recovery":
-            self._recovered(event)
+        if event.kind == "recovery":
+            self._recovered(event, redelivered=not stored)
+            self._to_episodes(recovery=event)  # also when already stored: a retry finishes what it began
         return stored
 
     def diagnose(self, event: AccountEvent, *, first_delivery: bool = False, again: bool = False) -> Verdict:
@@ -128,13 +154,12 @@ class DiagnosisService:
             recovered_at = self.history.recovery_after(event.account_id, event.occurred_at)
             if recovered_at is not None:
                 logger.info("account recovered since the verdict; nobody is told", extra={"recovered_at": recovered_at})
+                if not self.verdicts.announced(verdict):
+                    self._publish(verdict)  # the earlier attempt's publish failed: the event is still owed
                 return verdict
             return self._hand_on(verdict, event)
-        gathered = self._evidence.gather(event)
+        gathered = self._evidence.gather(event, self._count)
         evidence = gathered.evidence
-        if not gathered.recorded:
-            # The "record" copy has not run (yet): this failure must be in the history for its neighbours.
-            self.history.put_event(replace(event, email=evidence.email, provider=evidence.provider))
         diagnosis = self.procedure(evidence, self.policy)
         placed = self._incidents.place(diagnosis.cause, event, gathered)
         verdict = Verdict.of(evidence, diagnosis, diagnosed_at=iso(self.clock()), incident_id=placed.incident_id)
@@ -161,6 +186,17 @@ class DiagnosisService:
         )
         return self._hand_on(verdict, event, placed)
 
+    def _count(self, alone: Evidence, recorded: bool) -> bool:
+        """Records the failure if its "record" copy has not run (yet), and counts it toward its domain's and
+        connector's clusters when the account alone is not explained by rules 0 and 1: whether it counts."""
+        established = replace(alone.event, email=alone.email, provider=alone.provider)
+        if not recorded:
+            self.history.put_event(established)
+        if self.procedure(alone, self.policy).cause in UNCOUNTED_CAUSES:
+            return False
+        self.history.count_failure(established)
+        return True
+
     def release(self, request: Release) -> int:
         """Sends the held reconnect emails of one page of an incident's members; queues the next page."""
         return self._incidents.release(request)
@@ -171,21 +207,43 @@ class DiagnosisService:
         """A stored verdict goes to its incident, which tells it (`placed` None: a retry of a stored verdict)."""
         return self._incidents.verdict_stored(verdict, event, placed)
 
-    def _recovered(self, event: AccountEvent) -> None:
-        """A recovery just recorded: its account's open incidents count it (and resolve when all recovered)."""
-        self._incidents.recovered(event)
+    def _recovered(self, event: AccountEvent, *, redelivered: bool) -> None:
+        """A recovery recorded (now or by an earlier delivery): its account's open incidents count it once (and
+        resolve when all recovered)."""
+        self._incidents.recovered(event, redelivered=redelivered)
+
+    def _to_episodes(self, *, verdict: Verdict | None = None, recovery: AccountEvent | None = None) -> None:
+        """Hands recovery episodes what happened: each stored verdict (its cause, its emails; `recovered`
+        heals it) and each recorded recovery (re-authenticates its account, replaces another's grant).
+        An account whose episode ends so, without a recovery event of its own, is marked on its incidents
+        like one that recovered."""
+        if self.recovery is None:
+            return
+        ended: list[EpisodeEnd] = []
+        if verdict is not None:
+            healed = self.recovery.verdict_stored(verdict)
+            ended += [healed] if healed else []
+        if recovery is not None:
+            ended += self.recovery.recovery_recorded(recovery)
+        for end in ended:
+            self._recovered(end.as_recovery_event(), redelivered=False)
 
     # Telling --------------------------------------------------------------------------------------
 
     def _tell(self, verdict: Verdict, occasion: Occasion) -> Verdict:
         """Publishes the verdict and sends its emails (the verdict is stored before either)."""
-        if verdict.cause == "recovered":
-            self.publisher.publish_verdict(verdict.to_dict())
-            return verdict
-        brief = self._incidents.brief(verdict) if occasion.incident_opened else None
-        verdict = replace(verdict, notifications=self.notifier.notify(verdict, occasion, incident=brief))
-        self.publisher.publish_verdict(verdict.to_dict())
+        if verdict.cause != "recovered":
+            brief = self._incidents.brief(verdict) if occasion.incident_opened else None
+            verdict = replace(verdict, notifications=self.notifier.notify(verdict, occasion, incident=brief))
+        self._publish(verdict)
+        self._to_episodes(verdict=verdict)
         return verdict
+
+    def _publish(self, verdict: Verdict) -> None:
+        """Puts the verdict on the bus and records that it went out, so a retry whose verdict is otherwise done
+        (its account recovered meanwhile) still publishes what a failed attempt could not."""
+        self.publisher.publish_verdict(verdict.to_dict())
+        self.verdicts.mark_announced(verdict)
 
     def _too_old_to_notify(self, event: AccountEvent) -> bool:
         """A failure the sweep found long after it happened: recorded, but its customer left long ago."""
@@ -196,10 +254,16 @@ class QueueConsumer:
     """One SQS record → the service, diagnoses at most once per (event id, stage)."""
 
     def __init__(
-        self, service: DiagnosisService, persistence: DynamoDBPersistenceLayer, *, release_queue_url: str = ""
+        self,
+        service: DiagnosisService,
+        persistence: DynamoDBPersistenceLayer,
+        *,
+        release_queue_url: str = "",
+        reminders: Reminders | None = None,
     ) -> None:
         self._service = service
         self._release_queue_url = release_queue_url
+        self._reminders = reminders
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="[event_id, stage]", expires_after_seconds=IDEMPOTENCY_SECONDS
         )
@@ -218,6 +282,10 @@ class QueueConsumer:
             # never reaches the DLQ, from where a redrive would put it on the diagnosis queue.
             logger.warning("not a release: dropped from the release queue", extra={"message_id": record.message_id})
             return {"dropped": record.message_id}
+        if value == REMINDER_STAGE and self._reminders is not None:
+            # From the diagnosis queue only (the sweep's run). The ledger's entry per (event, reminder entry)
+            # makes a redelivered reminder send nothing again.
+            return {"reminder": self._reminders.send(DueReminder.from_json(record.body))}
         event = AccountEvent.from_json(record.body)
         stage = value if value in ("record", "diagnose") else None
         # Records run on several threads: the correlation id belongs to this thread's logs only.
@@ -265,22 +333,42 @@ def build_consumer(settings: Settings, notifier: Notifier, *, diagnose: Diagnose
         diagnose = procedure
     client = dynamodb_client()
     queue = ReleaseQueue(settings.release_queue_url)
+    publisher = publisher_for(settings.event_bus_name)
+    recovery = Recovery(
+        EpisodeRecords(Table(settings.events_table, client)), publisher, reminder_hours=settings.reminder_schedule
+    )
+    history = EventHistory(Table(settings.events_table, client))
+    incidents = IncidentStore(Table(settings.incidents_table, client))
+    verdicts = VerdictStore(Table(settings.verdicts_table, client))
     service = DiagnosisService(
-        history=EventHistory(Table(settings.events_table, client)),
-        verdicts=VerdictStore(Table(settings.verdicts_table, client)),
-        incidents=IncidentStore(Table(settings.incidents_table, client)),
+        history=history,
+        verdicts=verdicts,
+        incidents=incidents,
         nylas=NylasClient(settings),
         notifier=notifier,
-        publisher=publisher_for(settings.event_bus_name),
+        publisher=publisher,
         policy=settings.policy,
         procedure=diagnose,
         sweep_notify_days=settings.sweep_notify_days,
         enqueue_release=queue.send,
+        at_risk=AtRiskWatch(
+            AtRiskStore(Table(settings.incidents_table, client)),
+            history.census.recent_consents,
+            history.latest_from_states,
+        ),
+        recovery=recovery,
+    )
+    reminders = Reminders(
+        recovery=recovery,
+        latest_verdict=verdicts.latest,
+        connector_incident_open=lambda through: incidents.is_open(IncidentKey("connector", through)),
+        notifier=notifier,
     )
     return QueueConsumer(
         service,
         DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
         release_queue_url=settings.release_queue_url,
+        reminders=reminders,
     )
 
 

@@ -1,14 +1,15 @@
 """SES delivery feedback (SPEC §5): what became of each email, recorded on its notification.
 
 SES publishes the configuration set's events to the default EventBridge bus ("Email Delivered", "Email
-Bounced", "Email Complaint Received", "Email Rejected"; detail = SES's event record). Each is recorded on
+Bounced", "Email Complaint Received", "Email Rejected", and with EmailTracking "Email Opened" / "Email
+Clicked"; detail = SES's event record). Each is recorded on
 the notification that SES message id belongs to (`delivered` | `bounced` | `complained` | `rejected`), and a
 customer's hard bounce or complaint alerts the operator, once per message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -17,13 +18,16 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from account_doctor.addresses import mask_addresses, mask_email
+from account_doctor.episodes import Recovery
+from account_doctor.events_out import NoPublisher
 from account_doctor.models import DeliveredNotification, iso, parse_iso
 from account_doctor.notifications.mailer import SesMailer
 from account_doctor.notifications.notifier import EmailRejected
 from account_doctor.notifications.render import AlertProblem, AlertSettings, render_undeliverable
-from account_doctor.ports import DeliveryLedger, Mailer
+from account_doctor.ports import DeliveryLedger, Engagement, Mailer
 from account_doctor.settings import SesEventsSettings
 from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.ledger import NotificationLedger
 from account_doctor.tally import tally
 
@@ -46,6 +50,26 @@ DETAIL_TYPES: dict[str, DeliveryStatus] = {
     "Email Complaint Received": "complained",
     "Email Rejected": "rejected",
 }
+# SES's open and click tracking (EmailTracking): what the event's eventType (or detail-type) records.
+_ENGAGEMENT_OF: dict[str, Engagement] = {
+    "Open": "opened",
+    "Click": "clicked",
+    "Email Opened": "opened",
+    "Email Clicked": "clicked",
+}
+
+
+def engagement_from(event: Mapping[str, Any]) -> tuple[str, Engagement, str] | None:
+    """(SES message id, opened|clicked, when) of an SES open or click event (EmailTracking); None otherwise."""
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        return None
+    engagement = _ENGAGEMENT_OF.get(str(detail.get("eventType"))) or _ENGAGEMENT_OF.get(str(event.get("detail-type")))
+    message_id = _mapping(detail, "mail").get("messageId")
+    if engagement is None or not isinstance(message_id, str) or not message_id:
+        return None
+    happened = _mapping(detail, "open" if engagement == "opened" else "click")
+    return message_id, engagement, _at(_field_text(happened, "timestamp") or _field_text(event, "time"))
 
 
 @dataclass(frozen=True)
@@ -106,13 +130,25 @@ class DeliveryRecorder:
     `mailer` is None in NotificationMode=dry-run: the alert is then rendered and logged, not sent.
     """
 
-    def __init__(self, ledger: DeliveryLedger, mailer: Mailer | None, settings: AlertSettings) -> None:
+    def __init__(
+        self,
+        ledger: DeliveryLedger,
+        mailer: Mailer | None,
+        settings: AlertSettings,
+        *,
+        clicked: Callable[[str], object] | None = None,
+    ) -> None:
         self._ledger = ledger
         self._mailer = mailer
         self._settings = settings
+        # A customer's first click on one of an account's emails: its episode counts as clicked (the report).
+        self._clicked = clicked
 
     def handle(self, event: Mapping[str, Any]) -> DeliveryOutcome:
         tally.count("SesEvents")
+        engagement = engagement_from(event)
+        if engagement is not None:
+            return self._engaged(*engagement)
         feedback = feedback_from(event)
         if feedback is None:
             logger.warning("not an SES delivery event; ignored", extra={"detail_type": str(event.get("detail-type"))})
@@ -128,7 +164,24 @@ class DeliveryRecorder:
         # An operator alert that bounced cannot tell the operator about itself.
         if not feedback.alerts_operator or found.kind == "operator_alert":
             return DeliveryOutcome(feedback.status, recorded=True)
+        # A hard bounce (an address on SES's suppression list included) or a complaint: nothing more goes to it.
+        self._ledger.block_address(found.to, feedback.reason, feedback.at)
         return DeliveryOutcome(feedback.status, recorded=True, operator_alerted=self._alert(found, feedback, log))
+
+    def _engaged(self, message_id: str, engagement: Engagement, at: str) -> DeliveryOutcome:
+        recorded = self._ledger.record_engagement(message_id, engagement, at)
+        if recorded is None:
+            logger.info(
+                "no notification of ours has this SES message id; ignored", extra={"ses_message_id": message_id}
+            )
+            return DeliveryOutcome()
+        found, first = recorded
+        if first:
+            tally.count(f"Emails{engagement.capitalize()}", "kind", found.kind)
+            logger.info(f"email {engagement}", extra={"ses_message_id": message_id, "kind": found.kind})
+        if first and engagement == "clicked" and found.kind != "operator_alert" and self._clicked is not None:
+            self._clicked(found.account_id)
+        return DeliveryOutcome(recorded=first)
 
     def _alert(self, found: DeliveredNotification, feedback: Feedback, log: dict[str, str]) -> bool:
         if not self._ledger.claim_delivery_alert(feedback.message_id, feedback.at):
@@ -191,4 +244,6 @@ def build_delivery_recorder(settings: SesEventsSettings) -> DeliveryRecorder:
         Table(settings.notifications_table, dynamodb), verdicts=Table(settings.verdicts_table, dynamodb)
     )
     mailer = None if settings.notification_mode == "dry-run" else SesMailer(boto3.client("sesv2"), settings)
-    return DeliveryRecorder(ledger, mailer, settings)
+    # A customer's first click (EmailTracking) counts the account's episode as clicked in the report.
+    recovery = Recovery(EpisodeRecords(Table(settings.events_table, dynamodb)), NoPublisher())
+    return DeliveryRecorder(ledger, mailer, settings, clicked=recovery.email_clicked)

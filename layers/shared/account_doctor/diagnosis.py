@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from account_doctor import providers
+from account_doctor import clocks, providers
 from account_doctor.models import (
     STOPPED_TRIGGERS,
     AuthMethod,
@@ -222,12 +222,16 @@ def connector_outage(e: Evidence, policy: Policy) -> Answer:
             f"{_plural(e.connector_burst_domains, 'email domain')} failed {within}. Reconnecting cannot work until "
             "the connector is fixed; customer emails are held.",
             (
-                *(f"Operator: {cause}" for cause in providers.connector_outage_causes(e.connector)),
+                *(f"Operator: {cause}" for cause in _outage_causes(e, policy)),
                 "Operator: once the connector works again, run `account-doctor incident release INCIDENT_ID` to "
                 "send the held reconnect emails to the accounts still broken.",
             ),
         ),
     )
+
+
+def _outage_causes(e: Evidence, policy: Policy) -> tuple[str, ...]:
+    return clocks.outage_causes(e.connector or "", policy.client_secret_expires_on, parse_iso(e.event.occurred_at))
 
 
 def _against_usual(failing: int, usual: float) -> str:
@@ -268,8 +272,12 @@ def admin_session_policy(e: Evidence, policy: Policy) -> Answer:
     cluster = _domain_cluster(e, policy, e.domain_window_accounts, within)
     if isinstance(cluster, Answer):
         return cluster
+    share = domain_share(e.domain_window_accounts, e.domain_connected, policy.domain_share_percent)
+    failed = f"{_plural(e.domain_window_accounts, 'account')} at {cluster} failed {within}"
+    if not share.enough:
+        return no(f"{failed}, but {share.words}: too few of its mailboxes for a policy of the organisation.")
     return yes(
-        f"{_plural(e.domain_window_accounts, 'account')} at {cluster} failed {within}.",
+        f"{failed}: {share.words}." if e.domain_connected is not None else f"{failed}.",
         Finding(
             "admin_session_policy",
             "medium",
@@ -283,6 +291,25 @@ def admin_session_policy(e: Evidence, policy: Policy) -> Answer:
             ),
         ),
     )
+
+
+@dataclass(frozen=True)
+class Share:
+    """Rule 2b's share condition: whether the failing accounts are enough of the domain's mailboxes, in words."""
+
+    enough: bool
+    words: str = ""
+
+
+def domain_share(failing: int, connected: int | None, percent: int) -> Share:
+    """Before the census has counted the domain the condition does not apply (rule 2b as the count alone);
+    once it has, the failing accounts must be at least `percent` % of its connected mailboxes."""
+    if connected is None:
+        return Share(True)
+    share = 100.0 * failing / connected if connected else 100.0
+    shown = f"{share:.1f}".rstrip("0").rstrip(".")
+    verdict = "under" if share < percent else "at least"
+    return Share(share >= percent, f"{failing} of {connected} connected mailboxes: {shown} %, {verdict} {percent} %")
 
 
 def _domain_cluster(e: Evidence, policy: Policy, failing: int, within: str) -> str | Answer:
@@ -521,7 +548,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "2b",
         "Did {domain_cluster_threshold} or more accounts of the same organisation domain fail "
-        "within {domain_window_days} days?",
+        "within {domain_window_days} days, and (once the census has counted the domain) at least "
+        "{domain_share_percent} % of its connected mailboxes?",
         admin_session_policy,
     ),
     Rule(

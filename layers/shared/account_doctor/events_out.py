@@ -1,10 +1,11 @@
-"""Puts verdicts and incident changes on the stack's EventBridge bus (SPEC §6b).
+"""Puts verdicts, incident changes and recoveries on the stack's EventBridge bus (SPEC §6b).
 
 Events go out after the verdict (or incident) is stored, so a failed put loses nothing: it raises
 `PublishError`, the queue message is retried, and the retry publishes from what was stored.
 EventBridge has no deduplication id, so a retry after a put that did succeed delivers the same event
 twice: consumers dedupe verdicts on `detail.event_id` + `detail.diagnosed_at` (a revision has its own
-`diagnosed_at`) and incident changes on `detail.incident_id` + `detail-type`.
+`diagnosed_at`), incident changes on `detail.incident_id` + `detail-type`, and recoveries on
+`detail.account_id` + `detail.failed_at`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ SOURCE: Final = "account-doctor"
 VERDICT: Final = "Verdict"
 INCIDENT_OPENED: Final = "IncidentOpened"
 INCIDENT_RESOLVED: Final = "IncidentResolved"
-DetailType = Literal["Verdict", "IncidentOpened", "IncidentResolved"]
+ACCOUNT_RECOVERED: Final = "AccountRecovered"
+DetailType = Literal["Verdict", "IncidentOpened", "IncidentResolved", "AccountRecovered"]
 IncidentChange = Literal["IncidentOpened", "IncidentResolved"]
 
 # PutEvents takes at most 256 KB per entry (detail, detail type and source together). A verdict's
@@ -99,6 +101,9 @@ class EventPublisher:
     def publish_incident(self, change: IncidentChange, incident: Mapping[str, Any]) -> None:
         self.publish(change, incident_detail(incident))
 
+    def publish_recovery(self, recovered: Mapping[str, Any]) -> None:
+        self.publish(ACCOUNT_RECOVERED, _json_ready(recovered))
+
     def publish(self, detail_type: DetailType, detail: Mapping[str, Any]) -> None:
         body = _to_json(detail)
         size = len(body.encode("utf-8"))
@@ -125,6 +130,9 @@ class NoPublisher:
         return None
 
     def publish_incident(self, change: IncidentChange, incident: Mapping[str, Any]) -> None:
+        return None
+
+    def publish_recovery(self, recovered: Mapping[str, Any]) -> None:
         return None
 
 

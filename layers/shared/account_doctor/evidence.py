@@ -1,6 +1,9 @@
 """Gathers the evidence for one failure event: Nylas's current state, the account's history, the clusters.
 
-The cluster questions (rules 1b, 2a, 2b) are answered from an open incident's counts when one exists, so
+A failure counts toward the clusters only once its diagnosis confirmed a grant that exists and is broken: the
+account alone is judged first, and a failure rules 0 and 1 explain (working again, or removed by the app: a
+404 for a grant the app deleted, or an id someone made up) never makes anyone else's failure look like an
+outage. The cluster questions (rules 1b, 2a, 2b) are answered from an open incident's counts when one exists, so
 a diagnosis reads the same few items whether its incident has 3 members or 5,000. Before a domain incident
 opens, the domain's failures around this one are read from the history's sparse index (a handful, by
 definition); the connector's are always counted from its counters, since a burst at one large organisation
@@ -9,12 +12,13 @@ fails through one connector without ever opening a connector incident.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from account_doctor.addresses import email_domain, is_free_mail
+from account_doctor.diagnosis import GOOGLE_TESTING_MARGIN, GOOGLE_TESTING_TOKEN_LIFETIME
 from account_doctor.incidents import incident_keys, joinable
 from account_doctor.models import AccountEvent, AccountState, Evidence, IncidentKey, Policy, iso, parse_iso
 from account_doctor.ports import History, IncidentRecords, NylasApi
@@ -24,7 +28,11 @@ if TYPE_CHECKING:
     from account_doctor.stores.events import Cluster
     from account_doctor.stores.incidents import Live
 
+# The causes that need no other account (rules 0 and 1): their failures are not broken grants, and never count.
+UNCOUNTED_CAUSES = frozenset({"recovered", "app_revoked"})
 RECURRING_WINDOW_DAYS = 30
+# The latest consents a verdict keeps besides the grant's creation and rule 4a's (see _consents_read).
+RECENT_CONSENTS = 5
 # How far back the account's own history is read: the last re-authentication matters up to
 # the Microsoft rule's 90 days; the history keeps 180.
 ACCOUNT_LOOKBACK_DAYS = 120
@@ -38,6 +46,12 @@ class Gathered:
     recorded: bool  # the history already holds this failure
     live: dict[IncidentKey, Live] = field(default_factory=dict)
     domain_cluster: Cluster | None = None  # read before a domain incident opens; its opener revises them
+    counted: bool = True  # counted toward its clusters (False: rules 0 and 1 explain it alone)
+
+
+# Given the evidence of the account alone and whether the history holds the failure: records it, counts it
+# toward its clusters when it is a broken grant, and says whether it did (then the clusters are read).
+Count = Callable[["Evidence", bool], bool]
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,8 @@ def evidence_from(
     connector_burst_domains: int = 1,
     connector_usual_failures: float = 0.0,
     incident_id: str | None = None,
+    domain_connected: int | None = None,
+    domain_census_at: str | None = None,
 ) -> Evidence:
     """The evidence, from what was read: no I/O here."""
     who = mailbox_of(event, state)
@@ -87,7 +103,11 @@ def evidence_from(
     failures = {e.event_id for e in events if e.kind == "failure" and month_ago <= e.occurred_at <= failed_at}
     failures.add(event.event_id)
     refreshes = [m for m in (event.grant_updated_at, *recoveries_before) if m is not None and m <= failed_at]
-    consents = sorted({m for m in (state.created_at, *refreshes) if m is not None and m <= failed_at})
+    consents = _consents_read(
+        state.created_at,
+        sorted({m for m in (state.created_at, *refreshes) if m is not None and m <= failed_at}),
+        failed_at,
+    )
     return Evidence(
         event=event,
         state=state,
@@ -99,7 +119,7 @@ def evidence_from(
         recovered_at=recoveries_after[0] if recoveries_after else None,
         removed_by_app=any(e.kind == "removal" for e in events),
         failures_last_30_days=len(failures),
-        consents=tuple(consents),
+        consents=consents,
         last_refreshed_at=max(refreshes) if refreshes else None,
         domain_burst_accounts=domain_burst_accounts,
         domain_window_accounts=domain_window_accounts,
@@ -108,7 +128,23 @@ def evidence_from(
         connector_burst_domains=connector_burst_domains,
         connector_usual_failures=connector_usual_failures,
         incident_id=incident_id,
+        domain_connected=domain_connected,
+        domain_census_at=domain_census_at,
     )
+
+
+def _consents_read(created_at: str | None, consents: list[str], failed_at: str) -> tuple[str, ...]:
+    """The consents the rules read: the grant's creation, the youngest one 7 days (± 12 h) before the failure
+    (the one rule 4a names) and the RECENT_CONSENTS latest. A flapping account consents hundreds of times in
+    ACCOUNT_LOOKBACK_DAYS; keeping them all grew its verdict past DynamoDB's 400 KB item limit."""
+    failed = parse_iso(failed_at)
+    testing_mode = [
+        c for c in consents if abs(failed - parse_iso(c) - GOOGLE_TESTING_TOKEN_LIFETIME) <= GOOGLE_TESTING_MARGIN
+    ]
+    kept = set(consents[-RECENT_CONSENTS:]) | set(testing_mode[-1:])
+    if created_at in consents:
+        kept.add(created_at)
+    return tuple(sorted(kept))
 
 
 class EvidenceGatherer:
@@ -118,7 +154,10 @@ class EvidenceGatherer:
         self._incidents = incidents
         self._policy = policy
 
-    def gather(self, event: AccountEvent) -> Gathered:
+    def gather(self, event: AccountEvent, count: Count | None = None) -> Gathered:
+        """The evidence of one failure. `count` (the diagnosis's) decides from the account alone whether the
+        failure counts toward clusters; a failure it does not count reads none. Without it (the CLI's
+        `diagnose`, which writes nothing) the clusters are read as if the failure counted."""
         policy = self._policy
         state = self._nylas.account_state(event)
         failed_at = parse_iso(event.occurred_at)
@@ -126,6 +165,12 @@ class EvidenceGatherer:
             event.account_id, since=iso(failed_at - timedelta(days=ACCOUNT_LOOKBACK_DAYS))
         )
         recorded = any(e.event_id == event.event_id for e in events)
+        counted = False
+        if count is not None:
+            alone = evidence_from(event, state, events, domain_burst_accounts=1, domain_window_accounts=1)
+            counted = count(alone, recorded)
+            if not counted:
+                return Gathered(alone, True, counted=False)
         who = mailbox_of(event, state)
         domain, free_mail, failure_connector = who.domain, who.free_mail, who.connector
         live = self._incidents.live(incident_keys(domain, free_mail, failure_connector))
@@ -147,6 +192,12 @@ class EvidenceGatherer:
             )
             window = len(domain_cluster.accounts_between(window_start, event.occurred_at) | mine)
 
+        # Rule 2b's share needs the domain's size only once its failures reach the threshold, and only before a
+        # domain incident exists (its opener's share holds for every later member: the failing only grow).
+        mailboxes = None
+        if domain_incident is None and domain and not free_mail and window >= policy.domain_cluster_threshold:
+            mailboxes = self._history.census.domain(domain)
+
         connector_accounts, connector_domains, usual = 1, 1, 0.0
         connector_incident = joinable(
             live.get(IncidentKey("connector", failure_connector or "")), event.occurred_at, policy
@@ -158,9 +209,9 @@ class EvidenceGatherer:
             )
         elif failure_connector:
             start = iso(failed_at - burst_span)
-            counted = self._history.connectors.burst(failure_connector, start, iso(failed_at + burst_span))
-            connector_accounts = counted.failures + (0 if recorded else 1)
-            connector_domains = len(counted.domains | ({domain} if domain else set()))
+            burst_counts = self._history.connectors.burst(failure_connector, start, iso(failed_at + burst_span))
+            connector_accounts = burst_counts.failures + (0 if counted else 1)
+            connector_domains = len(burst_counts.domains | ({domain} if domain else set()))
             if connector_accounts >= policy.connector_outage_threshold:
                 # Only a burst big enough to matter pays for reading the baseline; the burst's own hours are left out.
                 usual = self._history.connectors.usual(
@@ -178,5 +229,7 @@ class EvidenceGatherer:
             connector_burst_accounts=connector_accounts,
             connector_burst_domains=connector_domains,
             connector_usual_failures=usual,
+            domain_connected=mailboxes.connected if mailboxes else None,
+            domain_census_at=mailboxes.census_at if mailboxes else None,
         )
-        return Gathered(evidence, recorded, live, domain_cluster)
+        return Gathered(evidence, recorded or counted, live, domain_cluster)

@@ -39,7 +39,7 @@ from account_doctor.models import (
     iso,
     parse_iso,
 )
-from account_doctor.ports import History, IncidentRecords, Notifier, Publisher, Verdicts
+from account_doctor.ports import AtRiskGrants, History, IncidentRecords, Notifier, Publisher, Verdicts
 from account_doctor.providers import connector
 from account_doctor.tally import tally
 
@@ -58,6 +58,9 @@ Clock = Callable[[], datetime]
 RELEASE_PAGE = 25
 # Testing mode is Google's alone: its incident is keyed by the connector.
 TESTING_MODE_KEY = "google"
+_TESTING_MODE = IncidentKey("testing_mode", TESTING_MODE_KEY)
+# What counts as a consent (SPEC §3d): a grant made, or re-authenticated (the webhook keeps only those updates).
+CONSENT_TRIGGERS = frozenset({"grant.created", "grant.updated"})
 
 
 # What each kind of incident means ---------------------------------------------------------------------
@@ -178,12 +181,24 @@ def as_shown(incident: Incident, now: datetime, policy: Policy) -> Incident:
 
 
 def resolve(store: IncidentRecords, publisher: Publisher | None, incident_id: str, at: str) -> Incident | None:
-    """Resolves an open incident and announces it once, whoever gets there first (the last recovery or the
-    operator); the incident when this call resolved it."""
+    """Resolves an open incident and announces it, whoever gets there first (the last recovery or the
+    operator); the incident when this call resolved it. A repeat (the retry of a failed publish) announces
+    what the first call could not."""
     resolved = store.resolve(incident_id, at)
-    if resolved is not None and publisher is not None:
-        publisher.publish_incident("IncidentResolved", resolved.to_dict())
+    announce_resolution(store, publisher, incident_id)
     return resolved
+
+
+def announce_resolution(store: IncidentRecords, publisher: Publisher | None, incident_id: str) -> None:
+    """Publishes IncidentResolved for a resolved incident until one publish succeeded: the stored incident says
+    whether it was announced, so a failed PutEvents is made good by whichever call comes next."""
+    if publisher is None:
+        return
+    incident = store.get(incident_id)
+    if incident is None or incident.status != "resolved" or incident.resolution_announced:
+        return
+    publisher.publish_incident("IncidentResolved", incident.to_dict())
+    store.mark_resolution_announced(incident_id)
 
 
 @dataclass(frozen=True)
@@ -219,11 +234,18 @@ class IncidentLifecycle:
     too_old_to_notify: Callable[[AccountEvent], bool]
     tell: Callable[[Verdict, Occasion], Verdict]
     enqueue_release: Callable[[Release], None] | None = None
+    # Hears of the emails a release sent, with the verdict they are on (the recovery episodes count them).
+    emailed: Callable[[Verdict], object] = lambda verdict: None
+    # The Google grants an open testing_mode incident puts at risk (SPEC §3d); None where nobody asks.
+    at_risk: AtRiskGrants | None = None
 
     # Before the verdict is stored ----------------------------------------------------------------------
 
     def place(self, cause: Cause, event: AccountEvent, gathered: Gathered) -> Placement:
         """The incident a verdict of this cause belongs to (joined, or opened now), and whether this event opened it."""
+        testing = gathered.live.get(_TESTING_MODE)
+        if testing is not None and self.at_risk is not None:
+            self.at_risk.failed(testing.incident_id, event.account_id)  # broken now: no longer at risk
         key = incident_key_of(cause, gathered.evidence)
         if key is None:
             return Placement()
@@ -255,14 +277,12 @@ class IncidentLifecycle:
     def no_racer(self, gathered: Gathered, incident_id: str | None) -> list[dict[str, Any]]:
         """The conditions a verdict outside any incident is stored on: no incident opened for its keys since
         its evidence was read. An opener revises the earlier members whose verdicts it finds; one still being
-        made it can only count, so that verdict must not be stored as if alone. A lone failure (no neighbour
-        in any cluster) cannot have been counted by a racer, and is stored unconditioned."""
+        made it can only count, so that verdict must not be stored as if alone. A failure that saw no neighbour
+        is no exception: it counted itself before reading its clusters, so a racer counting itself after that
+        read sees it (storing it unconditioned left a counted member outside its incident)."""
         e = gathered.evidence
-        if (
-            incident_id is not None
-            or max(e.domain_burst_accounts, e.domain_window_accounts, e.connector_burst_accounts) < 2
-        ):
-            return []
+        if incident_id is not None or not gathered.counted:
+            return []  # in its incident already, or counted nowhere (no racer can have counted it)
         keys = incident_keys(e.domain, e.free_mail, e.connector)
         seen = {key: gathered.live[key].incident_id if key in gathered.live else None for key in keys}
         return self.store.none_opened(seen)
@@ -324,6 +344,11 @@ class IncidentLifecycle:
             accounts=incident.accounts,
             members=tuple(IncidentMember(m.account_id, m.email, m.latest_cause, m.recovered) for m in members),
             domains=incident.domains,
+            at_risk=(
+                self.at_risk.in_words(incident.incident_id)
+                if incident.kind == "testing_mode" and self.at_risk is not None
+                else None
+            ),
         )
 
     def _join(self, key: IncidentKey, incident_id: str, verdict: Verdict, *, held: bool = False) -> None:
@@ -354,10 +379,13 @@ class IncidentLifecycle:
     # Opening revises the earlier members ---------------------------------------------------------------
 
     def _open(self, key: IncidentKey, incident_id: str, opener: Verdict, cluster: Cluster | None) -> None:
-        """Counts the failures that came before the incident existed as members, and revises their verdicts."""
+        """Counts the failures that came before the incident existed as members, and revises their verdicts; a
+        testing_mode incident also starts its list of the grants at risk, before its one alert is sent."""
         emails = cluster.emails() if cluster else {}
         for account_id in sorted(set(emails) - {opener.account_id}):
             self._revise_member(key, incident_id, account_id, emails[account_id], opener)
+        if key == _TESTING_MODE and self.at_risk is not None:
+            self.at_risk.opened(incident_id)
         incident = self.store.get(incident_id)
         if incident is not None:
             self.publisher.publish_incident("IncidentOpened", incident.to_dict())
@@ -416,14 +444,25 @@ class IncidentLifecycle:
 
     # Recovery, release -----------------------------------------------------------------------------------
 
-    def recovered(self, event: AccountEvent) -> None:
-        """A recovered account is marked on its open incidents; when every member has recovered, it is resolved."""
+    def recovered(self, event: AccountEvent, *, redelivered: bool = False) -> None:
+        """A recovered account is marked on its open incidents; when every member has recovered, it is resolved.
+
+        Every step is safe to repeat and is done on every delivery: a delivery that failed after marking the
+        member (or after resolving, before announcing) is finished by the next one.
+        """
         state = self.history.state(event.account_id) or {}
         domain = state.get("domain")
         keys = incident_keys(domain, bool(domain) and is_free_mail(str(domain)), connector(state.get("provider")))
+        if redelivered:
+            # The incident an earlier delivery resolved has no open pointer any more: found from the verdict.
+            latest = self.verdicts.newest(event.account_id, 1)
+            if latest and latest[0].incident_id:
+                announce_resolution(self.store, self.publisher, latest[0].incident_id)
         for key, live in self.store.live(keys).items():
-            if not self.store.member_recovered(key, live.incident_id, event.account_id):
-                continue
+            if key == _TESTING_MODE and self.at_risk is not None and event.trigger in CONSENT_TRIGGERS:
+                # A Google consent while testing mode is open: one more grant dies 7 days later unless published.
+                self.at_risk.consented(live.incident_id, event.account_id, event.email, event.occurred_at)
+            self.store.member_recovered(key, live.incident_id, event.account_id)
             after = self.store.live([key]).get(key)
             every_member = (
                 after is not None and after.incident_id == live.incident_id and after.recovered >= after.accounts
@@ -444,6 +483,7 @@ class IncidentLifecycle:
             if self.history.recovery_after(member.account_id, latest[0].occurred_at) is not None:
                 continue
             notifications = self.notifier.notify(latest[0], Occasion(released=True))
+            self.emailed(replace(latest[0], notifications=notifications))
             sent += sum(1 for n in notifications if n.status in ("sent", "dry_run") and n.kind == "reconnect")
         if cursor is not None and self.enqueue_release is not None:
             self.enqueue_release(Release(request.incident_id, cursor))

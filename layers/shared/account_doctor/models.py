@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 ApiVersion = Literal["v2", "v3"]
 EventKind = Literal["failure", "recovery", "removal"]
 AuthMethod = Literal["oauth", "password", "unknown"]
 Confidence = Literal["high", "medium", "low"]
-NotificationKind = Literal["reconnect", "admin_contact", "outage_notice", "operator_alert"]
+NotificationKind = Literal["reconnect", "admin_contact", "outage_notice", "reminder", "operator_alert"]
 # What an incident groups (SPEC §4b): an organisation domain, a connector, Google's testing mode.
 IncidentKind = Literal["domain", "connector", "testing_mode"]
 NotificationStatus = Literal["sent", "held", "dry_run", "rejected", "delivered", "bounced", "complained"]
@@ -157,6 +157,10 @@ class Evidence:
     connector_usual_failures: float = 0.0
     # The open incident this failure was measured against, if any (its counts are the cluster counts).
     incident_id: str | None = None
+    # Rule 2b's share: the domain's connected mailboxes as the grant census last counted them, and when
+    # (None: the census has not counted the domain, or was not asked because the cluster is too small).
+    domain_connected: int | None = None
+    domain_census_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,6 +198,9 @@ class Policy:
     domain_burst_minutes: int = 15
     domain_window_days: int = 7
     connector_outage_threshold: int = 10
+    domain_share_percent: int = 10
+    # The Microsoft connector's client secret expiry (MicrosoftClientSecretExpiresOn), None when unknown.
+    client_secret_expires_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +245,11 @@ class Notification:
     status: NotificationStatus
     sent_at: str | None = None
     reason: str | None = None
+    # A reminder's entry of ReminderHours (1, 2, …); None for every other email.
+    sequence: int | None = None
+    # With EmailTracking (SPEC §5): when the customer first opened it, first clicked its link.
+    opened_at: str | None = None
+    clicked_at: str | None = None
 
 
 def event_key(occurred_at: str, event_id: str) -> str:
@@ -369,6 +381,18 @@ class IncidentBrief:
     accounts: int  # distinct accounts so far, members beyond `members` included
     members: tuple[IncidentMember, ...] = field(default_factory=tuple)
     domains: int | None = None
+    # A testing_mode incident's grants at risk, in words: "3 more grants expire by 2026-12-08 unless …".
+    at_risk: str | None = None
+
+
+@dataclass(frozen=True)
+class ReminderEntry:
+    """One entry of ReminderHours coming due (SPEC §5): which one, since when the mailbox is broken, and the
+    v3 deadline to name while it lies ahead."""
+
+    sequence: int
+    failed_at: str
+    deadline: str | None = None
 
 
 @dataclass(frozen=True)
@@ -380,6 +404,7 @@ class Occasion:
     notify_customer: bool = True  # False for a failure the sweep found too late (SweepNotifyDays)
     follow_up: NotificationKind | None = None  # a revision's single follow-up to the customer (§4b)
     released: bool = False  # the incident's release: send what was held
+    reminder: ReminderEntry | None = None  # a reminder coming due: the customer's original advice again
 
 
 @dataclass(frozen=True)
@@ -416,3 +441,29 @@ STAGE_ATTRIBUTE = "stage"
 Stage = Literal["record", "diagnose"]
 # A third kind of message asks the consumer to release an incident's held emails.
 RELEASE_STAGE = "release"
+# And a fourth to send one due reminder (SPEC §5), found by the sweep's scheduled run.
+REMINDER_STAGE = "reminder"
+
+
+@dataclass(frozen=True)
+class WatchAlert:
+    """An operator alert about an input or a clock rather than an account (SPEC §3d): the webhook feed, the
+    Microsoft client secret. `key` names what it watches; the rest is what the email says."""
+
+    key: str
+    title: str
+    paragraphs: tuple[str, ...]
+    steps: tuple[str, ...] = ()
+    facts: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class AtRisk:
+    """A Google grant an open testing_mode incident puts at risk (SPEC §3d): it dies at `expires_at`."""
+
+    account_id: str
+    email: str | None
+    expires_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "email": self.email, "expires_at": self.expires_at}

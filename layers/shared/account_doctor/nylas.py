@@ -21,6 +21,7 @@ from urllib3.util.retry import Retry
 
 from account_doctor.addresses import mask_email
 from account_doctor.credentials import NylasCredentials, load_credentials
+from account_doctor.feed import Destination
 from account_doctor.models import AccountEvent, AccountState, ApiVersion, from_epoch
 from account_doctor.providers import EXCHANGE_PROVIDERS
 from account_doctor.settings import Settings, SweepSettings
@@ -75,6 +76,7 @@ class ListedAccount:
     provider: str | None = None
     email: str | None = None
     updated_at: str | None = None  # v3 only: when Nylas last changed the grant (ISO)
+    created_at: str | None = None  # v3 only: when the grant was made, its first consent (ISO)
 
 
 def build_session(*, total_retries: int = 3, backoff_factor: float = 0.5, pool_size: int = 16) -> requests.Session:
@@ -197,6 +199,63 @@ class NylasClient:
                 if account is not None and account.status in V2_BROKEN_SYNC_STATES
             ]
 
+    # The census (SPEC §3c) and the webhook feed (§3d) -------------------------------------------
+
+    def grants_page(self, offset: int, *, page_size: int = GRANTS_PAGE_SIZE) -> tuple[int, list[ListedAccount]]:
+        """One page of every v3 grant, valid or not: (rows Nylas returned, the grants among them)."""
+        credentials = self._credentials()
+        headers = {"Authorization": f"Bearer {credentials.api_key}"}
+        url = f"{self._settings.nylas_api_uri}/v3/grants"
+        rows = self._page(url, offset, page_size, _grants_of, headers=headers, check="api_key")
+        return len(rows), [grant for grant in map(_listed_grant, rows) if grant is not None]
+
+    def v2_accounts_page(
+        self, offset: int, *, page_size: int = V2_ACCOUNTS_PAGE_SIZE
+    ) -> tuple[int, list[ListedAccount]]:
+        """One page of every v2 account, whatever its sync state: (rows Nylas returned, the accounts among them)."""
+        credentials = self._credentials()
+        url = f"{self._settings.nylas_v2_api_uri}/a/{_segment(credentials.client_id)}/accounts"
+        rows = self._page(
+            url, offset, page_size, _accounts_of, auth=(credentials.client_secret, ""), check="client_id/client_secret"
+        )
+        return len(rows), [account for account in map(_listed_v2_account, rows) if account is not None]
+
+    def webhook_destinations(self) -> list[Destination] | None:
+        """v3 `GET /v3/webhooks`; None when Nylas could not be asked (404, 5xx or a timeout: the feed is unknown).
+        Rejected credentials raise NylasConfigError, as everywhere."""
+        credentials = self._credentials()
+        headers = {"Authorization": f"Bearer {credentials.api_key}"}
+        try:
+            response = self._get(f"{self._settings.nylas_api_uri}/v3/webhooks", headers=headers, check="api_key")
+            if response.status_code == 404:
+                return None
+            data = _json(response).get("data")
+        except NylasConfigError:
+            raise
+        except NylasUnavailable as error:
+            logger.warning(f"the webhook feed is unknown: {error}")
+            return None
+        if not isinstance(data, list):
+            logger.warning("the webhook feed is unknown: Nylas answered GET /v3/webhooks without a data array")
+            return None
+        return [d for d in map(_destination, data) if d is not None]
+
+    def _page(
+        self,
+        url: str,
+        offset: int,
+        page_size: int,
+        items_of: Callable[[requests.Response], list[Any]],
+        *,
+        check: str,
+        **kwargs: Any,
+    ) -> list[Any]:
+        query = {"limit": str(page_size), "offset": str(offset)}
+        response = self._get(url, params=query, check=check, **kwargs)
+        if response.status_code == 404:
+            raise NylasConfigError(f"Nylas answered 404 to GET {_path(url)}: check the Nylas API URI parameters")
+        return items_of(response)
+
     def _pages(
         self,
         url: str,
@@ -290,6 +349,20 @@ def _listed_grant(grant: Any) -> ListedAccount | None:
         provider=_optional_text(grant.get("provider")),
         email=_optional_text(grant.get("email")),
         updated_at=_instant_from_epoch(grant.get("updated_at")),
+        created_at=_instant_from_epoch(grant.get("created_at")),
+    )
+
+
+def _destination(item: Any) -> Destination | None:
+    if not isinstance(item, dict) or not _optional_text(item.get("id")):
+        return None
+    triggers = item.get("trigger_types")
+    return Destination(
+        webhook_id=str(item["id"]),
+        status=_optional_text(item.get("status")) or "unknown",
+        trigger_types=tuple(str(t) for t in triggers) if isinstance(triggers, list) else (),
+        webhook_url=_optional_text(item.get("webhook_url")),
+        description=_optional_text(item.get("description")),
     )
 
 

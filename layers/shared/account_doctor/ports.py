@@ -7,11 +7,12 @@ importing this module (or the pure code that depends on it) loads neither boto3,
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from account_doctor.models import (
     AccountEvent,
     AccountState,
+    AtRisk,
     DeliveredNotification,
     IncidentBrief,
     IncidentKey,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from account_doctor.delivery import DeliveryStatus
     from account_doctor.events_out import IncidentChange
     from account_doctor.notifications.render import RenderedEmail
+    from account_doctor.stores.census import Counted
     from account_doctor.stores.connectors import Burst
     from account_doctor.stores.dynamo import Page
     from account_doctor.stores.events import Cluster
@@ -65,6 +67,10 @@ class Publisher(Protocol):
         """`incident` is the stored incident; its members, if given, are not published."""
         ...
 
+    def publish_recovery(self, recovered: Mapping[str, Any]) -> None:
+        """`recovered` is an episode's end (SPEC §4c `AccountRecovered`, `episodes.EpisodeEnd.detail`)."""
+        ...
+
 
 # Stores (stores/*.py implement them) ---------------------------------------------------------------
 
@@ -77,14 +83,27 @@ class ConnectorCounts(Protocol):
     def usual(self, failure_connector: str, start: str, end: str, window: Any) -> float: ...
 
 
+class DomainCensus(Protocol):
+    """How many mailboxes a domain has, as the daily grant census counted them (stores.census)."""
+
+    def domain(self, domain: str) -> Counted | None: ...
+
+
 class History(Protocol):
     """The event history and each account's current state (stores.events.EventHistory)."""
 
     @property
     def connectors(self) -> ConnectorCounts: ...
 
+    @property
+    def census(self) -> DomainCensus: ...
+
     def put_event(self, event: AccountEvent) -> bool:
         """Stores the event once; False when it was already there."""
+        ...
+
+    def count_failure(self, event: AccountEvent) -> bool:
+        """Counts a diagnosed failure toward its domain's and connector's clusters once; False when it was."""
         ...
 
     def account_events(self, account_id: str, since: str) -> list[AccountEvent]: ...
@@ -112,6 +131,12 @@ class Verdicts(Protocol):
     def newest(self, account_id: str, count: int) -> list[Verdict]:
         """The account's `count` newest verdicts (a revision before what it revises)."""
         ...
+
+    def announced(self, verdict: Verdict) -> bool:
+        """Whether the stored verdict was published (marked after a successful publish)."""
+        ...
+
+    def mark_announced(self, verdict: Verdict) -> None: ...
 
     def revise(self, earlier: Verdict, revision: Verdict) -> bool:
         """Stores the revision and marks the earlier verdict superseded; False when the revision existed."""
@@ -186,6 +211,14 @@ class IncidentRecords(Protocol):
         """Records the release once; False when it was already released."""
         ...
 
+    def mark_resolution_announced(self, incident_id: str) -> bool:
+        """Records that IncidentResolved went out; False when it already was recorded."""
+        ...
+
+
+# SES's open and click tracking (EmailTracking): what a customer did with an email.
+Engagement = Literal["opened", "clicked"]
+
 
 class DeliveryLedger(Protocol):
     """What the notification ledger offers for delivery feedback (stores/ledger.py implements it)."""
@@ -209,6 +242,17 @@ class DeliveryLedger(Protocol):
 
     def release_delivery_alert(self, message_id: str) -> None:
         """Gives the claim back after the alert could not be sent, so the retried event sends it."""
+        ...
+
+    def block_address(self, address: str, reason: str | None, at: str) -> None:
+        """No customer email goes to this address again (a hard bounce, the suppression list's, or a complaint)."""
+        ...
+
+    def record_engagement(
+        self, message_id: str, engagement: Engagement, at: str
+    ) -> tuple[DeliveredNotification, bool] | None:
+        """Records the first open or click of the email (EmailTracking), and whether this was the first; None
+        when no notification of ours has that SES message id."""
         ...
 
 
@@ -239,3 +283,26 @@ class ReadApi(Protocol):
     def release_incident(self, incident_id: str) -> dict[str, Any]: ...
 
     def resolve_incident(self, incident_id: str) -> dict[str, Any]: ...
+
+    def recovery_report(self, days: str | int | None = None) -> dict[str, Any]: ...
+    def health(self) -> dict[str, Any]: ...
+
+
+class AtRiskGrants(Protocol):
+    """The Google grants an open testing_mode incident puts at risk (testing_mode.AtRiskWatch)."""
+
+    def opened(self, incident_id: str) -> list[AtRisk]:
+        """Starts the new incident's list (from the census's recent consents); a retried opener keeps the first."""
+        ...
+
+    def consented(self, incident_id: str, account_id: str, email: str | None, at: str) -> None: ...
+
+    def failed(self, incident_id: str, account_id: str) -> None: ...
+
+    def at_risk(self, incident_id: str) -> list[AtRisk]:
+        """Every grant still at risk, soonest expiry first."""
+        ...
+
+    def in_words(self, incident_id: str) -> str | None:
+        """What the incident's alert says of them: "3 more grants expire by 2026-12-08 unless …"; None: none."""
+        ...

@@ -7,11 +7,21 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from account_doctor.models import FAILURE_TRIGGERS, RELEASE_STAGE, STAGE_ATTRIBUTE, AccountEvent, Release, Stage
+from account_doctor.models import (
+    FAILURE_TRIGGERS,
+    RELEASE_STAGE,
+    REMINDER_STAGE,
+    STAGE_ATTRIBUTE,
+    AccountEvent,
+    Release,
+    Stage,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+    from account_doctor.reminders import DueReminder
 
 SQS_BATCH_LIMIT = 10
 
@@ -70,18 +80,17 @@ def from_queue(event_source_arn: str, queue_url: str) -> bool:
     return bool(queue_url) and event_source_arn.rsplit(":", 1)[-1] == queue_url.rstrip("/").rsplit("/", 1)[-1]
 
 
-class ReleaseQueue:
-    """Asks the diagnosis function to send an incident's held emails: one message per page of members.
+class _StageQueue:
+    """Sends one message of a stage of its own to the diagnosis function."""
 
-    Its own queue (template.yaml's ReleaseQueue), the only one the read API may send to: the consumer takes
-    nothing but releases from it, so whoever can release an incident cannot also queue a diagnosis.
-    """
+    stage = ""
+    queue = ""  # which queue, in the error an operator reads
 
     def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
         self._queue_url = queue_url
         self._client = client
 
-    def send(self, request: Release) -> None:
+    def _send(self, body: str) -> None:
         if self._client is None:
             import boto3
 
@@ -89,8 +98,33 @@ class ReleaseQueue:
         try:
             self._client.send_message(
                 QueueUrl=self._queue_url,
-                MessageBody=request.to_json(),
-                MessageAttributes={STAGE_ATTRIBUTE: {"DataType": "String", "StringValue": RELEASE_STAGE}},
+                MessageBody=body,
+                MessageAttributes={STAGE_ATTRIBUTE: {"DataType": "String", "StringValue": self.stage}},
             )
         except (ClientError, BotoCoreError) as error:
-            raise QueueError(f"SendMessage to the release queue failed: {error}") from error
+            raise QueueError(f"SendMessage to the {self.queue} queue failed: {error}") from error
+
+
+class ReleaseQueue(_StageQueue):
+    """Asks the diagnosis function to send an incident's held emails: one message per page of members.
+
+    Its own queue (template.yaml's ReleaseQueue), the only one the read API may send to: the consumer takes
+    nothing but releases from it, so whoever can release an incident cannot also queue a diagnosis.
+    """
+
+    stage = RELEASE_STAGE
+    queue = "release"
+
+    def send(self, request: Release) -> None:
+        self._send(request.to_json())
+
+
+class ReminderQueue(_StageQueue):
+    """Asks the diagnosis function to send one due reminder (SPEC §5), on the diagnosis queue: the sweep's
+    scheduled run only finds them."""
+
+    stage = REMINDER_STAGE
+    queue = "diagnosis"
+
+    def send(self, reminder: DueReminder) -> None:
+        self._send(reminder.to_json())

@@ -10,14 +10,25 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any, Literal, Self, TypeVar, overload
 
+from account_doctor.clocks import secret_expiry
 from account_doctor.models import Policy
 
 NotificationMode = Literal["send", "dry-run"]
 
 # Variables whose empty value is meaningful ("none"): everything else must be set.
-_OPTIONAL = frozenset({"reauth_url_template", "reply_to_email", "event_bus_name", "configuration_set_name"})
+_OPTIONAL = frozenset(
+    {
+        "reauth_url_template",
+        "reply_to_email",
+        "event_bus_name",
+        "configuration_set_name",
+        "reminder_hours",
+        "microsoft_client_secret_expires_on",
+    }
+)
 
 
 class SettingsError(RuntimeError):
@@ -51,6 +62,14 @@ class _FromEnvironment:
         mode = values.get("notification_mode")
         if mode is not None and mode not in ("send", "dry-run"):
             problems.append(f"NOTIFICATION_MODE must be 'send' or 'dry-run', got {mode!r}")
+        hours = values.get("reminder_hours")
+        if isinstance(hours, str):
+            from account_doctor.reminders import InvalidReminderHours, reminder_hours
+
+            try:
+                reminder_hours(hours)
+            except InvalidReminderHours as error:
+                problems.append(f"REMINDER_HOURS: {error}")
         if problems:
             raise SettingsError(
                 "Account Doctor is misconfigured: "
@@ -79,14 +98,20 @@ class _Procedure(_FromEnvironment):
     domain_burst_minutes: int
     domain_window_days: int
     connector_outage_threshold: int
+    domain_share_percent: int
+    # Rule 1b names an expired Microsoft client secret first (SPEC §3d); empty = unknown.
+    microsoft_client_secret_expires_on: str
 
-    @property
+    @cached_property
     def policy(self) -> Policy:
+        # Parsed once per process: a malformed date is one log line (clocks.secret_expiry), not one per diagnosis.
         return Policy(
             domain_cluster_threshold=self.domain_cluster_threshold,
             domain_burst_minutes=self.domain_burst_minutes,
             domain_window_days=self.domain_window_days,
             connector_outage_threshold=self.connector_outage_threshold,
+            domain_share_percent=self.domain_share_percent,
+            client_secret_expires_on=secret_expiry(self.microsoft_client_secret_expires_on),
         )
 
 
@@ -120,6 +145,14 @@ class Settings(_Procedure, _Sending):
     incidents_table: str
     notifications_table: str
     idempotency_table: str
+    # ReminderHours (SPEC §5), e.g. "48,168"; empty: no reminders. Checked at start.
+    reminder_hours: str
+
+    @property
+    def reminder_schedule(self) -> tuple[int, ...]:
+        from account_doctor.reminders import reminder_hours
+
+        return reminder_hours(self.reminder_hours)
 
 
 @dataclass(frozen=True)
@@ -134,8 +167,9 @@ class ReadApiSettings(_Procedure):
 
 
 @dataclass(frozen=True)
-class SweepSettings(_FromEnvironment):
-    """SweepFunction: lists broken grants and accounts, reads the event history, enqueues the missed failures."""
+class SweepSettings(_Sending):
+    """SweepFunction: lists broken grants and accounts, reads the event history, enqueues the missed failures;
+    takes the daily census, watches the webhook feed and the client secret's clock, and alerts the operator."""
 
     nylas_api_uri: str
     nylas_v2_api_uri: str
@@ -144,6 +178,9 @@ class SweepSettings(_FromEnvironment):
     grace_seconds: int
     sweep_notify_days: int
     events_table: str
+    # An account the sweep finds recovered is announced (AccountRecovered, SPEC §3b, §4c).
+    event_bus_name: str
+    microsoft_client_secret_expires_on: str
 
 
 @dataclass(frozen=True)
@@ -152,6 +189,8 @@ class SesEventsSettings(_Sending):
 
     verdicts_table: str
     notifications_table: str
+    # A customer's click (EmailTracking) counts the account's episode as clicked in the recovery report.
+    events_table: str
 
 
 AnySettings = TypeVar("AnySettings", bound=_FromEnvironment)

@@ -18,17 +18,22 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 
-from account_doctor.models import AccountEvent, iso, parse_iso
+from account_doctor.episodes import Recovery
+from account_doctor.events_out import publisher_for
+from account_doctor.models import AccountEvent, AccountState, iso, parse_iso
 from account_doctor.nylas import ListedAccount, NylasClient, NylasUnavailable
 from account_doctor.ports import KnownEvent
-from account_doctor.queue import DiagnosisQueue
+from account_doctor.queue import DiagnosisQueue, ReminderQueue
+from account_doctor.reminders import ReminderRun, enqueue_due
 from account_doctor.settings import SweepSettings
 from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
 
 SOURCE = "sweep"
@@ -109,6 +114,8 @@ class SweepSummary:
     enqueued: int = 0  # missed failures, enqueued (MissedFailuresFound)
     too_old_to_notify: int = 0  # of those, older than SweepNotifyDays: no customer email
     pages: int = 0  # list requests answered
+    recovered: int = 0  # on the broken list, not listed by Nylas, and valid: episode ended (recovered_by sweep)
+    removed: int = 0  # on the broken list, and gone from Nylas (404): episode ended as removed
     complete: bool = True
     stopped: str | None = None  # why the run stopped early; the next run resumes
     missed: list[str] = field(default_factory=list)  # account ids enqueued (the first 20, for the log)
@@ -121,6 +128,8 @@ class SweepSummary:
             f"sweep: {self.listed} broken listed, {self.already_known} already known, {self.enqueued} enqueued "
             f"({self.too_old_to_notify} too old to notify), {self.pages} pages"
         )
+        if self.recovered or self.removed:
+            text += f"; {self.recovered} found recovered, {self.removed} found gone"
         return text if self.complete else f"{text}; stopped early: {self.stopped}"
 
     def to_dict(self) -> dict[str, object]:
@@ -135,11 +144,17 @@ class Sweep:
         enqueue: Callable[[Sequence[AccountEvent]], object],
         notify_days: int,
         clock: Clock = lambda: datetime.now(UTC),
+        grant_updated_at: Callable[[str], str | None] | None = None,
+        close_unlisted: Callable[[set[str], SweepSummary], None] | None = None,
     ) -> None:
         self._latest_events = latest_events
         self._enqueue = enqueue
         self._notify_days = notify_days
         self._clock = clock
+        # A listing row without `updated_at`: the failure's age comes from the grant as the diagnosis reads it.
+        self._grant_updated_at = grant_updated_at
+        # After a complete listing: the broken accounts Nylas no longer lists are looked up (SPEC §3b).
+        self._close_unlisted = close_unlisted
 
     def run(
         self, sources: Iterable[Iterator[list[ListedAccount]]], *, seconds_left: Callable[[], float] | None = None
@@ -164,6 +179,9 @@ class Sweep:
                         summary.complete, summary.stopped = False, "the function's time is running out"
                         return summary
                     started = time.monotonic()
+            if self._close_unlisted is not None:
+                # Only after every page: an account missing from an unfinished listing may still be broken.
+                self._close_unlisted(summary.seen, summary)
         except NylasUnavailable as error:
             summary.complete, summary.stopped = False, f"Nylas is unavailable ({error})"
         except Exception as error:  # kept in `error`, raised by the caller after logging
@@ -179,7 +197,16 @@ class Sweep:
         latest = self._latest_events([account.account_id for account in fresh])
         events: list[AccountEvent] = []
         for account in fresh:
-            event = missed_failure(account, latest.get(account.account_id), now)
+            known = latest.get(account.account_id)
+            if (
+                self._grant_updated_at is not None
+                and account.api_version == "v3"
+                and account.updated_at is None
+                and (known is None or known.kind != "failure")
+            ):
+                # Never dated "now" alone: a first sweep must not email a customer who left months ago.
+                account = replace(account, updated_at=self._grant_updated_at(account.account_id))
+            event = missed_failure(account, known, now)
             summary.listed += 1
             if event is None:
                 summary.already_known += 1
@@ -214,14 +241,65 @@ def latest_events_of(
 
 
 @dataclass(frozen=True)
+class UnlistedCloser:
+    """The sweep closes what it can see (SPEC §3b): an account on the broken list that a complete listing no
+    longer shows broken is looked up once; `valid` ends its episode (`recovered_by: sweep`), a 404 ends it
+    as removed. Each ended account leaves the broken list, so it is not looked up again."""
+
+    broken_accounts: Callable[[], Iterable[tuple[str, str]]]  # (account id, api version) on the broken list
+    account_state: Callable[[str, str], AccountState]  # Nylas's answer for (account id, api version)
+    looked_up: Callable[..., object | None]  # Recovery.account_looked_up
+    versions: Callable[[], frozenset[str]]  # the API versions the listing covered (v2 only when configured)
+
+    def __call__(self, listed: set[str], summary: SweepSummary) -> None:
+        run = f"sweep-{iso(datetime.now(UTC))}"  # names this run on the episodes it ends
+        versions = self.versions()
+        for account_id, api_version in self.broken_accounts():
+            if account_id in listed or api_version not in versions:
+                continue
+            state = self.account_state(account_id, api_version)
+            if not (state.healthy or not state.exists):
+                continue
+            if self.looked_up(account_id, valid=state.healthy, gone=not state.exists, run=run) is None:
+                continue
+            if state.healthy:
+                summary.recovered += 1
+            else:
+                summary.removed += 1
+
+
+def broken_list(
+    pages: Callable[[int, str | None], Any], page_size: int = 100
+) -> Callable[[], Iterator[tuple[str, str]]]:
+    """Every (account id, api version) on the broken list, page after page (`EventHistory.broken_accounts`)."""
+
+    def every() -> Iterator[tuple[str, str]]:
+        cursor: str | None = None
+        while True:
+            page = pages(page_size, cursor)
+            for item in page.items:
+                yield str(item["account_id"]), str(item.get("api_version") or "v3")
+            if page.next is None:
+                return
+            cursor = page.next
+
+    return every
+
+
+@dataclass(frozen=True)
 class ScheduledSweep:
     """What one SweepFunction run does: the sweep over every broken account Nylas lists now."""
 
     sweep: Sweep
     nylas: NylasClient
+    # The reminders that came due since the last run, enqueued for the diagnosis function (SPEC §5).
+    reminders: Callable[[datetime], ReminderRun] | None = None
 
     def run(self, *, seconds_left: Callable[[], float] | None = None) -> SweepSummary:
         return self.sweep.run(self._sources(), seconds_left=seconds_left)
+
+    def remind(self, now: datetime) -> ReminderRun:
+        return self.reminders(now) if self.reminders is not None else ReminderRun()
 
     def _sources(self) -> Iterator[Iterator[list[ListedAccount]]]:
         """v3 grants, then v2 accounts when the secret holds v2 credentials; lazily, so a failure is the run's."""
@@ -231,12 +309,29 @@ class ScheduledSweep:
 
 
 def build_sweep(settings: SweepSettings) -> ScheduledSweep:
-    """The sweep a SweepFunction cold start builds: Nylas, the history's latest events and the queue."""
-    history = EventHistory(Table(settings.events_table, dynamodb_client()))
+    """The sweep a SweepFunction cold start builds: Nylas, the history's latest events, the queue, and the
+    episodes it closes and reminds of."""
+    table = Table(settings.events_table, dynamodb_client())
+    history = EventHistory(table)
+    episodes = EpisodeRecords(table)
+    nylas = NylasClient(settings)
     queue = DiagnosisQueue(boto3.client("sqs"), settings.diagnosis_queue_url, settings.grace_seconds)
+    recovery = Recovery(episodes, publisher_for(settings.event_bus_name))
+    reminder_queue = ReminderQueue(settings.diagnosis_queue_url)
+
+    def account_state(account_id: str, api_version: str) -> AccountState:
+        return nylas.v2_account(account_id) if api_version == "v2" else nylas.grant(account_id)
+
     sweep = Sweep(
         latest_events=latest_events_of(history.latest_from_states, history.latest_event),
         enqueue=queue.enqueue,
         notify_days=settings.sweep_notify_days,
+        grant_updated_at=lambda grant_id: nylas.grant(grant_id).updated_at,
+        close_unlisted=UnlistedCloser(
+            broken_accounts=broken_list(history.broken_accounts),
+            account_state=account_state,
+            looked_up=recovery.account_looked_up,
+            versions=lambda: frozenset({"v3", "v2"} if nylas.v2_configured() else {"v3"}),
+        ),
     )
-    return ScheduledSweep(sweep, NylasClient(settings))
+    return ScheduledSweep(sweep, nylas, reminders=lambda now: enqueue_due(episodes, reminder_queue.send, now))

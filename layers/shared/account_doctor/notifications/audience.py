@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from account_doctor.incidents import INCIDENT_RULES
-from account_doctor.models import CAUSES, Cause, NotificationKind, Occasion, Verdict
+from account_doctor.models import CAUSES, Cause, NotificationKind, Occasion, ReminderEntry, Verdict
 
 Audience = Literal["customer", "operator"]
 # How repeats are held back: one customer email per account per cooldown; one operator alert per
@@ -53,6 +53,12 @@ class Recipient:
     audience: Audience
     gate: Gate
     held: bool = False  # recorded with status `held`, sent only when the incident is released
+    reminder: ReminderEntry | None = None  # a reminder: its entry (each is its own ledger entry)
+
+    @property
+    def ledger_audience(self) -> str | None:
+        """The ledger entry of a reminder, one per entry of ReminderHours; None for the default entries."""
+        return f"{self.audience}#reminder#{self.reminder.sequence}" if self.reminder else None
 
 
 def recipients(verdict: Verdict, operator_email: str, occasion: Occasion | None = None) -> list[Recipient]:
@@ -69,6 +75,13 @@ def recipients(verdict: Verdict, operator_email: str, occasion: Occasion | None 
     customer_kind = CUSTOMER_EMAIL.get(cause)
     unreachable = customer_kind is not None and not is_deliverable(verdict.email)
     email = verdict.email or ""
+    if occasion.reminder is not None:
+        # Only ever the customer's, never beside an alert: the operator heard at the verdict.
+        return (
+            []
+            if customer_kind is None or unreachable
+            else [Recipient("reminder", email, "customer", "event", reminder=occasion.reminder)]
+        )
     if occasion.released:
         return [Recipient("reconnect", email, "customer", "event")] if not unreachable else []
     if verdict.revises:

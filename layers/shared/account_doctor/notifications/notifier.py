@@ -8,6 +8,7 @@ reached. SES refusing our sender is nobody's rejection: every unsent email is gi
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
@@ -160,7 +161,11 @@ class EmailNotifier:
         """What became of the email (and of the operator's alert when SES refused it), each with whether this
         call wrote it on the verdict."""
         # A revision's follow-up is its own ledger entry: the original's email for the same event went out already.
-        audience = audience or (f"{recipient.audience}#revision" if verdict.revises else recipient.audience)
+        audience = (
+            audience
+            or recipient.ledger_audience
+            or (f"{recipient.audience}#revision" if verdict.revises else recipient.audience)
+        )
         log = {"event_id": verdict.event_id, "kind": recipient.kind, "to": mask_email(recipient.to)}
         now = self._clock()
         cooldown = (verdict.account_id, self._settings.notify_cooldown_hours) if recipient.gate == "cooldown" else None
@@ -172,6 +177,19 @@ class EmailNotifier:
             logger.info("email held back by the customer's cooldown", extra=log)
             tally.count("EmailsHeldBack", "kind", recipient.kind)
             return []
+        if begun == "unreachable":
+            # The operator was told when SES reported it; the verdict says why this one did not go out.
+            logger.info("email not sent: SES reported this address as undeliverable", extra=log)
+            tally.count("EmailsNotSentToUnreachable", "kind", recipient.kind)
+            reason = "not sent: SES reported this address as a hard bounce or a complaint before"
+            return [
+                (
+                    Notification(
+                        kind=recipient.kind, to=recipient.to, status="rejected", sent_at=iso(now), reason=reason
+                    ),
+                    False,
+                )
+            ]
         email = render_email(recipient, verdict, self._settings, link, incident=incident, rejected=rejected)
         try:
             if self._mailer is None:
@@ -205,6 +223,8 @@ class EmailNotifier:
                 verdict.event_id, audience, cooldown_account=verdict.account_id if cooldown else None
             )
             raise
+        if recipient.reminder is not None:
+            notification = replace(notification, sequence=recipient.reminder.sequence)
         self._ledger.complete(
             verdict.event_id,
             audience,

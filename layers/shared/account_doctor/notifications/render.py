@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from account_doctor import providers
+from account_doctor import clocks, providers
 from account_doctor.models import (
     ALERT_MEMBERS,
     DeliveredNotification,
@@ -23,6 +23,8 @@ from account_doctor.models import (
     Occasion,
     Step,
     Verdict,
+    WatchAlert,
+    parse_iso,
 )
 from account_doctor.notifications.audience import (
     CUSTOMER_EMAIL,
@@ -38,6 +40,7 @@ from account_doctor.notifications.wording import (
     operator_title,
     outage_notice_copy,
     reconnect_copy,
+    reminder_copy,
 )
 from account_doctor.settings import Settings
 
@@ -171,21 +174,55 @@ def render_email(
 
 
 def render_customer(recipient: Recipient, verdict: Verdict, settings: Branding, reconnect_url: str) -> RenderedEmail:
+    copy, context = _customer_copy(recipient.kind, recipient.to, verdict, settings)
+    if recipient.reminder is not None:
+        # The original advice again (reconnect, or the admin-contact section to forward), said as a reminder.
+        copy = reminder_copy(
+            copy,
+            app=settings.app_name,
+            email=recipient.to,
+            stopped_on=_day(recipient.reminder.failed_at),
+            deadline=_moment(recipient.reminder.deadline) if recipient.reminder.deadline else None,
+        )
+    context.update(copy=copy, app_name=settings.app_name, reconnect_url=reconnect_url)
+    return _render(recipient.kind, recipient.kind, recipient.to, copy.subject, context, settings)
+
+
+def _customer_copy(
+    kind: NotificationKind, to: str, verdict: Verdict, settings: Branding
+) -> tuple[CustomerCopy, dict[str, Any]]:
+    """The words of a customer email and what its template shows besides them; a reminder's are its original's."""
     app = settings.app_name
-    context: dict[str, Any] = {"app_name": app, "reconnect_url": reconnect_url}
-    copy: CustomerCopy
-    if recipient.kind == "admin_contact":
+    if kind == "reminder":
+        original = CUSTOMER_EMAIL[verdict.cause]
+        copy, context = _customer_copy(original, to, verdict, settings)
+        return copy, {**context, "original_kind": original}
+    if kind == "admin_contact":
         domain = verdict.domain or "your organisation"
         copy = admin_contact_copy(
-            verdict.cause, app=app, email=recipient.to, domain=domain, accounts=_affected_accounts(verdict)
+            verdict.cause,
+            app=app,
+            email=to,
+            domain=domain,
+            accounts=_affected_accounts(verdict),
+            connected=_connected_mailboxes(verdict),
         )
-        context.update(admin=admin_steps(verdict.provider, app=app, cause=verdict.cause), domain=domain)
-    elif recipient.kind == "outage_notice":
-        copy = outage_notice_copy(app=app, email=recipient.to, provider=verdict.provider)
-    else:
-        copy = reconnect_copy(verdict.cause, app=app, email=recipient.to, provider=verdict.provider)
-    context.update(copy=copy)
-    return _render(recipient.kind, recipient.kind, recipient.to, copy.subject, context, settings)
+        return copy, {"admin": admin_steps(verdict.provider, app=app, cause=verdict.cause), "domain": domain}
+    if kind == "outage_notice":
+        return outage_notice_copy(app=app, email=to, provider=verdict.provider), {}
+    return reconnect_copy(verdict.cause, app=app, email=to, provider=verdict.provider), {}
+
+
+def _day(instant: str) -> str:
+    """`2026-11-30T17:00:00Z` → `30 November 2026`: the day a mailbox stopped, as a customer reads it."""
+    moment = parse_iso(instant)
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def _moment(instant: str) -> str:
+    """`2026-12-03T17:00:00Z` → `Thursday 3 December 2026, 17:00 UTC`."""
+    moment = parse_iso(instant)
+    return f"{moment:%A} {moment.day} {moment:%B %Y, %H:%M} UTC"
 
 
 def render_outage_notice(verdict: Verdict, settings: Branding, to: str | None = None) -> RenderedEmail:
@@ -212,7 +249,11 @@ def render_operator_alert(
     who = "" if incident else f" ({verdict.email or verdict.account_id})"
     subject = f"{app} alert: {title}{who}"
     incident_id = incident.incident_id if incident else _optional_text(evidence.get("incident_id"))
-    likely_causes = providers.connector_outage_causes(connector or "") if verdict.cause == "connector_outage" else ()
+    likely_causes = (
+        clocks.outage_causes(connector or "", settings.policy.client_secret_expires_on, parse_iso(verdict.occurred_at))
+        if verdict.cause == "connector_outage"
+        else ()
+    )
     release = _release_command(incident_id)
     members = incident.members[:ALERT_MEMBERS] if incident else ()
     context = {
@@ -270,6 +311,13 @@ def render_undeliverable(
     }
     subject = f"{settings.app_name} alert: {title}"
     return _render("undeliverable_alert", "operator_alert", settings.operator_email, subject, context, settings)
+
+
+def render_watch_alert(settings: AlertSettings, alert: WatchAlert) -> RenderedEmail:
+    """The operator alert about an input or a clock (SPEC §3d): the webhook feed, the client secret."""
+    context = {"app_name": settings.app_name, "title": alert.title, "alert": alert}
+    subject = f"{settings.app_name} alert: {alert.title}"
+    return _render("watch_alert", "operator_alert", settings.operator_email, subject, context, settings)
 
 
 def render_rejected_alert(settings: AlertSettings, verdict: Verdict, rejected: Notification) -> RenderedEmail:
@@ -417,6 +465,12 @@ def _affected_accounts(verdict: Verdict) -> int | None:
     return value if isinstance(value, int) and value > 1 else None
 
 
+def _connected_mailboxes(verdict: Verdict) -> int | None:
+    """The domain's connected mailboxes as the grant census counted them, when the verdict's evidence has them."""
+    value = verdict.evidence.get("domain_connected") if isinstance(verdict.evidence, Mapping) else None
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def _nylas_status(verdict: Verdict, state: Mapping[str, Any]) -> str:
     if state.get("exists") is False:
         return "not found (404): the grant no longer exists" if verdict.api_version == "v3" else "not found (404)"
@@ -447,9 +501,13 @@ def _domain_fact(verdict: Verdict, evidence: Mapping[str, Any], settings: Settin
     burst, window = evidence.get("domain_burst_accounts"), evidence.get("domain_window_accounts")
     if not isinstance(burst, int) or not isinstance(window, int):
         return domain
+    connected = evidence.get("domain_connected")
+    size = (
+        f" of {connected} connected (census {evidence.get('domain_census_at')})" if isinstance(connected, int) else ""
+    )
     return (
         f"{domain}: {burst} failing {'account' if burst == 1 else 'accounts'} within "
-        f"{settings.domain_burst_minutes} minutes, {window} within {settings.domain_window_days} days"
+        f"{settings.domain_burst_minutes} minutes, {window}{size} within {settings.domain_window_days} days"
     )
 
 
@@ -506,6 +564,12 @@ def _notes(
         notes.append(
             f"The customer ({verdict.email}) is sent {label} email "
             f"(at most one per {settings.notify_cooldown_hours} h per account)."
+        )
+    if incident is not None and incident.at_risk:
+        notes.append(
+            f"{incident.at_risk}: every Google grant that consented in the last 7 days dies 7 days after its "
+            f"consent while the app is in testing mode. GET /incidents/{incident.incident_id} lists them "
+            "(at_risk_accounts, soonest first), its at_risk count kept current as grants consent and fail."
         )
     if incident is not None:
         notes.append(

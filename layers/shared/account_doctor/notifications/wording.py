@@ -140,9 +140,17 @@ def _microsoft_revoked(app: str, mailbox: str) -> CustomerCopy:
     )
 
 
-def admin_contact_copy(cause: Cause, *, app: str, email: str, domain: str, accounts: int | None) -> CustomerCopy:
-    """The admin-contact email's words: what happened to the organisation, before the forwardable section."""
-    many = f"{accounts} mailboxes at {domain}" if accounts else f"Several mailboxes at {domain}"
+def admin_contact_copy(
+    cause: Cause, *, app: str, email: str, domain: str, accounts: int | None, connected: int | None = None
+) -> CustomerCopy:
+    """The admin-contact email's words: what happened to the organisation, before the forwardable section.
+    With the census's count of the domain it names the share: "3 of your organisation's 4 mailboxes"."""
+    if accounts and connected:
+        many = f"{accounts} of your organisation's {connected} mailboxes at {domain}"
+    elif accounts:
+        many = f"{accounts} mailboxes at {domain}"
+    else:
+        many = f"Several mailboxes at {domain}"
     if cause == "admin_disconnected":
         what = (
             f"{many} lost their connection to {app} within a few minutes of each other, yours ({email}) included. "
@@ -310,3 +318,23 @@ def operator_title(
             return "Account recovered by itself"
         case _:
             return f"No known cause for a failing {name} account"
+
+
+def reminder_copy(
+    original: CustomerCopy, *, app: str, email: str, stopped_on: str, deadline: str | None
+) -> CustomerCopy:
+    """A reminder (SPEC §5): the original advice again, with the day the mailbox stopped and, for a v3 mailbox
+    within 72 hours of its failure, the deadline after which mail received meanwhile is not caught up."""
+    opening = [f"Your mailbox {email} has not synced with {app} since {stopped_on}, and it is still disconnected."]
+    if deadline:
+        opening.append(
+            f"Reconnect before {deadline} so nothing is missed: after that, mail received meanwhile may not be "
+            "caught up."
+        )
+    return CustomerCopy(
+        subject=f"{app}: reminder, your mailbox is still disconnected",
+        headline="Your mailbox is still disconnected",
+        paragraphs=(*opening, *original.paragraphs),
+        hints=original.hints,
+        button=original.button,
+    )

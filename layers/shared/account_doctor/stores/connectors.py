@@ -14,10 +14,10 @@ such a window. Both are answered from counters, never by reading the failures th
 Why it holds when 1,000 failures a second go through one connector: each failure updates the counters of its
 own shard (a hash of the account id), and carries the same shard in its ConnectorFailures index key
 (`index_key`), so the writes spread over SHARDS partitions instead of one hot key,
-and the counters are written in the transaction that records the event, so a redelivered event (whose put
-fails its condition) is never counted twice. A burst window of 2 × 15 minutes reads 7 buckets × SHARDS
-items in one BatchGetItem; the baseline (read only once a burst reaches ConnectorOutageThreshold) one query
-per shard.
+and the counters are written in the transaction that counts the failure (EventHistory.count_failure, once its
+diagnosis found a broken grant), conditioned on the event not counted yet, so no failure is counted twice.
+A burst window of 2 × 15 minutes reads 7 buckets × SHARDS items in one BatchGetItem; the baseline (read only
+once a burst reaches ConnectorOutageThreshold) one query per shard.
 
 The buckets round the burst window out to whole 5 minutes (at most 5 minutes wider on each side), and
 failures are counted per event: an account failing twice within the window counts twice.

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -31,8 +32,10 @@ _deserializer = TypeDeserializer()
 _NOT_OURS = "next is not a cursor this API returned; pass the `next` value of the previous page"
 # A page ends at a key of the table and at most one index: never more attributes than their two keys name.
 _MAX_KEY_ATTRIBUTES = 4
-# BatchGetItem reads at most this many keys per call.
+# BatchGetItem reads at most this many keys per call; BatchWriteItem writes at most this many items.
 _BATCH_GET_LIMIT = 100
+_BATCH_WRITE_LIMIT = 25
+_MAX_UNPROCESSED_RETRIES = 8
 
 
 class Expression(TypedDict, total=False):
@@ -75,6 +78,11 @@ def _failed_conditions(error: ClientError) -> frozenset[int] | None:
     if not reasons or any(code not in ("None", "ConditionalCheckFailed") for code in reasons):
         return None
     return frozenset(n for n, code in enumerate(reasons) if code == "ConditionalCheckFailed")
+
+
+def _only_conflicts(error: ClientError) -> bool:
+    reasons = [str(r.get("Code")) for r in cast(Any, error.response).get("CancellationReasons", [])]
+    return bool(reasons) and all(code in ("None", "TransactionConflict") for code in reasons)
 
 
 def shard_of(text: str, shards: int) -> int:
@@ -140,19 +148,23 @@ class Table:
             raise
         return True
 
-    def transact(self, writes: Sequence[Mapping[str, Any]]) -> None:
+    def transact(self, writes: Sequence[Mapping[str, Any]], *, conflicts: int = 0) -> None:
         """Writes all of `writes` (made by put_write, update_write, check) or none of them.
 
         Raises ConditionsFailed with the positions whose condition failed; any other cancellation is raised as
-        DynamoDB's error, for the caller's retry.
+        DynamoDB's error, for the caller's retry. `conflicts`: how many times a transaction cancelled only by
+        concurrent transactions on the same items (racing writers of one counter) is tried again first.
         """
-        try:
-            self.client.transact_write_items(TransactItems=cast(Any, list(writes)))
-        except ClientError as error:
-            failed = _failed_conditions(error)
-            if failed is None:
-                raise
-            raise ConditionsFailed(failed) from None
+        for attempt in range(conflicts + 1):
+            try:
+                self.client.transact_write_items(TransactItems=cast(Any, list(writes)))
+                return
+            except ClientError as error:
+                failed = _failed_conditions(error)
+                if failed is not None:
+                    raise ConditionsFailed(failed) from None
+                if attempt == conflicts or not _only_conflicts(error):
+                    raise
 
     def put_write(self, item: Mapping[str, Any], **spec: Unpack[Expression]) -> dict[str, Any]:
         """A Put of this table, as one write of a transaction."""
@@ -194,6 +206,28 @@ class Table:
                 found.extend(from_item(item) for item in response.get("Responses", {}).get(self.name, []))
                 pending = dict(response.get("UnprocessedKeys") or {})
         return found
+
+    def put_many(self, items: Sequence[Mapping[str, Any]]) -> int:
+        """Writes the items, 25 per BatchWriteItem, retrying what DynamoDB leaves unprocessed; returns the calls."""
+        calls = 0
+        for start in range(0, len(items), _BATCH_WRITE_LIMIT):
+            pending: dict[str, Any] = {
+                self.name: [
+                    {"PutRequest": {"Item": to_item(item)}} for item in items[start : start + _BATCH_WRITE_LIMIT]
+                ]
+            }
+            for attempt in range(_MAX_UNPROCESSED_RETRIES + 1):
+                if attempt:
+                    # DynamoDB leaves items unprocessed when throttled: back off before asking again.
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+                calls += 1
+                response = self.client.batch_write_item(RequestItems=pending)
+                pending = dict(response.get("UnprocessedItems") or {})
+                if not pending:
+                    break
+            else:
+                raise RuntimeError(f"DynamoDB left items unprocessed in {self.name} after retries")
+        return calls
 
     def update(self, key: Mapping[str, Any], expression: str, **spec: Unpack[Expression]) -> dict[str, Any] | None:
         """Applies an update expression; returns the item as it is afterwards, or None when the condition failed."""

@@ -1,17 +1,22 @@
 """The event history (EventsTable): every account event, each account's current state, and connector counters.
 
 Items (partition `account_id`, sort `sk`):
-- `{occurred_at}#{event_id}`: one account event, written once. Organisation-domain failures carry
-  `failure_domain` and failures of a known connector carry `failure_connector` (sharded: `google#2`): two
-  sparse indexes (DomainFailures, ConnectorFailures) answer "who else failed around then" reading only those
-  failures. A domain index key takes one organisation's failures (Nylas notices them over minutes: tens a
-  second for the largest); a connector's can take every customer's at once, hence its shards.
-- `state`: the account's current state (latest event, email, provider). A broken account also carries
-  `broken` = one of BROKEN_SHARDS shard keys, indexed by BrokenAccounts (sorted by `since`): the "what is
-  broken right now" list is a key query, and 1,000 failures a second spread over several index partitions.
+- `{occurred_at}#{event_id}`: one account event, written once. A failure counts toward clusters only once its
+  diagnosis confirmed a grant that exists and is broken (`count_failure`; a 404 grant the app deleted, or one
+  working again, never counts): then organisation-domain failures get `failure_domain` and failures of a
+  known connector `failure_connector` (sharded: `google#2`): two sparse indexes (DomainFailures,
+  ConnectorFailures) answer "who else failed around then" reading only those failures. A domain index key
+  takes one organisation's failures (Nylas notices them over minutes: tens a second for the largest); a
+  connector's can take every customer's at once, hence its shards.
+- `state`: the account's current state (latest event, email, provider) and its open recovery episode
+  (`episode_*`, `broken_address`: begun here by its first failure, ended in `stores/episodes.py`). A broken
+  account also carries `broken` = one of BROKEN_SHARDS shard keys, indexed by BrokenAccounts (sorted by
+  `since`): the "what is broken right now" list is a key query, and 1,000 failures a second spread over
+  several index partitions.
 - account_id `#connector#{connector}#{shard}`: the connector counters of rule 1b (`stores/connectors.py`).
-An event, its state change and its connector counts are written in one transaction, so a redelivered event
-(whose put fails its condition) changes nothing and is never counted twice.
+An event and its state change are written in one transaction, so a redelivered event (whose put fails its
+condition) changes nothing; a failure's index keys and connector counts are written in another, once (its
+`counted` flag is the condition), so a repeated diagnosis never counts it twice.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from account_doctor.addresses import email_domain, is_free_mail
+from account_doctor.episodes import address_key
 from account_doctor.models import AccountEvent, event_key, parse_iso
 from account_doctor.providers import connector
 from account_doctor.stores import connectors
+from account_doctor.stores.census import CensusAggregates
 from account_doctor.stores.connectors import ConnectorCounters
 from account_doctor.stores.dynamo import (
     ConditionsFailed,
@@ -68,6 +75,13 @@ class Cluster:
         return frozenset(domain for _, at, domain, _ in self.failures if start <= at <= end and domain)
 
 
+def _expires(event: AccountEvent) -> int:
+    """Kept EVENT_RETENTION_DAYS from when it was recorded: a failure the sweep finds long after it happened
+    must not expire at once (and be found again at every sweep)."""
+    recorded_from = max(parse_iso(event.occurred_at), datetime.now(UTC))
+    return int((recorded_from + timedelta(days=EVENT_RETENTION_DAYS)).timestamp())
+
+
 def broken_shard(account_id: str) -> str:
     return f"broken#{shard_of(account_id, BROKEN_SHARDS)}"
 
@@ -76,6 +90,8 @@ class EventHistory:
     def __init__(self, table: Table) -> None:
         self._table = table
         self.connectors = ConnectorCounters(table)
+        # How many mailboxes each domain has, as the daily grant census counted them (rule 2b).
+        self.census = CensusAggregates(table)
 
     # Writing ---------------------------------------------------------------------------------
 
@@ -83,10 +99,7 @@ class EventHistory:
         """Stores the event once, with the account's new state and its connector's counts; False if known."""
         kind = event.kind
         domain = email_domain(event.email)
-        # Kept EVENT_RETENTION_DAYS from when it was recorded: a failure the sweep finds long after it happened
-        # must not expire at once (and be found again at every sweep).
-        recorded_from = max(parse_iso(event.occurred_at), datetime.now(UTC))
-        expires = int((recorded_from + timedelta(days=EVENT_RETENTION_DAYS)).timestamp())
+        expires = _expires(event)
         item: dict[str, Any] = {
             "account_id": event.account_id,
             "sk": event_key(event.occurred_at, event.event_id),
@@ -102,27 +115,53 @@ class EventHistory:
             "domain": domain,
             "expires_at": expires,
         }
-        failure_connector = connector(event.provider) if kind == "failure" else None
-        if kind == "failure" and domain and not is_free_mail(domain):
-            item["failure_domain"] = domain
-        if failure_connector:
-            item["failure_connector"] = connectors.index_key(failure_connector, connectors.shard_of(event.account_id))
-        writes: list[dict[str, Any]] = [self._table.put_write(item, condition="attribute_not_exists(sk)")]
-        if failure_connector:
-            writes += self.connectors.increments(
-                failure_connector, event.account_id, event.occurred_at, domain, expires
-            )
+        put = self._table.put_write(item, condition="attribute_not_exists(sk)")
         state = self._state_update(event, domain)
         try:
-            self._table.transact([*writes, state])
+            self._table.transact([put, state])
         except ConditionsFailed as refused:
             if 0 in refused.failed:
                 return False  # already recorded: a redelivery
-            # Only the state refused (a conflict with another failure counted at the same time is raised by
-            # `transact`, for the retry: writing the event without its state would leave the account's state,
-            # and the broken list, behind for good): a newer event is already the account's latest (an
-            # out-of-order delivery).
+            # Only the state refused (a conflict with another write at the same time is raised by `transact`,
+            # for the retry: writing the event without its state would leave the account's state, and the
+            # broken list, behind for good): a newer event is already the account's latest (an out-of-order
+            # delivery).
+            self._table.transact([put])
+        return True
+
+    def count_failure(self, event: AccountEvent) -> bool:
+        """Counts a recorded failure toward its organisation domain's and its connector's clusters, once: its
+        index keys and connector counters, in one transaction conditioned on the event not counted yet.
+        False when it already was (a repeated diagnosis). The event's address and provider are the ones its
+        diagnosis established (Nylas's)."""
+        domain = email_domain(event.email)
+        failure_connector = connector(event.provider)
+        expression = "SET counted = :yes"
+        values: dict[str, Any] = {":yes": True}
+        if domain and not is_free_mail(domain):
+            expression += ", failure_domain = :domain"
+            values[":domain"] = domain
+        if failure_connector:
+            expression += ", failure_connector = :connector"
+            values[":connector"] = connectors.index_key(failure_connector, connectors.shard_of(event.account_id))
+        writes = [
+            self._table.update_write(
+                {"account_id": event.account_id, "sk": event_key(event.occurred_at, event.event_id)},
+                expression,
+                values=values,
+                condition="attribute_exists(sk) AND attribute_not_exists(counted)",
+            )
+        ]
+        if failure_connector:
+            writes += self.connectors.increments(
+                failure_connector, event.account_id, event.occurred_at, domain, _expires(event)
+            )
+        try:
             self._table.transact(writes)
+        except ConditionsFailed as refused:
+            if 0 in refused.failed:
+                return False
+            raise  # pragma: no cover - the counters carry no condition
         return True
 
     def _state_update(self, event: AccountEvent, domain: str | None) -> dict[str, Any]:
@@ -147,8 +186,17 @@ class EventHistory:
                 expression += f", #{name} = :{name}"
         if broken:
             values[":shard"] = broken_shard(event.account_id)
-            # A failure while already broken keeps the time it broke.
-            expression += ", broken = :shard, since = if_not_exists(since, :at)"
+            # A failure while already broken keeps the time it broke, and the episode it began (SPEC §4c).
+            expression += (
+                ", broken = :shard, since = if_not_exists(since, :at)"
+                ", episode_id = if_not_exists(episode_id, :event_id)"
+                ", episode_failed_at = if_not_exists(episode_failed_at, :at)"
+            )
+            address = address_key(event.provider, event.email)
+            if address:
+                # Where a new grant with the same address finds this broken account (BrokenByAddress).
+                values[":address"] = address
+                expression += ", broken_address = :address"
         else:
             expression += " REMOVE broken, since"
         return self._table.update_write(

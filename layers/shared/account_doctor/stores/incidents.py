@@ -7,8 +7,11 @@ Why it holds when 1,000 member failures a second arrive for one incident:
 - The distinct-member count lives on SHARDS counter items `count#{kind}#{key}#{n}` / `count`, each under its
   own partition key: a member's join is one transaction (its member item, put only if absent, plus an atomic
   ADD on one shard), so a redelivered or concurrent member is counted once, and the writes of a burst spread
-  over SHARDS partitions instead of one hot key. Shards also keep the member email domains (a string set)
-  and the latest failure time.
+  over SHARDS partitions instead of one hot key. Shards also keep the latest failure time and up to
+  DOMAIN_SLOTS member email domains, one attribute per slot (`d{slot}`, a hash of the domain, as the connector
+  counters do): a connector incident across 100,000 domains keeps each shard under a few KB (a string set of
+  every domain passed DynamoDB's 400 KB). Past a few dozen domains the count is a floor, not exact; rule 1b's
+  "from 3 email domains" is decided by what the opener counted (`domains_at_open`), never by the slots.
 - Member items `member#{incident_id}#{account_id}` / `member` each have their own partition key; the
   ByIncident index lists them under SHARDS keys (`{incident_id}#{n}`), projecting only the member fields.
 - The incident itself (`incident#{id}` / `incident`) changes only when it opens, is released, resolved or
@@ -29,6 +32,7 @@ from account_doctor.stores.dynamo import ConditionsFailed, Page, Table, shard_of
 IncidentStatus = Literal["open", "resolved", "closed"]
 SHARDS = 4
 _MEMBER_SHARDS = 8
+DOMAIN_SLOTS = 64
 
 
 # Fields the diagnosis and the release need but the read API does not show (SPEC §6 lists what it shows).
@@ -57,6 +61,7 @@ class Incident:
     released_at: str | None = None
     opened_by_event: str | None = field(default=None, metadata=_INTERNAL)
     domain_names: tuple[str, ...] = field(default=(), compare=False, metadata=_INTERNAL)
+    resolution_announced: bool = field(default=False, compare=False, metadata=_INTERNAL)
 
     def to_dict(self) -> dict[str, Any]:
         return _shown(self)
@@ -103,6 +108,10 @@ class IncidentStore:
 
     # What a diagnosis reads: one call --------------------------------------------------------------
 
+    def is_open(self, key: IncidentKey) -> bool:
+        """Whether the key has an open incident: its pointer only (one item, none when closed)."""
+        return self._table.get(key.pointer, consistent=False) is not None
+
     def live(self, keys: Iterable[IncidentKey]) -> dict[IncidentKey, Live]:
         """The open incident of each key, with its counts, from one BatchGetItem of pointers and shards."""
         wanted = list(keys)
@@ -123,7 +132,7 @@ class IncidentStore:
                 cause=str(pointer["cause"]),
                 opened_at=str(pointer["opened_at"]),
                 accounts=max(sum(int(s.get("accounts", 0)) for s in mine), int(pointer.get("accounts_at_open", 0))),
-                domains=frozenset(d for s in mine for d in s.get("domains", [])),
+                domains=frozenset(d for s in mine for d in _domains(s)),
                 domains_at_open=int(pointer.get("domains_at_open", 0)),
                 last_failure_at=max([str(pointer["opened_at"]), *(str(s.get("last_failure_at", "")) for s in mine)]),
                 opened_by_event=pointer.get("opened_by_event"),
@@ -226,14 +235,15 @@ class IncidentStore:
         }
         add = self._table.update_write(
             shard,
-            "ADD accounts :one" + (", domains :domain" if domain else "") + ", held :held SET last_failure_at = :at",
+            "ADD accounts :one, held :held SET last_failure_at = :at" + (", #slot = :domain" if domain else ""),
             values={
                 ":one": 1,
                 ":at": at,
                 ":id": incident_id,
                 ":held": 1 if held else 0,
-                **({":domain": {domain}} if domain else {}),
+                **({":domain": domain} if domain else {}),
             },
+            names={"#slot": f"d{shard_of(domain, DOMAIN_SLOTS)}"} if domain else None,
             condition="incident_id = :id",
         )
         put = self._table.put_write(member, condition="attribute_not_exists(pk)")
@@ -360,12 +370,20 @@ class IncidentStore:
 
     def mark_released(self, incident_id: str, at: str) -> bool:
         """Records the release once; False when it was already released."""
+        return self._set_once(incident_id, "released_at", at)
+
+    def mark_resolution_announced(self, incident_id: str) -> bool:
+        """Records that IncidentResolved was published; False when it already was."""
+        return self._set_once(incident_id, "resolution_announced", True)
+
+    def _set_once(self, incident_id: str, attribute: str, value: Any) -> bool:
+        """Sets an attribute of the incident unless it is set; False when it was (or the incident is unknown)."""
         return (
             self._table.update(
                 {"pk": f"incident#{incident_id}", "sk": "incident"},
-                "SET released_at = :at",
-                values={":at": at},
-                condition="attribute_exists(pk) AND attribute_not_exists(released_at)",
+                f"SET {attribute} = :value",
+                values={":value": value},
+                condition=f"attribute_exists(pk) AND attribute_not_exists({attribute})",
             )
             is not None
         )
@@ -391,7 +409,7 @@ class IncidentStore:
             mine = [
                 s for s in shards if str(s["pk"]).startswith(prefix) and s.get("incident_id") == item["incident_id"]
             ]
-            domains = tuple(sorted({d for s in mine for d in s.get("domains", [])}))
+            domains = tuple(sorted({d for s in mine for d in _domains(s)}))
             incidents.append(
                 Incident(
                     incident_id=str(item["incident_id"]),
@@ -408,9 +426,16 @@ class IncidentStore:
                     released_at=item.get("released_at"),
                     opened_by_event=item.get("opened_by_event"),
                     domain_names=domains,
+                    resolution_announced=bool(item.get("resolution_announced")),
                 )
             )
         return incidents
+
+
+def _domains(shard: dict[str, Any]) -> Iterator[str]:
+    """The member domains a count shard keeps: its slots (and the string set shards written before them kept)."""
+    yield from (str(v) for name, v in shard.items() if name[:1] == "d" and name[1:].isdigit())
+    yield from shard.get("domains", [])
 
 
 def _member_key(incident_id: str, account_id: str) -> dict[str, str]:

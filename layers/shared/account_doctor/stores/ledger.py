@@ -8,6 +8,8 @@ Items (pk, TTL on expires_at):
   same transaction as the intent, so a customer email costs one write before SES and one after.
 - `message#{message_id}`: which notification an SES message is, for the delivery feedback (bounces,
   complaints, deliveries) SES publishes through the configuration set.
+- `address#{address}` (lower-cased, no TTL): an address SES reported as a hard bounce or a complaint; every
+  customer email's intent checks it in its transaction, so none goes to it again.
 The event that owns a cooldown passes it again, so a retry is not blocked by itself.
 """
 
@@ -27,7 +29,8 @@ LEASE_SECONDS = 120
 EMAIL_RECORD_DAYS = 30
 FINAL_STATUSES = frozenset({"sent", "dry_run", "rejected", "delivered", "bounced", "complained"})
 
-Begun = Literal["go", "cooling_down"]
+# "unreachable": SES reported the address as a hard bounce (the suppression list's included) or a complaint.
+Begun = Literal["go", "cooling_down", "unreachable"]
 
 
 class NotificationInProgress(RuntimeError):
@@ -104,18 +107,37 @@ class NotificationLedger:
                     values={":now": _seconds(now), ":event_id": event_id},
                 )
             )
+        blocked: int | None = None
+        if audience.startswith("customer"):
+            # Checked in the same transaction: a customer's email costs no extra call to honour the block.
+            blocked = len(writes)
+            writes.append(self._table.check(self._address_key(to), "attribute_not_exists(pk)"))
         try:
             self._table.transact(writes)
         except ConditionsFailed as refused:
-            if 0 not in refused.failed:
-                return "cooling_down"
-            already = self.sent(event_id, audience)
-            if already is not None:
-                return already
-            raise NotificationInProgress(
-                f"the {kind} email of event {event_id} is being sent by another invocation; retry later"
-            ) from refused
+            if 0 in refused.failed:
+                already = self.sent(event_id, audience)
+                if already is not None:
+                    return already
+                raise NotificationInProgress(
+                    f"the {kind} email of event {event_id} is being sent by another invocation; retry later"
+                ) from refused
+            if blocked is not None and blocked in refused.failed:
+                return "unreachable"
+            return "cooling_down"
         return "go"
+
+    def _address_key(self, address: str) -> dict[str, str]:
+        return self._key("address", address.strip().lower())
+
+    def block_address(self, address: str, reason: str | None, at: str) -> None:
+        """No customer email goes to this address again (SPEC §5): SES reported a hard bounce, the suppression
+        list's `OnAccountSuppressionList` included, or a complaint. Kept until an operator deletes the item."""
+        self._table.update(
+            self._address_key(address),
+            "SET blocked_at = if_not_exists(blocked_at, :at), reason = :reason",
+            values={":at": at, ":reason": reason or "hard bounce or complaint"},
+        )
 
     def complete(
         self,
@@ -224,6 +246,44 @@ class NotificationLedger:
             # The verdict no longer lists this message where it was (rewritten since): record on the ledger only.
             self._table.transact(writes[:2])
         return _delivered(message_id, item, status, reason)
+
+    def record_engagement(
+        self, message_id: str, engagement: Literal["opened", "clicked"], at: str
+    ) -> tuple[DeliveredNotification, bool] | None:
+        """Records the first open or click of a sent email (`opened_at`/`clicked_at`) on the ledger and on its
+        verdict's notification, the status left as delivery made it; whether this was the first. None when no
+        notification of ours has that SES message id."""
+        item = self.message(message_id)
+        if item is None:
+            return None
+        found = _delivered(message_id, item, str(item.get("delivery_status") or "sent"), item.get("delivery_reason"))
+        field_name = f"{engagement}_at"
+        writes: list[dict[str, Any]] = [
+            self._table.update_write(
+                self._key("message", message_id),
+                f"SET {field_name} = :at",
+                condition=f"attribute_not_exists({field_name})",
+                values={":at": at},
+            )
+        ]
+        if self._verdicts is not None and item.get("verdict_sk") and item.get("position") is not None:
+            position = int(item["position"])
+            writes.append(
+                self._verdicts.update_write(
+                    {"account_id": item["account_id"], "sk": item["verdict_sk"]},
+                    f"SET notifications[{position}].{field_name} = :at",
+                    condition=f"notifications[{position}].message_id = :message_id",
+                    values={":at": at, ":message_id": message_id},
+                )
+            )
+        try:
+            self._table.transact(writes)
+        except ConditionsFailed as refused:
+            if 0 in refused.failed:
+                return found, False  # opened or clicked before: SES reports every open and click
+            # The verdict no longer lists this message where it was (rewritten since): the ledger only.
+            self._table.transact(writes[:1])
+        return found, True
 
     def claim_delivery_alert(self, message_id: str, at: str) -> bool:
         return (

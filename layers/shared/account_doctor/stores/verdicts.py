@@ -84,6 +84,24 @@ class VerdictStore:
         """The account's `count` newest verdicts (a revision before what it revises)."""
         return page_verdicts(self.account_verdicts(account_id, limit=count))
 
+    def announced(self, verdict: Verdict) -> bool:
+        """Whether the verdict was put on the bus (`mark_announced` after a successful publish)."""
+        # A key query (the function's grant reads verdicts by Query only).
+        page = self._table.query(
+            KeyConditionExpression="account_id = :account AND sk = :sk",
+            ExpressionAttributeValues={":account": verdict.account_id, ":sk": verdict.key},
+            ConsistentRead=True,
+        )
+        return any(item.get("announced") for item in page.items)
+
+    def mark_announced(self, verdict: Verdict) -> None:
+        self._table.update(
+            {"account_id": verdict.account_id, "sk": verdict.key},
+            "SET announced = :yes",
+            values={":yes": True},
+            condition="attribute_exists(sk)",
+        )
+
     def set_notifications(self, verdict: Verdict, notifications: list[Notification]) -> None:
         self._table.update(
             {"account_id": verdict.account_id, "sk": verdict.key},
