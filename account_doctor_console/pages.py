@@ -43,7 +43,8 @@ class Sources:
 
 def build_sources(settings: Settings) -> Sources:
     """The console's sources over the stack's stores, built as AccountsApiFunction builds its own."""
-    return Sources(api=build_read_api(settings))
+    api = build_read_api(settings)
+    return Sources(api=api, recovery_report=api.recovery_report, health=api.health)
 
 
 CAUSE_CHOICES: tuple[str, ...] = CAUSES
@@ -172,12 +173,13 @@ def incidents(sources: Sources, query: dict[str, str]) -> dict[str, Any]:
 
 
 def incident(sources: Sources, incident_id: str, query: dict[str, str]) -> dict[str, Any]:
-    answer = sources.api.incident(incident_id, PAGE_SIZE, query.get("next") or None)
-    shown = {key: value for key, value in answer.items() if key not in ("members", "next")}
+    answer = sources.api.incident(incident_id, PAGE_SIZE, query.get("next") or None, query.get("at_risk") or None)
+    shown = {key: value for key, value in answer.items() if key not in ("members", "next", "at_risk_next")}
     return {
         "incident": shown,
         "members": answer["members"],
         "next": answer["next"],
+        "at_risk_next": answer.get("at_risk_next"),
         "actions": incident_actions(answer),
         "paged": bool(query.get("next")),
     }

@@ -148,7 +148,9 @@ def test_the_overview_shows_the_broken_count_and_the_open_incidents(
     expect(incidents.get_by_role("link", name="connector · microsoft")).to_be_visible()
     expect(incidents.get_by_role("link", name="domain · initech.com")).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("Broken accounts by cause"))).to_be_visible()
-    expect(page.get_by_text("Not available yet: the recovery report")).to_be_visible()
+    # The recovery report and the feed's health, from GET /reports/recovery and GET /health's own core calls.
+    expect(page.get_by_role("img", name=re.compile("Failures and recoveries per day"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Webhook feed: \w+"))).to_be_visible()
     shoot(page, "overview")
 
 
