@@ -519,7 +519,7 @@ def test_the_session_cookie_is_same_site_strict_and_http_only(harness: Harness) 
         ("/incidents/nope", 400, "incident_id must be an id the incidents list returned"),
         ("/incidents/domain-acme.com-20261122T0812-1a2b3c4d5e", 404, "no incident"),
         ("/incidents/domain-acme.com-20261122T0812-1a2b3c4d5e/explode", 404, "no such page"),
-        ("/domains/acme.com", 404, "no failures or verdicts for domain acme.com"),
+        ("/domains/acme.com", 404, "verdicts or census count for domain acme.com"),
         ("/domains/-", 400, "domain must be an email domain"),
         ("/nowhere", 404, "no such page"),
     ],
