@@ -103,7 +103,7 @@ test: lint coverage-erase unit integration reliability property e2e security sam
 demo: venv ## Every diagnosis scenario through the local stack over HTTP; fails if a verdict is wrong
 	PYTHONPATH=layers/shared:. $(BIN)/python -m local_stack demo
 
-serve: venv ## Keep the local stack up on 127.0.0.1:3000 for curl and the CLI (Ctrl-C stops it)
+serve: venv ## Keep the local stack up on 127.0.0.1:3000 for curl and the CLI, with the operator console on :8321 (Ctrl-C stops it)
 	PYTHONPATH=layers/shared:. $(BIN)/python -m local_stack serve
 
 bench: venv ## Performance figures: exact counts and this code's own CPU (BENCH=full adds the wall-clock end-to-end runs)

@@ -586,3 +586,27 @@ def _more(answer: Mapping[str, Any], out: TextIO) -> None:
 def _cause(account: Mapping[str, Any]) -> Any:
     latest = account.get("latest_verdict") or {}
     return latest.get("cause")
+
+
+# ---------------------------------------------------------------------------------------------
+# console
+
+
+def console_command(args: argparse.Namespace, context: Context, out: TextIO) -> int:
+    """Serves the operator console on 127.0.0.1 until Ctrl-C, over the same core as the read API."""
+    # Imported here: the other commands never load Starlette and uvicorn.
+    from account_doctor_console.pages import build_sources
+    from account_doctor_console.serve import bind, probe, serve_forever, url_of
+
+    sources = build_sources(context.target.settings)
+    listener = bind(args.port)
+    try:
+        probe(sources)
+        mode = " (read-only: Release and Resolve are hidden)" if args.read_only else ""
+        out.write(f"Account Doctor console for {context.target.source}{mode}: {url_of(listener)}\n")
+        out.write("Ctrl-C stops it.\n")
+        out.flush()
+        serve_forever(sources, listener, read_only=args.read_only)
+    finally:
+        listener.close()
+    return 0

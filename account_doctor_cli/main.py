@@ -17,6 +17,7 @@ from account_doctor_cli.commands import (
     FAILURE_TRIGGER_CHOICES,
     Context,
     broken_command,
+    console_command,
     diagnose_command,
     domain_command,
     health_command,
@@ -28,6 +29,7 @@ from account_doctor_cli.commands import (
 )
 from account_doctor_cli.errors import explain
 from account_doctor_cli.stack import SAMCONFIG, StackOptions, find_target
+from account_doctor_console import DEFAULT_PORT
 
 PROG = "account-doctor"
 
@@ -144,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     incident.add_argument("words", nargs="+", metavar="[release|resolve] INCIDENT_ID")
     incident.set_defaults(run=incident_command)
 
+    console = commands.add_parser(
+        "console",
+        help="serve the operator console on 127.0.0.1 (overview, broken accounts, accounts, incidents, domains)",
+    )
+    console.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any free one)"
+    )
+    console.add_argument("--read-only", action="store_true", help="hide and refuse Release and Resolve")
+    console.set_defaults(run=console_command)
     report = commands.add_parser(
         "report", parents=[as_json], help="how many broken accounts came back, how fast, by cause (the recovery report)"
     )
@@ -166,6 +177,17 @@ def _limit(text: str) -> int:
     number = _positive(text)
     if number > MAX_LIMIT:
         raise argparse.ArgumentTypeError(f"at most {MAX_LIMIT} per page (use --all for more), got {text}")
+    return number
+
+
+def _port(text: str) -> int:
+    """A TCP port; 0 asks for any free one."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port number, got {text!r}") from None
+    if not 0 <= number <= 65_535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 0 (any free one) to 65535, got {text}")
     return number
 
 

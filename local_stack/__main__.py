@@ -12,10 +12,15 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from account_doctor.settings import get_settings
+from account_doctor_console import DEFAULT_PORT as CONSOLE_PORT
+from account_doctor_console.pages import build_sources
+from account_doctor_console.serve import console_in_thread
 from local_stack.demo import run_demo, verdict_table
-from local_stack.incident_demo import run_second_act
+from local_stack.incident_demo import run_second_act, seed_incidents
 from local_stack.payloads import v3_notification
 from local_stack.scenarios import SCENARIOS, load_simulator
 from local_stack.simulator import Grant
@@ -50,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--aws-port", type=int, default=SERVE_AWS_PORT, help="moto server port (default 4566)")
     serve.add_argument("--empty", action="store_true", help="do not post the demo's scenarios at start")
     serve.add_argument("--nylas-port", type=int, default=SERVE_NYLAS_PORT, help="Nylas simulator port (default 4010)")
+    serve.add_argument(
+        "--console-port", type=int, default=CONSOLE_PORT, help=f"operator console port (default {CONSOLE_PORT})"
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo_command(args)
@@ -148,9 +156,12 @@ def serve_command(args: argparse.Namespace) -> int:
                 result = run_demo(stack, out_dir=OUT / "serve", report=report)
                 passed = sum(outcome.ok for outcome in result.outcomes)
                 report(f"Seeded the demo's scenarios: {passed}/{len(result.outcomes)} verdicts as expected.")
+                for problem in seed_incidents(stack, report).problems:
+                    report(f"✗ {problem}")
             env_file = write_env_file(stack, OUT / "local-stack.env")
-            report(serve_instructions(stack, env_file, log_path))
-            stop.wait()
+            with console_in_thread(build_sources(get_settings()), port=_console_port(args, report)) as console_url:
+                report(serve_instructions(stack, env_file, log_path, console_url))
+                stop.wait()
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             report(f"A port is already in use ({error}). Is `make serve` already running?")
@@ -158,6 +169,13 @@ def serve_command(args: argparse.Namespace) -> int:
         raise
     report("Local stack stopped.")
     return 0
+
+
+def _console_port(args: argparse.Namespace, report: Callable[[str], None]) -> int:
+    if args.console_port and not _port_free(args.host, args.console_port):
+        report(f"Port {args.console_port} is in use; serving the console on a free port instead.")
+        return 0
+    return int(args.console_port)
 
 
 def write_env_file(stack: RunningStack, path: Path) -> Path:
@@ -194,7 +212,7 @@ def sam_env_vars(stack: RunningStack) -> dict[str, dict[str, str]]:
     }
 
 
-def serve_instructions(stack: RunningStack, env_file: Path, log_path: Path) -> str:
+def serve_instructions(stack: RunningStack, env_file: Path, log_path: Path, console_url: str | None = None) -> str:
     from account_doctor.webhook import sign
 
     grant = CURL_EXAMPLE_GRANT
@@ -213,6 +231,7 @@ def serve_instructions(stack: RunningStack, env_file: Path, log_path: Path) -> s
         [
             "",
             f"Account Doctor local stack is up (GraceSeconds={stack.options.grace_seconds}). Ctrl-C stops it.",
+            *([f"  Console   {console_url}   (the operator console: open it in a browser)"] if console_url else []),
             f"  API       {stack.api_url}   (GET/POST /webhook, GET /accounts/{{id}}, GET /domains/{{domain}})",
             f"  AWS       {stack.moto.url}   (moto; dashboard at {stack.moto.url}/moto-api/)",
             f"  Nylas     {stack.simulator.url}   (simulator, loaded with the demo's scenario accounts)",

@@ -77,6 +77,16 @@ def _post(url: str) -> tuple[int, object]:
         return response.status, json.loads(response.read() or b"{}")
 
 
+def seed_incidents(stack: RunningStack, report: Report) -> Act:
+    """The second act's two incidents, left open: initech.com's domain incident and the Microsoft connector outage
+    with its customer emails still held (for `make serve` and the console's browser tests to release)."""
+    act = Act()
+    report("Seeding the incidents: three initech.com mailboxes, then 12 Microsoft tenants (emails held) …")
+    _play(stack, DOMAIN_WAVES, act, report)
+    _play(stack, OUTAGE_WAVES, act, report)
+    return act
+
+
 def run_incidents(stack: RunningStack, report: Report) -> Act:
     act = Act()
     operator = stack.resources.parameters["OperatorEmail"]

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from account_doctor.accounts_api import InvalidRequest, NotFound, build_read_api, page_limit
+from account_doctor.accounts_api import BrokenFilter, InvalidRequest, NotFound, build_read_api, page_limit
 from account_doctor.settings import ReadApiSettings, get_settings
 from account_doctor.stores.dynamo import InvalidCursor
 
@@ -60,7 +60,9 @@ def list_accounts() -> dict[str, Any]:
     status = app.current_event.get_query_string_value("status", "broken")
     if status != "broken":
         raise InvalidRequest("status must be broken (the list of accounts whose latest event is a failure)")
-    return api.broken_accounts(*_paging())
+    query = app.current_event.get_query_string_value
+    wanted = BrokenFilter.of(query("cause"), query("provider"), query("domain"))
+    return api.broken_accounts(*_paging(), wanted=wanted)
 
 
 @app.get("/accounts/<account_id>")

@@ -8,7 +8,6 @@ kept under out/browser/ for a look by eye.
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
 from html.parser import HTMLParser
@@ -19,23 +18,12 @@ import pytest
 
 from account_doctor.notifications.render import RenderedEmail
 from local_stack.emails import previews, sample_settings
+from tests.browser.chromium import FLAGS as CHROMIUM_FLAGS
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "browser"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--force-device-scale-factor=1",
-]
+FLAGS = [*CHROMIUM_FLAGS, "--hide-scrollbars", "--force-device-scale-factor=1"]
 WIDTHS = (375, 800)
 HEIGHT = 1400
 # Headless Chromium's window is at least 500 px wide, so the email is laid out in a frame of the width
@@ -94,16 +82,6 @@ FRAME = """<!DOCTYPE html>
 """
 
 CASES = [(name, width) for name in PREVIEWS for width in WIDTHS]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if CHROMIUM.exists():
-        return CHROMIUM
-    message = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (.ci/run does)"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}; under CI the browser test must run")
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from account_doctor.addresses import is_free_mail
+from account_doctor.addresses import email_domain, is_free_mail
 from account_doctor.clocks import EXPIRING_CREDENTIAL_CONNECTOR, days_left
 from account_doctor.events_out import publisher_for
 from account_doctor.incidents import as_shown, resolve
-from account_doctor.models import Policy, Release, Verdict, iso
+from account_doctor.models import CAUSES, AccountEvent, Policy, Release, Verdict, iso
 from account_doctor.ports import Publisher
 from account_doctor.providers import CONNECTORS as PROVIDER_CONNECTORS
 from account_doctor.queue import ReleaseQueue
@@ -35,7 +35,10 @@ MAX_LIMIT = 100
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}$")
 _INCIDENT_ID = re.compile(r"^(domain|connector|testing_mode)-[A-Za-z0-9._-]{1,300}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+_PROVIDER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 INCIDENT_STATUSES = ("open", "resolved", "all")
+# Pages of the broken list a filtered page reads at most (SPEC §6: every answer costs a bounded number of reads).
+FILTERED_READS = 5
 # The Nylas connectors GET /health reports, in the order it lists them.
 CONNECTORS = tuple(dict.fromkeys(PROVIDER_CONNECTORS.values()))
 
@@ -74,6 +77,43 @@ def incident_id_of(raw: str) -> str:
             "incident_id must be an id the incidents list returned, e.g. domain-acme.com-20261122T0812-1a2b3c4d5e"
         )
     return raw
+
+
+@dataclass(frozen=True)
+class BrokenFilter:
+    """Which broken accounts a list shows: of one cause (the latest verdict's), provider, or email domain."""
+
+    cause: str | None = None
+    provider: str | None = None
+    domain: str | None = None
+
+    @classmethod
+    def of(cls, cause: str | None = None, provider: str | None = None, domain: str | None = None) -> BrokenFilter:
+        """The filter the caller's query asks for (empty values mean no filter), or InvalidRequest."""
+        cause, provider, domain = cause or None, (provider or "").strip().lower() or None, domain or None
+        if cause is not None and cause not in CAUSES:
+            raise InvalidRequest(f"cause must be one of {', '.join(CAUSES)}")
+        if provider is not None and not _PROVIDER.match(provider):
+            raise InvalidRequest("provider must be a Nylas provider name such as google, microsoft or imap")
+        return cls(cause, provider, domain_of(domain) if domain is not None else None)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.cause or self.provider or self.domain)
+
+    def admits(self, provider: str | None, domain: str | None) -> bool:
+        """What the broken list's own index items tell (the cause needs the verdict)."""
+        if self.provider and (provider or "").lower() != self.provider:
+            return False
+        return not self.domain or domain == self.domain
+
+
+def domain_of(raw: str) -> str:
+    """An email domain, lower-cased, or InvalidRequest."""
+    name = raw.strip().lower().rstrip(".")
+    if not _DOMAIN.match(name):
+        raise InvalidRequest("domain must be an email domain such as example.com")
+    return name
 
 
 @dataclass(frozen=True)
@@ -125,30 +165,52 @@ class AccountsApi:
             return "healthy"
         return "broken"
 
-    def broken_accounts(self, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
-        """Every account whose latest event is a failure, newest first (SPEC §6)."""
-        page = self.events.broken_accounts(limit, cursor)
-        accounts = []
-        for item in page.items:
-            latest = self.verdicts.latest(str(item["account_id"]))
-            accounts.append(
-                {
-                    "account_id": item["account_id"],
-                    "email": item.get("email"),
-                    "provider": item.get("provider"),
-                    "since": item.get("since"),
-                    "latest_verdict": latest.to_dict() if latest else None,
-                }
-            )
-        return {"accounts": accounts, "next": page.next}
+    def account_events(self, account_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+        """The account's recorded events (failures, recoveries, removals), newest first, in pages."""
+        account_id = account_id_of(account_id)
+        page = self.events.history_page(account_id, limit, cursor)
+        events = [{**asdict(AccountEvent.from_dict(item)), "kind": item.get("kind")} for item in page.items]
+        return {"account_id": account_id, "events": events, "next": page.next}
+
+    def broken_accounts(
+        self, limit: int = DEFAULT_LIMIT, cursor: str | None = None, *, wanted: BrokenFilter | None = None
+    ) -> dict[str, Any]:
+        """Every account whose latest event is a failure, newest first (SPEC §6), optionally only those of a
+        cause, provider or domain.
+
+        A filtered page reads at most FILTERED_READS pages of the list looking for matches, so it may hold fewer
+        than `limit` accounts while `next` says more remain: its cost stays bounded however rare the match.
+        """
+        wanted = wanted or BrokenFilter()
+        accounts: list[dict[str, Any]] = []
+        for _ in range(FILTERED_READS if wanted.active else 1):
+            # Never more than the page still has room for: `next` then resumes right after the last one read.
+            page = self.events.broken_accounts(limit - len(accounts), cursor)
+            for item in page.items:
+                if not wanted.admits(item.get("provider"), email_domain(item.get("email"))):
+                    continue
+                latest = self.verdicts.latest(str(item["account_id"]))
+                if wanted.cause and (latest.cause if latest else None) != wanted.cause:
+                    continue
+                accounts.append(
+                    {
+                        "account_id": item["account_id"],
+                        "email": item.get("email"),
+                        "provider": item.get("provider"),
+                        "since": item.get("since"),
+                        "latest_verdict": latest.to_dict() if latest else None,
+                    }
+                )
+            cursor = page.next
+            if cursor is None or len(accounts) >= limit:
+                break
+        return {"accounts": accounts, "next": cursor}
 
     # Domains ------------------------------------------------------------------------------------
 
     def domain(self, domain: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
         """Distinct failing accounts of the domain in the burst and long windows up to now, and its verdicts."""
-        name = domain.strip().lower().rstrip(".")
-        if not _DOMAIN.match(name):
-            raise InvalidRequest("domain must be an email domain such as example.com")
+        name = domain_of(domain)
         now = self.clock()
         window = self.events.domain_failures(name, iso(now - timedelta(days=self.policy.domain_window_days)), iso(now))
         burst_start = iso(now - timedelta(minutes=self.policy.domain_burst_minutes))

@@ -218,6 +218,16 @@ class EventHistory:
         )
         return [AccountEvent.from_dict(item) for item in items]
 
+    def history_page(self, account_id: str, limit: int, cursor: str | None = None) -> Page:
+        """One page of this account's events, newest first (its state item excluded)."""
+        return self._table.query(
+            limit=limit,
+            cursor=cursor,
+            KeyConditionExpression="account_id = :account AND sk < :state",
+            ExpressionAttributeValues={":account": account_id, ":state": STATE_SK},
+            ScanIndexForward=False,
+        )
+
     def latest_event(self, account_id: str) -> AccountEvent | None:
         page = self._table.query(
             limit=1,
