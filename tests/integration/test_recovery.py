@@ -494,3 +494,13 @@ def test_a_click_is_on_the_notification_and_counts_the_episode_clicked_once(reco
     (notification,) = [n for n in harness.service.verdicts.latest("grant-1").notifications if n.kind == "reconnect"]  # type: ignore[union-attr]
     assert (notification.status, notification.opened_at, notification.clicked_at) == ("sent", opened, clicked)
     assert _cause(recovering.report(), "oauth_revoked")["clicked"] == 1
+
+
+def test_a_told_verdict_is_recorded_announced_by_its_episode_write_so_a_late_redelivery_publishes_nothing_again(
+    recovering: Recovering,
+) -> None:
+    event = recovering.fail("grant-1", "ann@acme.io")
+    recovering.back("grant-1", hours=5)
+    recovering.service.diagnose(event)  # redelivered after the recovery (its idempotency record gone)
+    published = recovering.harness.publisher.of_type("Verdict")
+    assert [(v["account_id"], v["cause"]) for v in published] == [("grant-1", "oauth_revoked")]
