@@ -107,6 +107,9 @@ DYNAMODB_GRANTS: dict[str, dict[str, set[str]]] = {
     "SweepFunction": {
         "EventsTable": {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "BatchWriteItem"},
         "EventsTable/index/BrokenAccounts": {"Query"},
+        # An account found recovered is marked on its open incidents; the last member resolves the incident and
+        # deletes its open-incident pointer (SPEC §4c). A removed account is not marked.
+        "IncidentsTable": {"GetItem", "BatchGetItem", "UpdateItem", "DeleteItem"},
     },
     # SES feedback: the message's pointer and its alert claim, and the status on the verdict's notifications.
     # A customer's first click (EmailTracking) counts the account's episode clicked: its state item and aggregate.

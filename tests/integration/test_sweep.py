@@ -26,6 +26,7 @@ from account_doctor.nylas import NylasClient
 from account_doctor.settings import SweepSettings, get_settings
 from account_doctor.stores.dynamo import Table
 from account_doctor.stores.events import EventHistory
+from account_doctor.stores.incidents import IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
 from account_doctor.sweep import sweep_event_id
 from local_stack.bus import capture_bus, drain
@@ -515,3 +516,56 @@ def test_the_schedule_follows_sweep_interval_minutes(minutes: str, expression: s
     assert _evaluate(schedule["Properties"]["ScheduleExpression"], parameters, conditions) == expression
     assert [t["Arn"] for t in schedule["Properties"]["Targets"]] == [{"Fn::GetAtt": ["SweepFunction", "Arn"]}]
     assert [p["Properties"]["Principal"] for p in invoking] == ["events.amazonaws.com"]
+
+
+def recovered_members(incidents: IncidentStore, incident_id: str) -> list[str]:
+    return sorted(m.account_id for m in incidents.members(incident_id, 10)[0] if m.recovered)
+
+
+def test_an_account_the_sweep_finds_valid_is_counted_recovered_on_its_domain_incident(
+    aws: ProvisionedStack, stack: Stack, simulator: NylasSimulator
+) -> None:
+    bus = capture_bus(aws)
+    members = ("g-ana", "g-ben", "g-cy")
+    for grant_id in members:
+        simulator.add_grant(broken_grant(grant_id, f"{grant_id[2:]}@contoso-sweep.com", provider="microsoft"))
+    stack.sweep()
+    stack.drain(diagnose=True)
+    incidents = IncidentStore(Table(aws.physical["IncidentsTable"]))
+    (incident,) = incidents.by_status("open", 10)[0]
+    assert (incident.kind, incident.key, incident.accounts) == ("domain", "contoso-sweep.com", 3)
+    drain(bus)
+
+    simulator.grants["g-ana"].grant_status = "valid"  # its admin reconnected it; no webhook came
+    assert stack.sweep()["recovered"] == 1
+    found = incidents.get(incident.incident_id)
+    assert found is not None
+    assert found.status == "open"
+    assert recovered_members(incidents, incident.incident_id) == ["g-ana"]
+
+    for grant_id in members[1:]:
+        simulator.grants[grant_id].grant_status = "valid"
+    assert stack.sweep()["recovered"] == 2
+    resolved = incidents.get(incident.incident_id)
+    assert resolved is not None
+    assert resolved.status == "resolved"
+    assert recovered_members(incidents, incident.incident_id) == list(members)
+    announced = [e["detail"]["incident_id"] for e in drain(bus) if e["detail-type"] == "IncidentResolved"]
+    assert announced == [incident.incident_id]
+
+
+def test_an_account_the_sweep_finds_gone_is_not_counted_recovered_on_its_incident(
+    aws: ProvisionedStack, stack: Stack, simulator: NylasSimulator
+) -> None:
+    for grant_id in ("g-dan", "g-eve", "g-fay"):
+        simulator.add_grant(broken_grant(grant_id, f"{grant_id[2:]}@fabrikam-sweep.com", provider="microsoft"))
+    stack.sweep()
+    stack.drain(diagnose=True)
+    incidents = IncidentStore(Table(aws.physical["IncidentsTable"]))
+    (incident,) = incidents.by_status("open", 10)[0]
+    del simulator.grants["g-dan"]  # the app deleted it: it did not recover (SPEC §4c)
+    assert stack.sweep()["removed"] == 1
+    found = incidents.get(incident.incident_id)
+    assert found is not None
+    assert found.status == "open"
+    assert recovered_members(incidents, incident.incident_id) == []

@@ -202,6 +202,42 @@ def announce_resolution(store: IncidentRecords, publisher: Publisher | None, inc
 
 
 @dataclass(frozen=True)
+class MemberRecovery:
+    """Marks a recovered account on its open incidents and resolves those whose every member recovered (SPEC §4b,
+    §4c): for the diagnosis function's recoveries and the sweep's alike. `verdicts` finds the incident an
+    earlier delivery resolved (only a redelivery asks); `at_risk` hears of Google consents (None: nobody asks)."""
+
+    store: IncidentRecords
+    history: History
+    publisher: Publisher | None
+    verdicts: Verdicts | None = None
+    at_risk: AtRiskGrants | None = None
+
+    def __call__(self, event: AccountEvent, *, redelivered: bool = False) -> None:
+        """Every step is safe to repeat and is done on every delivery: a delivery that failed after marking the
+        member (or after resolving, before announcing) is finished by the next one."""
+        state = self.history.state(event.account_id) or {}
+        domain = state.get("domain")
+        keys = incident_keys(domain, bool(domain) and is_free_mail(str(domain)), connector(state.get("provider")))
+        if redelivered and self.verdicts is not None:
+            # The incident an earlier delivery resolved has no open pointer any more: found from the verdict.
+            latest = self.verdicts.newest(event.account_id, 1)
+            if latest and latest[0].incident_id:
+                announce_resolution(self.store, self.publisher, latest[0].incident_id)
+        for key, live in self.store.live(keys).items():
+            if key == _TESTING_MODE and self.at_risk is not None and event.trigger in CONSENT_TRIGGERS:
+                # A Google consent while testing mode is open: one more grant dies 7 days later unless published.
+                self.at_risk.consented(live.incident_id, event.account_id, event.email, event.occurred_at)
+            self.store.member_recovered(key, live.incident_id, event.account_id)
+            after = self.store.live([key]).get(key)
+            every_member = (
+                after is not None and after.incident_id == live.incident_id and after.recovered >= after.accounts
+            )
+            if every_member and resolve(self.store, self.publisher, live.incident_id, event.occurred_at) is not None:
+                logger.info("incident resolved: every member recovered", extra={"incident_id": live.incident_id})
+
+
+@dataclass(frozen=True)
 class Placement:
     """Where a new verdict stands: its incident (None: alone), whether this event opened it, and the domain's
     failures its evidence read (an opener of a domain incident revises them)."""
@@ -445,30 +481,10 @@ class IncidentLifecycle:
     # Recovery, release -----------------------------------------------------------------------------------
 
     def recovered(self, event: AccountEvent, *, redelivered: bool = False) -> None:
-        """A recovered account is marked on its open incidents; when every member has recovered, it is resolved.
-
-        Every step is safe to repeat and is done on every delivery: a delivery that failed after marking the
-        member (or after resolving, before announcing) is finished by the next one.
-        """
-        state = self.history.state(event.account_id) or {}
-        domain = state.get("domain")
-        keys = incident_keys(domain, bool(domain) and is_free_mail(str(domain)), connector(state.get("provider")))
-        if redelivered:
-            # The incident an earlier delivery resolved has no open pointer any more: found from the verdict.
-            latest = self.verdicts.newest(event.account_id, 1)
-            if latest and latest[0].incident_id:
-                announce_resolution(self.store, self.publisher, latest[0].incident_id)
-        for key, live in self.store.live(keys).items():
-            if key == _TESTING_MODE and self.at_risk is not None and event.trigger in CONSENT_TRIGGERS:
-                # A Google consent while testing mode is open: one more grant dies 7 days later unless published.
-                self.at_risk.consented(live.incident_id, event.account_id, event.email, event.occurred_at)
-            self.store.member_recovered(key, live.incident_id, event.account_id)
-            after = self.store.live([key]).get(key)
-            every_member = (
-                after is not None and after.incident_id == live.incident_id and after.recovered >= after.accounts
-            )
-            if every_member and resolve(self.store, self.publisher, live.incident_id, event.occurred_at) is not None:
-                logger.info("incident resolved: every member recovered", extra={"incident_id": live.incident_id})
+        """A recovered account is marked on its open incidents (see MemberRecovery)."""
+        MemberRecovery(self.store, self.history, self.publisher, self.verdicts, self.at_risk)(
+            event, redelivered=redelivered
+        )
 
     def release(self, request: Release) -> int:
         """Sends the held reconnect emails of one page of members still broken; queues the next page."""

@@ -178,8 +178,10 @@ class SweepSettings(_Sending):
     grace_seconds: int
     sweep_notify_days: int
     events_table: str
-    # An account the sweep finds recovered is announced (AccountRecovered, SPEC §3b, §4c).
+    # An account the sweep finds recovered is announced (AccountRecovered, SPEC §3b, §4c) and marked on its
+    # open incidents (§4b).
     event_bus_name: str
+    incidents_table: str
     microsoft_client_secret_expires_on: str
 
 

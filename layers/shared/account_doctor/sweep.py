@@ -24,8 +24,9 @@ from typing import Any
 
 import boto3
 
-from account_doctor.episodes import Recovery
+from account_doctor.episodes import EpisodeEnd, Recovery
 from account_doctor.events_out import publisher_for
+from account_doctor.incidents import MemberRecovery
 from account_doctor.models import AccountEvent, AccountState, iso, parse_iso
 from account_doctor.nylas import ListedAccount, NylasClient, NylasUnavailable
 from account_doctor.ports import KnownEvent
@@ -35,6 +36,7 @@ from account_doctor.settings import SweepSettings
 from account_doctor.stores.dynamo import Table, dynamodb_client
 from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
+from account_doctor.stores.incidents import IncidentStore
 
 SOURCE = "sweep"
 # The webhook trigger each broken status stands for (SPEC §3b).
@@ -244,12 +246,14 @@ def latest_events_of(
 class UnlistedCloser:
     """The sweep closes what it can see (SPEC §3b): an account on the broken list that a complete listing no
     longer shows broken is looked up once; `valid` ends its episode (`recovered_by: sweep`), a 404 ends it
-    as removed. Each ended account leaves the broken list, so it is not looked up again."""
+    as removed. Each ended account leaves the broken list, so it is not looked up again. A recovered account is
+    marked on its open incidents (SPEC §4c); a removed one did not recover and is not."""
 
     broken_accounts: Callable[[], Iterable[tuple[str, str]]]  # (account id, api version) on the broken list
     account_state: Callable[[str, str], AccountState]  # Nylas's answer for (account id, api version)
-    looked_up: Callable[..., object | None]  # Recovery.account_looked_up
+    looked_up: Callable[..., EpisodeEnd | None]  # Recovery.account_looked_up
     versions: Callable[[], frozenset[str]]  # the API versions the listing covered (v2 only when configured)
+    recovered: Callable[[AccountEvent], object] = lambda event: None  # MemberRecovery: marks its incidents
 
     def __call__(self, listed: set[str], summary: SweepSummary) -> None:
         run = f"sweep-{iso(datetime.now(UTC))}"  # names this run on the episodes it ends
@@ -260,9 +264,11 @@ class UnlistedCloser:
             state = self.account_state(account_id, api_version)
             if not (state.healthy or not state.exists):
                 continue
-            if self.looked_up(account_id, valid=state.healthy, gone=not state.exists, run=run) is None:
+            end = self.looked_up(account_id, valid=state.healthy, gone=not state.exists, run=run)
+            if end is None:
                 continue
-            if state.healthy:
+            if end.recovered:
+                self.recovered(end.as_recovery_event())
                 summary.recovered += 1
             else:
                 summary.removed += 1
@@ -316,7 +322,9 @@ def build_sweep(settings: SweepSettings) -> ScheduledSweep:
     episodes = EpisodeRecords(table)
     nylas = NylasClient(settings)
     queue = DiagnosisQueue(boto3.client("sqs"), settings.diagnosis_queue_url, settings.grace_seconds)
-    recovery = Recovery(episodes, publisher_for(settings.event_bus_name))
+    publisher = publisher_for(settings.event_bus_name)
+    recovery = Recovery(episodes, publisher)
+    incidents = IncidentStore(Table(settings.incidents_table, table.client))
     reminder_queue = ReminderQueue(settings.diagnosis_queue_url)
 
     def account_state(account_id: str, api_version: str) -> AccountState:
@@ -332,6 +340,8 @@ def build_sweep(settings: SweepSettings) -> ScheduledSweep:
             account_state=account_state,
             looked_up=recovery.account_looked_up,
             versions=lambda: frozenset({"v3", "v2"} if nylas.v2_configured() else {"v3"}),
+            # No at-risk list: an account found valid is not a new consent.
+            recovered=MemberRecovery(incidents, history, publisher),
         ),
     )
     return ScheduledSweep(sweep, nylas, reminders=lambda now: enqueue_due(episodes, reminder_queue.send, now))
