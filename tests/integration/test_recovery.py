@@ -548,3 +548,13 @@ def test_the_account_answer_shows_how_its_last_episode_ended(recovering: Recover
         (iso(START + timedelta(hours=30)), None),
         (iso(START), "replaced"),
     ]
+
+
+def test_a_told_verdict_is_recorded_announced_by_its_episode_write_so_a_late_redelivery_publishes_nothing_again(
+    recovering: Recovering,
+) -> None:
+    event = recovering.fail("grant-1", "ann@acme.io")
+    recovering.back("grant-1", hours=5)
+    recovering.service.diagnose(event)  # redelivered after the recovery (its idempotency record gone)
+    published = recovering.harness.publisher.of_type("Verdict")
+    assert [(v["account_id"], v["cause"]) for v in published] == [("grant-1", "oauth_revoked")]
