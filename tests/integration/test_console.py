@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import re
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,10 @@ from botocore.client import BaseClient
 from starlette.testclient import TestClient
 
 from account_doctor.accounts_api import AccountsApi
+from account_doctor.episodes import Recovery
 from account_doctor.models import AccountEvent, Release, Step, Verdict, iso
 from account_doctor.stores.dynamo import Table, dynamodb_client
+from account_doctor.stores.episodes import EpisodeRecords
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import Incident
 from account_doctor_cli import main as cli
@@ -171,7 +173,7 @@ def test_the_account_page_shows_one_timeline_with_every_step_and_each_emails_del
         assert f'<span class="question">{escape(step.question)}</span>' in page.text
     assert 'reconnect</td><td data-label="To">pat@gmail.com' in page.text
     assert 'class="delivery delivery-sent">sent<' in page.text
-    assert "Not available yet:</strong> recovery episodes" in page.text
+    assert '<td data-label="Recovered">still broken</td>' in page.text
 
 
 def test_an_account_with_500_verdicts_opens_with_one_page_of_them_in_a_few_calls(
@@ -308,31 +310,31 @@ def test_the_overview_shows_the_report_and_health_once_the_core_answers_them(har
     assert "(checked <time" in page.text
 
 
-def test_the_account_page_shows_episodes_once_the_core_answers_them(harness: Harness) -> None:
-    """When the account's answer carries `episodes` (SPEC §4c), the page lists them instead of the note."""
-    episode = {
-        "failed_at": iso(START),
-        "recovered_at": iso(START + timedelta(hours=5)),
-        "recovered_by": "replaced",
-        "replaced_by": "grant-new",
-        "cause": "oauth_revoked",
-        "emails_sent": 2,
-    }
-
-    @dataclass(frozen=True)
-    class WithEpisodes(AccountsApi):
-        def account(self, account_id: str, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
-            return {**super().account(account_id, limit, cursor), "episodes": [episode]}
-
+def test_the_account_page_shows_the_open_episode_and_how_the_last_one_ended(harness: Harness) -> None:
+    """The account's answer carries its episodes (SPEC §4c): the page lists them instead of the note."""
+    episodes = EpisodeRecords(Table(harness.settings.events_table, dynamodb_client()))
+    harness.service = replace(harness.service, recovery=Recovery(episodes, harness.publisher))
     harness.diagnose(harness.fail(1, "pat@gmail.com", "google", minutes=0))
-    plain = sources_of(harness).api
-    api = WithEpisodes(plain.events, plain.verdicts, plain.incidents, plain.policy)
-    page = TestClient(create_app(Sources(api=api)), base_url=CONSOLE).get("/accounts/grant-1")
+    harness.service.record(
+        AccountEvent(
+            "evt-new", "v3", "grant.created", "grant-new", iso(START + timedelta(hours=5)), "google", "pat@gmail.com"
+        )
+    )
+    again = AccountEvent(
+        "evt-again", "v3", "grant.expired", "grant-1", iso(START + timedelta(hours=10)), "google", "pat@gmail.com"
+    )
+    harness.service.record(again)
+    harness.diagnose(again)
+
+    page = console(harness).get("/accounts/grant-1")
 
     assert page.status_code == 200
     assert "Not available yet:</strong> recovery episodes" not in page.text
-    assert '<td data-label="By">replaced (grant-new)</td>' in page.text
-    assert '<td data-label="Emails">2</td>' in page.text
+    rows = re.findall(r"<tr><td data-label=\"Failed\">.*?</tr>", page.text)
+    assert len(rows) == 2, rows
+    assert '<td data-label="Recovered">still broken</td>' in rows[0]
+    assert '<td data-label="By">replaced (grant-new)</td>' in rows[1]
+    assert '<td data-label="Emails">1</td>' in rows[1]
 
 
 def test_an_optional_source_that_keeps_nothing_reads_as_not_available(harness: Harness) -> None:

@@ -496,6 +496,60 @@ def test_a_click_is_on_the_notification_and_counts_the_episode_clicked_once(reco
     assert _cause(recovering.report(), "oauth_revoked")["clicked"] == 1
 
 
+def _account(account: str) -> dict[str, object]:
+    status, answer = _call(
+        load_handler("accounts_api"), "GET", f"/accounts/{account}", "/accounts/{account_id}", {"account_id": account}
+    )
+    assert status == 200, answer
+    return answer  # type: ignore[no-any-return]
+
+
+def test_the_account_answer_shows_its_open_episode_with_its_emails(recovering: Recovering) -> None:
+    recovering.fail("grant-1", "ann@acme.io")
+
+    answer = _account("grant-1")
+
+    assert answer["status"] == "broken"
+    assert answer["episodes"] == [
+        {
+            "failed_at": iso(START),
+            "cause": "oauth_revoked",
+            "incident_id": None,
+            "emails_sent": 1,
+            "reminders_sent": 0,
+            "recovered_at": None,
+            "recovered_by": None,
+            "replaced_by": None,
+        }
+    ]
+
+
+def test_the_account_answer_shows_how_its_last_episode_ended(recovering: Recovering) -> None:
+    recovering.fail("grant-old", "ann@acme.io")
+    recovering.back("grant-new", hours=2, trigger="grant.created", email="ann@acme.io")
+    assert _account("grant-old")["episodes"] == [
+        {
+            "failed_at": iso(START),
+            "cause": "oauth_revoked",
+            "incident_id": None,
+            "emails_sent": 1,
+            "reminders_sent": 0,
+            "recovered_at": iso(START + timedelta(hours=2)),
+            "recovered_by": "replaced",
+            "replaced_by": "grant-new",
+        }
+    ]
+    # It breaks again: the new open episode first, the ended one after it.
+    recovering.fail("grant-old", "ann@acme.io", hours=30, n=2)
+
+    episodes = _account("grant-old")["episodes"]
+
+    assert [(e["failed_at"], e["recovered_by"]) for e in episodes] == [  # type: ignore[index]
+        (iso(START + timedelta(hours=30)), None),
+        (iso(START), "replaced"),
+    ]
+
+
 def test_a_told_verdict_is_recorded_announced_by_its_episode_write_so_a_late_redelivery_publishes_nothing_again(
     recovering: Recovering,
 ) -> None:

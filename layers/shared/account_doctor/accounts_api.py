@@ -21,7 +21,7 @@ from account_doctor.recovery_report import InvalidDays, RecoveryReport, report_d
 from account_doctor.settings import ReadApiSettings, Settings
 from account_doctor.stores.at_risk import AtRiskStore
 from account_doctor.stores.dynamo import Table, dynamodb_client
-from account_doctor.stores.episodes import EpisodeRecords
+from account_doctor.stores.episodes import EpisodeRecords, episodes_of
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.incidents import Incident, IncidentStore
 from account_doctor.stores.verdicts import VerdictStore, page_verdicts
@@ -133,7 +133,8 @@ class AccountsApi:
     # Accounts -----------------------------------------------------------------------------------
 
     def account(self, account_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
-        """The account's status and verdicts (newest first, in pages); NotFound when the history never saw it."""
+        """The account's status, episodes (from its state item, read for the status anyway) and verdicts (newest
+        first, in pages); NotFound when the history never saw it."""
         account_id = account_id_of(account_id)
         page = self.verdicts.account_verdicts(account_id, limit=limit, cursor=cursor)
         verdicts = page_verdicts(page)
@@ -144,6 +145,7 @@ class AccountsApi:
         return {
             "account_id": account_id,
             "status": self._status(latest, state),
+            "episodes": episodes_of(state),
             "latest_verdict": latest.to_dict() if latest else None,
             "verdicts": [verdict.to_dict() for verdict in verdicts],
             "next": page.next,

@@ -3,7 +3,8 @@
 Items (partition `account_id`, sort `sk`):
 - `state` (the account's state item, `stores/events.py`): the open episode, `episode_*`, begun by the first
   failure after healthy; `broken_address` (connector#address) while it is open, indexed by BrokenByAddress
-  so a new grant finds the broken account it replaces with one key query.
+  so a new grant finds the broken account it replaces with one key query; `last_episode`, how the latest
+  ended one went, written by its end, so the account's answer shows both with the one read of its state.
 - `#recovery#{shard}` / `{day}`: per cause (`{cause}:{counter}` attributes), what the episodes that began that
   day came to (failures, recovered by each way, removed, emailed, reminded, clicked, within 72 h, a
   time-to-recover histogram `ttr_{bucket}`) and `ended`, the episodes of that cause that ended that day.
@@ -85,6 +86,41 @@ def episode_of(state: Mapping[str, Any] | None) -> Episode | None:
         reminded=bool(state.get("episode_reminded")),
         clicked=bool(state.get("episode_clicked")),
     )
+
+
+def episodes_of(state: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The account's episodes as the read API answers them (SPEC §4c): the open one, then the last ended."""
+    shown: list[dict[str, Any]] = []
+    episode = episode_of(state)
+    if episode is not None:
+        shown.append({**_shown(episode), "recovered_at": None, "recovered_by": None, "replaced_by": None})
+    if state and state.get("last_episode"):
+        last = dict(state["last_episode"])
+        # DynamoDB hands its numbers back as Decimal; the answer is JSON.
+        shown.append({**last, "emails_sent": int(last["emails_sent"]), "reminders_sent": int(last["reminders_sent"])})
+    return shown
+
+
+def _shown(episode: Episode) -> dict[str, Any]:
+    return {
+        "failed_at": episode.failed_at,
+        "cause": episode.cause,
+        "incident_id": episode.incident_id,
+        # Customer emails of the episode, reminders included (SPEC §4c `emails_sent`).
+        "emails_sent": len(episode.emails),
+        "reminders_sent": sum(1 for e in episode.emails if e.startswith("reminder#")),
+    }
+
+
+def _last_episode(end: EpisodeEnd) -> dict[str, Any]:
+    """What the state item keeps of an ended episode: its open fields and how it ended."""
+    return {
+        **_shown(end.episode),
+        "cause": end.episode.counted_cause,
+        "recovered_at": end.recovered_at,
+        "recovered_by": end.ending,
+        "replaced_by": end.replaced_by,
+    }
 
 
 def _seconds_from_now(days: int) -> int:
@@ -293,7 +329,10 @@ class EpisodeRecords:
             # The account's latest event is still a failure, yet it works (or is gone): off the broken list.
             removed += ["broken", "since"]
         state = self._state_update(
-            episode.account_id, "REMOVE " + ", ".join(removed), "episode_id = :id", {":id": episode.episode_id}
+            episode.account_id,
+            "REMOVE " + ", ".join(removed) + " SET last_episode = :last",
+            "episode_id = :id",
+            {":id": episode.episode_id, ":last": _last_episode(end)},
         )
         counted: Counter[tuple[str, str]] = Counter()
         for name, added in end.counts().items():
