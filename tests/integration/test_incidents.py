@@ -277,20 +277,25 @@ def test_concurrent_first_members_open_one_incident_and_count_everyone_once(harn
     assert sorted(m.account_id for m in members) == sorted(f"grant-{n}" for n in range(20))
 
 
+def fail_in_testing_mode(harness: Harness, n: int) -> str:
+    """Google grant n dies 7 days after its last consent, an hour after grant n-1: rule 4a."""
+    event = AccountEvent(
+        f"evt-{n}",
+        "v3",
+        "grant.expired",
+        f"grant-{n}",
+        iso(START + timedelta(hours=n)),
+        "google",
+        f"a{n}@gmail.com",
+        grant_updated_at=iso(START + timedelta(hours=n) - timedelta(days=7)),
+    )
+    harness.service.record(event)
+    return harness.diagnose(event)
+
+
 def test_google_testing_mode_accounts_share_one_incident_and_one_alert(harness: Harness) -> None:
     for n in range(3):
-        event = AccountEvent(
-            f"evt-{n}",
-            "v3",
-            "grant.expired",
-            f"grant-{n}",
-            iso(START + timedelta(hours=n)),
-            "google",
-            f"a{n}@gmail.com",
-            grant_updated_at=iso(START + timedelta(hours=n) - timedelta(days=7)),
-        )
-        harness.service.record(event)
-        assert harness.diagnose(event) == "google_testing_mode"
+        assert fail_in_testing_mode(harness, n) == "google_testing_mode"
     assert len(harness.outbox.to(harness.settings.operator_email)) == 1
     incidents, _ = harness.incidents.by_status("open", 10)
     assert [(i.kind, i.accounts) for i in incidents] == [("testing_mode", 3)]

@@ -16,7 +16,7 @@ from account_doctor.stores.dynamo import Table
 from account_doctor.stores.events import EventHistory
 from account_doctor.stores.watch import WatchStore
 from account_doctor.testing_mode import AtRiskWatch
-from tests.integration.test_incidents import START, Harness
+from tests.integration.test_incidents import START, Harness, fail_in_testing_mode
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -54,21 +54,6 @@ def census_with_consents(harness: Harness, consents: dict[str, float]) -> None:
     for n, (account_id, days) in enumerate(consents.items()):
         tally.consents[account_id] = Consent(account_id, f"new{n}@gmail.com", iso(START - timedelta(days=days)))
     harness.service.history.census.publish(tally, iso(START))
-
-
-def fail_in_testing_mode(harness: Harness, n: int) -> str:
-    event = AccountEvent(
-        f"evt-{n}",
-        "v3",
-        "grant.expired",
-        f"grant-{n}",
-        iso(START + timedelta(hours=n)),
-        "google",
-        f"a{n}@gmail.com",
-        grant_updated_at=iso(START + timedelta(hours=n) - timedelta(days=7)),
-    )
-    harness.service.record(event)
-    return harness.diagnose(event)
 
 
 def test_the_incident_lists_the_grants_at_risk_soonest_first_and_its_alert_says_how_many(watched: Harness) -> None:
